@@ -59,3 +59,14 @@ PROTOCOL_LEVEL_311 = const(4)
 
 # The largest value the Remaining Length field can encode (2.2.3).
 MAX_REMAINING_LENGTH = const(268435455)
+
+# Log types, as mosquitto's log_type names them; a mask selects which are printed.
+LOG_ERR = const(0x01)
+LOG_WARNING = const(0x02)
+LOG_NOTICE = const(0x04)
+LOG_INFO = const(0x08)
+LOG_SUBSCRIBE = const(0x10)
+LOG_UNSUBSCRIBE = const(0x20)
+LOG_DEBUG = const(0x40)
+LOG_ALL = const(0x7F)
+LOG_DEFAULT = const(0x0F)
