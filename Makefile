@@ -1,0 +1,50 @@
+# The front door: make setup | run | test | typecheck | clean | distclean (GNU make).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+
+# mypy's file list lives in pyproject.toml; pass only those of its directories that
+# already hold Python files (mypy refuses a directory with none).
+MYPY_DIRS := $(foreach d,broker ports,$(if $(shell find $(d) -name '*.py' -print -quit 2>/dev/null),$(d)))
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test typecheck clean distclean
+
+help:
+	@echo "make setup      create .venv with every Python dependency (incl. micropython)"
+	@echo "make run        CPython broker on 127.0.0.1:1883 with the embedded default config"
+	@echo "                (extra arguments: make run ARGS='-v -p 1884')"
+	@echo "make test       typecheck, pytest over tests/, core tests on MicroPython"
+	@echo "make typecheck  mypy over broker/ and ports/"
+	@echo "make clean      remove caches and build output (keeps .venv)"
+	@echo "make distclean  clean, and remove .venv"
+
+setup: $(STAMP)
+
+# Re-run only when .venv is missing or pyproject.toml changed since the last install.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+run: $(STAMP)
+	$(PY) -m broker $(ARGS)
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy $(MYPY_DIRS)
+
+test: $(STAMP) typecheck
+	$(PY) -m pytest -q
+	$(VENV)/bin/micropython tools/mptest.py tests/core
+
+clean:
+	rm -rf .mypy_cache .pytest_cache build *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -path ./$(VENV) -prune -o \( -name '*.pyc' -o -name '*.mpy' \) -type f -exec rm -f {} +
+
+distclean: clean
+	rm -rf $(VENV)
