@@ -29,6 +29,14 @@ if MPY:
             dst[dpos + i] = src[spos + i]
             i += 1
 
+    def equal_at(a, apos, b, bpos, n):  # type: ignore[no-untyped-def]
+        i = 0
+        while i < n:
+            if a[apos + i] != b[bpos + i]:
+                return False
+            i += 1
+        return True
+
     def utf8_valid(buf, start, end):  # type: ignore[no-untyped-def]
         i = start
         while i < end:
@@ -73,6 +81,9 @@ else:
 
     def copy_into(dst: bytearray, dpos: int, src: "Buffer", spos: int, n: int) -> None:
         dst[dpos:dpos + n] = memoryview(src)[spos:spos + n]
+
+    def equal_at(a: "Buffer", apos: int, b: "Buffer", bpos: int, n: int) -> bool:
+        return memoryview(a)[apos:apos + n] == memoryview(b)[bpos:bpos + n]
 
     def utf8_valid(buf: "Buffer", start: int, end: int) -> bool:
         # CPython's strict UTF-8 codec already rejects overlong forms and surrogates

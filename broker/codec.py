@@ -1,0 +1,536 @@
+"""MQTT 3.1 / 3.1.1 byte-level codec: an incremental framer, parsers and encoders.
+
+The framer and the PUBLISH parser work in place (buffer plus offsets, no slices) because they sit on
+the routing path. CONNECT, SUBSCRIBE and UNSUBSCRIBE decode into small objects: those happen at
+connect and subscribe time, where allocation is allowed.
+"""
+from broker.bytesops import copy_into, utf8_valid
+from broker.const import (
+    CONNACK, CONNECT, DISCONNECT, MAX_REMAINING_LENGTH, PINGREQ, PINGRESP, PUBACK, PUBCOMP,
+    PUBLISH, PUBREC, PUBREL, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE,
+    CONNECT_FLAG_CLEAN_SESSION, CONNECT_FLAG_PASSWORD, CONNECT_FLAG_RESERVED,
+    CONNECT_FLAG_USERNAME, CONNECT_FLAG_WILL, CONNECT_FLAG_WILL_RETAIN,
+    PROTOCOL_LEVEL_31, PROTOCOL_LEVEL_311, const,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional, Tuple, Union
+    Buffer = Union[bytes, bytearray]
+
+_INITIAL_PENDING = const(64)
+_KEEP_PENDING = const(256)
+
+
+class MalformedPacket(Exception):
+    """The peer broke the framing or the packet format; the connection must be closed [MQTT-4.8.0-1]."""
+
+
+class PacketTooLarge(MalformedPacket):
+    """The declared packet size exceeds max_packet_size; refused before its body is buffered."""
+
+
+# Expected fixed-header flags per packet type [MQTT-2.2.2-1]; -1 for PUBLISH, whose flags carry
+# DUP, QoS and RETAIN.
+_FLAGS = (-1, 0, 0, -1, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, -1)
+
+
+def header_flags_valid(b0: int) -> bool:
+    """Fixed-header flag bits as section 2.2.2 requires, and no reserved packet type (0, 15)."""
+    t = b0 >> 4
+    if t == 0 or t == 15:
+        return False
+    f = _FLAGS[t]
+    if f < 0:
+        return (b0 & 0x06) != 0x06  # QoS 3 is malformed [MQTT-3.3.1-4]
+    return (b0 & 0x0F) == f
+
+
+class Reader:
+    """Frames packets out of a byte stream fed in arbitrary pieces.
+
+    take() consumes bytes; when it has a whole packet, `ready` is set and the packet body (after
+    the fixed header) is `buf[start:end]`, with `b0` its first byte. A packet that arrives whole is
+    not copied: `buf` is then the caller's buffer, valid until the caller reuses it. A split packet
+    is gathered in `pending`, which grows only as its bytes arrive, never past max_packet_size.
+    """
+
+    def __init__(self, max_packet_size: int) -> None:
+        self.max_packet_size = max_packet_size
+        self.pending = bytearray(0)
+        self.have = 0          # bytes held in pending
+        self.need = 0          # total size of the pending packet, 0 while its header is incomplete
+        self.hlen = 0          # fixed header size of the last header decoded
+        self.ready = False
+        self.buf = self.pending  # type: Buffer
+        self.b0 = 0
+        self.start = 0
+        self.end = 0
+
+    def _header(self, src: "Buffer", pos: int, end: int) -> int:
+        """Total packet size from a fixed header at src[pos:end]: -1 if incomplete."""
+        rl = 0
+        shift = 0
+        i = pos + 1
+        while i < end:
+            b = src[i]
+            rl |= (b & 0x7F) << shift
+            i += 1
+            if b < 0x80:
+                self.hlen = i - pos
+                total = self.hlen + rl
+                if total > self.max_packet_size:
+                    raise PacketTooLarge("packet of %d bytes exceeds max_packet_size %d"
+                                         % (total, self.max_packet_size))
+                return total
+            shift += 7
+            if shift > 21:
+                raise MalformedPacket("remaining length longer than 4 bytes")
+        return -1
+
+    def take(self, src: "Buffer", pos: int, end: int) -> int:
+        """Consume src[pos:end] up to the end of the next packet; return the new position."""
+        self.ready = False
+        if self.have == 0:
+            if pos >= end:
+                return pos
+            b0 = src[pos]
+            if not header_flags_valid(b0):
+                raise MalformedPacket("invalid fixed header 0x%02x" % b0)
+            total = self._header(src, pos, end)
+            if total >= 0 and pos + total <= end:
+                self.b0 = b0
+                self.buf = src
+                self.start = pos + self.hlen
+                self.end = pos + total
+                self.ready = True
+                return pos + total
+            self.need = total if total >= 0 else 0
+        pending = self.pending
+        while self.need == 0 and pos < end:
+            if self.have >= len(pending):
+                pending = self._grow(self.have + 1)
+            pending[self.have] = src[pos]
+            self.have += 1
+            pos += 1
+            total = self._header(pending, 0, self.have)
+            if total >= 0:
+                self.need = total
+        if self.need == 0:
+            return pos
+        n = self.need - self.have
+        if n > end - pos:
+            n = end - pos
+        if self.have + n > len(pending):
+            pending = self._grow(self.have + n)
+        copy_into(pending, self.have, src, pos, n)
+        self.have += n
+        pos += n
+        if self.have == self.need:
+            self.b0 = pending[0]
+            self.buf = pending
+            self.start = self.hlen
+            self.end = self.need
+            self.ready = True
+            self.have = 0
+            self.need = 0
+        return pos
+
+    def _grow(self, size: int) -> bytearray:
+        n = len(self.pending) or _INITIAL_PENDING
+        while n < size:
+            n *= 2
+        cap = self.need or 5
+        if n > cap:
+            n = cap if cap >= size else size
+        grown = bytearray(n)
+        copy_into(grown, 0, self.pending, 0, self.have)
+        self.pending = grown
+        return grown
+
+    def release(self) -> None:
+        """Drop a large gathering buffer once its packet has been handled."""
+        if self.have == 0 and len(self.pending) > _KEEP_PENDING:
+            self.pending = bytearray(0)
+
+    def buffered(self) -> int:
+        """Bytes of memory held for incomplete packets (bounded by max_packet_size)."""
+        return len(self.pending)
+
+
+# ---- Field readers (raise MalformedPacket on truncation) ----
+
+def read_u16(buf: "Buffer", pos: int, end: int) -> int:
+    if pos + 2 > end:
+        raise MalformedPacket("truncated packet")
+    return (buf[pos] << 8) | buf[pos + 1]
+
+
+def read_binary(buf: "Buffer", pos: int, end: int) -> bytes:
+    n = read_u16(buf, pos, end)
+    if pos + 2 + n > end:
+        raise MalformedPacket("truncated string")
+    return bytes(buf[pos + 2:pos + 2 + n])
+
+
+def read_string(buf: "Buffer", pos: int, end: int) -> str:
+    """A UTF-8 encoded string [MQTT-1.5.3-1] [MQTT-1.5.3-2]."""
+    n = read_u16(buf, pos, end)
+    if pos + 2 + n > end:
+        raise MalformedPacket("truncated string")
+    if not utf8_valid(buf, pos + 2, pos + 2 + n):
+        raise MalformedPacket("invalid UTF-8 string")
+    return str(bytes(buf[pos + 2:pos + 2 + n]), "utf-8")
+
+
+# ---- Decoded packets (connect and subscribe time, and the client side) ----
+
+class Connect:
+    def __init__(self) -> None:
+        self.protocol_name = ""
+        self.protocol_level = 0
+        self.flags = 0
+        self.keepalive = 0
+        self.client_id = ""
+        self.will_topic = None  # type: Optional[bytes]
+        self.will_payload = b""
+        self.will_qos = 0
+        self.will_retain = False
+        self.username = None  # type: Optional[str]
+        self.password = None  # type: Optional[bytes]
+
+    @property
+    def clean_session(self) -> bool:
+        return bool(self.flags & CONNECT_FLAG_CLEAN_SESSION)
+
+    def supported(self) -> bool:
+        return ((self.protocol_name == "MQTT" and self.protocol_level == PROTOCOL_LEVEL_311)
+                or (self.protocol_name == "MQIsdp" and self.protocol_level == PROTOCOL_LEVEL_31))
+
+
+def decode_connect(buf: "Buffer", pos: int, end: int) -> Connect:
+    """Parse a CONNECT body. An unsupported protocol name or level stops parsing early (the rest
+    may follow another specification) so that the caller can answer CONNACK 0x01 [MQTT-3.1.2-2]."""
+    c = Connect()
+    n = read_u16(buf, pos, end)
+    if pos + 2 + n > end or not utf8_valid(buf, pos + 2, pos + 2 + n):
+        raise MalformedPacket("bad protocol name")
+    c.protocol_name = str(bytes(buf[pos + 2:pos + 2 + n]), "utf-8")
+    pos += 2 + n
+    if pos + 4 > end:
+        raise MalformedPacket("truncated CONNECT variable header")
+    c.protocol_level = buf[pos]
+    if not c.supported():
+        return c
+    flags = buf[pos + 1]
+    c.flags = flags
+    c.keepalive = (buf[pos + 2] << 8) | buf[pos + 3]
+    pos += 4
+    if flags & CONNECT_FLAG_RESERVED:
+        raise MalformedPacket("CONNECT reserved flag set")  # [MQTT-3.1.2-3]
+    will_qos = (flags >> 3) & 3
+    if flags & CONNECT_FLAG_WILL:
+        if will_qos == 3:
+            raise MalformedPacket("will QoS 3")  # [MQTT-3.1.2-14]
+    elif will_qos or flags & CONNECT_FLAG_WILL_RETAIN:
+        raise MalformedPacket("will QoS or retain set without will flag")  # [MQTT-3.1.2-13] [MQTT-3.1.2-15]
+    if flags & CONNECT_FLAG_PASSWORD and not flags & CONNECT_FLAG_USERNAME:
+        raise MalformedPacket("password flag without username flag")  # [MQTT-3.1.2-22]
+    c.client_id = read_string(buf, pos, end)
+    pos += 2 + len(c.client_id.encode())
+    if flags & CONNECT_FLAG_WILL:
+        c.will_topic = read_binary(buf, pos, end)
+        pos += 2 + len(c.will_topic)
+        c.will_payload = read_binary(buf, pos, end)
+        pos += 2 + len(c.will_payload)
+        c.will_qos = will_qos
+        c.will_retain = bool(flags & CONNECT_FLAG_WILL_RETAIN)
+    if flags & CONNECT_FLAG_USERNAME:
+        c.username = read_string(buf, pos, end)
+        pos += 2 + len(c.username.encode())
+    if flags & CONNECT_FLAG_PASSWORD:
+        c.password = read_binary(buf, pos, end)
+        pos += 2 + len(c.password)
+    if pos != end:
+        raise MalformedPacket("unexpected bytes after CONNECT payload")
+    return c
+
+
+class Publish:
+    """An in-place view of a PUBLISH: offsets into the buffer it was parsed from. One instance is
+    reused for every incoming PUBLISH, so parsing allocates nothing."""
+
+    def __init__(self) -> None:
+        self.b0 = 0
+        self.qos = 0
+        self.mid = 0
+        self.topic_start = 0
+        self.topic_end = 0
+        self.payload_start = 0
+        self.payload_end = 0
+
+
+def parse_publish(view: Publish, b0: int, buf: "Buffer", pos: int, end: int) -> None:
+    if pos + 2 > end:
+        raise MalformedPacket("truncated PUBLISH")
+    tlen = (buf[pos] << 8) | buf[pos + 1]
+    ts = pos + 2
+    te = ts + tlen
+    qos = (b0 >> 1) & 3
+    p = te + 2 if qos else te
+    if p > end:
+        raise MalformedPacket("truncated PUBLISH")
+    view.b0 = b0
+    view.qos = qos
+    view.topic_start = ts
+    view.topic_end = te
+    view.mid = ((buf[te] << 8) | buf[te + 1]) if qos else 0
+    view.payload_start = p
+    view.payload_end = end
+
+
+def decode_subscribe(buf: "Buffer", pos: int, end: int) -> "Tuple[int, List[Tuple[bytes, int]]]":
+    """SUBSCRIBE body -> (packet id, [(filter, requested qos)])."""
+    mid = read_u16(buf, pos, end)
+    pos += 2
+    topics = []
+    while pos < end:
+        filt = read_binary(buf, pos, end)
+        pos += 2 + len(filt)
+        if pos >= end:
+            raise MalformedPacket("SUBSCRIBE filter without requested QoS")
+        qos = buf[pos]
+        pos += 1
+        if qos > 2:
+            raise MalformedPacket("SUBSCRIBE requested QoS byte 0x%02x" % qos)  # [MQTT-3.8.3-4]
+        topics.append((filt, qos))
+    if not topics:
+        raise MalformedPacket("SUBSCRIBE with no topic filter")  # [MQTT-3.8.3-3]
+    return mid, topics
+
+
+def decode_unsubscribe(buf: "Buffer", pos: int, end: int) -> "Tuple[int, List[bytes]]":
+    mid = read_u16(buf, pos, end)
+    pos += 2
+    filters = []
+    while pos < end:
+        filt = read_binary(buf, pos, end)
+        pos += 2 + len(filt)
+        filters.append(filt)
+    if not filters:
+        raise MalformedPacket("UNSUBSCRIBE with no topic filter")  # [MQTT-3.10.3-2]
+    return mid, filters
+
+
+# ---- Writers into a preallocated buffer ----
+
+def remaining_length_size(n: int) -> int:
+    if n < 128:
+        return 1
+    if n < 16384:
+        return 2
+    if n < 2097152:
+        return 3
+    return 4
+
+
+def put_remaining_length(buf: bytearray, pos: int, n: int) -> int:
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            buf[pos] = b | 0x80
+            pos += 1
+        else:
+            buf[pos] = b
+            return pos + 1
+
+
+def publish_size(b0: int, tlen: int, plen: int) -> int:
+    """Bytes an outgoing PUBLISH takes on the wire."""
+    rl = 2 + tlen + plen + (2 if b0 & 0x06 else 0)
+    return 1 + remaining_length_size(rl) + rl
+
+
+def put_publish(out: bytearray, pos: int, b0: int, mid: int, src: "Buffer",
+                ts: int, te: int, ps: int, pe: int) -> int:
+    """Write a PUBLISH whose topic is src[ts:te] and payload src[ps:pe]; return the end offset."""
+    tlen = te - ts
+    rl = 2 + tlen + pe - ps
+    if b0 & 0x06:
+        rl += 2
+    out[pos] = b0
+    pos = put_remaining_length(out, pos + 1, rl)
+    out[pos] = tlen >> 8
+    out[pos + 1] = tlen & 0xFF
+    pos += 2
+    copy_into(out, pos, src, ts, tlen)
+    pos += tlen
+    if b0 & 0x06:
+        out[pos] = mid >> 8
+        out[pos + 1] = mid & 0xFF
+        pos += 2
+    copy_into(out, pos, src, ps, pe - ps)
+    return pos + pe - ps
+
+
+def put_ack(out: bytearray, pos: int, b0: int, mid: int) -> int:
+    """PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: four bytes; CONNACK shares the shape."""
+    out[pos] = b0
+    out[pos + 1] = 2
+    out[pos + 2] = mid >> 8
+    out[pos + 3] = mid & 0xFF
+    return pos + 4
+
+
+# ---- Whole-packet encoders (clients, the bridge and tests) ----
+
+def _string(s: "Union[str, bytes]") -> bytes:
+    b = s.encode() if isinstance(s, str) else s
+    return bytes((len(b) >> 8, len(b) & 0xFF)) + b
+
+
+def _frame(b0: int, body: bytes) -> bytes:
+    head = bytearray(1 + remaining_length_size(len(body)))
+    head[0] = b0
+    put_remaining_length(head, 1, len(body))
+    return bytes(head) + body
+
+
+def encode_connect(client_id: "Union[str, bytes]", clean_session: bool = True, keepalive: int = 60,
+                   will_topic: "Optional[bytes]" = None, will_payload: bytes = b"",
+                   will_qos: int = 0, will_retain: bool = False,
+                   username: "Optional[Union[str, bytes]]" = None,
+                   password: "Optional[bytes]" = None,
+                   protocol_level: int = PROTOCOL_LEVEL_311, flags: int = -1) -> bytes:
+    if flags < 0:
+        flags = CONNECT_FLAG_CLEAN_SESSION if clean_session else 0
+        if will_topic is not None:
+            flags |= CONNECT_FLAG_WILL | (will_qos << 3)
+            if will_retain:
+                flags |= CONNECT_FLAG_WILL_RETAIN
+        if username is not None:
+            flags |= CONNECT_FLAG_USERNAME
+        if password is not None:
+            flags |= CONNECT_FLAG_PASSWORD
+    name = "MQIsdp" if protocol_level == PROTOCOL_LEVEL_31 else "MQTT"
+    body = _string(name) + bytes((protocol_level, flags, keepalive >> 8, keepalive & 0xFF))
+    body += _string(client_id)
+    if will_topic is not None:
+        body += _string(will_topic) + _string(will_payload)
+    if username is not None:
+        body += _string(username)
+    if password is not None:
+        body += _string(password)
+    return _frame(CONNECT << 4, body)
+
+
+def encode_connack(session_present: bool, return_code: int) -> bytes:
+    return bytes((CONNACK << 4, 2, 1 if session_present else 0, return_code))
+
+
+def encode_publish(topic: bytes, payload: bytes, qos: int = 0, retain: bool = False,
+                   dup: bool = False, mid: int = 0) -> bytes:
+    b0 = (PUBLISH << 4) | (qos << 1) | (1 if retain else 0) | (8 if dup else 0)
+    out = bytearray(publish_size(b0, len(topic), len(payload)))
+    src = topic + payload
+    put_publish(out, 0, b0, mid, src, 0, len(topic), len(topic), len(src))
+    return bytes(out)
+
+
+def encode_ack(packet_type: int, mid: int) -> bytes:
+    """PUBACK, PUBREC, PUBREL (flags 0b0010), PUBCOMP or UNSUBACK."""
+    out = bytearray(4)
+    put_ack(out, 0, (packet_type << 4) | (2 if packet_type == PUBREL else 0), mid)
+    return bytes(out)
+
+
+def encode_subscribe(mid: int, topics: "List[Tuple[bytes, int]]") -> bytes:
+    body = bytes((mid >> 8, mid & 0xFF))
+    for filt, qos in topics:
+        body += _string(filt) + bytes((qos,))
+    return _frame((SUBSCRIBE << 4) | 2, body)
+
+
+def encode_suback(mid: int, codes: "List[int]") -> bytes:
+    return _frame(SUBACK << 4, bytes((mid >> 8, mid & 0xFF)) + bytes(codes))
+
+
+def encode_unsubscribe(mid: int, filters: "List[bytes]") -> bytes:
+    body = bytes((mid >> 8, mid & 0xFF))
+    for filt in filters:
+        body += _string(filt)
+    return _frame((UNSUBSCRIBE << 4) | 2, body)
+
+
+def encode_simple(packet_type: int) -> bytes:
+    """PINGREQ, PINGRESP or DISCONNECT: a fixed header with no body."""
+    return bytes((packet_type << 4, 0))
+
+
+class Packet:
+    """Any decoded control packet, for clients and tests. Unused fields keep their defaults."""
+
+    def __init__(self, packet_type: int, flags: int) -> None:
+        self.type = packet_type
+        self.flags = flags
+        self.mid = 0
+        self.topic = b""
+        self.payload = b""
+        self.qos = 0
+        self.retain = False
+        self.dup = False
+        self.session_present = False
+        self.return_code = 0
+        self.topics = []  # type: List[Tuple[bytes, int]]
+        self.codes = []  # type: List[int]
+        self.connect = None  # type: Optional[Connect]
+
+
+def decode(b0: int, buf: "Buffer", pos: int, end: int) -> Packet:
+    """Decode one packet body (as framed by Reader) into a Packet, or raise MalformedPacket."""
+    t = b0 >> 4
+    p = Packet(t, b0 & 0x0F)
+    if t == CONNECT:
+        p.connect = decode_connect(buf, pos, end)
+    elif t == PUBLISH:
+        v = Publish()
+        parse_publish(v, b0, buf, pos, end)
+        p.topic = bytes(buf[v.topic_start:v.topic_end])
+        p.payload = bytes(buf[v.payload_start:v.payload_end])
+        p.qos = v.qos
+        p.mid = v.mid
+        p.retain = bool(b0 & 1)
+        p.dup = bool(b0 & 8)
+    elif t == SUBSCRIBE:
+        p.mid, p.topics = decode_subscribe(buf, pos, end)
+    elif t == UNSUBSCRIBE:
+        p.mid, filters = decode_unsubscribe(buf, pos, end)
+        p.topics = [(f, 0) for f in filters]
+    elif t == SUBACK:
+        p.mid = read_u16(buf, pos, end)
+        p.codes = [buf[i] for i in range(pos + 2, end)]
+    elif t == CONNACK or t in (PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK):
+        if end - pos != 2:
+            raise MalformedPacket("remaining length must be 2")
+        if t == CONNACK:
+            p.session_present = bool(buf[pos] & 1)
+            p.return_code = buf[pos + 1]
+        else:
+            p.mid = read_u16(buf, pos, end)
+    elif t in (PINGREQ, PINGRESP, DISCONNECT):
+        if end != pos:
+            raise MalformedPacket("remaining length must be 0")
+    return p
+
+
+def decode_stream(data: bytes, max_packet_size: int = MAX_REMAINING_LENGTH + 5) -> "List[Packet]":
+    """Every whole packet in data (trailing partial bytes are ignored)."""
+    r = Reader(max_packet_size)
+    out = []
+    pos = 0
+    while pos < len(data):
+        pos = r.take(data, pos, len(data))
+        if r.ready:
+            out.append(decode(r.b0, r.buf, r.start, r.end))
+    return out

@@ -1,0 +1,141 @@
+"""Per-client session state: the outgoing in-flight window, the bounded queue, packet identifiers.
+
+A session outlives its connection when the client asked for CleanSession 0 [MQTT-3.1.2-4].
+"""
+from broker.const import const
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Optional, Set, Union
+    Buffer = Union[bytes, bytearray]
+
+# In-flight slot states (outgoing QoS 1 and 2, section 4.3).
+FREE = const(0)
+AWAIT_PUBACK = const(1)
+AWAIT_PUBREC = const(2)
+AWAIT_PUBCOMP = const(3)
+
+# Delivery flags kept with a queued or in-flight message: the QoS to send at, and RETAIN for
+# retained messages sent because of a new subscription [MQTT-3.3.1-8].
+FLAG_QOS_MASK = const(0x03)
+FLAG_RETAIN = const(0x04)
+
+
+class Message:
+    """An application message that has to be kept: retained, queued, in flight, or a will.
+    `data` holds the topic followed by the payload, so one buffer and four offsets describe it."""
+
+    def __init__(self, data: "Buffer", tlen: int, qos: int, retain: bool) -> None:
+        self.data = data
+        self.tlen = tlen
+        self.qos = qos
+        self.retain = retain
+
+    def topic(self) -> bytes:
+        return bytes(self.data[:self.tlen])
+
+    def payload(self) -> bytes:
+        return bytes(self.data[self.tlen:])
+
+
+def message_from(buf: "Buffer", ts: int, te: int, ps: int, pe: int, qos: int,
+                 retain: bool) -> Message:
+    data = bytearray(te - ts + pe - ps)
+    data[0:te - ts] = buf[ts:te]
+    data[te - ts:] = buf[ps:pe]
+    return Message(data, te - ts, qos, retain)
+
+
+class Session:
+    """Packet identifiers are tied to slots: slot i of n only ever uses identifiers congruent to
+    i + 1 modulo n, so an identifier is never reused while its slot is busy [MQTT-2.3.1-2] and an
+    acknowledgement finds its slot without a search. Slots are allocated on first QoS > 0 use."""
+
+    def __init__(self, client_id: str, clean: bool, max_inflight: int, max_queued: int) -> None:
+        self.client_id = client_id
+        self.clean = clean
+        self.conn = None  # type: Any
+        self.route_mark = 0
+        self.route_qos = 0
+        self.size = max_inflight
+        self.max_queued = max_queued
+        self.inflight = 0
+        self.seq = 0
+        self.cursor = 0
+        self.slot_mid = []  # type: List[int]
+        self.slot_state = []  # type: List[int]
+        self.slot_flags = []  # type: List[int]
+        self.slot_seq = []  # type: List[int]
+        self.slot_msg = []  # type: List[Optional[Message]]
+        self.queue = []  # type: List[Message]
+        self.queue_flags = []  # type: List[int]
+        self.qos2_in = set()  # type: Set[int]
+        self.dropped = 0
+
+    def _allocate(self) -> None:
+        n = self.size
+        self.slot_mid = [i + 1 - n for i in range(n)]
+        self.slot_state = [FREE] * n
+        self.slot_flags = [0] * n
+        self.slot_seq = [0] * n
+        self.slot_msg = [None] * n
+
+    def window_open(self) -> bool:
+        return self.inflight < self.size
+
+    def take_slot(self, msg: Message, flags: int) -> int:
+        """Reserve a free slot for msg (the window must be open); return the slot index."""
+        if not self.slot_state:
+            self._allocate()
+        n = self.size
+        i = self.cursor
+        state = self.slot_state
+        while state[i] != FREE:
+            i += 1
+            if i == n:
+                i = 0
+        self.cursor = i + 1 if i + 1 < n else 0
+        mid = self.slot_mid[i] + n
+        if mid > 65535:
+            mid = i + 1
+        self.slot_mid[i] = mid
+        state[i] = AWAIT_PUBACK if flags & FLAG_QOS_MASK == 1 else AWAIT_PUBREC
+        self.slot_flags[i] = flags
+        self.slot_msg[i] = msg
+        self.seq += 1
+        self.slot_seq[i] = self.seq
+        self.inflight += 1
+        return i
+
+    def find_slot(self, mid: int, state: int) -> int:
+        """The slot of the in-flight message with this identifier and state, or -1."""
+        if not self.slot_state or mid == 0:
+            return -1
+        i = (mid - 1) % self.size
+        if self.slot_mid[i] == mid and self.slot_state[i] == state:
+            return i
+        return -1
+
+    def release_slot(self, i: int) -> None:
+        self.slot_state[i] = FREE
+        self.slot_msg[i] = None
+        self.inflight -= 1
+
+    def inflight_order(self) -> "List[int]":
+        """Busy slots in the order their messages were first sent [MQTT-4.6.0-1]."""
+        busy = [i for i in range(len(self.slot_state)) if self.slot_state[i] != FREE]
+        busy.sort(key=lambda i: self.slot_seq[i])
+        return busy
+
+    def enqueue(self, msg: Message, flags: int) -> bool:
+        if len(self.queue) >= self.max_queued:
+            self.dropped += 1
+            return False
+        self.queue.append(msg)
+        self.queue_flags.append(flags)
+        return True
+
+    def clear_inflight(self) -> None:
+        for i in range(len(self.slot_state)):
+            if self.slot_state[i] != FREE:
+                self.release_slot(i)
