@@ -1,0 +1,467 @@
+"""broker.config: mosquitto.conf syntax, defaults, errors. Plain asserts: runs on both runtimes."""
+import os
+
+from broker import config
+from broker.config import ConfigError, Config, Listener, parse, load, embedded_default
+from broker.const import (
+    LOG_ALL, LOG_DEBUG, LOG_DEFAULT, LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_SUBSCRIBE,
+    LOG_UNSUBSCRIBE, LOG_WARNING,
+)
+
+
+def error_of(text: str, filename: str = "broker.conf") -> str:
+    """The message parse() refuses text with (fails the test if it accepts it)."""
+    try:
+        parse(text, filename)
+    except ConfigError as e:
+        msg = str(e)
+        assert "\n" not in msg, msg
+        return msg
+    assert False, "accepted: %r" % text
+    return ""
+
+
+def hosts(cfg: Config) -> "list[tuple[str, int]]":
+    return [(lst.host, lst.port) for lst in cfg.listeners]
+
+
+# --- defaults -------------------------------------------------------------------------------
+
+def test_defaults() -> None:
+    c = Config()
+    assert c.listeners == []
+    assert c.allow_anonymous is True
+    assert c.max_connections == config.DEFAULT_MAX_CONNECTIONS == 10000
+    assert c.max_inflight_messages == 20
+    assert c.max_queued_messages == 1000
+    assert c.queue_qos0_messages is False
+    assert c.max_packet_size == 268435460
+    assert c.max_keepalive == 65535
+    assert c.retain_available is True
+    assert c.log_types == LOG_DEFAULT
+    assert c.log_dest == "stderr"
+    assert c.max_subscriptions == 100000
+    assert c.max_retained_messages == 10000
+    assert c.max_sessions == 10000
+    assert c.max_topic_length == 65535
+
+
+def test_empty_file_is_the_defaults() -> None:
+    c = parse("")
+    d = Config()
+    for name in ("max_connections", "max_inflight_messages", "max_queued_messages",
+                 "queue_qos0_messages", "max_packet_size", "max_keepalive", "retain_available",
+                 "log_types", "log_dest", "max_subscriptions", "max_retained_messages",
+                 "max_sessions", "max_topic_length", "allow_anonymous"):
+        assert getattr(c, name) == getattr(d, name), name
+    assert c.listeners == []
+    assert c.allow_anonymous is True
+
+
+def test_embedded_default() -> None:
+    c = embedded_default()
+    assert hosts(c) == [("127.0.0.1", 1883)]
+    assert c.allow_anonymous is True
+    assert c.max_inflight_messages == 20
+
+
+# --- each option ----------------------------------------------------------------------------
+
+def test_integer_options() -> None:
+    c = parse("max_connections 50\n"
+              "max_inflight_messages 10\n"
+              "max_queued_messages 7\n"
+              "max_packet_size 1024\n"
+              "max_keepalive 120\n"
+              "max_subscriptions 64\n"
+              "max_retained_messages 32\n"
+              "max_sessions 8\n"
+              "max_topic_length 128\n")
+    assert c.max_connections == 50
+    assert c.max_inflight_messages == 10
+    assert c.max_queued_messages == 7
+    assert c.max_packet_size == 1024
+    assert c.max_keepalive == 120
+    assert c.max_subscriptions == 64
+    assert c.max_retained_messages == 32
+    assert c.max_sessions == 8
+    assert c.max_topic_length == 128
+
+
+def test_no_limit_values() -> None:
+    c = parse("max_connections -1\nmax_inflight_messages 0\nmax_packet_size 0\n")
+    assert c.max_connections == 10000
+    assert c.max_inflight_messages == 65535
+    assert c.max_packet_size == 268435460
+
+
+def test_range_edges_accepted() -> None:
+    c = parse("max_keepalive 10\nmax_packet_size 20\nmax_inflight_messages 65535\n"
+              "max_topic_length 65535\nmax_connections 1\nmax_queued_messages 1\n")
+    assert c.max_keepalive == 10
+    assert c.max_packet_size == 20
+    assert c.max_inflight_messages == 65535
+    assert c.max_topic_length == 65535
+    assert c.max_connections == 1
+    assert c.max_queued_messages == 1
+    c = parse("max_keepalive 65535\nmax_packet_size 268435460\n")
+    assert c.max_keepalive == 65535
+    assert c.max_packet_size == 268435460
+
+
+def test_booleans() -> None:
+    c = parse("allow_anonymous false\nqueue_qos0_messages true\nretain_available false\n")
+    assert c.allow_anonymous is False
+    assert c.queue_qos0_messages is True
+    assert c.retain_available is False
+    c = parse("allow_anonymous true\nqueue_qos0_messages false\nretain_available true\n")
+    assert c.allow_anonymous is True
+    assert c.queue_qos0_messages is False
+    assert c.retain_available is True
+
+
+def test_bad_booleans() -> None:
+    for word in ("True", "FALSE", "yes", "1", "on"):
+        msg = error_of("\nretain_available %s\n" % word)
+        assert msg == "broker.conf:2: retain_available: expected true or false, got '%s'" % word, msg
+
+
+def test_log_dest() -> None:
+    assert parse("log_dest stdout\n").log_dest == "stdout"
+    assert parse("log_dest stdout\nlog_dest stderr\n").log_dest == "stderr"
+
+
+def test_log_dest_refused() -> None:
+    msg = error_of("log_dest syslog\n")
+    assert msg == "broker.conf:1: log_dest 'syslog' is not supported by this broker (yet)", msg
+    msg = error_of("log_dest file /var/log/mqtt.log\n")
+    assert msg.startswith("broker.conf:1: 'log_dest' takes one value"), msg
+    msg = error_of("log_dest screen\n")
+    assert msg == "broker.conf:1: log_dest: expected stderr or stdout, got 'screen'", msg
+
+
+# --- log_type -------------------------------------------------------------------------------
+
+def test_log_type_first_line_replaces_default() -> None:
+    assert parse("log_type debug\n").log_types == LOG_DEBUG
+
+
+def test_log_type_accumulates() -> None:
+    c = parse("log_type error\nlog_type warning\nlog_type subscribe\nlog_type unsubscribe\n")
+    assert c.log_types == LOG_ERR | LOG_WARNING | LOG_SUBSCRIBE | LOG_UNSUBSCRIBE
+    c = parse("log_type notice\nlog_type information\n")
+    assert c.log_types == LOG_NOTICE | LOG_INFO
+
+
+def test_log_type_all_and_none() -> None:
+    assert parse("log_type all\n").log_types == LOG_ALL
+    assert parse("log_type none\n").log_types == 0
+    assert parse("log_type all\nlog_type none\n").log_types == 0
+    assert parse("log_type none\nlog_type error\n").log_types == LOG_ERR
+    assert parse("log_type debug\nlog_type all\n").log_types == LOG_ALL
+
+
+def test_log_type_refused() -> None:
+    msg = error_of("log_type verbose\n")
+    assert msg.startswith("broker.conf:1: log_type: unknown type 'verbose'"), msg
+    msg = error_of("log_type websockets\n")
+    assert msg == "broker.conf:1: log_type 'websockets' is not supported by this broker (yet)", msg
+
+
+def test_log_type_each_parse_starts_fresh() -> None:
+    c = parse("log_type error\n")
+    parse("log_type debug\n", "second.conf", c)
+    assert c.log_types == LOG_DEBUG
+
+
+# --- syntax ---------------------------------------------------------------------------------
+
+def test_comments_blank_lines_and_whitespace() -> None:
+    text = ("# a comment\n"
+            "\n"
+            "   \n"
+            "   # an indented comment\n"
+            "\tmax_inflight_messages\t\t5   \n"
+            "max_keepalive   60\n")
+    c = parse(text)
+    assert c.max_inflight_messages == 5
+    assert c.max_keepalive == 60
+
+
+def test_crlf_line_endings() -> None:
+    c = parse("# comment\r\nmax_queued_messages 9\r\n\r\nretain_available false\r\n")
+    assert c.max_queued_messages == 9
+    assert c.retain_available is False
+    msg = error_of("\r\nfoo 1\r\n")
+    assert msg == "broker.conf:2: unknown option 'foo'", msg
+
+
+def test_no_final_newline_and_bom() -> None:
+    assert parse("max_sessions 3").max_sessions == 3
+    assert parse("\ufeffmax_sessions 4\n").max_sessions == 4
+
+
+def test_last_one_wins() -> None:
+    c = parse("max_inflight_messages 5\nmax_inflight_messages 6\n"
+              "allow_anonymous false\nallow_anonymous true\n"
+              "port 1884\nport 1885\n")
+    assert c.max_inflight_messages == 6
+    assert c.allow_anonymous is True
+    assert hosts(c) == [("", 1885)]
+
+
+def test_parse_into_existing_config() -> None:
+    base = Config()
+    base.max_sessions = 4  # as a board profile would
+    c = parse("max_inflight_messages 3\n", "x.conf", base)
+    assert c is base
+    assert c.max_sessions == 4
+    assert c.max_inflight_messages == 3
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+def test_unknown_option() -> None:
+    msg = error_of("max_keepalive 60\n\n# c\n\n\n\nfoo bar\n")
+    assert msg == "broker.conf:7: unknown option 'foo'", msg
+    msg = error_of("Port 1883\n")
+    assert msg == "broker.conf:1: unknown option 'Port'", msg
+
+
+def test_default_filename() -> None:
+    try:
+        parse("foo\n")
+    except ConfigError as e:
+        assert str(e) == "<config>:1: unknown option 'foo'", str(e)
+        return
+    assert False
+
+
+def test_bad_integer() -> None:
+    msg = error_of("max_keepalive 60\nmax_connections 10\nmax_inflight_messages abc\n")
+    assert msg == "broker.conf:3: max_inflight_messages: expected an integer, got 'abc'", msg
+    for word in ("0x10", "1_000", "+5", "1.5", "-", "12a", "--1"):
+        msg = error_of("max_sessions %s\n" % word)
+        assert msg == "broker.conf:1: max_sessions: expected an integer, got '%s'" % word, msg
+
+
+def test_missing_value() -> None:
+    msg = error_of("max_keepalive 60\nmax_keepalive\n")
+    assert msg == "broker.conf:2: 'max_keepalive' needs a value", msg
+    msg = error_of("allow_anonymous   \n")
+    assert msg == "broker.conf:1: 'allow_anonymous' needs a value", msg
+
+
+def test_too_many_values() -> None:
+    msg = error_of("max_keepalive 60 70\n")
+    assert msg == "broker.conf:1: 'max_keepalive' takes one value, got 2", msg
+    msg = error_of("max_keepalive 60 # one minute\n")
+    assert msg.startswith("broker.conf:1: 'max_keepalive' takes one value, got 4"), msg
+    assert "comment" in msg, msg
+    msg = error_of("listener 1883 127.0.0.1 extra\n")
+    assert msg.startswith("broker.conf:1: 'listener' takes a port and an address, got 3"), msg
+
+
+def test_out_of_range() -> None:
+    cases = (
+        ("max_keepalive 5", "max_keepalive: 5 is out of range (10..65535)"),
+        ("max_keepalive 65536", "max_keepalive: 65536 is out of range (10..65535)"),
+        ("max_keepalive 0", "max_keepalive: 0 is out of range (10..65535)"),
+        ("max_packet_size 19", "max_packet_size: 19 is out of range (20..268435460, or 0 for no limit)"),
+        ("max_packet_size 268435461",
+         "max_packet_size: 268435461 is out of range (20..268435460, or 0 for no limit)"),
+        ("max_inflight_messages 65536",
+         "max_inflight_messages: 65536 is out of range (1..65535, or 0 for no limit)"),
+        ("max_inflight_messages -1",
+         "max_inflight_messages: -1 is out of range (1..65535, or 0 for no limit)"),
+        ("max_connections 0", "max_connections: 0 is out of range (1..1073741823, or -1 for no limit)"),
+        ("max_connections -2", "max_connections: -2 is out of range (1..1073741823, or -1 for no limit)"),
+        ("max_subscriptions 0", "max_subscriptions: 0 is out of range (1..1073741823)"),
+        ("max_retained_messages -1", "max_retained_messages: -1 is out of range (1..1073741823)"),
+        ("max_sessions 0", "max_sessions: 0 is out of range (1..1073741823)"),
+        ("max_topic_length 65536", "max_topic_length: 65536 is out of range (1..65535)"),
+        ("max_queued_messages -3", "max_queued_messages: -3 is out of range (1..1073741823)"),
+        ("port 0", "port: 0 is out of range (1..65535)"),
+        ("listener 65536", "listener: 65536 is out of range (1..65535)"),
+    )
+    for line, reason in cases:
+        msg = error_of("# header\n" + line + "\n")
+        assert msg == "broker.conf:2: " + reason, msg
+
+
+def test_max_queued_messages_zero_refused() -> None:
+    msg = error_of("max_queued_messages 0\n")
+    assert msg.startswith("broker.conf:1: max_queued_messages: 0 (no limit) is not supported"), msg
+    assert "bounded" in msg, msg
+
+
+def test_not_supported_options() -> None:
+    for line in ("password_file /etc/mosquitto/passwd", "acl_file /etc/acl", "persistence true",
+                 "persistence_location /var/lib/", "connection bridge-01", "address 10.0.0.1:1883",
+                 "topic # both 0", "cafile /etc/ca.crt", "certfile c.pem", "keyfile k.pem",
+                 "require_certificate true", "include_dir /etc/mosquitto/conf.d", "sys_interval 10",
+                 "user mosquitto", "pid_file /run/m.pid", "protocol websockets",
+                 "per_listener_settings true", "max_qos 1", "auth_opt_backend redis",
+                 "plugin_opt_x 1", "persistence"):
+        name = line.split()[0]
+        msg = error_of("\n\n" + line + "\n")
+        assert msg == "broker.conf:3: option '%s' is not supported by this broker (yet)" % name, msg
+
+
+def test_unix_socket_listener_refused() -> None:
+    msg = error_of("listener 0 /tmp/mqtt.sock\n")
+    assert msg.startswith("broker.conf:1: a unix socket listener"), msg
+    assert msg.endswith("is not supported by this broker (yet)"), msg
+
+
+def test_error_stops_at_first_bad_line() -> None:
+    msg = error_of("foo 1\nbar 2\n")
+    assert msg == "broker.conf:1: unknown option 'foo'", msg
+
+
+def test_error_leaves_no_partial_message_chain() -> None:
+    try:
+        parse("max_keepalive x\n", "a.conf")
+    except ConfigError as e:
+        assert e.args == ("a.conf:1: max_keepalive: expected an integer, got 'x'",), e.args
+        return
+    assert False
+
+
+# --- listeners ------------------------------------------------------------------------------
+
+def test_listener_variants() -> None:
+    c = parse("listener 1883\nlistener 8883 127.0.0.1\nlistener 1884 0.0.0.0\nlistener 1885 ::1\n")
+    assert hosts(c) == [("", 1883), ("127.0.0.1", 8883), ("0.0.0.0", 1884), ("::1", 1885)]
+    assert isinstance(c.listeners[0], Listener)
+
+
+def test_listener_needs_a_port() -> None:
+    msg = error_of("# x\n\n\n\n\n\n\n\nlistener\n")
+    assert msg == "broker.conf:9: 'listener' needs a port", msg
+    msg = error_of("listener http\n")
+    assert msg == "broker.conf:1: listener: expected an integer, got 'http'", msg
+
+
+def test_port_and_bind_address_make_the_default_listener() -> None:
+    assert hosts(parse("port 1884\n")) == [("", 1884)]
+    assert hosts(parse("bind_address 127.0.0.1\n")) == [("127.0.0.1", 1883)]
+    assert hosts(parse("bind_address 127.0.0.1\nport 1890\n")) == [("127.0.0.1", 1890)]
+    # the default listener comes first, whatever the order in the file
+    c = parse("listener 8883\nport 1884\n")
+    assert hosts(c) == [("", 1884), ("", 8883)]
+
+
+def test_duplicate_listeners() -> None:
+    msg = error_of("listener 1883\n\nlistener 1883\n")
+    assert msg == "broker.conf:3: listener 0.0.0.0:1883 is defined twice (first on line 1)", msg
+    msg = error_of("listener 1883 0.0.0.0\nlistener 1883\n")
+    assert msg == "broker.conf:2: listener 0.0.0.0:1883 is defined twice (first on line 1)", msg
+    msg = error_of("listener 1883 127.0.0.1\nmax_keepalive 60\nport 1883\nbind_address 127.0.0.1\n")
+    assert msg == "broker.conf:4: listener 127.0.0.1:1883 is defined twice (first on line 1)", msg
+    # same port, different hosts: fine
+    c = parse("listener 1883 127.0.0.1\nlistener 1883 192.168.1.2\n")
+    assert len(c.listeners) == 2
+    # same host, different ports: fine
+    c = parse("listener 1883 127.0.0.1\nlistener 1884 127.0.0.1\n")
+    assert len(c.listeners) == 2
+
+
+# --- allow_anonymous resolution -------------------------------------------------------------
+
+def test_anonymous_allowed_without_listener() -> None:
+    assert parse("max_keepalive 60\n").allow_anonymous is True
+    assert parse("allow_anonymous false\n").allow_anonymous is False
+
+
+def test_anonymous_refused_with_listener_unless_set() -> None:
+    assert parse("listener 1883\n").allow_anonymous is False
+    assert parse("port 1883\n").allow_anonymous is False
+    assert parse("bind_address 0.0.0.0\n").allow_anonymous is False
+    assert parse("listener 1883\nallow_anonymous true\n").allow_anonymous is True
+    assert parse("allow_anonymous true\nlistener 1883\n").allow_anonymous is True
+    assert parse("listener 1883\nallow_anonymous false\n").allow_anonymous is False
+
+
+# --- -p (default_listener) ------------------------------------------------------------------
+
+def test_default_listener_without_listeners() -> None:
+    c = parse("max_keepalive 60\n")
+    c.default_listener(None)
+    assert hosts(c) == [("127.0.0.1", 1883)]
+    assert c.allow_anonymous is True
+    c = parse("")
+    c.default_listener(1999)
+    assert hosts(c) == [("127.0.0.1", 1999)]
+
+
+def test_default_listener_p_replaces_first_port() -> None:
+    c = parse("listener 8883 10.0.0.1\nlistener 8884\n")
+    c.default_listener(1999)
+    assert hosts(c) == [("10.0.0.1", 1999), ("", 8884)]
+    assert c.allow_anonymous is False
+
+
+def test_default_listener_without_p_keeps_listeners() -> None:
+    c = parse("listener 8883\n")
+    c.default_listener(None)
+    assert hosts(c) == [("", 8883)]
+
+
+def test_default_listener_on_embedded_default() -> None:
+    c = embedded_default()
+    c.default_listener(2000)
+    assert hosts(c) == [("127.0.0.1", 2000)]
+    c = embedded_default()
+    c.default_listener(None)
+    assert hosts(c) == [("127.0.0.1", 1883)]
+
+
+def test_default_listener_errors() -> None:
+    c = Config()
+    try:
+        c.default_listener(70000)
+    except ConfigError as e:
+        assert str(e) == "-p: port 70000 is out of range (0..65535)", str(e)
+    else:
+        assert False
+    c = parse("listener 8883\nlistener 8884\n")
+    try:
+        c.default_listener(8884)
+    except ConfigError as e:
+        assert str(e) == "-p 8884: listener 0.0.0.0:8884 is defined twice", str(e)
+    else:
+        assert False
+
+
+# --- load -----------------------------------------------------------------------------------
+
+def test_load_missing_file() -> None:
+    path = "/nonexistent-dir-for-test/broker.conf"
+    try:
+        load(path)
+    except ConfigError as e:
+        msg = str(e)
+        assert msg.startswith(path + ": cannot read: "), msg
+        assert len(msg) > len(path + ": cannot read: "), msg
+        assert "\n" not in msg
+        return
+    assert False
+
+
+def test_load_reads_and_names_the_file() -> None:
+    path = "/tmp/_test_config_%s.conf" % id(load)
+    with open(path, "w") as f:
+        f.write("listener 1884 127.0.0.1\r\nallow_anonymous true\r\nfoo\r\n")
+    try:
+        load(path)
+    except ConfigError as e:
+        assert str(e) == path + ":3: unknown option 'foo'", str(e)
+    else:
+        assert False
+    with open(path, "w") as f:
+        f.write("listener 1884 127.0.0.1\nallow_anonymous true\n")
+    c = load(path)
+    os.remove(path)
+    assert hosts(c) == [("127.0.0.1", 1884)]
+    assert c.allow_anonymous is True
