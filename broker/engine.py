@@ -1,0 +1,672 @@
+"""The protocol state machine: bytes in, bytes out, no I/O.
+
+A port hands every connection's bytes to feed(); the engine parses them in place, updates its
+tables and appends whatever each connection must receive to that connection's output buffer.
+Connections with output (or that must be closed) are listed in `Broker.wq` for the port to flush.
+Timers enter through tick(now_ms). One handler per packet type, a single dispatch in _packet().
+"""
+from broker import codec
+from broker.codec import MalformedPacket, Publish, Reader, parse_publish, put_ack, put_publish
+from broker.const import (
+    CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
+    SUBSCRIBE, UNSUBACK, UNSUBSCRIBE, PACKET_NAMES,
+    CONNACK_ACCEPTED, CONNACK_IDENTIFIER_REJECTED, CONNACK_NOT_AUTHORIZED,
+    CONNACK_SERVER_UNAVAILABLE, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION, PROTOCOL_LEVEL_31,
+    SUBACK_FAILURE, LOG_DEBUG, LOG_ERR, LOG_NOTICE, LOG_SUBSCRIBE, LOG_UNSUBSCRIBE, LOG_WARNING, const,
+)
+from broker.retain import RetainedTable
+from broker.session import (
+    AWAIT_PUBACK, AWAIT_PUBCOMP, AWAIT_PUBREC, FLAG_QOS_MASK, FLAG_RETAIN, Message, Session,
+    message_from,
+)
+from broker.topics import Filter, SubscriptionTable, valid_topic_filter, valid_topic_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Union
+    from broker.config import Config
+    Buffer = Union[bytes, bytearray]
+
+# Connection states.
+NEW = const(0)          # accepted, waiting for CONNECT
+CONNECTED = const(1)
+CLOSED = const(2)       # the engine is done with it; the port flushes what is left and closes
+
+TICKS_MASK = const(0x3FFFFFFF)  # ms clocks wrap here so they stay small ints on a board
+_HALF = const(0x20000000)
+_OUT_INITIAL = const(256)
+_OUT_SOFT_MIN = const(4096)
+_OUT_SOFT_MAX = const(262144)
+_PENDING_CONNECTIONS = const(16)  # sockets allowed beyond max_connections, to answer CONNACK 0x03
+CONNECT_TIMEOUT_MS = const(10000)  # a socket that sends no CONNECT for this long is dropped
+
+
+def ticks_diff(a: int, b: int) -> int:
+    return ((a - b + _HALF) & TICKS_MASK) - _HALF
+
+
+class Conn:
+    """One network connection: its framer, its output buffer, and the session it is bound to."""
+
+    def __init__(self, handle: "Any", peer: str, max_packet_size: int, now: int) -> None:
+        self.handle = handle
+        self.peer = peer
+        self.reader = Reader(max_packet_size)
+        self.out = bytearray(0)
+        self.ooff = 0          # first byte not yet flushed
+        self.olen = 0          # end of the bytes to flush
+        self.in_wq = False
+        self.state = NEW
+        self.session = None  # type: Optional[Session]
+        self.client_id = ""
+        self.level = 0
+        self.keepalive_ms = 0
+        self.last_rx = now
+        self.opened = now
+        self.will = None  # type: Optional[Message]
+        self.dropped = 0
+
+    def pending(self) -> int:
+        return self.olen - self.ooff
+
+
+class Broker:
+    def __init__(self, config: "Config", log: "Optional[Callable[[int, str], None]]" = None,
+                 now: int = 0) -> None:
+        self.config = config
+        self.log_mask = config.log_types
+        self._log = log
+        self.now = now & TICKS_MASK
+        self.last_check = self.now
+        self.conns = []  # type: List[Conn]
+        self.connected = 0
+        self.sessions = {}  # type: Dict[str, Session]
+        self.subs = SubscriptionTable(config.max_subscriptions)
+        self.retained = RetainedTable(config.max_retained_messages)
+        self.wq = []  # type: List[Conn]
+        self.hits = [None] * (config.max_sessions + 1)  # type: List[Any]
+        self.epoch = 0
+        self.pub = Publish()
+        self.auto_ids = 0
+        self.out_soft = min(_OUT_SOFT_MAX, max(_OUT_SOFT_MIN, 2 * config.max_packet_size))
+        self.messages_received = 0
+        self.messages_sent = 0
+        self.messages_dropped = 0
+
+    # ---- logging ----
+
+    def log(self, level: int, msg: str) -> None:
+        if self._log is not None and self.log_mask & level:
+            self._log(level, msg)
+
+    def _name(self, conn: Conn) -> str:
+        return conn.client_id if conn.client_id else conn.peer
+
+    # ---- the port's entry points ----
+
+    def accept(self, handle: "Any", peer: str) -> "Optional[Conn]":
+        """A socket was accepted. None means over capacity: the port closes it at once."""
+        if len(self.conns) >= self.config.max_connections + _PENDING_CONNECTIONS:
+            self.log(LOG_WARNING, "Refusing connection from %s: too many connections." % peer)
+            return None
+        conn = Conn(handle, peer, self.config.max_packet_size, self.now)
+        self.conns.append(conn)
+        return conn
+
+    def feed(self, conn: Conn, buf: "Buffer", n: int) -> None:
+        """Bytes buf[0:n] arrived on conn."""
+        if conn.state == CLOSED:
+            return
+        conn.last_rx = self.now
+        reader = conn.reader
+        pos = 0
+        try:
+            while pos < n and conn.state != CLOSED:
+                pos = reader.take(buf, pos, n)
+                if reader.ready:
+                    self._packet(conn, reader.b0, reader.buf, reader.start, reader.end)
+                    reader.release()
+        except MalformedPacket as e:
+            self._protocol_error(conn, str(e))
+        except MemoryError:
+            self.close(conn, "Out of memory while serving %s, disconnecting." % self._name(conn),
+                       True)
+        except Exception as e:  # a defect here must cost one connection, never the broker
+            self.log(LOG_ERR, "Internal error while serving %s: %r" % (self._name(conn), e))
+            self.close(conn, "", True)
+
+    def lost(self, conn: Conn, reason: str = "") -> None:
+        """The socket reached end of file or failed."""
+        if conn.state == CLOSED:
+            return
+        if reason:
+            self.log(LOG_NOTICE, "Socket error on client %s, disconnecting." % self._name(conn))
+            self.close(conn, "", True)
+        elif conn.state == CONNECTED:
+            self.close(conn, "Client %s closed its connection." % conn.client_id, True)
+        else:
+            self.close(conn, "", True)
+
+    def drained(self, conn: Conn) -> None:
+        """The port flushed all of conn's output: queued messages can go out."""
+        s = conn.session
+        if conn.state == CONNECTED and s is not None and s.queue:
+            self._pump(s)
+
+    def tick(self, now: int) -> None:
+        """Advance the clock (ms, wrapping at TICKS_MASK); enforce keepalive [MQTT-3.1.2-24]."""
+        self.now = now & TICKS_MASK
+        if ticks_diff(self.now, self.last_check) < 500:
+            return
+        self.last_check = self.now
+        for conn in self.conns[:]:
+            if conn.state == CONNECTED:
+                if conn.keepalive_ms and ticks_diff(self.now, conn.last_rx) > conn.keepalive_ms:
+                    self.close(conn, "Client %s has exceeded timeout, disconnecting."
+                               % conn.client_id, True)
+            elif ticks_diff(self.now, conn.opened) > CONNECT_TIMEOUT_MS:
+                self.close(conn, "Client %s sent no CONNECT in time, disconnecting."
+                           % conn.peer, False)
+
+    def shutdown(self) -> None:
+        """Close every connection (no wills: the broker, not the client, is going away)."""
+        for conn in self.conns[:]:
+            self.close(conn, "", False)
+
+    # ---- output ----
+
+    def _reserve(self, conn: Conn, n: int, optional: bool) -> int:
+        """Room for n more bytes in conn's output; the offset to write at, or -1.
+        Optional output (QoS 0 deliveries) is refused past the soft cap so that a subscriber
+        that stops reading cannot make the broker grow; anything else is always accepted."""
+        if conn.state == CLOSED:
+            return -1
+        out = conn.out
+        end = conn.olen + n
+        if end > len(out):
+            if optional and conn.olen - conn.ooff + n > self.out_soft:
+                return -1
+            if conn.ooff:
+                k = conn.olen - conn.ooff
+                out[0:k] = out[conn.ooff:conn.olen]
+                conn.ooff = 0
+                conn.olen = k
+                end = k + n
+            if end > len(out):
+                size = len(out) or _OUT_INITIAL
+                while size < end:
+                    size *= 2
+                grown = bytearray(size)
+                grown[0:conn.olen] = out[0:conn.olen]
+                conn.out = grown
+        pos = conn.olen
+        conn.olen = end
+        if not conn.in_wq:
+            conn.in_wq = True
+            self.wq.append(conn)
+        return pos
+
+    def _send_ack(self, conn: Conn, packet_type: int, mid: int) -> None:
+        pos = self._reserve(conn, 4, False)
+        if pos >= 0:
+            put_ack(conn.out, pos, (packet_type << 4) | (2 if packet_type == PUBREL else 0), mid)
+            if self.log_mask & LOG_DEBUG:
+                self.log(LOG_DEBUG, "Sending %s to %s (m%d)"
+                         % (PACKET_NAMES[packet_type], conn.client_id, mid))
+
+    def _send_bytes(self, conn: Conn, data: bytes) -> None:
+        pos = self._reserve(conn, len(data), False)
+        if pos >= 0:
+            conn.out[pos:pos + len(data)] = data
+
+    def _send_connack(self, conn: Conn, session_present: bool, code: int) -> None:
+        self._send_bytes(conn, codec.encode_connack(session_present, code))
+        if self.log_mask & LOG_DEBUG:
+            self.log(LOG_DEBUG, "Sending CONNACK to %s (%d, %d)"
+                     % (self._name(conn), 1 if session_present else 0, code))
+
+    def _write_publish(self, conn: Conn, b0: int, mid: int, src: "Buffer", ts: int, te: int,
+                       ps: int, pe: int, optional: bool) -> bool:
+        size = codec.publish_size(b0, te - ts, pe - ps)
+        pos = self._reserve(conn, size, optional)
+        if pos < 0:
+            return False
+        put_publish(conn.out, pos, b0, mid, src, ts, te, ps, pe)
+        self.messages_sent += 1
+        if self.log_mask & LOG_DEBUG:
+            self._trace("Sending PUBLISH to", conn, b0, mid, src, ts, te, pe - ps)
+        return True
+
+    def _trace(self, what: str, conn: Conn, b0: int, mid: int, src: "Buffer", ts: int, te: int,
+               plen: int) -> None:
+        self.log(LOG_DEBUG, "%s %s (d%d, q%d, r%d, m%d, '%s', ... (%d bytes))" % (
+            what, conn.client_id, (b0 >> 3) & 1, (b0 >> 1) & 3, b0 & 1, mid,
+            str(bytes(src[ts:te]), "utf-8"), plen))
+
+    # ---- closing ----
+
+    def close(self, conn: Conn, why: str, send_will: bool) -> None:
+        """Finish with conn: publish its will if asked, detach or discard its session."""
+        if conn.state == CLOSED:
+            return
+        was_connected = conn.state == CONNECTED
+        conn.state = CLOSED
+        if why:
+            self.log(LOG_NOTICE, why)
+        if conn in self.conns:
+            self.conns.remove(conn)
+        if was_connected:
+            self.connected -= 1
+        s = conn.session
+        conn.session = None
+        if s is not None:
+            s.conn = None
+            if s.clean:
+                self._discard_session(s)
+        will = conn.will
+        conn.will = None
+        if send_will and will is not None:
+            self._publish_will(will)
+        if not conn.in_wq:
+            conn.in_wq = True
+            self.wq.append(conn)
+
+    def _protocol_error(self, conn: Conn, reason: str) -> None:
+        self.log(LOG_NOTICE, "Client %s sent a malformed or invalid packet (%s), disconnecting."
+                 % (self._name(conn), reason))
+        self.close(conn, "", True)
+
+    def _discard_session(self, s: Session) -> None:
+        self.subs.remove_session(s)
+        s.clear_inflight()
+        if self.sessions.get(s.client_id) is s:
+            del self.sessions[s.client_id]
+
+    # ---- dispatch ----
+
+    def _packet(self, conn: Conn, b0: int, buf: "Buffer", pos: int, end: int) -> None:
+        t = b0 >> 4
+        if conn.state == NEW:
+            if t != CONNECT:
+                raise MalformedPacket("%s before CONNECT" % PACKET_NAMES[t])  # [MQTT-3.1.0-1]
+            self._connect(conn, buf, pos, end)
+        elif t == PUBLISH:
+            self._publish(conn, b0, buf, pos, end)
+        elif t == PUBACK or t == PUBREC or t == PUBREL or t == PUBCOMP:
+            if end - pos != 2:
+                raise MalformedPacket("%s remaining length must be 2" % PACKET_NAMES[t])
+            mid = (buf[pos] << 8) | buf[pos + 1]
+            if t == PUBACK:
+                self._puback(conn, mid)
+            elif t == PUBREC:
+                self._pubrec(conn, mid)
+            elif t == PUBREL:
+                self._pubrel(conn, mid)
+            else:
+                self._pubcomp(conn, mid)
+        elif t == SUBSCRIBE:
+            self._subscribe(conn, buf, pos, end)
+        elif t == UNSUBSCRIBE:
+            self._unsubscribe(conn, buf, pos, end)
+        elif t == PINGREQ:
+            if end != pos:
+                raise MalformedPacket("PINGREQ remaining length must be 0")
+            if self.log_mask & LOG_DEBUG:
+                self.log(LOG_DEBUG, "Received PINGREQ from %s" % conn.client_id)
+            self._send_bytes(conn, codec.encode_simple(PINGRESP))
+        elif t == DISCONNECT:
+            if end != pos:
+                raise MalformedPacket("DISCONNECT remaining length must be 0")
+            conn.will = None  # [MQTT-3.14.4-3]
+            self.close(conn, "Client %s disconnected." % conn.client_id, False)
+        elif t == CONNECT:
+            raise MalformedPacket("second CONNECT")  # [MQTT-3.1.0-2]
+        else:
+            raise MalformedPacket("%s is not sent by clients" % PACKET_NAMES[t])
+
+    # ---- CONNECT ----
+
+    def _refuse(self, conn: Conn, code: int, why: str) -> None:
+        self.log(LOG_NOTICE, why)
+        self._send_connack(conn, False, code)  # session present 0 on refusal [MQTT-3.2.2-4]
+        self.close(conn, "", False)
+
+    def _connect(self, conn: Conn, buf: "Buffer", pos: int, end: int) -> None:
+        c = codec.decode_connect(buf, pos, end)
+        cfg = self.config
+        if not c.supported():
+            self._refuse(conn, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION,  # [MQTT-3.1.2-2]
+                         "Client %s: unsupported protocol '%s' level %d, refused."
+                         % (conn.peer, c.protocol_name, c.protocol_level))
+            return
+        conn.level = c.protocol_level
+        if c.will_topic is not None:
+            wt = c.will_topic
+            if (len(wt) > cfg.max_topic_length or not valid_topic_name(wt, 0, len(wt))):
+                raise MalformedPacket("invalid will topic")
+            if c.will_retain and not cfg.retain_available:
+                raise MalformedPacket("retained will but retain_available is false")
+        cid = c.client_id
+        if c.protocol_level == PROTOCOL_LEVEL_31 and not 0 < len(cid) <= 23:
+            self._refuse(conn, CONNACK_IDENTIFIER_REJECTED,
+                         "Client %s: MQTT 3.1 client id must be 1 to 23 characters, refused."
+                         % conn.peer)
+            return
+        if not cid:
+            if not c.clean_session:
+                self._refuse(conn, CONNACK_IDENTIFIER_REJECTED,  # [MQTT-3.1.3-8]
+                             "Client %s: empty client id with clean session 0, refused."
+                             % conn.peer)
+                return
+            cid = self._generate_id()  # [MQTT-3.1.3-6]
+        if c.keepalive > cfg.max_keepalive:
+            self._refuse(conn, CONNACK_IDENTIFIER_REJECTED,
+                         "Client %s: keepalive %d above max_keepalive %d, refused."
+                         % (cid, c.keepalive, cfg.max_keepalive))
+            return
+        if not cfg.allow_anonymous:
+            self._refuse(conn, CONNACK_NOT_AUTHORIZED,
+                         "Client %s from %s not authorised (anonymous clients are not allowed)."
+                         % (cid, conn.peer))
+            return
+        old = self.sessions.get(cid)
+        if old is not None and old.conn is not None:
+            self.log(LOG_NOTICE, "Client %s already connected, closing old connection." % cid)
+            self.close(old.conn, "", True)  # [MQTT-3.1.4-2]
+            old = self.sessions.get(cid)
+        if self.connected >= cfg.max_connections:
+            self._refuse(conn, CONNACK_SERVER_UNAVAILABLE,
+                         "Client %s refused: max_connections (%d) reached."
+                         % (cid, cfg.max_connections))
+            return
+        if old is not None and c.clean_session:
+            self._discard_session(old)  # [MQTT-3.1.2-6]
+            old = None
+        if old is None and len(self.sessions) >= cfg.max_sessions:
+            self._refuse(conn, CONNACK_SERVER_UNAVAILABLE,
+                         "Client %s refused: max_sessions (%d) reached." % (cid, cfg.max_sessions))
+            return
+        present = old is not None
+        if old is None:
+            s = Session(cid, c.clean_session, cfg.max_inflight_messages, cfg.max_queued_messages)
+            self.sessions[cid] = s
+        else:
+            s = old
+        s.clean = c.clean_session
+        s.conn = conn
+        conn.session = s
+        conn.client_id = cid
+        conn.state = CONNECTED
+        self.connected += 1
+        conn.keepalive_ms = c.keepalive * 1500  # [MQTT-3.1.2-24]
+        if c.will_topic is not None:
+            data = c.will_topic + c.will_payload
+            conn.will = Message(data, len(c.will_topic), c.will_qos, c.will_retain)
+        self.log(LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d)."
+                 % (conn.peer, cid, 1 if conn.level == PROTOCOL_LEVEL_31 else 2,
+                    1 if c.clean_session else 0, c.keepalive))
+        self._send_connack(conn, present, CONNACK_ACCEPTED)  # [MQTT-3.2.2-2] [MQTT-3.2.2-3]
+        if present:
+            self._resume(s)
+
+    def _generate_id(self) -> str:
+        while True:
+            self.auto_ids += 1
+            cid = "auto-%08X" % self.auto_ids
+            if cid not in self.sessions:
+                return cid
+
+    def _resume(self, s: Session) -> None:
+        """Re-send unacknowledged PUBLISH (DUP set) and PUBREL packets with their original
+        identifiers, in their original order [MQTT-4.4.0-1], then whatever was queued."""
+        conn = s.conn
+        for i in s.inflight_order():
+            mid = s.slot_mid[i]
+            if s.slot_state[i] == AWAIT_PUBCOMP:
+                self._send_ack(conn, PUBREL, mid)
+            else:
+                msg = s.slot_msg[i]
+                if msg is not None:
+                    flags = s.slot_flags[i]
+                    b0 = 0x38 | ((flags & FLAG_QOS_MASK) << 1) | (1 if flags & FLAG_RETAIN else 0)
+                    self._write_publish(conn, b0, mid, msg.data, 0, msg.tlen, msg.tlen,
+                                        len(msg.data), False)
+        self._pump(s)
+
+    # ---- PUBLISH and routing ----
+
+    def _publish(self, conn: Conn, b0: int, buf: "Buffer", pos: int, end: int) -> None:
+        v = self.pub
+        parse_publish(v, b0, buf, pos, end)
+        ts = v.topic_start
+        te = v.topic_end
+        qos = v.qos
+        if te - ts > self.config.max_topic_length:
+            raise MalformedPacket("topic longer than max_topic_length")
+        if not valid_topic_name(buf, ts, te):
+            raise MalformedPacket("invalid topic name")  # [MQTT-3.3.2-2] [MQTT-4.7.3-1]
+        if qos == 0 and b0 & 0x08:
+            raise MalformedPacket("DUP set on a QoS 0 PUBLISH")  # [MQTT-3.3.1-2]
+        if qos and v.mid == 0:
+            raise MalformedPacket("packet identifier 0")  # [MQTT-2.3.1-1]
+        if b0 & 0x01 and not self.config.retain_available:
+            raise MalformedPacket("RETAIN set but retain_available is false")
+        self.messages_received += 1
+        if self.log_mask & LOG_DEBUG:
+            self._trace("Received PUBLISH from", conn, b0, v.mid, buf, ts, te,
+                        v.payload_end - v.payload_start)
+        mid = v.mid
+        ps = v.payload_start
+        pe = v.payload_end
+        if qos == 2:
+            s = conn.session
+            if s is not None:
+                if mid in s.qos2_in:
+                    self._send_ack(conn, PUBREC, mid)  # a re-sent PUBLISH: deliver once only
+                    return
+                s.qos2_in.add(mid)
+        msg = None
+        if b0 & 0x01:
+            if pe == ps:
+                self.retained.delete(buf, ts, te)  # [MQTT-3.3.1-10] [MQTT-3.3.1-11]
+            else:
+                msg = message_from(buf, ts, te, ps, pe, qos, True)
+                if not self.retained.store(msg):
+                    self.log(LOG_WARNING, "Retained message on '%s' not kept: "
+                             "max_retained_messages (%d) reached."
+                             % (str(bytes(buf[ts:te]), "utf-8"), self.config.max_retained_messages))
+        self._route(buf, ts, te, ps, pe, qos, msg)
+        if qos == 1:
+            self._send_ack(conn, PUBACK, mid)
+        elif qos == 2:
+            self._send_ack(conn, PUBREC, mid)
+
+    def _publish_will(self, will: Message) -> None:
+        data = will.data
+        tlen = will.tlen
+        if will.retain:
+            if len(data) == tlen:
+                self.retained.delete(data, 0, tlen)
+            elif not self.retained.store(will):
+                self.log(LOG_WARNING, "Retained will not kept: max_retained_messages reached.")
+        self._route(data, 0, tlen, tlen, len(data), will.qos, will)
+
+    def publish(self, topic: bytes, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+        """Publish from inside the broker, as if a client had sent it."""
+        msg = Message(topic + payload, len(topic), qos, retain)
+        if retain:
+            if payload:
+                self.retained.store(msg)
+            else:
+                self.retained.delete(topic, 0, len(topic))
+        self._route(msg.data, 0, len(topic), len(topic), len(msg.data), qos, msg)
+
+    def _route(self, buf: "Buffer", ts: int, te: int, ps: int, pe: int, qos: int,
+               msg: "Optional[Message]") -> None:
+        """Deliver to every session with a matching subscription, once per session at the
+        highest granted QoS [MQTT-3.3.5-1], each copy at min(published, granted) QoS, with RETAIN
+        cleared [MQTT-3.3.1-9]."""
+        self.epoch = (self.epoch + 1) & TICKS_MASK
+        hits = self.hits
+        n = self.subs.collect(buf, ts, te, hits, self.epoch)
+        for i in range(n):
+            s = hits[i]
+            hits[i] = None
+            q = s.route_qos
+            if qos < q:
+                q = qos
+            conn = s.conn
+            if q == 0:
+                if conn is not None:
+                    if not self._write_publish(conn, 0x30, 0, buf, ts, te, ps, pe, True):
+                        conn.dropped += 1
+                        self.messages_dropped += 1
+                elif self.config.queue_qos0_messages:
+                    if msg is None:
+                        msg = message_from(buf, ts, te, ps, pe, qos, False)
+                    self._enqueue(s, msg, 0)
+                else:
+                    self.messages_dropped += 1
+            else:
+                if msg is None:
+                    msg = message_from(buf, ts, te, ps, pe, qos, False)
+                self._deliver(s, msg, q)
+
+    def _deliver(self, s: Session, msg: Message, flags: int) -> None:
+        """A QoS > 0 message (or a queued QoS 0 one) for session s: send now if the in-flight
+        window has room and nothing is queued ahead of it, else queue it (order is kept)."""
+        conn = s.conn
+        if conn is not None and not s.queue and self._send_stored(s, msg, flags):
+            return
+        self._enqueue(s, msg, flags)
+
+    def _enqueue(self, s: Session, msg: Message, flags: int) -> None:
+        if not s.enqueue(msg, flags):
+            self.messages_dropped += 1
+            if s.dropped == 1 or s.dropped % 1000 == 0:
+                self.log(LOG_WARNING, "Outgoing messages are being dropped for client %s "
+                         "(max_queued_messages %d reached, %d dropped)."
+                         % (s.client_id, s.max_queued, s.dropped))
+
+    def _send_stored(self, s: Session, msg: Message, flags: int) -> bool:
+        """Send msg to the connected session s now, if the window and the output allow."""
+        conn = s.conn
+        q = flags & FLAG_QOS_MASK
+        b0 = 0x30 | (q << 1) | (1 if flags & FLAG_RETAIN else 0)
+        data = msg.data
+        tlen = msg.tlen
+        if q == 0:
+            return self._write_publish(conn, b0, 0, data, 0, tlen, tlen, len(data), True)
+        if not s.window_open():
+            return False
+        if conn.pending() + codec.publish_size(b0, tlen, len(data) - tlen) > self.out_soft \
+                and conn.pending():
+            return False
+        i = s.take_slot(msg, flags)
+        self._write_publish(conn, b0, s.slot_mid[i], data, 0, tlen, tlen, len(data), False)
+        return True
+
+    def _pump(self, s: Session) -> None:
+        """Move queued messages into the in-flight window while it has room."""
+        queue = s.queue
+        while queue and s.conn is not None:
+            if not self._send_stored(s, queue[0], s.queue_flags[0]):
+                return
+            queue.pop(0)
+            s.queue_flags.pop(0)
+
+    # ---- acknowledgements ----
+
+    def _puback(self, conn: Conn, mid: int) -> None:
+        s = conn.session
+        if s is None:
+            return
+        i = s.find_slot(mid, AWAIT_PUBACK)
+        if i >= 0:
+            s.release_slot(i)
+            if s.queue:
+                self._pump(s)
+        elif self.log_mask & LOG_DEBUG:
+            self.log(LOG_DEBUG, "Received PUBACK from %s for unknown packet id %d"
+                     % (conn.client_id, mid))
+
+    def _pubrec(self, conn: Conn, mid: int) -> None:
+        s = conn.session
+        if s is None:
+            return
+        i = s.find_slot(mid, AWAIT_PUBREC)
+        if i >= 0:
+            s.slot_state[i] = AWAIT_PUBCOMP
+            s.slot_msg[i] = None  # the message is delivered; only its identifier is kept
+            self._send_ack(conn, PUBREL, mid)  # [MQTT-4.3.3-1]
+        elif s.find_slot(mid, AWAIT_PUBCOMP) >= 0:
+            self._send_ack(conn, PUBREL, mid)
+
+    def _pubrel(self, conn: Conn, mid: int) -> None:
+        s = conn.session
+        if s is not None:
+            s.qos2_in.discard(mid)
+        self._send_ack(conn, PUBCOMP, mid)  # [MQTT-4.3.3-2]
+
+    def _pubcomp(self, conn: Conn, mid: int) -> None:
+        s = conn.session
+        if s is None:
+            return
+        i = s.find_slot(mid, AWAIT_PUBCOMP)
+        if i >= 0:
+            s.release_slot(i)
+            if s.queue:
+                self._pump(s)
+
+    # ---- SUBSCRIBE / UNSUBSCRIBE ----
+
+    def _subscribe(self, conn: Conn, buf: "Buffer", pos: int, end: int) -> None:
+        mid, topics = codec.decode_subscribe(buf, pos, end)
+        if mid == 0:
+            raise MalformedPacket("packet identifier 0")  # [MQTT-2.3.1-1]
+        for filt, q in topics:
+            if not valid_topic_filter(filt):
+                raise MalformedPacket("invalid topic filter")  # [MQTT-4.7.1-2] [MQTT-4.7.1-3]
+        s = conn.session
+        assert s is not None
+        codes = []
+        granted = []
+        for filt, q in topics:
+            if len(filt) > self.config.max_topic_length:
+                codes.append(SUBACK_FAILURE)
+                self.log(LOG_WARNING, "Subscription of %s refused: filter longer than "
+                         "max_topic_length." % conn.client_id)
+                continue
+            r = self.subs.subscribe(s, filt, q)
+            if r < 0:
+                codes.append(SUBACK_FAILURE)
+                self.log(LOG_WARNING, "Subscription of %s to '%s' refused: max_subscriptions "
+                         "(%d) reached." % (conn.client_id, str(filt, "utf-8"),
+                                            self.config.max_subscriptions))
+                continue
+            codes.append(q)
+            granted.append((filt, q))
+            if self.log_mask & LOG_SUBSCRIBE:
+                self.log(LOG_SUBSCRIBE, "%s %d %s" % (conn.client_id, q, str(filt, "utf-8")))
+        self._send_bytes(conn, codec.encode_suback(mid, codes))  # [MQTT-3.8.4-1] [MQTT-3.8.4-5]
+        if self.log_mask & LOG_DEBUG:
+            self.log(LOG_DEBUG, "Sending SUBACK to %s" % conn.client_id)
+        for filt, q in granted:
+            for m in self.retained.matching(Filter(filt)):  # [MQTT-3.3.1-6] [MQTT-3.8.4-3]
+                self._deliver(s, m, FLAG_RETAIN | (m.qos if m.qos < q else q))
+
+    def _unsubscribe(self, conn: Conn, buf: "Buffer", pos: int, end: int) -> None:
+        mid, filters = codec.decode_unsubscribe(buf, pos, end)
+        if mid == 0:
+            raise MalformedPacket("packet identifier 0")  # [MQTT-2.3.1-1]
+        for filt in filters:
+            if not valid_topic_filter(filt):
+                raise MalformedPacket("invalid topic filter")
+        s = conn.session
+        assert s is not None
+        for filt in filters:
+            self.subs.unsubscribe(s, filt)
+            if self.log_mask & LOG_UNSUBSCRIBE:
+                self.log(LOG_UNSUBSCRIBE, "%s %s" % (conn.client_id, str(filt, "utf-8")))
+        self._send_ack(conn, UNSUBACK, mid)  # [MQTT-3.10.4-4] [MQTT-3.10.4-5]
+

@@ -1,0 +1,221 @@
+"""The CPython port: non-blocking sockets on one epoll loop, feeding the portable engine.
+
+Each loop turn reads what every ready socket has (one recv_into into a shared scratch buffer),
+lets the engine parse it in place, then flushes each connection's output with one send.
+"""
+import errno
+import select
+import signal
+import socket
+import sys
+import time
+
+from broker.cli import USAGE, UsageError, banner, parse_args
+from broker.config import Config, ConfigError
+from broker.const import LOG_ERR, LOG_NOTICE
+from broker.engine import CLOSED, Broker, Conn, TICKS_MASK
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, TextIO, Union
+
+_SCRATCH = 65536
+_POLL_S = 0.25
+_IN = select.EPOLLIN
+_OUT = select.EPOLLOUT
+_ERR = select.EPOLLERR | select.EPOLLHUP
+
+
+def ticks_ms() -> int:
+    return int(time.monotonic() * 1000) & TICKS_MASK
+
+
+class StderrLog:
+    """mosquitto's log line shape: "<unix time>: <message>"."""
+
+    def __init__(self, stream: "TextIO") -> None:
+        self.stream = stream
+
+    def __call__(self, level: int, msg: str) -> None:
+        self.stream.write("%d: %s\n" % (int(time.time()), msg))
+        self.stream.flush()
+
+
+class Server:
+    def __init__(self, config: Config, log: "Optional[StderrLog]" = None) -> None:
+        self.config = config
+        self.log = log or StderrLog(sys.stdout if config.log_dest == "stdout" else sys.stderr)
+        self.broker = Broker(config, self.log, ticks_ms())
+        self.poller = select.epoll()
+        self.listeners = {}  # type: Dict[int, socket.socket]
+        self.conns = {}  # type: Dict[int, Conn]
+        self.scratch = bytearray(_SCRATCH)
+        self.running = False
+        self.addresses = []  # type: List[str]
+
+    def bind(self) -> None:
+        """Open every listener; raises OSError (the caller reports it)."""
+        for lst in self.config.listeners:
+            host = lst.host or "0.0.0.0"
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind((host, lst.port))
+                sock.listen(128)
+            except OSError:
+                sock.close()
+                raise
+            sock.setblocking(False)
+            self.listeners[sock.fileno()] = sock
+            self.poller.register(sock.fileno(), _IN)
+            self.addresses.append("%s:%d" % (host, sock.getsockname()[1]))
+
+    def serve(self) -> None:
+        self.running = True
+        broker = self.broker
+        poll = self.poller.poll
+        while self.running:
+            for fd, ev in poll(_POLL_S):
+                conn = self.conns.get(fd)
+                if conn is None:
+                    lsock = self.listeners.get(fd)
+                    if lsock is not None:
+                        self._accept(lsock)
+                    continue
+                if ev & _OUT:
+                    self._flush(conn)
+                if ev & (_IN | _ERR):
+                    self._read(conn)
+            broker.tick(ticks_ms())
+            self._flush_all()
+        broker.shutdown()
+        self._flush_all()
+        self.close()
+
+    def stop(self) -> None:
+        self.running = False
+
+    def close(self) -> None:
+        for conn in list(self.conns.values()):
+            self._drop(conn)
+        for sock in self.listeners.values():
+            self.poller.unregister(sock.fileno())
+            sock.close()
+        self.listeners.clear()
+        self.poller.close()
+
+    def _accept(self, lsock: socket.socket) -> None:
+        port = lsock.getsockname()[1]
+        while True:
+            try:
+                sock, addr = lsock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self.log(LOG_ERR, "Error accepting a connection: %s." % e.strerror)
+                return
+            peer = "%s:%d" % (addr[0], addr[1])
+            conn = self.broker.accept(sock, peer)
+            if conn is None:
+                sock.close()
+                continue
+            self.broker.log(LOG_NOTICE, "New connection from %s on port %d." % (peer, port))
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.conns[sock.fileno()] = conn
+            self.poller.register(sock.fileno(), _IN)
+
+    def _read(self, conn: Conn) -> None:
+        try:
+            n = conn.handle.recv_into(self.scratch)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            self.broker.lost(conn, e.strerror or "socket error")
+            return
+        if n == 0:
+            self.broker.lost(conn)
+            return
+        self.broker.feed(conn, self.scratch, n)
+
+    def _flush_all(self) -> None:
+        wq = self.broker.wq
+        while wq:
+            batch = wq[:]
+            del wq[:]
+            for conn in batch:
+                conn.in_wq = False
+                self._flush(conn)
+
+    def _flush(self, conn: Conn) -> None:
+        sock = conn.handle
+        if sock.fileno() < 0:
+            return
+        if conn.olen > conn.ooff:
+            try:
+                sent = sock.send(memoryview(conn.out)[conn.ooff:conn.olen])
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as e:
+                self.broker.lost(conn, e.strerror or "socket error")
+                self._drop(conn)
+                return
+            conn.ooff += sent
+            if conn.ooff == conn.olen:
+                conn.ooff = conn.olen = 0
+        if conn.state == CLOSED:
+            self._drop(conn)
+        elif conn.olen:
+            self.poller.modify(sock.fileno(), _IN | _OUT)
+        else:
+            self.poller.modify(sock.fileno(), _IN)
+            self.broker.drained(conn)
+
+    def _drop(self, conn: Conn) -> None:
+        sock = conn.handle
+        fd = sock.fileno()
+        if fd < 0:
+            return
+        self.conns.pop(fd, None)
+        try:
+            self.poller.unregister(fd)
+        except (OSError, ValueError):
+            pass
+        sock.close()
+
+
+def main(argv: "List[str]") -> int:
+    try:
+        config = parse_args(argv)
+    except UsageError as e:
+        if str(e):
+            sys.stderr.write("Error: %s\n" % e)
+        sys.stderr.write(USAGE)
+        return 0 if not str(e) else 1
+    except ConfigError as e:
+        sys.stderr.write("Error: %s\n" % e)
+        return 1
+    server = Server(config)
+    server.log(LOG_NOTICE, banner())
+    try:
+        server.bind()
+    except OSError as e:
+        reason = "address already in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
+        sys.stderr.write("Error: cannot listen on %s: %s\n"
+                         % (", ".join("%s:%d" % (lst.host or "0.0.0.0", lst.port)
+                                      for lst in config.listeners), reason))
+        return 1
+
+    def on_signal(signum: int, frame: "object") -> None:
+        server.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    for address in server.addresses:
+        # Always on stderr, whatever log_type says: tools wait for this line (launch contract).
+        sys.stderr.write("%d: listening on %s\n" % (int(time.time()), address))
+    sys.stderr.flush()
+    server.serve()
+    server.log(LOG_NOTICE, "broker terminating")
+    return 0
+
