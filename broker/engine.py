@@ -506,9 +506,15 @@ class Broker:
         """Deliver to every session with a matching subscription, once per session at the
         highest granted QoS [MQTT-3.3.5-1], each copy at min(published, granted) QoS, with RETAIN
         cleared [MQTT-3.3.1-9]."""
-        self.epoch = (self.epoch + 1) & TICKS_MASK
+        epoch = (self.epoch + 1) & TICKS_MASK
+        if epoch == 0:
+            # New sessions start with route_mark 0: restart the count above every mark in use.
+            for s in self.sessions.values():
+                s.route_mark = 0
+            epoch = 1
+        self.epoch = epoch
         hits = self.hits
-        n = self.subs.collect(buf, ts, te, hits, self.epoch)
+        n = self.subs.collect(buf, ts, te, hits, epoch)
         for i in range(n):
             s = hits[i]
             hits[i] = None

@@ -1,0 +1,193 @@
+"""The MicroPython port: non-blocking sockets on select.poll, feeding the portable engine.
+
+The same loop as the CPython port in MicroPython's own terms: ipoll(), readinto() into one
+scratch buffer, write(buf, off, n), time.ticks_ms(). Runs on the unix port and on boards.
+"""
+import select
+import socket
+import sys
+import time
+
+from broker.cli import USAGE, UsageError, banner, parse_args
+from broker.config import Config, ConfigError
+from broker.const import LOG_NOTICE
+from broker.engine import CLOSED, Broker, Conn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List
+
+_SCRATCH = 4096
+_POLL_MS = 250
+_IN = select.POLLIN
+_OUT = select.POLLOUT
+_ERR = select.POLLERR | select.POLLHUP
+_EADDRINUSE = 98
+
+
+def _peer(addr: "Any") -> str:
+    """'ip:port' from what accept() returns: a tuple on boards, a raw sockaddr_in on unix."""
+    if isinstance(addr, tuple):
+        return "%s:%d" % (addr[0], addr[1])
+    if len(addr) >= 8 and addr[0] == 2:
+        return "%d.%d.%d.%d:%d" % (addr[4], addr[5], addr[6], addr[7], (addr[2] << 8) | addr[3])
+    return "unknown"
+
+
+def _log(level: int, msg: str) -> None:
+    sys.stderr.write("%d: %s\n" % (int(time.time()), msg))
+
+
+class Server:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.broker = Broker(config, _log, time.ticks_ms())  # type: ignore[attr-defined]
+        self.poller = select.poll()
+        self.listeners = {}  # type: Dict[Any, int]
+        self.conns = {}  # type: Dict[Any, Conn]
+        self.scratch = bytearray(_SCRATCH)
+        self.addresses = []  # type: List[str]
+
+    def bind(self) -> None:
+        for lst in self.config.listeners:
+            host = lst.host or "0.0.0.0"
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(socket.getaddrinfo(host, lst.port)[0][-1])
+                sock.listen(8)
+            except OSError:
+                sock.close()
+                raise
+            sock.setblocking(False)
+            self.listeners[sock] = lst.port
+            self.poller.register(sock, _IN)
+            self.addresses.append("%s:%d" % (host, lst.port))
+
+    def serve(self) -> None:
+        broker = self.broker
+        ipoll = self.poller.ipoll  # type: ignore[attr-defined]
+        ticks_ms = time.ticks_ms  # type: ignore[attr-defined]
+        conns = self.conns
+        try:
+            while True:
+                for ev in ipoll(_POLL_MS):
+                    sock = ev[0]
+                    flags = ev[1]
+                    conn = conns.get(sock)
+                    if conn is None:
+                        if sock in self.listeners:
+                            self._accept(sock)
+                        continue
+                    if flags & _OUT:
+                        self._flush(conn)
+                    if flags & (_IN | _ERR):
+                        self._read(conn)
+                broker.tick(ticks_ms())
+                self._flush_all()
+        except KeyboardInterrupt:
+            pass
+        broker.shutdown()
+        self._flush_all()
+        for conn in list(conns.values()):
+            self._drop(conn)
+        for sock in self.listeners:
+            sock.close()
+
+    def _accept(self, lsock: "Any") -> None:
+        try:
+            sock, addr = lsock.accept()
+        except OSError:
+            return
+        peer = _peer(addr)
+        try:
+            conn = self.broker.accept(sock, peer)
+        except MemoryError:
+            conn = None
+        if conn is None:
+            sock.close()
+            return
+        self.broker.log(LOG_NOTICE, "New connection from %s on port %d."
+                        % (peer, self.listeners[lsock]))
+        sock.setblocking(False)
+        self.conns[sock] = conn
+        self.poller.register(sock, _IN)
+
+    def _read(self, conn: Conn) -> None:
+        try:
+            n = conn.handle.readinto(self.scratch)
+        except OSError:
+            self.broker.lost(conn, "socket error")
+            return
+        if n is None:
+            return
+        if n == 0:
+            self.broker.lost(conn)
+            return
+        self.broker.feed(conn, self.scratch, n)
+
+    def _flush_all(self) -> None:
+        wq = self.broker.wq
+        while wq:
+            conn = wq.pop()
+            conn.in_wq = False
+            self._flush(conn)
+
+    def _flush(self, conn: Conn) -> None:
+        sock = conn.handle
+        if sock not in self.conns:
+            return
+        if conn.olen > conn.ooff:
+            try:
+                sent = sock.write(conn.out, conn.ooff, conn.olen - conn.ooff)
+            except OSError:
+                self.broker.lost(conn, "socket error")
+                self._drop(conn)
+                return
+            if sent:
+                conn.ooff += sent
+            if conn.ooff == conn.olen:
+                conn.ooff = conn.olen = 0
+        if conn.state == CLOSED:
+            self._drop(conn)
+        elif conn.olen:
+            self.poller.modify(sock, _IN | _OUT)
+        else:
+            self.poller.modify(sock, _IN)
+            self.broker.drained(conn)
+
+    def _drop(self, conn: Conn) -> None:
+        sock = conn.handle
+        if self.conns.pop(sock, None) is None:
+            return
+        self.poller.unregister(sock)
+        sock.close()
+
+
+def main(argv: "List[str]") -> int:
+    try:
+        config = parse_args(argv)
+    except UsageError as e:
+        if str(e):
+            sys.stderr.write("Error: %s\n" % e)
+        sys.stderr.write(USAGE)
+        return 1 if str(e) else 0
+    except ConfigError as e:
+        sys.stderr.write("Error: %s\n" % e)
+        return 1
+    server = Server(config)
+    _log(LOG_NOTICE, banner())
+    try:
+        server.bind()
+    except OSError as e:
+        reason = "address already in use" if e.args and e.args[0] == _EADDRINUSE else str(e)
+        sys.stderr.write("Error: cannot listen on %s: %s\n"
+                         % (", ".join(["%s:%d" % (lst.host or "0.0.0.0", lst.port)
+                                       for lst in config.listeners]), reason))
+        return 1
+    for address in server.addresses:
+        sys.stderr.write("%d: listening on %s\n" % (int(time.time()), address))
+    server.serve()
+    _log(LOG_NOTICE, "broker terminating")
+    return 0
+
