@@ -196,6 +196,8 @@ class Broker:
                 size = len(out) or _OUT_INITIAL
                 while size < end:
                     size *= 2
+                if size > self.out_soft:
+                    size = end if end > self.out_soft else self.out_soft
                 grown = bytearray(size)
                 grown[0:conn.olen] = out[0:conn.olen]
                 conn.out = grown
@@ -405,7 +407,9 @@ class Broker:
         self.log(LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d)."
                  % (conn.peer, cid, 1 if conn.level == PROTOCOL_LEVEL_31 else 2,
                     1 if c.clean_session else 0, c.keepalive))
-        self._send_connack(conn, present, CONNACK_ACCEPTED)  # [MQTT-3.2.2-2] [MQTT-3.2.2-3]
+        # MQTT 3.1 has no session present flag: that byte is reserved there.
+        self._send_connack(conn, present and conn.level != PROTOCOL_LEVEL_31,
+                           CONNACK_ACCEPTED)  # [MQTT-3.2.2-2] [MQTT-3.2.2-3]
         if present:
             self._resume(s)
 

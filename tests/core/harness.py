@@ -62,7 +62,8 @@ class Client:
     def subscribe(self, mid: int, topics: "list") -> "list":
         self.send(codec.encode_subscribe(mid, topics))
         packets = self.recv()
-        assert packets and packets[0].type == SUBACK and packets[0].mid == mid
+        assert packets and packets[0].type == SUBACK and packets[0].mid == mid, packets
+        self.backlog = packets[1:]
         return packets[0].codes
 
     def publishes(self) -> "list":
@@ -74,7 +75,9 @@ class Hub:
 
     def __init__(self, config_text: str = "", now: int = 1000) -> None:
         self.lines = []  # type: list
-        config = parse(config_text + "\nallow_anonymous true\n", "<test>")
+        if "allow_anonymous" not in config_text:
+            config_text += "\nallow_anonymous true\n"
+        config = parse(config_text, "<test>")
         config.default_listener(None)
         self.now = now
         self.broker = Broker(config, self._log, now)
