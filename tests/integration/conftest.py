@@ -1,0 +1,450 @@
+"""Integration fixtures: start a broker process the way a user starts it.
+
+The broker under test is chosen with the environment variable BROKER_UNDER_TEST:
+
+    cpython    (default) this project's broker, per the launch contract in DESIGN.md:
+               <python> -m broker -p PORT [-c FILE] [-v], run from the repository root,
+               ready once stderr shows a line containing "listening on HOST:PORT".
+    mosquitto  the reference broker: mosquitto -c FILE, ready once a TCP connect succeeds
+               (mosquitto prints nothing like "listening on").
+
+Running the whole suite against mosquitto checks the tests themselves:
+
+    BROKER_UNDER_TEST=mosquitto .venv/bin/python -m pytest -q tests/integration
+
+Adding a kind is one entry in KINDS (see the commented micropython entry).
+
+Tests marked ``@pytest.mark.own_broker`` depend on this broker's own options or log format and
+are skipped for the reference broker. A config line naming one of our own table-size options is
+also skipped automatically for mosquitto (it has no such option).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parent.parent
+
+# Helper modules next to this file (raw_mqtt, paho_client) must import whatever the import mode.
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+HOST = "127.0.0.1"
+READY_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+
+
+# --------------------------------------------------------------------------------------------
+# require_peer: use tests/peers.py when the project has it, else an equivalent fallback.
+
+_PEER_PACKAGES = {"mosquitto": "mosquitto"}  # everything else comes from mosquitto-clients
+
+
+def _fallback_require_peer(name: str) -> str:
+    """Path of an external program; skip (fail under CI=true) when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        for folder in ("/usr/sbin", "/usr/local/sbin", "/sbin"):
+            candidate = os.path.join(folder, name)
+            if os.access(candidate, os.X_OK):
+                path = candidate
+                break
+    if path is not None:
+        return path
+    package = _PEER_PACKAGES.get(name, "mosquitto-clients")
+    reason = "%s not found: apt-get install %s" % (name, package)
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+    raise AssertionError("unreachable")
+
+
+def _load_require_peer():
+    peers = REPO_ROOT / "tests" / "peers.py"
+    if peers.exists():
+        spec = importlib.util.spec_from_file_location("_project_tests_peers", peers)
+        if spec is not None and spec.loader is not None:
+            module = importlib.util.module_from_spec(spec)
+            try:
+                spec.loader.exec_module(module)
+                return module.require_peer
+            except Exception:  # a half-written peers.py must not break the suite
+                pass
+    return _fallback_require_peer
+
+
+require_peer = _load_require_peer()
+
+
+# --------------------------------------------------------------------------------------------
+# Broker kinds: how to launch each broker under test.
+
+# Options that exist only in this project's broker (table sizes); mosquitto has no such names.
+OWN_OPTIONS = frozenset(
+    ["max_subscriptions", "max_retained_messages", "max_sessions", "max_topic_length"]
+)
+
+
+def _our_python() -> str:
+    venv = REPO_ROOT / ".venv" / "bin" / "python"
+    return str(venv) if venv.exists() else sys.executable
+
+
+def _launch_contract(prefix):
+    """argv builder for a kind started per the launch contract: PREFIX -p PORT [-c FILE] [-v]."""
+
+    def argv(port, config_path, verbose):
+        args = list(prefix()) + ["-p", str(port)]
+        if config_path is not None:
+            args += ["-c", str(config_path)]
+        if verbose:
+            args.append("-v")
+        return args
+
+    return argv
+
+
+def _mosquitto_argv(port, config_path, verbose):
+    args = [require_peer("mosquitto"), "-c", str(config_path)]
+    if verbose:
+        args.append("-v")
+    return args
+
+
+class BrokerKind:
+    """How to start one broker implementation.
+
+    argv(port, config_path_or_None, verbose) -> list of arguments
+    ready: "log" (wait for "listening on" on stderr) or "tcp" (wait for a TCP connect)
+    always_config: write a config file even when the test gives no lines
+    unsupported: option names this broker does not know (such tests are skipped)
+    reference: True for the reference broker (tests marked own_broker are skipped)
+    """
+
+    def __init__(self, name, argv, ready="log", always_config=False, unsupported=(),
+                 reference=False):
+        self.name = name
+        self.argv = argv
+        self.ready = ready
+        self.always_config = always_config
+        self.unsupported = frozenset(unsupported)
+        self.reference = reference
+
+
+KINDS = {
+    "cpython": BrokerKind(
+        "cpython", _launch_contract(lambda: [_our_python(), "-m", "broker"]), ready="log"
+    ),
+    "mosquitto": BrokerKind(
+        "mosquitto", _mosquitto_argv, ready="tcp", always_config=True,
+        unsupported=OWN_OPTIONS, reference=True,
+    ),
+    # A later issue adds the MicroPython runtime with one entry:
+    # "micropython": BrokerKind("micropython", _launch_contract(lambda: [
+    #     str(REPO_ROOT / ".venv" / "bin" / "micropython"), "-X", "heapsize=64K", "-m", "broker"
+    # ]), ready="log"),
+}
+
+KIND_NAME = os.environ.get("BROKER_UNDER_TEST", "cpython") or "cpython"
+
+
+def current_kind() -> BrokerKind:
+    try:
+        return KINDS[KIND_NAME]
+    except KeyError:
+        raise pytest.UsageError(
+            "BROKER_UNDER_TEST=%r: expected one of %s" % (KIND_NAME, ", ".join(sorted(KINDS)))
+        )
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class BrokerError(AssertionError):
+    pass
+
+
+class Broker:
+    """One broker process on a loopback port.
+
+    .host .port .proc .kind .config_path, .log() (stderr so far), .start(config_lines), .stop()
+    """
+
+    def __init__(self, kind: BrokerKind, workdir: Path):
+        self._kind = kind
+        self.kind = kind.name
+        self.host = HOST
+        self.port = None
+        self.proc = None
+        self.config_path = None
+        self._workdir = workdir
+        self._stderr = []
+        self._stdout = []
+        self._lock = threading.Lock()
+        self._readers = []
+
+    # -- output ---------------------------------------------------------------------------
+    def log(self) -> str:
+        """Everything the broker wrote to stderr so far."""
+        with self._lock:
+            return "".join(self._stderr)
+
+    def stdout(self) -> str:
+        with self._lock:
+            return "".join(self._stdout)
+
+    def wait_log(self, predicate, timeout=5.0):
+        """Wait until predicate(log_text) is true; return the log text (fail on timeout)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log()
+            if predicate(text):
+                return text
+            if time.monotonic() >= deadline:
+                raise BrokerError("log condition not met within %.1fs; log:\n%s" % (timeout, text))
+            time.sleep(0.02)
+
+    def _pump(self, stream, sink):
+        try:
+            for raw in iter(stream.readline, b""):
+                with self._lock:
+                    sink.append(raw.decode("utf-8", "replace"))
+        except (OSError, ValueError):
+            pass
+        finally:
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+    # -- configuration --------------------------------------------------------------------
+    def _config_text(self, config_lines):
+        names = []
+        for line in config_lines:
+            words = line.split()
+            if words and not words[0].startswith("#"):
+                names.append(words[0])
+        missing = sorted(set(names) & self._kind.unsupported)
+        if missing:
+            pytest.skip(
+                "%s has no option %s (uses this broker's own option/log format)"
+                % (self.kind, ", ".join(missing))
+            )
+        if not config_lines and not self._kind.always_config:
+            return None
+        head = ["listener %d %s" % (self.port, self.host)]
+        if "allow_anonymous" not in names:
+            # mosquitto 2 (and our defaults, which follow it) refuse anonymous clients as soon
+            # as a listener is configured; these tests connect anonymously.
+            head.append("allow_anonymous true")
+        return "\n".join(head + list(config_lines)) + "\n"
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def start(self, config_lines=(), *, port=None, verbose=False, wait=True,
+              timeout=READY_TIMEOUT):
+        """Start the broker; with wait=True return once it accepts connections."""
+        if self.proc is not None:
+            raise RuntimeError("broker already started")
+        self.port = port if port is not None else free_port()
+        text = self._config_text(list(config_lines))
+        if text is not None:
+            self.config_path = self._workdir / ("broker-%d.conf" % self.port)
+            self.config_path.write_text(text)
+        argv = self._kind.argv(self.port, self.config_path, verbose)
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self.proc = subprocess.Popen(
+            argv, cwd=str(REPO_ROOT), env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        for stream, sink in ((self.proc.stderr, self._stderr), (self.proc.stdout, self._stdout)):
+            t = threading.Thread(target=self._pump, args=(stream, sink), daemon=True)
+            t.start()
+            self._readers.append(t)
+        if wait:
+            self._wait_ready(timeout)
+        return self
+
+    def _describe(self):
+        return "%s broker %r\nconfig:\n%s\nstderr:\n%s\nstdout:\n%s" % (
+            self.kind,
+            self.proc.args if self.proc else None,
+            self.config_path.read_text() if self.config_path else "(none)",
+            self.log(),
+            self.stdout(),
+        )
+
+    def _wait_ready(self, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                self._join_readers()
+                raise BrokerError(
+                    "broker exited with code %s before accepting connections\n%s"
+                    % (self.proc.returncode, self._describe())
+                )
+            if self._kind.ready == "log":
+                if "listening on" in self.log():
+                    return
+            elif self._tcp_ready():
+                return
+            if time.monotonic() >= deadline:
+                self.stop()
+                raise BrokerError(
+                    "broker not ready within %.0fs\n%s" % (timeout, self._describe())
+                )
+            time.sleep(0.02)
+
+    def _tcp_ready(self):
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def _join_readers(self):
+        for t in self._readers:
+            t.join(timeout=2.0)
+
+    def wait_exit(self, timeout=READY_TIMEOUT):
+        """Wait for the process to exit by itself; return its exit code (fail on timeout)."""
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise BrokerError("broker still running after %.0fs\n%s" % (timeout, self._describe()))
+        self._join_readers()
+        return code
+
+    def stop(self):
+        """SIGTERM, wait, SIGKILL if needed; return the exit code (None if never started)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except ProcessLookupError:
+                pass
+        self._join_readers()
+        return self.proc.returncode
+
+    def __repr__(self):
+        return "<Broker %s %s:%s>" % (self.kind, self.host, self.port)
+
+
+# --------------------------------------------------------------------------------------------
+# pytest hooks and fixtures
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "own_broker: depends on this broker's own options or log format; "
+        "skipped for the reference broker",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    kind = KINDS.get(KIND_NAME)
+    if kind is None or not kind.reference:
+        return
+    skip = pytest.mark.skip(reason="uses this broker's own option/log format")
+    for item in items:
+        if item.get_closest_marker("own_broker") is not None:
+            item.add_marker(skip)
+
+
+def pytest_report_header(config):
+    return "broker under test: %s (BROKER_UNDER_TEST)" % KIND_NAME
+
+
+@pytest.fixture(scope="session")
+def broker_kind() -> BrokerKind:
+    return current_kind()
+
+
+@pytest.fixture(scope="session")
+def peer():
+    """require_peer(name) -> path of an external program (skip if missing, fail under CI)."""
+    return require_peer
+
+
+@pytest.fixture
+def broker_factory(broker_kind, tmp_path):
+    """Factory: broker_factory(config_lines=[...], **start_kwargs) -> started Broker.
+
+    With start=False it returns an unstarted Broker; call .start(...) yourself.
+    Every broker made here is stopped at teardown (terminate, wait, kill).
+    """
+    made = []
+
+    def make(config_lines=(), start=True, **kwargs):
+        b = Broker(broker_kind, tmp_path)
+        made.append(b)
+        if start:
+            b.start(config_lines, **kwargs)
+        return b
+
+    yield make
+    for b in made:
+        b.stop()
+
+
+@pytest.fixture
+def broker(broker_factory):
+    """A broker with the default configuration, started for this test."""
+    return broker_factory()
+
+
+@pytest.fixture
+def mqtt_client():
+    """Factory for connected paho clients (see paho_client.PahoClient); closed at teardown."""
+    from paho_client import PahoClient
+
+    made = []
+
+    def make(broker, client_id="", connect=True, **kwargs):
+        c = PahoClient(broker, client_id, **kwargs)
+        made.append(c)
+        if connect:
+            c.connect()
+        return c
+
+    yield make
+    for c in made:
+        c.close()
+
+
+@pytest.fixture
+def raw_client():
+    """Factory for raw-socket MQTT connections (see raw_mqtt.RawClient); closed at teardown."""
+    from raw_mqtt import RawClient
+
+    made = []
+
+    def make(broker, **kwargs):
+        c = RawClient(broker.host, broker.port, **kwargs)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.close()
