@@ -6,10 +6,13 @@ Connections with output (or that must be closed) are listed in `Broker.wq` for t
 Timers enter through tick(now_ms). One handler per packet type, a single dispatch in _packet().
 """
 from broker import codec
-from broker.codec import MalformedPacket, Publish, Reader, parse_publish, put_ack, put_publish
+from broker.codec import (
+    MalformedPacket, Publish, Reader, parse_publish, put_ack, put_publish, put_remaining_length,
+    remaining_length_size,
+)
 from broker.const import (
     CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
-    SUBSCRIBE, UNSUBACK, UNSUBSCRIBE, PACKET_NAMES,
+    SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE, PACKET_NAMES,
     CONNACK_ACCEPTED, CONNACK_IDENTIFIER_REJECTED, CONNACK_NOT_AUTHORIZED,
     CONNACK_SERVER_UNAVAILABLE, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION, PROTOCOL_LEVEL_31,
     SUBACK_FAILURE, LOG_DEBUG, LOG_ERR, LOG_NOTICE, LOG_SUBSCRIBE, LOG_UNSUBSCRIBE, LOG_WARNING, const,
@@ -216,13 +219,10 @@ class Broker:
                 self.log(LOG_DEBUG, "Sending %s to %s (m%d)"
                          % (PACKET_NAMES[packet_type], conn.client_id, mid))
 
-    def _send_bytes(self, conn: Conn, data: bytes) -> None:
-        pos = self._reserve(conn, len(data), False)
-        if pos >= 0:
-            conn.out[pos:pos + len(data)] = data
-
     def _send_connack(self, conn: Conn, session_present: bool, code: int) -> None:
-        self._send_bytes(conn, codec.encode_connack(session_present, code))
+        pos = self._reserve(conn, 4, False)
+        if pos >= 0:
+            put_ack(conn.out, pos, 0x20, (0x100 if session_present else 0) | code)
         if self.log_mask & LOG_DEBUG:
             self.log(LOG_DEBUG, "Sending CONNACK to %s (%d, %d)"
                      % (self._name(conn), 1 if session_present else 0, code))
@@ -315,7 +315,10 @@ class Broker:
                 raise MalformedPacket("PINGREQ remaining length must be 0")
             if self.log_mask & LOG_DEBUG:
                 self.log(LOG_DEBUG, "Received PINGREQ from %s" % conn.client_id)
-            self._send_bytes(conn, codec.encode_simple(PINGRESP))
+            pos = self._reserve(conn, 2, False)
+            if pos >= 0:
+                conn.out[pos] = PINGRESP << 4
+                conn.out[pos + 1] = 0
         elif t == DISCONNECT:
             if end != pos:
                 raise MalformedPacket("DISCONNECT remaining length must be 0")
@@ -658,7 +661,16 @@ class Broker:
             granted.append((filt, q))
             if self.log_mask & LOG_SUBSCRIBE:
                 self.log(LOG_SUBSCRIBE, "%s %d %s" % (conn.client_id, q, str(filt, "utf-8")))
-        self._send_bytes(conn, codec.encode_suback(mid, codes))  # [MQTT-3.8.4-1] [MQTT-3.8.4-5]
+        n = 2 + len(codes)
+        p = self._reserve(conn, 1 + remaining_length_size(n) + n, False)
+        if p >= 0:  # [MQTT-3.8.4-1] [MQTT-3.8.4-5]
+            out = conn.out
+            out[p] = SUBACK << 4
+            p = put_remaining_length(out, p + 1, n)
+            out[p] = mid >> 8
+            out[p + 1] = mid & 0xFF
+            for i in range(len(codes)):
+                out[p + 2 + i] = codes[i]
         if self.log_mask & LOG_DEBUG:
             self.log(LOG_DEBUG, "Sending SUBACK to %s" % conn.client_id)
         for filt, q in granted:

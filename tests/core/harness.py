@@ -2,7 +2,7 @@
 
 Plain Python shared by pytest (CPython) and tools/mptest.py (MicroPython).
 """
-from broker import codec
+from broker import codec, packets
 from broker.config import parse
 from broker.const import CONNACK, PUBLISH, SUBACK
 from broker.engine import CLOSED, Broker
@@ -40,7 +40,7 @@ class Client:
             pos = self.reader.take(data, pos, len(data))
             if self.reader.ready:
                 r = self.reader
-                out.append(codec.decode(r.b0, r.buf, r.start, r.end))
+                out.append(packets.decode(r.b0, r.buf, r.start, r.end))
         self.hub.broker.drained(conn)
         return out
 
@@ -52,19 +52,19 @@ class Client:
         self.hub.broker.lost(self.conn)
 
     # Conveniences that check the obvious answer.
-    def connect(self, client_id: str = "c", **kw: object) -> codec.Packet:
-        self.send(codec.encode_connect(client_id, **kw))  # type: ignore[arg-type]
-        packets = self.recv()
-        assert packets and packets[0].type == CONNACK, packets
-        self.backlog = packets[1:]
-        return packets[0]
+    def connect(self, client_id: str = "c", **kw: object) -> packets.Packet:
+        self.send(packets.encode_connect(client_id, **kw))  # type: ignore[arg-type]
+        got = self.recv()
+        assert got and got[0].type == CONNACK, got
+        self.backlog = got[1:]
+        return got[0]
 
     def subscribe(self, mid: int, topics: "list") -> "list":
-        self.send(codec.encode_subscribe(mid, topics))
-        packets = self.recv()
-        assert packets and packets[0].type == SUBACK and packets[0].mid == mid, packets
-        self.backlog = packets[1:]
-        return packets[0].codes
+        self.send(packets.encode_subscribe(mid, topics))
+        got = self.recv()
+        assert got and got[0].type == SUBACK and got[0].mid == mid, got
+        self.backlog = got[1:]
+        return got[0].codes
 
     def publishes(self) -> "list":
         return [p for p in self.recv() if p.type == PUBLISH]

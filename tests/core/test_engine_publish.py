@@ -7,8 +7,8 @@ twice, with each packet fed whole and then byte by byte.
 """
 from harness import Hub
 from support import MPY
-from broker import codec
-from broker.codec import (
+from broker import packets
+from broker.packets import (
     encode_ack, encode_publish, encode_simple, encode_subscribe, encode_unsubscribe,
 )
 from broker.const import (
@@ -1025,8 +1025,8 @@ def test_reserved_and_server_only_packet_types_close():
         bytes((0xF0, 0)),
         bytes((0x0F, 0)),
         bytes((0xF2, 2, 0, 1)),
-        codec.encode_connack(False, 0),
-        codec.encode_suback(1, [0]),
+        packets.encode_connack(False, 0),
+        packets.encode_suback(1, [0]),
         encode_ack(UNSUBACK, 1),
         encode_simple(PINGRESP),
     )
