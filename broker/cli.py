@@ -1,11 +1,18 @@
-"""The command line shared by both ports: `-m broker [-p PORT] [-c FILE] [-v]`."""
+"""The command line shared by both ports: `-m broker [-p PORT] [-c FILE] [-v]`.
+
+Start-up code only, like broker.config: once the configuration is read, a board may drop both
+modules with unload_parser() (the Config it got is a broker.settings object, which needs neither).
+"""
+import sys
+
 from broker import VERSION
-from broker.config import Config, embedded_default, load
+from broker.config import default_listener, embedded_default, load
 from broker.const import LOG_ALL
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import List, Optional
+    from broker.settings import Config
 
 USAGE = """usage: python -m broker [-p PORT] [-c FILE] [-v]
   -p PORT   listen on 127.0.0.1:PORT (default 1883); with -c, replaces the first listener's port
@@ -18,7 +25,7 @@ class UsageError(Exception):
     pass
 
 
-def parse_args(argv: "List[str]") -> Config:
+def parse_args(argv: "List[str]") -> "Config":
     """Configuration from the command line; raises UsageError or ConfigError."""
     port = None  # type: Optional[int]
     path = None  # type: Optional[str]
@@ -47,7 +54,7 @@ def parse_args(argv: "List[str]") -> Config:
             raise UsageError("unknown argument '%s'" % a)
         i += 1
     config = load(path) if path is not None else embedded_default()
-    config.default_listener(port)
+    default_listener(config, port)
     if verbose:
         config.log_types = LOG_ALL
     return config
@@ -55,3 +62,18 @@ def parse_args(argv: "List[str]") -> Config:
 
 def banner() -> str:
     return "broker %s starting" % VERSION
+
+
+def unload_parser() -> None:
+    """Forget broker.config and broker.cli (the parser and this module), so that the next
+    gc.collect() can free them: for boards, once parse_args has returned. Both are dropped from
+    sys.modules and from the broker package, which keeps every imported submodule as an attribute.
+    The caller must drop its own references too (names imported from either module, such as
+    parse_args or ConfigError); the Config that parse_args returned stays valid."""
+    import broker
+    for name in ("config", "cli"):
+        full = "broker." + name
+        if full in sys.modules:
+            del sys.modules[full]
+        if hasattr(broker, name):
+            delattr(broker, name)

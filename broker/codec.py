@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 _INITIAL_PENDING = const(64)
 _KEEP_PENDING = const(256)
+_NO_PENDING = bytearray(0)  # shared by every idle Reader: never written, only replaced by _grow
 
 
 class MalformedPacket(Exception):
@@ -56,7 +57,7 @@ class Reader:
 
     def __init__(self, max_packet_size: int) -> None:
         self.max_packet_size = max_packet_size
-        self.pending = bytearray(0)
+        self.pending = _NO_PENDING
         self.have = 0          # bytes held in pending
         self.need = 0          # total size of the pending packet, 0 while its header is incomplete
         self.hlen = 0          # fixed header size of the last header decoded
@@ -150,7 +151,13 @@ class Reader:
     def release(self) -> None:
         """Drop a large gathering buffer once its packet has been handled."""
         if self.have == 0 and len(self.pending) > _KEEP_PENDING:
-            self.pending = bytearray(0)
+            self.pending = _NO_PENDING
+
+    def reset(self) -> None:
+        """Forget a partly gathered packet and free its buffer (without allocating)."""
+        self.pending = _NO_PENDING
+        self.have = 0
+        self.need = 0
 
     def buffered(self) -> int:
         """Bytes of memory held for incomplete packets (bounded by max_packet_size)."""

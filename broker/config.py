@@ -2,15 +2,22 @@
 
 Start-up code only: nothing here runs on the hot path. Every error stops parsing with a one-line
 ConfigError "FILE:LINE: reason". See docs/configuration.md for the options and their defaults.
+
+The options themselves live in broker.settings (Config, Listener), which has no methods: the
+engine keeps a Config, and nothing it keeps refers to this module, so a board can drop the parser
+from sys.modules after start-up (broker.cli.unload_parser). Keep it that way: functions here
+take a Config, they are never attached to it.
 """
 from broker.const import (
-    LOG_ALL, LOG_DEBUG, LOG_DEFAULT, LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_SUBSCRIBE, LOG_UNSUBSCRIBE,
-    LOG_WARNING, MAX_REMAINING_LENGTH,
+    LOG_ALL, LOG_DEBUG, LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_SUBSCRIBE, LOG_UNSUBSCRIBE,
+    LOG_WARNING,
+)
+# Re-exported ("X as X") for callers that configure the broker.
+from broker.settings import (
+    DEFAULT_MAX_CONNECTIONS as DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT as DEFAULT_PORT,
+    NO_PACKET_LIMIT as NO_PACKET_LIMIT, Config as Config, Listener as Listener,
 )
 
-DEFAULT_PORT = 1883
-DEFAULT_MAX_CONNECTIONS = 10000
-NO_PACKET_LIMIT = MAX_REMAINING_LENGTH + 5  # 268435460: the largest packet MQTT can frame
 _BIG = 0x3FFFFFFF  # the largest small int on a 32-bit board: "no upper bound"
 
 # Integer options: name -> (lowest, highest, "no limit" value, what that value is stored as).
@@ -58,17 +65,6 @@ class ConfigError(Exception):
     """str(e) is one line: "FILE:LINE: reason", or "FILE: reason" when no line is to blame."""
 
 
-class Listener:
-    """A TCP listener: host "" (or "0.0.0.0") means all interfaces."""
-
-    def __init__(self, port: int, host: str = "") -> None:
-        self.port = port
-        self.host = host
-
-    def __repr__(self) -> str:
-        return "Listener(%d, %r)" % (self.port, self.host)
-
-
 def _name(listener: Listener) -> str:
     return "%s:%d" % (listener.host or "0.0.0.0", listener.port)
 
@@ -87,142 +83,121 @@ def _int(name: str, text: str) -> int:
     return int(text)
 
 
-class Config:
-    """Limits and listeners. Attribute names are the option names."""
+def default_listener(config: Config, port_override: "int | None") -> None:
+    """Apply the command line's -p: with no listener, listen on 127.0.0.1 at port_override
+    (1883 when None); otherwise -p replaces the port of the first listener."""
+    if port_override is not None and not 0 <= port_override <= 65535:
+        raise ConfigError("-p: port %d is out of range (0..65535)" % port_override)
+    if not config.listeners:
+        port = DEFAULT_PORT if port_override is None else port_override
+        config.listeners.append(Listener(port, "127.0.0.1"))
+    elif port_override is not None:
+        config.listeners[0].port = port_override
+        pair = _duplicate(config)
+        if pair is not None:
+            raise ConfigError("-p %d: listener %s is defined twice"
+                              % (port_override, _name(pair[1])))
 
-    def __init__(self) -> None:
-        self.listeners = []  # type: list[Listener]
-        self.allow_anonymous = True
-        self.max_connections = DEFAULT_MAX_CONNECTIONS
-        self.max_inflight_messages = 20
-        self.max_queued_messages = 1000
-        self.queue_qos0_messages = False
-        self.max_packet_size = NO_PACKET_LIMIT
-        self.max_keepalive = 65535
-        self.retain_available = True
-        self.log_types = LOG_DEFAULT
-        self.log_dest = "stderr"
-        self.max_subscriptions = 100000
-        self.max_retained_messages = 10000
-        self.max_sessions = 10000
-        self.max_topic_length = 65535
-        self._anon_set = False  # allow_anonymous given explicitly
-        self._default = None  # type: Listener | None  # set by `port` / `bind_address`
-        self._log_fresh = True  # the next log_type line replaces log_types
-        self._lines = {}  # type: dict[int, int]  # id(listener) -> line, while parsing
 
-    def default_listener(self, port_override: "int | None") -> None:
-        """Apply the command line's -p: with no listener, listen on 127.0.0.1 at port_override
-        (1883 when None); otherwise -p replaces the port of the first listener."""
-        if port_override is not None and not 0 <= port_override <= 65535:
-            raise ConfigError("-p: port %d is out of range (0..65535)" % port_override)
-        if not self.listeners:
-            port = DEFAULT_PORT if port_override is None else port_override
-            self.listeners.append(Listener(port, "127.0.0.1"))
-        elif port_override is not None:
-            self.listeners[0].port = port_override
-            pair = self._duplicate()
-            if pair is not None:
-                raise ConfigError("-p %d: listener %s is defined twice"
-                                  % (port_override, _name(pair[1])))
+def _duplicate(config: Config) -> "tuple[Listener, Listener] | None":
+    ls = config.listeners
+    for i in range(len(ls)):
+        for j in range(i):
+            a = ls[j]
+            b = ls[i]
+            if a.port == b.port and (a.host or "0.0.0.0") == (b.host or "0.0.0.0"):
+                return a, b
+    return None
 
-    def _duplicate(self) -> "tuple[Listener, Listener] | None":
-        ls = self.listeners
-        for i in range(len(ls)):
-            for j in range(i):
-                a = ls[j]
-                b = ls[i]
-                if a.port == b.port and (a.host or "0.0.0.0") == (b.host or "0.0.0.0"):
-                    return a, b
-        return None
 
-    def _option(self, words: "list[str]", line: int) -> None:
-        name = words[0]
-        n = len(words) - 1
-        if ((" %s " % name) in _UNSUPPORTED or name.startswith("auth_opt_")
-                or name.startswith("plugin_opt_")):
-            raise _not_supported("option '%s'" % name)
-        known = name in _INTS or (" %s " % name) in _BOOLS or name in (
-            "listener", "port", "bind_address", "log_type", "log_dest")
-        if not known:
-            raise ConfigError("unknown option '%s'" % name)
-        if n == 0:
-            what = "a port" if name == "listener" else "a value"
-            raise ConfigError("'%s' needs %s" % (name, what))
-        if n > (2 if name == "listener" else 1):
-            hint = ""
-            for w in words:
-                if w[0] == "#":
-                    hint = " (a comment must be on a line of its own)"
-            raise ConfigError("'%s' takes %s, got %d%s" % (
-                name, "a port and an address" if name == "listener" else "one value", n, hint))
-        value = words[1]
+def _option(config: Config, words: "list[str]", line: int) -> None:
+    name = words[0]
+    n = len(words) - 1
+    if ((" %s " % name) in _UNSUPPORTED or name.startswith("auth_opt_")
+            or name.startswith("plugin_opt_")):
+        raise _not_supported("option '%s'" % name)
+    known = name in _INTS or (" %s " % name) in _BOOLS or name in (
+        "listener", "port", "bind_address", "log_type", "log_dest")
+    if not known:
+        raise ConfigError("unknown option '%s'" % name)
+    if n == 0:
+        what = "a port" if name == "listener" else "a value"
+        raise ConfigError("'%s' needs %s" % (name, what))
+    if n > (2 if name == "listener" else 1):
+        hint = ""
+        for w in words:
+            if w[0] == "#":
+                hint = " (a comment must be on a line of its own)"
+        raise ConfigError("'%s' takes %s, got %d%s" % (
+            name, "a port and an address" if name == "listener" else "one value", n, hint))
+    value = words[1]
 
-        if name in _INTS:
-            v = _int(name, value)
-            lo, hi, special, stored = _INTS[name]
-            if stored and v == special:
-                v = stored
-            elif name == "max_queued_messages" and v == 0:
-                raise ConfigError("max_queued_messages: 0 (no limit) is not supported, every queue"
-                                  " here is bounded: give a positive number")
-            elif not lo <= v <= hi:
-                rng = "%d..%d" % (lo, hi)
-                if stored:
-                    rng = "%s, or %d for no limit" % (rng, special)
-                raise ConfigError("%s: %d is out of range (%s)" % (name, v, rng))
-            setattr(self, name, v)
-        elif name in ("listener", "port"):
-            port = _int(name, value)
-            if port == 0 and n == 2 and name == "listener":
-                raise _not_supported("a unix socket listener ('listener 0 PATH')")
-            if not 1 <= port <= 65535:
-                raise ConfigError("%s: %d is out of range (1..65535)" % (name, port))
-            if name == "port":
-                self._default_listener(line).port = port
-            else:
-                lst = Listener(port, words[2] if n == 2 else "")
-                self.listeners.append(lst)
-                self._lines[id(lst)] = line
-        elif name == "bind_address":
-            self._default_listener(line).host = value
-        elif name == "log_type":
-            if value == "websockets":
-                raise _not_supported("log_type 'websockets'")
-            if value not in _LOG_TYPES:
-                raise ConfigError("log_type: unknown type '%s' (expected error, warning, notice, "
-                                  "information, subscribe, unsubscribe, debug, all or none)"
-                                  % value)
-            mask = _LOG_TYPES[value]
-            if self._log_fresh or mask == 0:
-                self.log_types = mask
-            else:
-                self.log_types |= mask
-            self._log_fresh = False
-        elif name == "log_dest":
-            if value in ("stderr", "stdout"):
-                self.log_dest = value
-            elif (" %s " % value) in _LOG_DESTS_UNSUPPORTED:
-                raise _not_supported("log_dest '%s'" % value)
-            else:
-                raise ConfigError("log_dest: expected stderr or stdout, got '%s'" % value)
-        else:  # a boolean
-            if value not in ("true", "false"):
-                raise ConfigError("%s: expected true or false, got '%s'" % (name, value))
-            setattr(self, name, value == "true")
-            if name == "allow_anonymous":
-                self._anon_set = True
+    if name in _INTS:
+        v = _int(name, value)
+        lo, hi, special, stored = _INTS[name]
+        if stored and v == special:
+            v = stored
+        elif name == "max_queued_messages" and v == 0:
+            raise ConfigError("max_queued_messages: 0 (no limit) is not supported, every queue"
+                              " here is bounded: give a positive number")
+        elif not lo <= v <= hi:
+            rng = "%d..%d" % (lo, hi)
+            if stored:
+                rng = "%s, or %d for no limit" % (rng, special)
+            raise ConfigError("%s: %d is out of range (%s)" % (name, v, rng))
+        setattr(config, name, v)
+    elif name in ("listener", "port"):
+        port = _int(name, value)
+        if port == 0 and n == 2 and name == "listener":
+            raise _not_supported("a unix socket listener ('listener 0 PATH')")
+        if not 1 <= port <= 65535:
+            raise ConfigError("%s: %d is out of range (1..65535)" % (name, port))
+        if name == "port":
+            _default_listener(config, line).port = port
+        else:
+            lst = Listener(port, words[2] if n == 2 else "")
+            config.listeners.append(lst)
+            config._lines[id(lst)] = line
+    elif name == "bind_address":
+        _default_listener(config, line).host = value
+    elif name == "log_type":
+        if value == "websockets":
+            raise _not_supported("log_type 'websockets'")
+        if value not in _LOG_TYPES:
+            raise ConfigError("log_type: unknown type '%s' (expected error, warning, notice, "
+                              "information, subscribe, unsubscribe, debug, all or none)"
+                              % value)
+        mask = _LOG_TYPES[value]
+        if config._log_fresh or mask == 0:
+            config.log_types = mask
+        else:
+            config.log_types |= mask
+        config._log_fresh = False
+    elif name == "log_dest":
+        if value in ("stderr", "stdout"):
+            config.log_dest = value
+        elif (" %s " % value) in _LOG_DESTS_UNSUPPORTED:
+            raise _not_supported("log_dest '%s'" % value)
+        else:
+            raise ConfigError("log_dest: expected stderr or stdout, got '%s'" % value)
+    else:  # a boolean
+        if value not in ("true", "false"):
+            raise ConfigError("%s: expected true or false, got '%s'" % (name, value))
+        setattr(config, name, value == "true")
+        if name == "allow_anonymous":
+            config._anon_set = True
 
-    def _default_listener(self, line: int) -> Listener:
-        # `port` and `bind_address` describe one listener, kept first in the list (mosquitto's
-        # "default listener"); on all interfaces at port 1883 unless they say otherwise.
-        lst = self._default
-        if lst is None:
-            lst = Listener(DEFAULT_PORT, "")
-            self._default = lst
-            self.listeners.insert(0, lst)
-        self._lines[id(lst)] = line
-        return lst
+
+def _default_listener(config: Config, line: int) -> Listener:
+    # `port` and `bind_address` describe one listener, kept first in the list (mosquitto's
+    # "default listener"); on all interfaces at port 1883 unless they say otherwise.
+    lst = config._default
+    if lst is None:
+        lst = Listener(DEFAULT_PORT, "")
+        config._default = lst
+        config.listeners.insert(0, lst)
+    config._lines[id(lst)] = line
+    return lst
 
 
 def parse(text: str, filename: str = "<config>", config: "Config | None" = None) -> Config:
@@ -240,13 +215,13 @@ def parse(text: str, filename: str = "<config>", config: "Config | None" = None)
         if not words or words[0][0] == "#":
             continue
         try:
-            cfg._option(words, line)
+            _option(cfg, words, line)
         except ConfigError as e:
             reason = e.args[0]
         if reason is not None:
             raise ConfigError("%s:%d: %s" % (filename, line, reason))
 
-    pair = cfg._duplicate()
+    pair = _duplicate(cfg)
     if pair is not None:
         first = cfg._lines.get(id(pair[0]), 0)
         second = cfg._lines.get(id(pair[1]), 0)

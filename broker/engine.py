@@ -132,11 +132,21 @@ class Broker:
         except MalformedPacket as e:
             self._protocol_error(conn, str(e))
         except MemoryError:
-            self.close(conn, "Out of memory while serving %s, disconnecting." % self._name(conn),
-                       True)
+            self._out_of_memory(conn)
         except Exception as e:  # a defect here must cost one connection, never the broker
             self.log(LOG_ERR, "Internal error while serving %s: %r" % (self._name(conn), e))
             self.close(conn, "", True)
+
+    def _out_of_memory(self, conn: Conn) -> None:
+        """Drop the connection that was being served when the heap ran out, will included, and
+        keep serving the others. Its gathering buffer goes first so that closing can allocate;
+        if even that fails, the bookkeeping in close() that needs no memory is already done."""
+        conn.reader.reset()
+        try:
+            self.close(conn, "", True)
+            self.log(LOG_ERR, "Out of memory while serving %s, disconnecting." % self._name(conn))
+        except MemoryError:
+            pass
 
     def lost(self, conn: Conn, reason: str = "") -> None:
         """The socket reached end of file or failed."""
@@ -251,10 +261,9 @@ class Broker:
         """Finish with conn: publish its will if asked, detach or discard its session."""
         if conn.state == CLOSED:
             return
+        # Bookkeeping that needs no memory first: this also runs when the heap is exhausted.
         was_connected = conn.state == CONNECTED
         conn.state = CLOSED
-        if why:
-            self.log(LOG_NOTICE, why)
         if conn in self.conns:
             self.conns.remove(conn)
         if was_connected:
@@ -267,11 +276,13 @@ class Broker:
                 self._discard_session(s)
         will = conn.will
         conn.will = None
-        if send_will and will is not None:
-            self._publish_will(will)
         if not conn.in_wq:
             conn.in_wq = True
             self.wq.append(conn)
+        if why:
+            self.log(LOG_NOTICE, why)
+        if send_will and will is not None:
+            self._publish_will(will)
 
     def _protocol_error(self, conn: Conn, reason: str) -> None:
         self.log(LOG_NOTICE, "Client %s sent a malformed or invalid packet (%s), disconnecting."

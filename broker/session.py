@@ -2,6 +2,7 @@
 
 A session outlives its connection when the client asked for CleanSession 0 [MQTT-3.1.2-4].
 """
+from broker.bytesops import copy_into
 from broker.const import const
 
 TYPE_CHECKING = False
@@ -40,10 +41,11 @@ class Message:
 
 def message_from(buf: "Buffer", ts: int, te: int, ps: int, pe: int, qos: int,
                  retain: bool) -> Message:
-    data = bytearray(te - ts + pe - ps)
-    data[0:te - ts] = buf[ts:te]
-    data[te - ts:] = buf[ps:pe]
-    return Message(data, te - ts, qos, retain)
+    tlen = te - ts
+    data = bytearray(tlen + pe - ps)
+    copy_into(data, 0, buf, ts, tlen)
+    copy_into(data, tlen, buf, ps, pe - ps)
+    return Message(data, tlen, qos, retain)
 
 
 class Session:

@@ -137,6 +137,8 @@ class Server:
             self.broker.lost(conn)
             return
         self.broker.feed(conn, self.scratch, n)
+        if conn.state == CLOSED:
+            self._flush(conn)
 
     def _flush_all(self) -> None:
         wq = self.broker.wq

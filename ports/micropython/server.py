@@ -3,6 +3,7 @@
 The same loop as the CPython port in MicroPython's own terms: ipoll(), readinto() into one
 scratch buffer, write(buf, off, n), time.ticks_ms(). Runs on the unix port and on boards.
 """
+import gc
 import select
 import socket
 import sys
@@ -71,20 +72,25 @@ class Server:
         conns = self.conns
         try:
             while True:
-                for ev in ipoll(_POLL_MS):
-                    sock = ev[0]
-                    flags = ev[1]
-                    conn = conns.get(sock)
-                    if conn is None:
-                        if sock in self.listeners:
-                            self._accept(sock)
-                        continue
-                    if flags & _OUT:
-                        self._flush(conn)
-                    if flags & (_IN | _ERR):
-                        self._read(conn)
-                broker.tick(ticks_ms())
-                self._flush_all()
+                try:
+                    for ev in ipoll(_POLL_MS):
+                        sock = ev[0]
+                        flags = ev[1]
+                        conn = conns.get(sock)
+                        if conn is None:
+                            if sock in self.listeners:
+                                self._accept(sock)
+                            continue
+                        if flags & _OUT:
+                            self._flush(conn)
+                        if flags & (_IN | _ERR):
+                            self._read(conn)
+                    broker.tick(ticks_ms())
+                    self._flush_all()
+                except MemoryError:
+                    # Outside feed() (accept, a will on a lost socket): this turn is abandoned,
+                    # the engine's state is consistent, and the next turn carries on.
+                    gc.collect()
         except KeyboardInterrupt:
             pass
         broker.shutdown()
@@ -125,6 +131,8 @@ class Server:
             self.broker.lost(conn)
             return
         self.broker.feed(conn, self.scratch, n)
+        if conn.state == CLOSED:
+            self._flush(conn)
 
     def _flush_all(self) -> None:
         wq = self.broker.wq

@@ -1,0 +1,48 @@
+"""The broker's options as plain data: what the engine keeps after start-up.
+
+Deliberately tiny, with no methods beyond __init__ (and Listener.__repr__): a method keeps its
+module's globals alive, so the parser lives in broker.config, which a board can drop from
+sys.modules once the configuration is read (see broker.cli.unload_parser).
+"""
+from broker.const import LOG_DEFAULT, MAX_REMAINING_LENGTH
+
+DEFAULT_PORT = 1883
+DEFAULT_MAX_CONNECTIONS = 10000
+NO_PACKET_LIMIT = MAX_REMAINING_LENGTH + 5  # 268435460: the largest packet MQTT can frame
+
+
+class Listener:
+    """A TCP listener: host "" (or "0.0.0.0") means all interfaces."""
+
+    def __init__(self, port: int, host: str = "") -> None:
+        self.port = port
+        self.host = host
+
+    def __repr__(self) -> str:
+        return "Listener(%d, %r)" % (self.port, self.host)
+
+
+class Config:
+    """Limits and listeners. Attribute names are the option names."""
+
+    def __init__(self) -> None:
+        self.listeners = []  # type: list[Listener]
+        self.allow_anonymous = True
+        self.max_connections = DEFAULT_MAX_CONNECTIONS
+        self.max_inflight_messages = 20
+        self.max_queued_messages = 1000
+        self.queue_qos0_messages = False
+        self.max_packet_size = NO_PACKET_LIMIT
+        self.max_keepalive = 65535
+        self.retain_available = True
+        self.log_types = LOG_DEFAULT
+        self.log_dest = "stderr"
+        self.max_subscriptions = 100000
+        self.max_retained_messages = 10000
+        self.max_sessions = 10000
+        self.max_topic_length = 65535
+        # Parser state (broker.config), kept here so a parse can resume on an existing Config.
+        self._anon_set = False  # allow_anonymous given explicitly
+        self._default = None  # type: Listener | None  # set by `port` / `bind_address`
+        self._log_fresh = True  # the next log_type line replaces log_types
+        self._lines = {}  # type: dict[int, int]  # id(listener) -> line, while parsing

@@ -1,0 +1,123 @@
+"""Zero heap allocations per routed PUBLISH, checked with micropython.heap_lock() (MicroPython only).
+
+With the heap locked, any allocation raises MemoryError; the engine turns that into a closed
+connection, so each test also checks that every connection is still open and that every
+subscriber received every byte it should have.
+"""
+from broker.config import parse
+from broker.const import PUBACK
+from broker.engine import CLOSED, Broker
+from broker.packets import encode_ack, encode_connect, encode_publish, encode_subscribe
+from support import MPY, SkipTest
+
+if MPY:
+    import micropython
+
+BATCH = 20          # PUBLISH packets per feed() call, as one socket read would bring them
+ROUNDS = 150        # 3,000 messages per test
+
+
+def _hub(config: str = "") -> Broker:
+    cfg = parse(config + "\nallow_anonymous true\n", "<alloc>")
+    return Broker(cfg, None, 1000)
+
+
+def _client(b: Broker, cid: str, filters: "list") -> object:
+    conn = b.accept(None, "127.0.0.1:1")
+    assert conn is not None
+    data = bytearray(encode_connect(cid))
+    if filters:
+        data += encode_subscribe(1, filters)
+    b.feed(conn, data, len(data))
+    conn.ooff = conn.olen = 0
+    return conn
+
+
+def _drain(conns: "list", sizes: "list") -> None:
+    for i in range(len(conns)):
+        c = conns[i]
+        sizes[i] += c.olen - c.ooff
+        c.ooff = 0
+        c.olen = 0
+
+
+def test_qos0_routing_allocates_nothing() -> None:
+    # DESIGN.md: zero heap allocations per QoS 0 PUBLISH routed in steady state.
+    if not MPY:
+        raise SkipTest("heap_lock exists only on MicroPython")
+    b = _hub()
+    pub = _client(b, "pub", [])
+    # exact and wildcard filters, overlapping on one client, and one client that must not match
+    subs = [
+        _client(b, "s1", [(b"plant/line1/temp", 0)]),
+        _client(b, "s2", [(b"plant/+/temp", 1)]),
+        _client(b, "s3", [(b"plant/#", 2), (b"plant/line1/temp", 0)]),
+        _client(b, "s4", [(b"+/+/+", 0)]),
+        _client(b, "s5", [(b"other/#", 0), (b"plant/line2/temp", 0)]),
+    ]
+    expect = [1, 1, 1, 1, 0]
+    packet = encode_publish(b"plant/line1/temp", b"x" * 64)
+    stream = bytearray(packet * BATCH)
+    sizes = [0] * len(subs)
+    n = len(stream)
+    b.tick(1000)
+    feed = b.feed
+    # Round 0 runs unlocked: it sizes the output buffers once (allowed at subscribe time).
+    # Every later round is steady state and must not allocate.
+    locked = False
+    try:
+        for r in range(ROUNDS + 1):
+            if r == 1:
+                micropython.heap_lock()
+                locked = True
+            feed(pub, stream, n)
+            _drain(subs, sizes)
+    finally:
+        if locked:
+            micropython.heap_unlock()
+    assert pub.state != CLOSED
+    for i in range(len(subs)):
+        assert subs[i].state != CLOSED, i
+        assert sizes[i] == expect[i] * (ROUNDS + 1) * BATCH * len(packet), (i, sizes[i])
+
+
+def test_qos1_routing_allocates_only_the_stored_message() -> None:
+    # A QoS 1 message must be kept until every subscriber acknowledges it [MQTT-4.3.2-1]: one
+    # Message object plus one buffer holding topic and payload. Nothing else may allocate.
+    if not MPY:
+        raise SkipTest("gc.mem_alloc accounting is MicroPython's")
+    import gc
+    b = _hub()
+    pub = _client(b, "pub", [])
+    subs = [_client(b, "s%d" % i, [(b"plant/+/temp", 1), (b"plant/#", 1)]) for i in range(4)]
+    topic = b"plant/line1/temp"
+    payload = b"x" * 64
+    stream = bytearray(encode_publish(topic, payload, qos=1, mid=1) * BATCH)
+    ack = bytearray(encode_ack(PUBACK, 0))
+
+    def round_trip() -> None:
+        b.feed(pub, stream, len(stream))
+        pub.ooff = pub.olen = 0
+        for c in subs:
+            s = c.session
+            for slot in range(len(s.slot_state)):
+                if s.slot_state[slot]:
+                    mid = s.slot_mid[slot]
+                    ack[2] = mid >> 8
+                    ack[3] = mid & 0xFF
+                    b.feed(c, ack, 4)
+            c.ooff = c.olen = 0
+
+    round_trip()
+    gc.collect()
+    gc.disable()
+    try:
+        before = gc.mem_alloc()
+        for _ in range(10):
+            round_trip()
+        per_message = (gc.mem_alloc() - before) // (10 * BATCH)
+    finally:
+        gc.enable()
+    assert pub.state != CLOSED and all(c.state != CLOSED for c in subs)
+    # 64-bit unix port: a 4-field object and a bytearray header, each rounded to 32-byte blocks
+    assert per_message <= len(topic) + len(payload) + 160, per_message
