@@ -3,7 +3,7 @@
 Plain Python shared by pytest (CPython) and tools/mptest.py (MicroPython).
 """
 from broker import codec, packets
-from broker.config import parse
+from broker.config import default_listener, parse
 from broker.const import CONNACK, PUBLISH, SUBACK
 from broker.engine import CLOSED, Broker
 
@@ -78,7 +78,7 @@ class Hub:
         if "allow_anonymous" not in config_text:
             config_text += "\nallow_anonymous true\n"
         config = parse(config_text, "<test>")
-        config.default_listener(None)
+        default_listener(config, None)
         self.now = now
         self.broker = Broker(config, self._log, now)
 

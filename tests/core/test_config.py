@@ -2,7 +2,9 @@
 import os
 
 from broker import config
-from broker.config import ConfigError, Config, Listener, parse, load, embedded_default
+from broker.config import (
+    ConfigError, Config, Listener, default_listener, embedded_default, load, parse,
+)
 from broker.const import (
     LOG_ALL, LOG_DEBUG, LOG_DEFAULT, LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_SUBSCRIBE,
     LOG_UNSUBSCRIBE, LOG_WARNING,
@@ -387,47 +389,47 @@ def test_anonymous_refused_with_listener_unless_set() -> None:
 
 def test_default_listener_without_listeners() -> None:
     c = parse("max_keepalive 60\n")
-    c.default_listener(None)
+    default_listener(c, None)
     assert hosts(c) == [("127.0.0.1", 1883)]
     assert c.allow_anonymous is True
     c = parse("")
-    c.default_listener(1999)
+    default_listener(c, 1999)
     assert hosts(c) == [("127.0.0.1", 1999)]
 
 
 def test_default_listener_p_replaces_first_port() -> None:
     c = parse("listener 8883 10.0.0.1\nlistener 8884\n")
-    c.default_listener(1999)
+    default_listener(c, 1999)
     assert hosts(c) == [("10.0.0.1", 1999), ("", 8884)]
     assert c.allow_anonymous is False
 
 
 def test_default_listener_without_p_keeps_listeners() -> None:
     c = parse("listener 8883\n")
-    c.default_listener(None)
+    default_listener(c, None)
     assert hosts(c) == [("", 8883)]
 
 
 def test_default_listener_on_embedded_default() -> None:
     c = embedded_default()
-    c.default_listener(2000)
+    default_listener(c, 2000)
     assert hosts(c) == [("127.0.0.1", 2000)]
     c = embedded_default()
-    c.default_listener(None)
+    default_listener(c, None)
     assert hosts(c) == [("127.0.0.1", 1883)]
 
 
 def test_default_listener_errors() -> None:
     c = Config()
     try:
-        c.default_listener(70000)
+        default_listener(c, 70000)
     except ConfigError as e:
         assert str(e) == "-p: port 70000 is out of range (0..65535)", str(e)
     else:
         assert False
     c = parse("listener 8883\nlistener 8884\n")
     try:
-        c.default_listener(8884)
+        default_listener(c, 8884)
     except ConfigError as e:
         assert str(e) == "-p 8884: listener 0.0.0.0:8884 is defined twice", str(e)
     else:
@@ -465,3 +467,48 @@ def test_load_reads_and_names_the_file() -> None:
     os.remove(path)
     assert hosts(c) == [("127.0.0.1", 1884)]
     assert c.allow_anonymous is True
+
+
+# --- split between broker.settings (kept) and broker.config (unloadable) --------------------
+
+def test_config_and_listener_come_from_settings() -> None:
+    from broker import settings
+    assert Config is settings.Config and Listener is settings.Listener
+    assert config.DEFAULT_PORT == settings.DEFAULT_PORT == 1883
+    assert config.NO_PACKET_LIMIT == settings.NO_PACKET_LIMIT == 268435460
+    assert type(parse("")) is settings.Config
+    assert type(embedded_default()) is settings.Config
+    assert repr(Listener(1884, "10.0.0.1")) == "Listener(1884, '10.0.0.1')"
+
+
+def test_settings_classes_have_no_methods() -> None:
+    # A method would keep broker.settings' globals alive, nothing more; but a parser method on
+    # Config would pin broker.config for as long as the engine holds its Config.
+    for cls in (Config, Listener):
+        extra = [n for n in dir(cls) if not n.startswith("__")]
+        assert extra == [], (cls, extra)
+
+
+def test_unload_parser_forgets_config_and_cli() -> None:
+    import sys
+    import broker
+    from broker import cli
+    saved = {}
+    for name in ("config", "cli"):
+        saved[name] = (sys.modules.get("broker." + name), getattr(broker, name, None))
+    try:
+        cfg = cli.parse_args(["-p", "1999"])
+        cli.unload_parser()
+        for name in ("config", "cli"):
+            assert "broker." + name not in sys.modules, name
+            assert not hasattr(broker, name), name
+        assert "broker.settings" in sys.modules
+        assert hosts(cfg) == [("127.0.0.1", 1999)]
+        cli.unload_parser()  # nothing left to forget: no error
+    finally:
+        for name in ("config", "cli"):
+            mod, attr = saved[name]
+            if mod is not None:
+                sys.modules["broker." + name] = mod
+            if attr is not None:
+                setattr(broker, name, attr)
