@@ -11,7 +11,7 @@ ARGS   ?=
 MYPY_DIRS := $(foreach d,broker ports,$(if $(shell find $(d) -name '*.py' -print -quit 2>/dev/null),$(d)))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test typecheck clean distclean
+.PHONY: help setup run test typecheck mem clean distclean
 
 help:
 	@echo "make setup      create .venv with every Python dependency (incl. micropython)"
@@ -19,6 +19,7 @@ help:
 	@echo "                (extra arguments: make run ARGS='-v -p 1884')"
 	@echo "make test       typecheck, pytest over tests/, core tests on MicroPython"
 	@echo "make typecheck  mypy over broker/ and ports/"
+	@echo "make mem        heap figures of the MicroPython broker, from .py and from .mpy"
 	@echo "make clean      remove caches and build output (keeps .venv)"
 	@echo "make distclean  clean, and remove .venv"
 
@@ -40,6 +41,10 @@ typecheck: $(STAMP)
 test: $(STAMP) typecheck
 	$(PY) -m pytest -q
 	$(VENV)/bin/micropython tools/mptest.py tests/core
+
+# A measurement, not a test: prints a table, fails only when the broker cannot start at all.
+mem: $(STAMP)
+	$(PY) tools/mem.py
 
 clean:
 	rm -rf .mypy_cache .pytest_cache build *.egg-info
