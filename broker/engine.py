@@ -3,37 +3,32 @@
 A port hands every connection's bytes to feed(); the engine parses them in place, updates its
 tables and appends whatever each connection must receive to that connection's output buffer.
 Connections with output (or that must be closed) are listed in `Broker.wq` for the port to flush.
-Timers enter through tick(now_ms). One handler per packet type, a single dispatch in _packet().
+Timers enter through tick(now_ms). A single dispatch in _packet(); CONNECT and SUBSCRIBE /
+UNSUBSCRIBE are handled in their own modules (broker.handle_connect, broker.handle_subscribe),
+which also keeps each module small enough to compile inside a board's heap.
 """
 from broker import codec
-from broker.codec import (
-    MalformedPacket, Publish, Reader, parse_publish, put_ack, put_publish, put_remaining_length,
-    remaining_length_size,
-)
+from broker.codec import MalformedPacket, Publish, parse_publish, put_ack, put_publish
+from broker.conn import CLOSED, CONNECTED, NEW, Conn
 from broker.const import (
-    CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
-    SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE, PACKET_NAMES,
-    CONNACK_ACCEPTED, CONNACK_IDENTIFIER_REJECTED, CONNACK_NOT_AUTHORIZED,
-    CONNACK_SERVER_UNAVAILABLE, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION, PROTOCOL_LEVEL_31,
-    SUBACK_FAILURE, LOG_DEBUG, LOG_ERR, LOG_NOTICE, LOG_SUBSCRIBE, LOG_UNSUBSCRIBE, LOG_WARNING, const,
+    CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBSCRIBE,
+    UNSUBSCRIBE,
+    PACKET_NAMES, LOG_DEBUG, LOG_ERR, LOG_NOTICE, LOG_WARNING, const,
 )
+from broker.handle_connect import handle_connect
+from broker.handle_subscribe import handle_subscribe, handle_unsubscribe
 from broker.retain import RetainedTable
 from broker.session import (
     AWAIT_PUBACK, AWAIT_PUBCOMP, AWAIT_PUBREC, FLAG_QOS_MASK, FLAG_RETAIN, Message, Session,
     message_from,
 )
-from broker.topics import Filter, SubscriptionTable, valid_topic_filter, valid_topic_name
+from broker.topics import SubscriptionTable, valid_topic_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional, Union
-    from broker.config import Config
+    from broker.settings import Config
     Buffer = Union[bytes, bytearray]
-
-# Connection states.
-NEW = const(0)          # accepted, waiting for CONNECT
-CONNECTED = const(1)
-CLOSED = const(2)       # the engine is done with it; the port flushes what is left and closes
 
 TICKS_MASK = const(0x3FFFFFFF)  # ms clocks wrap here so they stay small ints on a board
 _HALF = const(0x20000000)
@@ -46,31 +41,6 @@ CONNECT_TIMEOUT_MS = const(10000)  # a socket that sends no CONNECT for this lon
 
 def ticks_diff(a: int, b: int) -> int:
     return ((a - b + _HALF) & TICKS_MASK) - _HALF
-
-
-class Conn:
-    """One network connection: its framer, its output buffer, and the session it is bound to."""
-
-    def __init__(self, handle: "Any", peer: str, max_packet_size: int, now: int) -> None:
-        self.handle = handle
-        self.peer = peer
-        self.reader = Reader(max_packet_size)
-        self.out = bytearray(0)
-        self.ooff = 0          # first byte not yet flushed
-        self.olen = 0          # end of the bytes to flush
-        self.in_wq = False
-        self.state = NEW
-        self.session = None  # type: Optional[Session]
-        self.client_id = ""
-        self.level = 0
-        self.keepalive_ms = 0
-        self.last_rx = now
-        self.opened = now
-        self.will = None  # type: Optional[Message]
-        self.dropped = 0
-
-    def pending(self) -> int:
-        return self.olen - self.ooff
 
 
 class Broker:
@@ -164,7 +134,7 @@ class Broker:
         """The port flushed all of conn's output: queued messages can go out."""
         s = conn.session
         if conn.state == CONNECTED and s is not None and s.queue:
-            self._pump(s)
+            self.pump(s)
 
     def tick(self, now: int) -> None:
         """Advance the clock (ms, wrapping at TICKS_MASK); enforce keepalive [MQTT-3.1.2-24]."""
@@ -188,7 +158,7 @@ class Broker:
 
     # ---- output ----
 
-    def _reserve(self, conn: Conn, n: int, optional: bool) -> int:
+    def reserve(self, conn: Conn, n: int, optional: bool) -> int:
         """Room for n more bytes in conn's output; the offset to write at, or -1.
         Optional output (QoS 0 deliveries) is refused past the soft cap so that a subscriber
         that stops reading cannot make the broker grow; anything else is always accepted."""
@@ -221,26 +191,26 @@ class Broker:
             self.wq.append(conn)
         return pos
 
-    def _send_ack(self, conn: Conn, packet_type: int, mid: int) -> None:
-        pos = self._reserve(conn, 4, False)
+    def send_ack(self, conn: Conn, packet_type: int, mid: int) -> None:
+        pos = self.reserve(conn, 4, False)
         if pos >= 0:
             put_ack(conn.out, pos, (packet_type << 4) | (2 if packet_type == PUBREL else 0), mid)
             if self.log_mask & LOG_DEBUG:
                 self.log(LOG_DEBUG, "Sending %s to %s (m%d)"
                          % (PACKET_NAMES[packet_type], conn.client_id, mid))
 
-    def _send_connack(self, conn: Conn, session_present: bool, code: int) -> None:
-        pos = self._reserve(conn, 4, False)
+    def send_connack(self, conn: Conn, session_present: bool, code: int) -> None:
+        pos = self.reserve(conn, 4, False)
         if pos >= 0:
             put_ack(conn.out, pos, 0x20, (0x100 if session_present else 0) | code)
         if self.log_mask & LOG_DEBUG:
             self.log(LOG_DEBUG, "Sending CONNACK to %s (%d, %d)"
                      % (self._name(conn), 1 if session_present else 0, code))
 
-    def _write_publish(self, conn: Conn, b0: int, mid: int, src: "Buffer", ts: int, te: int,
+    def write_publish(self, conn: Conn, b0: int, mid: int, src: "Buffer", ts: int, te: int,
                        ps: int, pe: int, optional: bool) -> bool:
         size = codec.publish_size(b0, te - ts, pe - ps)
-        pos = self._reserve(conn, size, optional)
+        pos = self.reserve(conn, size, optional)
         if pos < 0:
             return False
         put_publish(conn.out, pos, b0, mid, src, ts, te, ps, pe)
@@ -273,7 +243,7 @@ class Broker:
         if s is not None:
             s.conn = None
             if s.clean:
-                self._discard_session(s)
+                self.discard_session(s)
         will = conn.will
         conn.will = None
         if not conn.in_wq:
@@ -289,7 +259,7 @@ class Broker:
                  % (self._name(conn), reason))
         self.close(conn, "", True)
 
-    def _discard_session(self, s: Session) -> None:
+    def discard_session(self, s: Session) -> None:
         self.subs.remove_session(s)
         s.clear_inflight()
         if self.sessions.get(s.client_id) is s:
@@ -302,7 +272,7 @@ class Broker:
         if conn.state == NEW:
             if t != CONNECT:
                 raise MalformedPacket("%s before CONNECT" % PACKET_NAMES[t])  # [MQTT-3.1.0-1]
-            self._connect(conn, buf, pos, end)
+            handle_connect(self, conn, buf, pos, end)
         elif t == PUBLISH:
             self._publish(conn, b0, buf, pos, end)
         elif t == PUBACK or t == PUBREC or t == PUBREL or t == PUBCOMP:
@@ -318,15 +288,15 @@ class Broker:
             else:
                 self._pubcomp(conn, mid)
         elif t == SUBSCRIBE:
-            self._subscribe(conn, buf, pos, end)
+            handle_subscribe(self, conn, buf, pos, end)
         elif t == UNSUBSCRIBE:
-            self._unsubscribe(conn, buf, pos, end)
+            handle_unsubscribe(self, conn, buf, pos, end)
         elif t == PINGREQ:
             if end != pos:
                 raise MalformedPacket("PINGREQ remaining length must be 0")
             if self.log_mask & LOG_DEBUG:
                 self.log(LOG_DEBUG, "Received PINGREQ from %s" % conn.client_id)
-            pos = self._reserve(conn, 2, False)
+            pos = self.reserve(conn, 2, False)
             if pos >= 0:
                 conn.out[pos] = PINGRESP << 4
                 conn.out[pos + 1] = 0
@@ -339,117 +309,6 @@ class Broker:
             raise MalformedPacket("second CONNECT")  # [MQTT-3.1.0-2]
         else:
             raise MalformedPacket("%s is not sent by clients" % PACKET_NAMES[t])
-
-    # ---- CONNECT ----
-
-    def _refuse(self, conn: Conn, code: int, why: str) -> None:
-        self.log(LOG_NOTICE, why)
-        self._send_connack(conn, False, code)  # session present 0 on refusal [MQTT-3.2.2-4]
-        self.close(conn, "", False)
-
-    def _connect(self, conn: Conn, buf: "Buffer", pos: int, end: int) -> None:
-        c = codec.decode_connect(buf, pos, end)
-        cfg = self.config
-        if not c.supported():
-            self._refuse(conn, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION,  # [MQTT-3.1.2-2]
-                         "Client %s: unsupported protocol '%s' level %d, refused."
-                         % (conn.peer, c.protocol_name, c.protocol_level))
-            return
-        conn.level = c.protocol_level
-        if c.will_topic is not None:
-            wt = c.will_topic
-            if (len(wt) > cfg.max_topic_length or not valid_topic_name(wt, 0, len(wt))):
-                raise MalformedPacket("invalid will topic")
-            if c.will_retain and not cfg.retain_available:
-                raise MalformedPacket("retained will but retain_available is false")
-        cid = c.client_id
-        if c.protocol_level == PROTOCOL_LEVEL_31 and not 0 < len(cid) <= 23:
-            self._refuse(conn, CONNACK_IDENTIFIER_REJECTED,
-                         "Client %s: MQTT 3.1 client id must be 1 to 23 characters, refused."
-                         % conn.peer)
-            return
-        if not cid:
-            if not c.clean_session:
-                self._refuse(conn, CONNACK_IDENTIFIER_REJECTED,  # [MQTT-3.1.3-8]
-                             "Client %s: empty client id with clean session 0, refused."
-                             % conn.peer)
-                return
-            cid = self._generate_id()  # [MQTT-3.1.3-6]
-        if c.keepalive > cfg.max_keepalive:
-            self._refuse(conn, CONNACK_IDENTIFIER_REJECTED,
-                         "Client %s: keepalive %d above max_keepalive %d, refused."
-                         % (cid, c.keepalive, cfg.max_keepalive))
-            return
-        if not cfg.allow_anonymous:
-            self._refuse(conn, CONNACK_NOT_AUTHORIZED,
-                         "Client %s from %s not authorised (anonymous clients are not allowed)."
-                         % (cid, conn.peer))
-            return
-        old = self.sessions.get(cid)
-        if old is not None and old.conn is not None:
-            self.log(LOG_NOTICE, "Client %s already connected, closing old connection." % cid)
-            self.close(old.conn, "", True)  # [MQTT-3.1.4-2]
-            old = self.sessions.get(cid)
-        if self.connected >= cfg.max_connections:
-            self._refuse(conn, CONNACK_SERVER_UNAVAILABLE,
-                         "Client %s refused: max_connections (%d) reached."
-                         % (cid, cfg.max_connections))
-            return
-        if old is not None and c.clean_session:
-            self._discard_session(old)  # [MQTT-3.1.2-6]
-            old = None
-        if old is None and len(self.sessions) >= cfg.max_sessions:
-            self._refuse(conn, CONNACK_SERVER_UNAVAILABLE,
-                         "Client %s refused: max_sessions (%d) reached." % (cid, cfg.max_sessions))
-            return
-        present = old is not None
-        if old is None:
-            s = Session(cid, c.clean_session, cfg.max_inflight_messages, cfg.max_queued_messages)
-            self.sessions[cid] = s
-        else:
-            s = old
-        s.clean = c.clean_session
-        s.conn = conn
-        conn.session = s
-        conn.client_id = cid
-        conn.state = CONNECTED
-        self.connected += 1
-        conn.keepalive_ms = c.keepalive * 1500  # [MQTT-3.1.2-24]
-        if c.will_topic is not None:
-            data = c.will_topic + c.will_payload
-            conn.will = Message(data, len(c.will_topic), c.will_qos, c.will_retain)
-        self.log(LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d)."
-                 % (conn.peer, cid, 1 if conn.level == PROTOCOL_LEVEL_31 else 2,
-                    1 if c.clean_session else 0, c.keepalive))
-        # MQTT 3.1 has no session present flag: that byte is reserved there.
-        self._send_connack(conn, present and conn.level != PROTOCOL_LEVEL_31,
-                           CONNACK_ACCEPTED)  # [MQTT-3.2.2-2] [MQTT-3.2.2-3]
-        if present:
-            self._resume(s)
-
-    def _generate_id(self) -> str:
-        while True:
-            self.auto_ids += 1
-            cid = "auto-%08X" % self.auto_ids
-            if cid not in self.sessions:
-                return cid
-
-    def _resume(self, s: Session) -> None:
-        """Re-send unacknowledged PUBLISH (DUP set) and PUBREL packets with their original
-        identifiers, in their original order [MQTT-4.4.0-1], then whatever was queued."""
-        conn = s.conn
-        for i in s.inflight_order():
-            mid = s.slot_mid[i]
-            if s.slot_state[i] == AWAIT_PUBCOMP:
-                self._send_ack(conn, PUBREL, mid)
-            else:
-                msg = s.slot_msg[i]
-                if msg is not None:
-                    flags = s.slot_flags[i]
-                    b0 = 0x38 | ((flags & FLAG_QOS_MASK) << 1) | (1 if flags & FLAG_RETAIN else 0)
-                    self._write_publish(conn, b0, mid, msg.data, 0, msg.tlen, msg.tlen,
-                                        len(msg.data), False)
-        self._pump(s)
 
     # ---- PUBLISH and routing ----
 
@@ -480,7 +339,7 @@ class Broker:
             s = conn.session
             if s is not None:
                 if mid in s.qos2_in:
-                    self._send_ack(conn, PUBREC, mid)  # a re-sent PUBLISH: deliver once only
+                    self.send_ack(conn, PUBREC, mid)  # a re-sent PUBLISH: deliver once only
                     return
                 s.qos2_in.add(mid)
         msg = None
@@ -495,9 +354,9 @@ class Broker:
                              % (str(bytes(buf[ts:te]), "utf-8"), self.config.max_retained_messages))
         self._route(buf, ts, te, ps, pe, qos, msg)
         if qos == 1:
-            self._send_ack(conn, PUBACK, mid)
+            self.send_ack(conn, PUBACK, mid)
         elif qos == 2:
-            self._send_ack(conn, PUBREC, mid)
+            self.send_ack(conn, PUBREC, mid)
 
     def _publish_will(self, will: Message) -> None:
         data = will.data
@@ -542,7 +401,7 @@ class Broker:
             conn = s.conn
             if q == 0:
                 if conn is not None:
-                    if not self._write_publish(conn, 0x30, 0, buf, ts, te, ps, pe, True):
+                    if not self.write_publish(conn, 0x30, 0, buf, ts, te, ps, pe, True):
                         conn.dropped += 1
                         self.messages_dropped += 1
                 elif self.config.queue_qos0_messages:
@@ -554,9 +413,9 @@ class Broker:
             else:
                 if msg is None:
                     msg = message_from(buf, ts, te, ps, pe, qos, False)
-                self._deliver(s, msg, q)
+                self.deliver(s, msg, q)
 
-    def _deliver(self, s: Session, msg: Message, flags: int) -> None:
+    def deliver(self, s: Session, msg: Message, flags: int) -> None:
         """A QoS > 0 message (or a queued QoS 0 one) for session s: send now if the in-flight
         window has room and nothing is queued ahead of it, else queue it (order is kept)."""
         conn = s.conn
@@ -580,17 +439,17 @@ class Broker:
         data = msg.data
         tlen = msg.tlen
         if q == 0:
-            return self._write_publish(conn, b0, 0, data, 0, tlen, tlen, len(data), True)
+            return self.write_publish(conn, b0, 0, data, 0, tlen, tlen, len(data), True)
         if not s.window_open():
             return False
         if conn.pending() + codec.publish_size(b0, tlen, len(data) - tlen) > self.out_soft \
                 and conn.pending():
             return False
         i = s.take_slot(msg, flags)
-        self._write_publish(conn, b0, s.slot_mid[i], data, 0, tlen, tlen, len(data), False)
+        self.write_publish(conn, b0, s.slot_mid[i], data, 0, tlen, tlen, len(data), False)
         return True
 
-    def _pump(self, s: Session) -> None:
+    def pump(self, s: Session) -> None:
         """Move queued messages into the in-flight window while it has room."""
         queue = s.queue
         while queue and s.conn is not None:
@@ -609,7 +468,7 @@ class Broker:
         if i >= 0:
             s.release_slot(i)
             if s.queue:
-                self._pump(s)
+                self.pump(s)
         elif self.log_mask & LOG_DEBUG:
             self.log(LOG_DEBUG, "Received PUBACK from %s for unknown packet id %d"
                      % (conn.client_id, mid))
@@ -622,15 +481,15 @@ class Broker:
         if i >= 0:
             s.slot_state[i] = AWAIT_PUBCOMP
             s.slot_msg[i] = None  # the message is delivered; only its identifier is kept
-            self._send_ack(conn, PUBREL, mid)  # [MQTT-4.3.3-1]
+            self.send_ack(conn, PUBREL, mid)  # [MQTT-4.3.3-1]
         elif s.find_slot(mid, AWAIT_PUBCOMP) >= 0:
-            self._send_ack(conn, PUBREL, mid)
+            self.send_ack(conn, PUBREL, mid)
 
     def _pubrel(self, conn: Conn, mid: int) -> None:
         s = conn.session
         if s is not None:
             s.qos2_in.discard(mid)
-        self._send_ack(conn, PUBCOMP, mid)  # [MQTT-4.3.3-2]
+        self.send_ack(conn, PUBCOMP, mid)  # [MQTT-4.3.3-2]
 
     def _pubcomp(self, conn: Conn, mid: int) -> None:
         s = conn.session
@@ -640,66 +499,4 @@ class Broker:
         if i >= 0:
             s.release_slot(i)
             if s.queue:
-                self._pump(s)
-
-    # ---- SUBSCRIBE / UNSUBSCRIBE ----
-
-    def _subscribe(self, conn: Conn, buf: "Buffer", pos: int, end: int) -> None:
-        mid, topics = codec.decode_subscribe(buf, pos, end)
-        if mid == 0:
-            raise MalformedPacket("packet identifier 0")  # [MQTT-2.3.1-1]
-        for filt, q in topics:
-            if not valid_topic_filter(filt):
-                raise MalformedPacket("invalid topic filter")  # [MQTT-4.7.1-2] [MQTT-4.7.1-3]
-        s = conn.session
-        assert s is not None
-        codes = []
-        granted = []
-        for filt, q in topics:
-            if len(filt) > self.config.max_topic_length:
-                codes.append(SUBACK_FAILURE)
-                self.log(LOG_WARNING, "Subscription of %s refused: filter longer than "
-                         "max_topic_length." % conn.client_id)
-                continue
-            r = self.subs.subscribe(s, filt, q)
-            if r < 0:
-                codes.append(SUBACK_FAILURE)
-                self.log(LOG_WARNING, "Subscription of %s to '%s' refused: max_subscriptions "
-                         "(%d) reached." % (conn.client_id, str(filt, "utf-8"),
-                                            self.config.max_subscriptions))
-                continue
-            codes.append(q)
-            granted.append((filt, q))
-            if self.log_mask & LOG_SUBSCRIBE:
-                self.log(LOG_SUBSCRIBE, "%s %d %s" % (conn.client_id, q, str(filt, "utf-8")))
-        n = 2 + len(codes)
-        p = self._reserve(conn, 1 + remaining_length_size(n) + n, False)
-        if p >= 0:  # [MQTT-3.8.4-1] [MQTT-3.8.4-5]
-            out = conn.out
-            out[p] = SUBACK << 4
-            p = put_remaining_length(out, p + 1, n)
-            out[p] = mid >> 8
-            out[p + 1] = mid & 0xFF
-            for i in range(len(codes)):
-                out[p + 2 + i] = codes[i]
-        if self.log_mask & LOG_DEBUG:
-            self.log(LOG_DEBUG, "Sending SUBACK to %s" % conn.client_id)
-        for filt, q in granted:
-            for m in self.retained.matching(Filter(filt)):  # [MQTT-3.3.1-6] [MQTT-3.8.4-3]
-                self._deliver(s, m, FLAG_RETAIN | (m.qos if m.qos < q else q))
-
-    def _unsubscribe(self, conn: Conn, buf: "Buffer", pos: int, end: int) -> None:
-        mid, filters = codec.decode_unsubscribe(buf, pos, end)
-        if mid == 0:
-            raise MalformedPacket("packet identifier 0")  # [MQTT-2.3.1-1]
-        for filt in filters:
-            if not valid_topic_filter(filt):
-                raise MalformedPacket("invalid topic filter")
-        s = conn.session
-        assert s is not None
-        for filt in filters:
-            self.subs.unsubscribe(s, filt)
-            if self.log_mask & LOG_UNSUBSCRIBE:
-                self.log(LOG_UNSUBSCRIBE, "%s %s" % (conn.client_id, str(filt, "utf-8")))
-        self._send_ack(conn, UNSUBACK, mid)  # [MQTT-3.10.4-4] [MQTT-3.10.4-5]
-
+                self.pump(s)

@@ -1,0 +1,127 @@
+"""CONNECT: validation [MQTT-3.1.2], client identifiers, session takeover and resumption."""
+from broker.codec import MalformedPacket, decode_connect
+from broker.conn import CONNECTED
+from broker.const import (
+    PUBREL, CONNACK_ACCEPTED, CONNACK_IDENTIFIER_REJECTED, CONNACK_NOT_AUTHORIZED,
+    CONNACK_SERVER_UNAVAILABLE, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION, PROTOCOL_LEVEL_31,
+    LOG_NOTICE,
+)
+from broker.session import AWAIT_PUBCOMP, FLAG_QOS_MASK, FLAG_RETAIN, Message, Session
+from broker.topics import valid_topic_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Union
+    from broker.conn import Conn
+    from broker.engine import Broker
+    Buffer = Union[bytes, bytearray]
+
+
+def _refuse(b: "Broker", conn: "Conn", code: int, why: str) -> None:
+    b.log(LOG_NOTICE, why)
+    b.send_connack(conn, False, code)  # session present 0 on refusal [MQTT-3.2.2-4]
+    b.close(conn, "", False)
+
+def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int) -> None:
+    c = decode_connect(buf, pos, end)
+    cfg = b.config
+    if not c.supported():
+        _refuse(b, conn, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION,  # [MQTT-3.1.2-2]
+                     "Client %s: unsupported protocol '%s' level %d, refused."
+                     % (conn.peer, c.protocol_name, c.protocol_level))
+        return
+    conn.level = c.protocol_level
+    if c.will_topic is not None:
+        wt = c.will_topic
+        if (len(wt) > cfg.max_topic_length or not valid_topic_name(wt, 0, len(wt))):
+            raise MalformedPacket("invalid will topic")
+        if c.will_retain and not cfg.retain_available:
+            raise MalformedPacket("retained will but retain_available is false")
+    cid = c.client_id
+    if c.protocol_level == PROTOCOL_LEVEL_31 and not 0 < len(cid) <= 23:
+        _refuse(b, conn, CONNACK_IDENTIFIER_REJECTED,
+                     "Client %s: MQTT 3.1 client id must be 1 to 23 characters, refused."
+                     % conn.peer)
+        return
+    if not cid:
+        if not c.clean_session:
+            _refuse(b, conn, CONNACK_IDENTIFIER_REJECTED,  # [MQTT-3.1.3-8]
+                         "Client %s: empty client id with clean session 0, refused."
+                         % conn.peer)
+            return
+        cid = _generate_id(b)  # [MQTT-3.1.3-6]
+    if c.keepalive > cfg.max_keepalive:
+        _refuse(b, conn, CONNACK_IDENTIFIER_REJECTED,
+                     "Client %s: keepalive %d above max_keepalive %d, refused."
+                     % (cid, c.keepalive, cfg.max_keepalive))
+        return
+    if not cfg.allow_anonymous:
+        _refuse(b, conn, CONNACK_NOT_AUTHORIZED,
+                     "Client %s from %s not authorised (anonymous clients are not allowed)."
+                     % (cid, conn.peer))
+        return
+    old = b.sessions.get(cid)
+    if old is not None and old.conn is not None:
+        b.log(LOG_NOTICE, "Client %s already connected, closing old connection." % cid)
+        b.close(old.conn, "", True)  # [MQTT-3.1.4-2]
+        old = b.sessions.get(cid)
+    if b.connected >= cfg.max_connections:
+        _refuse(b, conn, CONNACK_SERVER_UNAVAILABLE,
+                     "Client %s refused: max_connections (%d) reached."
+                     % (cid, cfg.max_connections))
+        return
+    if old is not None and c.clean_session:
+        b.discard_session(old)  # [MQTT-3.1.2-6]
+        old = None
+    if old is None and len(b.sessions) >= cfg.max_sessions:
+        _refuse(b, conn, CONNACK_SERVER_UNAVAILABLE,
+                     "Client %s refused: max_sessions (%d) reached." % (cid, cfg.max_sessions))
+        return
+    present = old is not None
+    if old is None:
+        s = Session(cid, c.clean_session, cfg.max_inflight_messages, cfg.max_queued_messages)
+        b.sessions[cid] = s
+    else:
+        s = old
+    s.clean = c.clean_session
+    s.conn = conn
+    conn.session = s
+    conn.client_id = cid
+    conn.state = CONNECTED
+    b.connected += 1
+    conn.keepalive_ms = c.keepalive * 1500  # [MQTT-3.1.2-24]
+    if c.will_topic is not None:
+        data = c.will_topic + c.will_payload
+        conn.will = Message(data, len(c.will_topic), c.will_qos, c.will_retain)
+    b.log(LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d)."
+             % (conn.peer, cid, 1 if conn.level == PROTOCOL_LEVEL_31 else 2,
+                1 if c.clean_session else 0, c.keepalive))
+    # MQTT 3.1 has no session present flag: that byte is reserved there.
+    b.send_connack(conn, present and conn.level != PROTOCOL_LEVEL_31,
+                       CONNACK_ACCEPTED)  # [MQTT-3.2.2-2] [MQTT-3.2.2-3]
+    if present:
+        resume(b, s)
+
+def _generate_id(b: "Broker") -> str:
+    while True:
+        b.auto_ids += 1
+        cid = "auto-%08X" % b.auto_ids
+        if cid not in b.sessions:
+            return cid
+
+def resume(b: "Broker", s: Session) -> None:
+    """Re-send unacknowledged PUBLISH (DUP set) and PUBREL packets with their original
+    identifiers, in their original order [MQTT-4.4.0-1], then whatever was queued."""
+    conn = s.conn
+    for i in s.inflight_order():
+        mid = s.slot_mid[i]
+        if s.slot_state[i] == AWAIT_PUBCOMP:
+            b.send_ack(conn, PUBREL, mid)
+        else:
+            msg = s.slot_msg[i]
+            if msg is not None:
+                flags = s.slot_flags[i]
+                b0 = 0x38 | ((flags & FLAG_QOS_MASK) << 1) | (1 if flags & FLAG_RETAIN else 0)
+                b.write_publish(conn, b0, mid, msg.data, 0, msg.tlen, msg.tlen,
+                                    len(msg.data), False)
+    b.pump(s)

@@ -1,0 +1,77 @@
+"""SUBSCRIBE and UNSUBSCRIBE: filters, SUBACK codes, retained messages for new subscriptions."""
+from broker.codec import (
+    MalformedPacket, decode_subscribe, decode_unsubscribe, put_remaining_length,
+    remaining_length_size,
+)
+from broker.const import (
+    SUBACK, UNSUBACK, SUBACK_FAILURE, LOG_DEBUG, LOG_SUBSCRIBE, LOG_UNSUBSCRIBE, LOG_WARNING,
+)
+from broker.session import FLAG_RETAIN
+from broker.topics import Filter, valid_topic_filter
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Union
+    from broker.conn import Conn
+    from broker.engine import Broker
+    Buffer = Union[bytes, bytearray]
+
+
+def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int) -> None:
+    mid, topics = decode_subscribe(buf, pos, end)
+    if mid == 0:
+        raise MalformedPacket("packet identifier 0")  # [MQTT-2.3.1-1]
+    for filt, q in topics:
+        if not valid_topic_filter(filt):
+            raise MalformedPacket("invalid topic filter")  # [MQTT-4.7.1-2] [MQTT-4.7.1-3]
+    s = conn.session
+    assert s is not None
+    codes = []
+    granted = []
+    for filt, q in topics:
+        if len(filt) > b.config.max_topic_length:
+            codes.append(SUBACK_FAILURE)
+            b.log(LOG_WARNING, "Subscription of %s refused: filter longer than "
+                     "max_topic_length." % conn.client_id)
+            continue
+        r = b.subs.subscribe(s, filt, q)
+        if r < 0:
+            codes.append(SUBACK_FAILURE)
+            b.log(LOG_WARNING, "Subscription of %s to '%s' refused: max_subscriptions "
+                     "(%d) reached." % (conn.client_id, str(filt, "utf-8"),
+                                        b.config.max_subscriptions))
+            continue
+        codes.append(q)
+        granted.append((filt, q))
+        if b.log_mask & LOG_SUBSCRIBE:
+            b.log(LOG_SUBSCRIBE, "%s %d %s" % (conn.client_id, q, str(filt, "utf-8")))
+    n = 2 + len(codes)
+    p = b.reserve(conn, 1 + remaining_length_size(n) + n, False)
+    if p >= 0:  # [MQTT-3.8.4-1] [MQTT-3.8.4-5]
+        out = conn.out
+        out[p] = SUBACK << 4
+        p = put_remaining_length(out, p + 1, n)
+        out[p] = mid >> 8
+        out[p + 1] = mid & 0xFF
+        for i in range(len(codes)):
+            out[p + 2 + i] = codes[i]
+    if b.log_mask & LOG_DEBUG:
+        b.log(LOG_DEBUG, "Sending SUBACK to %s" % conn.client_id)
+    for filt, q in granted:
+        for m in b.retained.matching(Filter(filt)):  # [MQTT-3.3.1-6] [MQTT-3.8.4-3]
+            b.deliver(s, m, FLAG_RETAIN | (m.qos if m.qos < q else q))
+
+def handle_unsubscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int) -> None:
+    mid, filters = decode_unsubscribe(buf, pos, end)
+    if mid == 0:
+        raise MalformedPacket("packet identifier 0")  # [MQTT-2.3.1-1]
+    for filt in filters:
+        if not valid_topic_filter(filt):
+            raise MalformedPacket("invalid topic filter")
+    s = conn.session
+    assert s is not None
+    for filt in filters:
+        b.subs.unsubscribe(s, filt)
+        if b.log_mask & LOG_UNSUBSCRIBE:
+            b.log(LOG_UNSUBSCRIBE, "%s %s" % (conn.client_id, str(filt, "utf-8")))
+    b.send_ack(conn, UNSUBACK, mid)  # [MQTT-3.10.4-4] [MQTT-3.10.4-5]
