@@ -1,22 +1,35 @@
 """Integration fixtures: start a broker process the way a user starts it.
 
-The broker under test is chosen with the environment variable BROKER_UNDER_TEST:
+Every integration test runs once per broker kind; the test id names it (``test_x[micropython]``).
+A plain ``pytest`` runs our two runtimes:
 
-    cpython    (default) this project's broker, per the launch contract in DESIGN.md:
-               <python> -m broker -p PORT [-c FILE] [-v], run from the repository root,
-               ready once stderr shows a line containing "listening on HOST:PORT".
-    mosquitto  the reference broker: mosquitto -c FILE, ready once a TCP connect succeeds
-               (mosquitto prints nothing like "listening on").
+    cpython      this project's broker, per the launch contract in DESIGN.md:
+                 <python> -m broker -p PORT [-c FILE] [-v], run from the repository root,
+                 ready once stderr shows a line containing "listening on HOST:PORT";
+                 stopped with SIGTERM.
+    micropython  the same broker on MicroPython, per the launch contract:
+                 .venv/bin/micropython -X heapsize=HEAP -m broker -p PORT -c FILE [-v],
+                 always with the board-sized limits of boards/rp2/broker.conf (its listener
+                 line dropped; a test's own line for the same option wins); HEAP comes from
+                 the environment variable BROKER_MPY_HEAP (default 64K); stopped with SIGINT
+                 (Ctrl-C, the contract's way to stop it).
+
+The environment variable BROKER_UNDER_TEST selects other kinds (a comma-separated list):
+
+    cpython, micropython  only that runtime
+    mosquitto             the reference broker: mosquitto -c FILE, ready once a TCP connect
+                          succeeds (mosquitto prints nothing like "listening on")
 
 Running the whole suite against mosquitto checks the tests themselves:
 
     BROKER_UNDER_TEST=mosquitto .venv/bin/python -m pytest -q tests/integration
 
-Adding a kind is one entry in KINDS (see the commented micropython entry).
+Adding a kind is one entry in KINDS.
 
 Tests marked ``@pytest.mark.own_broker`` depend on this broker's own options or log format and
 are skipped for the reference broker. A config line naming one of our own table-size options is
-also skipped automatically for mosquitto (it has no such option).
+also skipped automatically for mosquitto (it has no such option). Tests marked
+``@pytest.mark.kinds("micropython", ...)`` run only for the kinds named.
 """
 
 from __future__ import annotations
@@ -40,6 +53,8 @@ REPO_ROOT = HERE.parent.parent
 # Helper modules next to this file (raw_mqtt, paho_client) must import whatever the import mode.
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
+
+from board import board_config_lines, option_name  # noqa: E402
 
 HOST = "127.0.0.1"
 READY_TIMEOUT = 10.0
@@ -102,6 +117,11 @@ def _our_python() -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
+def _our_micropython() -> str:
+    venv = REPO_ROOT / ".venv" / "bin" / "micropython"
+    return str(venv) if venv.exists() else require_peer("micropython")
+
+
 def _launch_contract(prefix):
     """argv builder for a kind started per the launch contract: PREFIX -p PORT [-c FILE] [-v]."""
 
@@ -123,50 +143,90 @@ def _mosquitto_argv(port, config_path, verbose):
     return args
 
 
+MPY_HEAP = os.environ.get("BROKER_MPY_HEAP", "64K") or "64K"
+
+
 class BrokerKind:
     """How to start one broker implementation.
 
     argv(port, config_path_or_None, verbose) -> list of arguments
     ready: "log" (wait for "listening on" on stderr) or "tcp" (wait for a TCP connect)
     always_config: write a config file even when the test gives no lines
+    base_config: callable -> config lines every start gets (a test's own line for the same
+                 option replaces the base line)
     unsupported: option names this broker does not know (such tests are skipped)
     reference: True for the reference broker (tests marked own_broker are skipped)
+    stop_signal: what stop() sends first (SIGKILL follows if it does not exit)
+    heap: MicroPython heap size (-X heapsize=...), None for other kinds
     """
 
     def __init__(self, name, argv, ready="log", always_config=False, unsupported=(),
-                 reference=False):
+                 reference=False, base_config=None, stop_signal=signal.SIGTERM, heap=None):
         self.name = name
         self.argv = argv
         self.ready = ready
         self.always_config = always_config
         self.unsupported = frozenset(unsupported)
         self.reference = reference
+        self.base_config = base_config
+        self.stop_signal = stop_signal
+        self.heap = heap
+
+    def with_heap(self, heap):
+        """The same kind with another MicroPython heap size ("40K", "40000")."""
+        if self.heap is None:
+            raise ValueError("%s has no heap size to set" % self.name)
+        return micropython_kind(heap=heap, name=self.name)
+
+    def base_lines(self):
+        return list(self.base_config()) if self.base_config is not None else []
+
+    def __repr__(self):
+        return "<BrokerKind %s>" % self.name
+
+
+def micropython_kind(heap=MPY_HEAP, name="micropython"):
+    """The MicroPython broker with board-sized limits and the given heap ("64K", "40000")."""
+    return BrokerKind(
+        name,
+        _launch_contract(lambda: [_our_micropython(), "-X", "heapsize=%s" % heap, "-m", "broker"]),
+        ready="log", always_config=True, base_config=board_config_lines,
+        stop_signal=signal.SIGINT, heap=heap,
+    )
 
 
 KINDS = {
     "cpython": BrokerKind(
         "cpython", _launch_contract(lambda: [_our_python(), "-m", "broker"]), ready="log"
     ),
+    "micropython": micropython_kind(),
     "mosquitto": BrokerKind(
         "mosquitto", _mosquitto_argv, ready="tcp", always_config=True,
         unsupported=OWN_OPTIONS, reference=True,
     ),
-    # A later issue adds the MicroPython runtime with one entry:
-    # "micropython": BrokerKind("micropython", _launch_contract(lambda: [
-    #     str(REPO_ROOT / ".venv" / "bin" / "micropython"), "-X", "heapsize=64K", "-m", "broker"
-    # ]), ready="log"),
 }
 
-KIND_NAME = os.environ.get("BROKER_UNDER_TEST", "cpython") or "cpython"
+# What a plain `pytest` runs: our broker on both runtimes.
+DEFAULT_KINDS = ("cpython", "micropython")
+
+KIND_NAMES = [k.strip() for k in os.environ.get("BROKER_UNDER_TEST", "").split(",")
+              if k.strip()] or list(DEFAULT_KINDS)
+KIND_NAME = ",".join(KIND_NAMES)  # for messages
+
+
+def selected_kinds():
+    unknown = [k for k in KIND_NAMES if k not in KINDS]
+    if unknown:
+        raise pytest.UsageError(
+            "BROKER_UNDER_TEST=%r: expected one (or a comma-separated list) of %s"
+            % (KIND_NAME, ", ".join(sorted(KINDS)))
+        )
+    return list(KIND_NAMES)
 
 
 def current_kind() -> BrokerKind:
-    try:
-        return KINDS[KIND_NAME]
-    except KeyError:
-        raise pytest.UsageError(
-            "BROKER_UNDER_TEST=%r: expected one of %s" % (KIND_NAME, ", ".join(sorted(KINDS)))
-        )
+    """The first selected kind (kept for callers from before the suite was parameterised)."""
+    return KINDS[selected_kinds()[0]]
 
 
 def free_port() -> int:
@@ -234,12 +294,9 @@ class Broker:
 
     # -- configuration --------------------------------------------------------------------
     def _config_text(self, config_lines):
-        names = []
-        for line in config_lines:
-            words = line.split()
-            if words and not words[0].startswith("#"):
-                names.append(words[0])
-        missing = sorted(set(names) & self._kind.unsupported)
+        own = [option_name(line) for line in config_lines]
+        own = [name for name in own if name is not None]
+        missing = sorted(set(own) & self._kind.unsupported)
         if missing:
             pytest.skip(
                 "%s has no option %s (uses this broker's own option/log format)"
@@ -247,12 +304,15 @@ class Broker:
             )
         if not config_lines and not self._kind.always_config:
             return None
+        # the kind's base lines (the board profile), unless the test sets the same option
+        base = [line for line in self._kind.base_lines() if option_name(line) not in own]
+        names = set(own) | set(option_name(line) for line in base)
         head = ["listener %d %s" % (self.port, self.host)]
         if "allow_anonymous" not in names:
             # mosquitto 2 (and our defaults, which follow it) refuse anonymous clients as soon
             # as a listener is configured; these tests connect anonymously.
             head.append("allow_anonymous true")
-        return "\n".join(head + list(config_lines)) + "\n"
+        return "\n".join(head + base + list(config_lines)) + "\n"
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self, config_lines=(), *, port=None, verbose=False, wait=True,
@@ -331,12 +391,13 @@ class Broker:
         return code
 
     def stop(self):
-        """SIGTERM, wait, SIGKILL if needed; return the exit code (None if never started)."""
+        """The kind's stop signal (SIGTERM; SIGINT = Ctrl-C for MicroPython), wait, SIGKILL if
+        needed; return the exit code (None if never started)."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
             try:
-                self.proc.send_signal(signal.SIGTERM)
+                self.proc.send_signal(self._kind.stop_signal)
                 self.proc.wait(timeout=STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
@@ -355,30 +416,62 @@ class Broker:
 
 
 def pytest_configure(config):
+    selected_kinds()  # a bad BROKER_UNDER_TEST stops the run with one clear line
     config.addinivalue_line(
         "markers",
         "own_broker: depends on this broker's own options or log format; "
         "skipped for the reference broker",
     )
+    config.addinivalue_line(
+        "markers",
+        "kinds(*names): run this test only for the broker kinds named (e.g. 'micropython')",
+    )
+
+
+def pytest_generate_tests(metafunc):
+    """Parameterise every test that uses a broker over the selected kinds."""
+    if "broker_kind" not in metafunc.fixturenames:
+        return
+    names = selected_kinds()
+    marker = metafunc.definition.get_closest_marker("kinds")
+    params = []
+    if marker is not None:
+        wanted = [n for n in names if n in marker.args]
+        params = [pytest.param(n, id=n) for n in wanted]
+        if not params:
+            params = [pytest.param(
+                marker.args[0], id=marker.args[0],
+                marks=pytest.mark.skip(reason="only for %s; BROKER_UNDER_TEST selects %s"
+                                       % (", ".join(marker.args), KIND_NAME)))]
+    else:
+        params = [pytest.param(n, id=n) for n in names]
+    metafunc.parametrize("broker_kind", params, indirect=True, scope="session")
+
+
+def _item_kind(item):
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    return KINDS.get(callspec.params.get("broker_kind"))
 
 
 def pytest_collection_modifyitems(config, items):
-    kind = KINDS.get(KIND_NAME)
-    if kind is None or not kind.reference:
-        return
     skip = pytest.mark.skip(reason="uses this broker's own option/log format")
     for item in items:
-        if item.get_closest_marker("own_broker") is not None:
+        kind = _item_kind(item)
+        if kind is not None and kind.reference and item.get_closest_marker("own_broker"):
             item.add_marker(skip)
 
 
 def pytest_report_header(config):
-    return "broker under test: %s (BROKER_UNDER_TEST)" % KIND_NAME
+    return "brokers under test: %s (BROKER_UNDER_TEST); MicroPython heap %s (BROKER_MPY_HEAP)" % (
+        KIND_NAME, MPY_HEAP)
 
 
 @pytest.fixture(scope="session")
-def broker_kind() -> BrokerKind:
-    return current_kind()
+def broker_kind(request) -> BrokerKind:
+    """The kind this test instance runs against (parameterised by pytest_generate_tests)."""
+    return KINDS[request.param]
 
 
 @pytest.fixture(scope="session")
@@ -391,13 +484,14 @@ def peer():
 def broker_factory(broker_kind, tmp_path):
     """Factory: broker_factory(config_lines=[...], **start_kwargs) -> started Broker.
 
+    kind=BrokerKind overrides the test's kind (e.g. broker_kind.with_heap("40K")).
     With start=False it returns an unstarted Broker; call .start(...) yourself.
     Every broker made here is stopped at teardown (terminate, wait, kill).
     """
     made = []
 
-    def make(config_lines=(), start=True, **kwargs):
-        b = Broker(broker_kind, tmp_path)
+    def make(config_lines=(), start=True, kind=None, **kwargs):
+        b = Broker(kind if kind is not None else broker_kind, tmp_path)
         made.append(b)
         if start:
             b.start(config_lines, **kwargs)

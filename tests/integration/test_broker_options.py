@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from board import board_limit
 from raw_mqtt import PUBACK, PUBLISH, ack_packet, connect_packet, publish_packet
 
 pytestmark = pytest.mark.integration
@@ -84,6 +85,35 @@ def test_max_connections_refuses_the_third_client(broker_factory, broker_kind, r
         assert time.monotonic() < deadline, "no connection slot came free after a disconnect"
         time.sleep(0.1)
     assert a.is_open()
+
+
+@pytest.mark.kinds("micropython")
+def test_board_profile_limits_are_in_effect(broker, raw_client):
+    # The MicroPython kind always runs with the board profile (boards/rp2/broker.conf): check
+    # that its connection and packet size limits really are the ones the broker applies.
+    n = board_limit("max_connections")
+    clients = [raw_client(broker) for _ in range(n)]
+    for i, c in enumerate(clients):
+        assert c.connect("board-%d" % i).return_code == 0
+    extra = raw_client(broker)
+    extra.send(connect_packet("board-extra"))
+    # DESIGN.md: a full connection table -> CONNACK 0x03 (server unavailable), then close
+    packets = extra.wait_closed(timeout=5)
+    assert [(p.name, p.return_code) for p in packets] == [("CONNACK", 0x03)]
+    # a packet one byte over max_packet_size closes that connection only
+    limit = board_limit("max_packet_size")
+    topic = "board/big"
+    payload = b"x" * (limit + 1 - 3 - 2 - len(topic))  # fixed header 1 + 2 (rl), topic 2 + len
+    big = publish_packet(topic, payload)
+    assert len(big) == limit + 1
+    clients[0].send(big)
+    assert clients[0].wait_closed(timeout=5) == []
+    # one exactly at the limit is delivered
+    assert clients[1].subscribe([(topic, 0)]) == [0]
+    clients[2].send(publish_packet(topic, payload[:-1]))
+    p = clients[1].expect(PUBLISH)
+    assert (p.topic, len(p.payload)) == (topic, len(payload) - 1)
+    assert all(c.is_open() for c in clients[1:])
 
 
 def test_max_packet_size_closes_only_the_offending_connection(broker_factory, raw_client):
@@ -161,11 +191,13 @@ def test_listening_line_names_host_and_port(broker):
     assert "listening on 127.0.0.1:%d" % broker.port in lines[0]
 
 
-def test_sigterm_stops_the_broker_cleanly(broker, raw_client):
+def test_stop_signal_stops_the_broker_cleanly(broker, raw_client):
     c = raw_client(broker)
     assert c.connect("still-connected").return_code == 0
     assert c.subscribe([("term/t", 1)]) == [1]
-    # launch contract: SIGTERM stops it cleanly, exit code 0, connections closed
+    # launch contract: SIGINT/SIGTERM (CPython) and Ctrl-C (MicroPython) stop it cleanly, exit
+    # code 0, connections closed. broker.stop() sends the kind's signal: SIGTERM for CPython
+    # (and mosquitto), SIGINT for MicroPython.
     assert broker.stop() == 0, broker.log()
     c.wait_closed(timeout=5)
     assert "Traceback" not in broker.log()

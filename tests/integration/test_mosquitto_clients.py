@@ -15,6 +15,8 @@ import time
 
 import pytest
 
+from board import board_limit
+
 pytestmark = pytest.mark.integration
 
 WAIT = 5.0
@@ -91,6 +93,31 @@ class LineProcess:
         self._thread.join(timeout=2)
 
 
+class PipeProcess:
+    """A subprocess fed through a stdin pipe (mosquitto_pub -l)."""
+
+    def __init__(self, proc):
+        self.proc = proc
+
+    def write_line(self, text):
+        self.proc.stdin.write(text.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def finish(self, timeout=WAIT + 5):
+        """Close stdin (mosquitto_pub -l then exits) and return (exit code, output)."""
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)  # closes stdin first
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError("%r still running after %.1fs" % (self.proc.args, timeout))
+        return self.proc.returncode, out.decode("utf-8", "replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
 @pytest.fixture
 def clients(peer):
     """(sub, pub) starters bound to the broker; every process is killed at teardown."""
@@ -106,6 +133,14 @@ def clients(peer):
                              "-d", "-F", FORMAT] + list(args))
             started.append(p)
             return p
+
+        def pub_stream(self, broker, *args):
+            """mosquitto_pub with its stdin a pipe (for -l): write lines, then finish()."""
+            p = subprocess.Popen([self.pub_path, "-h", broker.host, "-p", str(broker.port)]
+                                 + list(args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT)
+            started.append(PipeProcess(p))
+            return started[-1]
 
         def pub(self, broker, *args, stdin_text=None):
             r = subprocess.run([self.pub_path, "-h", broker.host, "-p", str(broker.port)]
@@ -158,12 +193,23 @@ def test_retained_message_cleared_with_null_message(broker, clients):
 
 
 def test_lines_published_in_order(broker, clients):
+    # The subscriber's session holds at most its in-flight window plus max_queued_messages
+    # (16 on the board profile) and drops what does not fit, so the lines are fed to
+    # mosquitto_pub's stdin with at most that many on their way at any time.
     n = 50
-    sub = clients.sub(broker, "-C", str(n), "-W", "5", "-q", "1", "-t", "mc/lines")
+    window = board_limit("max_queued_messages")
+    sub = clients.sub(broker, "-C", str(n), "-W", "10", "-q", "1", "-t", "mc/lines")
     sub.wait_line("Subscribed")
-    clients.pub(broker, "-q", "1", "-t", "mc/lines", "-l",
-                stdin_text="".join("line %d\n" % i for i in range(n)))
+    pub = clients.pub_stream(broker, "-q", "1", "-t", "mc/lines", "-l")
+    deadline = time.monotonic() + 10
+    for i in range(n):
+        while len(sub.messages()) <= i - window:
+            assert time.monotonic() < deadline, "got %r" % sub.messages()
+            time.sleep(0.005)
+        pub.write_line("line %d" % i)
     assert sub.wait() == 0
+    code, output = pub.finish()
+    assert code == 0, output
     # [MQTT-4.6.0-6] delivered in the order published
     assert sub.messages() == ["mc/lines|1|0|line %d" % i for i in range(n)]
 
