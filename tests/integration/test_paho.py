@@ -407,11 +407,13 @@ def test_200_qos1_messages_arrive_in_order(broker_factory, mqtt_client):
     # A subscriber's session holds at most max_inflight_messages in flight plus
     # max_queued_messages queued; past that a broker drops messages for it (mosquitto does,
     # DESIGN.md's fixed-size tables do: the board profile queues 16). So the publisher keeps at
-    # most WINDOW (= the board's queue) messages on their way at any time: nothing needs to be
-    # dropped on any kind, while a small in-flight window (4, an option mosquitto has too)
-    # makes every kind queue and then drain messages in order.
-    window = board_limit("max_queued_messages")
-    broker = broker_factory(["max_inflight_messages 4"])
+    # most `window` messages that the subscriber has not yet received on their way: with an
+    # in-flight window of 4 (an option mosquitto has too) the broker holds at most window + the
+    # few received but not yet acknowledged, well inside 4 + 16, so nothing needs to be dropped
+    # on any kind, while every kind has to queue and then drain messages in order.
+    inflight = 4
+    window = board_limit("max_queued_messages") - inflight
+    broker = broker_factory(["max_inflight_messages %d" % inflight])
     sub = mqtt_client(broker, "order-sub")
     sub.subscribe("order/t", 1)
     pub = mqtt_client(broker, "order-pub")
