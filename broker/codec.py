@@ -55,17 +55,18 @@ class Reader:
     is gathered in `pending`, which grows only as its bytes arrive, never past max_packet_size.
     """
 
+    pending = _NO_PENDING
+    have = 0          # bytes held in pending
+    need = 0          # total size of the pending packet, 0 while its header is incomplete
+    hlen = 0          # fixed header size of the last header decoded
+    ready = False
+    buf = _NO_PENDING  # type: Buffer
+    b0 = 0
+    start = 0
+    end = 0
+
     def __init__(self, max_packet_size: int) -> None:
         self.max_packet_size = max_packet_size
-        self.pending = _NO_PENDING
-        self.have = 0          # bytes held in pending
-        self.need = 0          # total size of the pending packet, 0 while its header is incomplete
-        self.hlen = 0          # fixed header size of the last header decoded
-        self.ready = False
-        self.buf = self.pending  # type: Buffer
-        self.b0 = 0
-        self.start = 0
-        self.end = 0
 
     def _header(self, src: "Buffer", pos: int, end: int) -> int:
         """Total packet size from a fixed header at src[pos:end]: -1 if incomplete."""

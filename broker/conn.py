@@ -12,27 +12,33 @@ NEW = const(0)          # accepted, waiting for CONNECT
 CONNECTED = const(1)
 CLOSED = const(2)       # the engine is done with it; the port flushes what is left and closes
 
+_NO_OUTPUT = bytearray(0)  # shared by connections that have sent nothing: never written to
+
 
 class Conn:
-    """One network connection: its framer, its output buffer, and the session it is bound to."""
+    """One network connection: its framer, its output buffer, and the session it is bound to.
+
+    Defaults live on the class: MicroPython keeps an instance's attributes in a per-instance
+    table, so an idle connection stores only what differs from them."""
+
+    out = _NO_OUTPUT  # type: bytearray  # replaced by a real buffer on the first write
+    ooff = 0          # first byte not yet flushed
+    olen = 0          # end of the bytes to flush
+    in_wq = False
+    state = NEW
+    session = None  # type: Optional[Session]
+    client_id = ""
+    level = 0
+    keepalive_ms = 0
+    will = None  # type: Optional[Message]
+    dropped = 0
 
     def __init__(self, handle: "Any", peer: str, max_packet_size: int, now: int) -> None:
         self.handle = handle
         self.peer = peer
         self.reader = Reader(max_packet_size)
-        self.out = bytearray(0)
-        self.ooff = 0          # first byte not yet flushed
-        self.olen = 0          # end of the bytes to flush
-        self.in_wq = False
-        self.state = NEW
-        self.session = None  # type: Optional[Session]
-        self.client_id = ""
-        self.level = 0
-        self.keepalive_ms = 0
         self.last_rx = now
         self.opened = now
-        self.will = None  # type: Optional[Message]
-        self.dropped = 0
 
     def pending(self) -> int:
         return self.olen - self.ooff

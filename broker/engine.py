@@ -337,11 +337,9 @@ class Broker:
         pe = v.payload_end
         if qos == 2:
             s = conn.session
-            if s is not None:
-                if mid in s.qos2_in:
-                    self.send_ack(conn, PUBREC, mid)  # a re-sent PUBLISH: deliver once only
-                    return
-                s.qos2_in.add(mid)
+            if s is not None and not s.qos2_received(mid):
+                self.send_ack(conn, PUBREC, mid)  # a re-sent PUBLISH: deliver once only
+                return
         msg = None
         if b0 & 0x01:
             if pe == ps:
@@ -488,7 +486,7 @@ class Broker:
     def _pubrel(self, conn: Conn, mid: int) -> None:
         s = conn.session
         if s is not None:
-            s.qos2_in.discard(mid)
+            s.qos2_released(mid)
         self.send_ack(conn, PUBCOMP, mid)  # [MQTT-4.3.3-2]
 
     def _pubcomp(self, conn: Conn, mid: int) -> None:

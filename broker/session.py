@@ -53,26 +53,31 @@ class Session:
     i + 1 modulo n, so an identifier is never reused while its slot is busy [MQTT-2.3.1-2] and an
     acknowledgement finds its slot without a search. Slots are allocated on first QoS > 0 use."""
 
+    # Defaults on the class (MicroPython stores only an instance's own attributes); the window
+    # arrays, the queue and the QoS 2 set are created on first use, so an idle QoS 0 client
+    # costs little more than its client id. The empty tuples stand for "not allocated yet":
+    # they are replaced by lists before anything is stored, never written to.
+    route_mark = 0
+    route_qos = 0
+    inflight = 0
+    seq = 0
+    cursor = 0
+    dropped = 0
+    slot_mid = ()  # type: List[int]  # type: ignore[assignment]
+    slot_state = ()  # type: List[int]  # type: ignore[assignment]
+    slot_flags = ()  # type: List[int]  # type: ignore[assignment]
+    slot_seq = ()  # type: List[int]  # type: ignore[assignment]
+    slot_msg = ()  # type: List[Optional[Message]]  # type: ignore[assignment]
+    queue = ()  # type: List[Message]  # type: ignore[assignment]
+    queue_flags = ()  # type: List[int]  # type: ignore[assignment]
+    qos2_in = None  # type: Optional[Set[int]]
+
     def __init__(self, client_id: str, clean: bool, max_inflight: int, max_queued: int) -> None:
         self.client_id = client_id
         self.clean = clean
         self.conn = None  # type: Any
-        self.route_mark = 0
-        self.route_qos = 0
         self.size = max_inflight
         self.max_queued = max_queued
-        self.inflight = 0
-        self.seq = 0
-        self.cursor = 0
-        self.slot_mid = []  # type: List[int]
-        self.slot_state = []  # type: List[int]
-        self.slot_flags = []  # type: List[int]
-        self.slot_seq = []  # type: List[int]
-        self.slot_msg = []  # type: List[Optional[Message]]
-        self.queue = []  # type: List[Message]
-        self.queue_flags = []  # type: List[int]
-        self.qos2_in = set()  # type: Set[int]
-        self.dropped = 0
 
     def _allocate(self) -> None:
         n = self.size
@@ -133,9 +138,26 @@ class Session:
         if len(self.queue) >= self.max_queued:
             self.dropped += 1
             return False
+        if not self.queue_flags:
+            self.queue = []
+            self.queue_flags = []
         self.queue.append(msg)
         self.queue_flags.append(flags)
         return True
+
+    def qos2_received(self, mid: int) -> bool:
+        """Note an incoming QoS 2 packet identifier; False if it was already awaiting PUBREL."""
+        q2 = self.qos2_in
+        if q2 is None:
+            q2 = self.qos2_in = set()
+        elif mid in q2:
+            return False
+        q2.add(mid)
+        return True
+
+    def qos2_released(self, mid: int) -> None:
+        if self.qos2_in is not None:
+            self.qos2_in.discard(mid)
 
     def clear_inflight(self) -> None:
         for i in range(len(self.slot_state)):
