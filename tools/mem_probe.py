@@ -32,13 +32,10 @@ try:
     import select
     import time
 
-    from broker.cli import parse_args
-    from ports.micropython.server import Server
+    from ports.micropython.server import Server, _configure
 except Exception as e:
     print("ERR import", repr(e))
     sys.exit(2)
-print("MEM import", _mem())
-print("FROM", sys.modules["broker.engine"].__file__)
 
 
 def _count(obj, name):
@@ -112,7 +109,13 @@ def main():
         print("ERR usage: mem_probe.py CONFIG")
         return 2
     try:
-        config = parse_args(["-c", sys.argv[1]])
+        # What `-m broker` does: parse, then unload the parser before serving.
+        config = _configure(["-c", sys.argv[1]])
+        if config is None:
+            print("ERR start", "bad configuration")
+            return 2
+        print("MEM import", _mem())
+        print("FROM", sys.modules["broker.engine"].__file__)
         for lst in config.listeners:
             lst.host = "127.0.0.1"
         server = Probe(config)
