@@ -27,6 +27,7 @@ from broker.topics import SubscriptionTable, valid_topic_name
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional, Union
+    from broker.local import LocalClient
     from broker.settings import Config
     Buffer = Union[bytes, bytearray]
 
@@ -376,6 +377,13 @@ class Broker:
                 self.retained.delete(topic, 0, len(topic))
         self._route(msg.data, 0, len(topic), len(topic), len(msg.data), qos, msg)
 
+    def local_client(self, client_id: str,
+                     on_message: "Optional[Callable[[bytes, bytes, int, bool], None]]" = None
+                     ) -> "LocalClient":
+        """An in-process client (see broker.local), imported only when someone asks for one."""
+        from broker.local import LocalClient
+        return LocalClient(self, client_id, on_message)
+
     def _route(self, buf: "Buffer", ts: int, te: int, ps: int, pe: int, qos: int,
                msg: "Optional[Message]") -> None:
         """Deliver to every session with a matching subscription, once per session at the
@@ -397,7 +405,9 @@ class Broker:
             if qos < q:
                 q = qos
             conn = s.conn
-            if q == 0:
+            if s.local is not None:
+                s.local.receive(bytes(buf[ts:te]), bytes(buf[ps:pe]), q, False)
+            elif q == 0:
                 if conn is not None:
                     if not self.write_publish(conn, 0x30, 0, buf, ts, te, ps, pe, True):
                         conn.dropped += 1
@@ -415,7 +425,12 @@ class Broker:
 
     def deliver(self, s: Session, msg: Message, flags: int) -> None:
         """A QoS > 0 message (or a queued QoS 0 one) for session s: send now if the in-flight
-        window has room and nothing is queued ahead of it, else queue it (order is kept)."""
+        window has room and nothing is queued ahead of it, else queue it (order is kept).
+        An in-process client gets it at once: it has no wire to lose it on."""
+        if s.local is not None:
+            s.local.receive(msg.topic(), msg.payload(), flags & FLAG_QOS_MASK,
+                            bool(flags & FLAG_RETAIN))
+            return
         conn = s.conn
         if conn is not None and not s.queue and self._send_stored(s, msg, flags):
             return

@@ -61,6 +61,10 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
                      % (cid, conn.peer))
         return
     old = b.sessions.get(cid)
+    if old is not None and old.local is not None:
+        _refuse(b, conn, CONNACK_IDENTIFIER_REJECTED,
+                "Client %s: the id belongs to an in-process client, refused." % cid)
+        return
     if old is not None and old.conn is not None:
         b.log(LOG_NOTICE, "Client %s already connected, closing old connection." % cid)
         b.close(old.conn, "", True)  # [MQTT-3.1.4-2]

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from typing import Union
     from broker.conn import Conn
     from broker.engine import Broker
+    from broker.session import Session
     Buffer = Union[bytes, bytearray]
 
 
@@ -58,8 +59,14 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
     if b.log_mask & LOG_DEBUG:
         b.log(LOG_DEBUG, "Sending SUBACK to %s" % conn.client_id)
     for filt, q in granted:
-        for m in b.retained.matching(Filter(filt)):  # [MQTT-3.3.1-6] [MQTT-3.8.4-3]
-            b.deliver(s, m, FLAG_RETAIN | (m.qos if m.qos < q else q))
+        send_retained(b, s, filt, q)
+
+
+def send_retained(b: "Broker", s: "Session", filt: bytes, q: int) -> None:
+    """Retained messages matching a new (or renewed) subscription, with RETAIN set and at
+    min(stored, granted) QoS [MQTT-3.3.1-6] [MQTT-3.3.1-8] [MQTT-3.8.4-3]."""
+    for m in b.retained.matching(Filter(filt)):
+        b.deliver(s, m, FLAG_RETAIN | (m.qos if m.qos < q else q))
 
 def handle_unsubscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int) -> None:
     mid, filters = decode_unsubscribe(buf, pos, end)

@@ -1,0 +1,94 @@
+"""In-process clients: code in the broker's own process publishes and subscribes with no socket.
+
+On a board this is how the board's own sensor code talks to the hub; on Linux, how a program that
+embeds the broker takes part. Topic rules, retained messages and QoS are those of a network
+client, except that QoS 1 and 2 complete at once: nothing travels over a wire.
+
+Use a LocalClient from the thread that runs the broker (a board's loop, or between turns of a
+port's event loop); the engine is not thread-safe.
+"""
+from broker.const import SUBACK_FAILURE
+from broker.handle_subscribe import send_retained
+from broker.session import Session
+from broker.topics import valid_topic_filter, valid_topic_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Optional, Union
+    from broker.engine import Broker
+    Handler = Callable[[bytes, bytes, int, bool], None]
+    Text = Union[str, bytes]
+
+
+def _bytes(s: "Text") -> bytes:
+    return s.encode() if isinstance(s, str) else s
+
+
+class LocalClient:
+    """A client with a session but no connection. Messages arrive through on_message(topic,
+    payload, qos, retain) as they are routed; retained ones right after subscribe()."""
+
+    def __init__(self, broker: "Broker", client_id: str,
+                 on_message: "Optional[Handler]" = None) -> None:
+        if not client_id:
+            raise ValueError("an in-process client needs a client id")
+        if client_id in broker.sessions:
+            raise ValueError("client id %r is already in use" % client_id)
+        cfg = broker.config
+        if len(broker.sessions) >= cfg.max_sessions:
+            raise MemoryError("max_sessions (%d) reached" % cfg.max_sessions)
+        self.broker = broker
+        self.client_id = client_id
+        self.on_message = on_message
+        s = Session(client_id, True, cfg.max_inflight_messages, cfg.max_queued_messages)
+        s.local = self
+        broker.sessions[client_id] = s
+        self.session = s  # type: Optional[Session]
+
+    def _session(self) -> Session:
+        if self.session is None:
+            raise ValueError("in-process client %r is closed" % self.client_id)
+        return self.session
+
+    def receive(self, topic: bytes, payload: bytes, qos: int, retain: bool) -> None:
+        if self.on_message is not None:
+            self.on_message(topic, payload, qos, retain)
+
+    def publish(self, topic: "Text", payload: "Text" = b"", qos: int = 0,
+                retain: bool = False) -> None:
+        """Publish as a network client would; an invalid topic or QoS raises ValueError."""
+        self._session()
+        t = _bytes(topic)
+        cfg = self.broker.config
+        if len(t) > cfg.max_topic_length or not valid_topic_name(t, 0, len(t)):
+            raise ValueError("invalid topic name %r" % t)  # [MQTT-3.3.2-2] [MQTT-4.7.3-1]
+        if qos not in (0, 1, 2):
+            raise ValueError("QoS must be 0, 1 or 2")
+        if retain and not cfg.retain_available:
+            raise ValueError("retained messages are not available (retain_available false)")
+        self.broker.publish(t, _bytes(payload), qos, retain)
+
+    def subscribe(self, topic_filter: "Text", qos: int = 0) -> int:
+        """Subscribe; returns the granted QoS, or 0x80 when the subscription table is full.
+        Matching retained messages are delivered before this returns [MQTT-3.3.1-6]."""
+        s = self._session()
+        f = _bytes(topic_filter)
+        if len(f) > self.broker.config.max_topic_length or not valid_topic_filter(f):
+            raise ValueError("invalid topic filter %r" % f)
+        if qos not in (0, 1, 2):
+            raise ValueError("QoS must be 0, 1 or 2")
+        if self.broker.subs.subscribe(s, f, qos) < 0:
+            return SUBACK_FAILURE
+        send_retained(self.broker, s, f, qos)
+        return qos
+
+    def unsubscribe(self, topic_filter: "Text") -> bool:
+        return self.broker.subs.unsubscribe(self._session(), _bytes(topic_filter))
+
+    def close(self) -> None:
+        """End the session: its subscriptions go, as for a clean-session client."""
+        s = self.session
+        if s is not None:
+            self.session = None
+            self.broker.discard_session(s)
+
