@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional, Union
     from broker.local import LocalClient
     from broker.settings import Config
+    from broker.sysinfo import SysTopics
     Buffer = Union[bytes, bytearray]
 
 TICKS_MASK = const(0x3FFFFFFF)  # ms clocks wrap here so they stay small ints on a board
@@ -38,6 +39,16 @@ _OUT_SOFT_MIN = const(4096)
 _OUT_SOFT_MAX = const(262144)
 _PENDING_CONNECTIONS = const(16)  # sockets allowed beyond max_connections, to answer CONNACK 0x03
 CONNECT_TIMEOUT_MS = const(10000)  # a socket that sends no CONNECT for this long is dropped
+
+# Indexes of Broker.totals.
+T_PACKETS_RECEIVED = const(0)
+T_PACKETS_SENT = const(1)
+T_BYTES_RECEIVED = const(2)
+T_BYTES_SENT = const(3)
+T_MESSAGES_RECEIVED = const(4)
+T_MESSAGES_SENT = const(5)
+T_MESSAGES_DROPPED = const(6)
+T_CONNECTIONS = const(7)
 
 
 def ticks_diff(a: int, b: int) -> int:
@@ -63,9 +74,22 @@ class Broker:
         self.pub = Publish()
         self.auto_ids = 0
         self.out_soft = min(_OUT_SOFT_MAX, max(_OUT_SOFT_MIN, 2 * config.max_packet_size))
+        # Traffic counters since the last tick (small ints on the hot path, even on a 32-bit
+        # board); tick() adds them to `totals`, indexed by the T_* constants.
+        self.packets_received = 0
+        self.packets_sent = 0
+        self.bytes_received = 0
+        self.bytes_sent = 0
         self.messages_received = 0
         self.messages_sent = 0
         self.messages_dropped = 0
+        self.connections_total = 0
+        self.totals = [0] * 8
+        self.connected_max = 0
+        self.sys = None  # type: Optional[SysTopics]
+        if config.sys_interval > 0:
+            from broker.sysinfo import SysTopics
+            self.sys = SysTopics(self, config.sys_interval)
 
     # ---- logging ----
 
@@ -84,6 +108,7 @@ class Broker:
             self.log(LOG_WARNING, "Refusing connection from %s: too many connections." % peer)
             return None
         conn = Conn(handle, peer, self.config.max_packet_size, self.now)
+        self.connections_total += 1
         self.conns.append(conn)
         return conn
 
@@ -92,6 +117,7 @@ class Broker:
         if conn.state == CLOSED:
             return
         conn.last_rx = self.now
+        self.bytes_received += n
         reader = conn.reader
         pos = 0
         try:
@@ -139,10 +165,15 @@ class Broker:
 
     def tick(self, now: int) -> None:
         """Advance the clock (ms, wrapping at TICKS_MASK); enforce keepalive [MQTT-3.1.2-24]."""
-        self.now = now & TICKS_MASK
-        if ticks_diff(self.now, self.last_check) < 500:
+        now &= TICKS_MASK
+        self.now = now
+        elapsed = ticks_diff(now, self.last_check)
+        if elapsed < 500:
             return
-        self.last_check = self.now
+        self.last_check = now
+        self._fold_counters()
+        if self.sys is not None:
+            self.sys.tick(elapsed)
         for conn in self.conns[:]:
             if conn.state == CONNECTED:
                 if conn.keepalive_ms and ticks_diff(self.now, conn.last_rx) > conn.keepalive_ms:
@@ -151,6 +182,20 @@ class Broker:
             elif ticks_diff(self.now, conn.opened) > CONNECT_TIMEOUT_MS:
                 self.close(conn, "Client %s sent no CONNECT in time, disconnecting."
                            % conn.peer, False)
+
+    def _fold_counters(self) -> None:
+        t = self.totals
+        t[T_PACKETS_RECEIVED] += self.packets_received
+        t[T_PACKETS_SENT] += self.packets_sent
+        t[T_BYTES_RECEIVED] += self.bytes_received
+        t[T_BYTES_SENT] += self.bytes_sent
+        t[T_MESSAGES_RECEIVED] += self.messages_received
+        t[T_MESSAGES_SENT] += self.messages_sent
+        t[T_MESSAGES_DROPPED] += self.messages_dropped
+        t[T_CONNECTIONS] += self.connections_total
+        self.packets_received = self.packets_sent = self.bytes_received = self.bytes_sent = 0
+        self.messages_received = self.messages_sent = self.messages_dropped = 0
+        self.connections_total = 0
 
     def shutdown(self) -> None:
         """Close every connection (no wills: the broker, not the client, is going away)."""
@@ -187,6 +232,8 @@ class Broker:
                 conn.out = grown
         pos = conn.olen
         conn.olen = end
+        self.packets_sent += 1
+        self.bytes_sent += n
         if not conn.in_wq:
             conn.in_wq = True
             self.wq.append(conn)
@@ -270,6 +317,7 @@ class Broker:
 
     def _packet(self, conn: Conn, b0: int, buf: "Buffer", pos: int, end: int) -> None:
         t = b0 >> 4
+        self.packets_received += 1
         if conn.state == NEW:
             if t != CONNECT:
                 raise MalformedPacket("%s before CONNECT" % PACKET_NAMES[t])  # [MQTT-3.1.0-1]
@@ -365,7 +413,7 @@ class Broker:
                 self.retained.delete(data, 0, tlen)
             elif not self.retained.store(will):
                 self.log(LOG_WARNING, "Retained will not kept: max_retained_messages reached.")
-        self._route(data, 0, tlen, tlen, len(data), will.qos, will)
+        self.route_message(will)
 
     def publish(self, topic: bytes, payload: bytes, qos: int = 0, retain: bool = False) -> None:
         """Publish from inside the broker, as if a client had sent it."""
@@ -375,7 +423,12 @@ class Broker:
                 self.retained.store(msg)
             else:
                 self.retained.delete(topic, 0, len(topic))
-        self._route(msg.data, 0, len(topic), len(topic), len(msg.data), qos, msg)
+        self.route_message(msg)
+
+    def route_message(self, msg: Message) -> None:
+        """Route a message the broker holds (a will, an in-process or $SYS publish)."""
+        tlen = msg.tlen
+        self._route(msg.data, 0, tlen, tlen, len(msg.data), msg.qos, msg)
 
     def local_client(self, client_id: str,
                      on_message: "Optional[Callable[[bytes, bytes, int, bool], None]]" = None

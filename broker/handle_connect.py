@@ -93,6 +93,8 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     conn.client_id = cid
     conn.state = CONNECTED
     b.connected += 1
+    if b.connected > b.connected_max:
+        b.connected_max = b.connected
     conn.keepalive_ms = c.keepalive * 1500  # [MQTT-3.1.2-24]
     if c.will_topic is not None:
         data = c.will_topic + c.will_payload

@@ -65,8 +65,12 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
 def send_retained(b: "Broker", s: "Session", filt: bytes, q: int) -> None:
     """Retained messages matching a new (or renewed) subscription, with RETAIN set and at
     min(stored, granted) QoS [MQTT-3.3.1-6] [MQTT-3.3.1-8] [MQTT-3.8.4-3]."""
-    for m in b.retained.matching(Filter(filt)):
+    f = Filter(filt)
+    for m in b.retained.matching(f):
         b.deliver(s, m, FLAG_RETAIN | (m.qos if m.qos < q else q))
+    if b.sys is not None:
+        for m in b.sys.matching(f):
+            b.deliver(s, m, FLAG_RETAIN)
 
 def handle_unsubscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int) -> None:
     mid, filters = decode_unsubscribe(buf, pos, end)

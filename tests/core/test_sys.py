@@ -1,0 +1,78 @@
+"""$SYS/broker/... topics, as mosquitto publishes them, every sys_interval seconds."""
+from harness import Hub
+from broker.packets import encode_publish
+
+
+def _values(packets: "list") -> "dict":
+    return dict((p.topic.decode(), p.payload.decode()) for p in packets)
+
+
+def test_sys_topics_published_every_interval_and_move_with_traffic():
+    hub = Hub("sys_interval 1\n")
+    mon = hub.client()
+    mon.connect("monitor")
+    mon.subscribe(1, [(b"$SYS/#", 0)])
+    hub.advance(1000)
+    first = _values(mon.publishes())
+    for name in ("version", "uptime", "clients/connected", "clients/maximum", "clients/total",
+                 "clients/disconnected", "messages/received", "messages/sent", "bytes/received",
+                 "bytes/sent", "publish/messages/received", "publish/messages/sent",
+                 "publish/messages/dropped", "retained messages/count", "subscriptions/count",
+                 "load/messages/received/1min", "load/bytes/sent/15min",
+                 "load/connections/5min"):
+        assert "$SYS/broker/" + name in first, name
+    assert first["$SYS/broker/clients/connected"] == "1"
+    assert first["$SYS/broker/subscriptions/count"] == "1"
+    assert first["$SYS/broker/uptime"] == "1 seconds"
+    pub = hub.client("127.0.0.1:6000")
+    pub.connect("pub", clean_session=False)
+    for i in range(5):
+        pub.send(encode_publish(b"data/x", b"%d" % i, retain=(i == 0)))
+    hub.advance(1000)
+    second = _values(mon.publishes())
+    assert second["$SYS/broker/clients/connected"] == "2"
+    assert second["$SYS/broker/clients/maximum"] == "2"
+    assert int(second["$SYS/broker/publish/messages/received"]) == 5
+    assert int(second["$SYS/broker/bytes/received"]) > int(first["$SYS/broker/bytes/received"])
+    assert second["$SYS/broker/retained messages/count"] == "1"
+    assert float(second["$SYS/broker/load/publish/received/1min"]) > 0
+    assert second["$SYS/broker/uptime"] == "2 seconds"
+    # unchanged values are not published again (mosquitto does the same)
+    assert "$SYS/broker/version" not in second
+    pub.lose()
+    hub.advance(1000)
+    third = _values(mon.publishes())
+    assert third["$SYS/broker/clients/disconnected"] == "1"
+    assert third["$SYS/broker/clients/connected"] == "1"
+    assert "$SYS/broker/clients/maximum" not in third
+
+
+def test_new_subscriber_gets_current_values_with_retain_but_no_retained_slot_is_used():
+    hub = Hub("sys_interval 1\nmax_retained_messages 1\n")
+    hub.advance(1000)
+    late = hub.client()
+    late.connect("late")
+    late.subscribe(1, [(b"$SYS/broker/version", 0)])
+    got = late.publishes()
+    assert len(got) == 1 and got[0].retain and got[0].payload.startswith(b"broker version ")
+    assert hub.broker.retained.count == 0
+
+
+def test_sys_topics_are_not_matched_by_a_leading_wildcard():
+    # [MQTT-4.7.2-1]
+    hub = Hub("sys_interval 1\n")
+    c = hub.client()
+    c.connect("all")
+    c.subscribe(1, [(b"#", 0), (b"+/broker/#", 0)])
+    hub.advance(3000)
+    assert c.publishes() == []
+
+
+def test_sys_interval_0_publishes_nothing_and_loads_nothing():
+    hub = Hub("sys_interval 0\n")
+    assert hub.broker.sys is None
+    c = hub.client()
+    c.connect("c")
+    c.subscribe(1, [(b"$SYS/#", 0)])
+    hub.advance(30000)
+    assert c.publishes() == []
