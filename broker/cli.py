@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from broker.settings import Config
 
 USAGE = """usage: python -m broker [-p PORT] [-c FILE] [-v]
-  -p PORT   listen on 127.0.0.1:PORT (default 1883); with -c, replaces the first listener's port
+  -p PORT   listen on 127.0.0.1:PORT (default 1883); with -c, replaces the first TCP listener's port
   -c FILE   read the configuration from FILE (mosquitto.conf syntax)
   -v        verbose: log every packet (log_type all)
 """

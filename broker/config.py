@@ -32,6 +32,7 @@ _INTS = {
     "max_retained_messages": (1, _BIG, 0, 0),
     "max_sessions": (1, _BIG, 0, 0),
     "max_topic_length": (1, 65535, 0, 0),
+    "sys_interval": (0, 65535, 0, 0),
 }  # type: dict[str, tuple[int, int, int, int]]
 
 _BOOLS = " allow_anonymous queue_qos0_messages retain_available "
@@ -48,7 +49,7 @@ _UNSUPPORTED = (
     " allow_zero_length_clientid auto_id_prefix upgrade_outgoing_qos max_qos max_inflight_bytes"
     " max_queued_bytes memory_limit message_size_limit persistence persistence_file"
     " persistence_location persistent_client_expiration autosave_interval autosave_on_changes"
-    " sys_interval include_dir user pid_file connection_messages log_facility log_timestamp"
+    " include_dir user pid_file connection_messages log_facility log_timestamp"
     " log_timestamp_format set_tcp_nodelay protocol mount_point socket_domain bind_interface"
     " http_dir websockets_log_level use_identity_as_username use_subject_as_username"
     " use_username_as_clientid cafile capath certfile keyfile ciphers crlfile dhparamfile"
@@ -60,12 +61,17 @@ _UNSUPPORTED = (
 
 _LOG_DESTS_UNSUPPORTED = " file syslog topic dlt none "
 
+# The longest unix socket path, in bytes: sockaddr_un's sun_path holds 108 on Linux, NUL included.
+_UNIX_PATH_MAX = 107
+
 
 class ConfigError(Exception):
     """str(e) is one line: "FILE:LINE: reason", or "FILE: reason" when no line is to blame."""
 
 
 def _name(listener: Listener) -> str:
+    if listener.path:
+        return "unix:" + listener.path
     return "%s:%d" % (listener.host or "0.0.0.0", listener.port)
 
 
@@ -85,14 +91,21 @@ def _int(name: str, text: str) -> int:
 
 def default_listener(config: Config, port_override: "int | None") -> None:
     """Apply the command line's -p: with no listener, listen on 127.0.0.1 at port_override
-    (1883 when None); otherwise -p replaces the port of the first listener."""
+    (1883 when None); otherwise -p replaces the port of the first TCP listener, or, when the
+    file defines only unix socket listeners, adds 127.0.0.1:port_override. -p never changes a
+    unix socket listener."""
     if port_override is not None and not 0 <= port_override <= 65535:
         raise ConfigError("-p: port %d is out of range (0..65535)" % port_override)
-    if not config.listeners:
+    first = None
+    for lst in config.listeners:
+        if not lst.path:
+            first = lst
+            break
+    if not config.listeners or (first is None and port_override is not None):
         port = DEFAULT_PORT if port_override is None else port_override
         config.listeners.append(Listener(port, "127.0.0.1"))
-    elif port_override is not None:
-        config.listeners[0].port = port_override
+    elif first is not None and port_override is not None:
+        first.port = port_override
         pair = _duplicate(config)
         if pair is not None:
             raise ConfigError("-p %d: listener %s is defined twice"
@@ -105,7 +118,10 @@ def _duplicate(config: Config) -> "tuple[Listener, Listener] | None":
         for j in range(i):
             a = ls[j]
             b = ls[i]
-            if a.port == b.port and (a.host or "0.0.0.0") == (b.host or "0.0.0.0"):
+            if a.path or b.path:
+                if a.path == b.path:
+                    return a, b
+            elif a.port == b.port and (a.host or "0.0.0.0") == (b.host or "0.0.0.0"):
                 return a, b
     return None
 
@@ -117,7 +133,7 @@ def _option(config: Config, words: "list[str]", line: int) -> None:
             or name.startswith("plugin_opt_")):
         raise _not_supported("option '%s'" % name)
     known = name in _INTS or (" %s " % name) in _BOOLS or name in (
-        "listener", "port", "bind_address", "log_type", "log_dest")
+        "listener", "port", "bind_address", "log_type", "log_dest", "socket_mode")
     if not known:
         raise ConfigError("unknown option '%s'" % name)
     if n == 0:
@@ -148,16 +164,31 @@ def _option(config: Config, words: "list[str]", line: int) -> None:
         setattr(config, name, v)
     elif name in ("listener", "port"):
         port = _int(name, value)
-        if port == 0 and n == 2 and name == "listener":
-            raise _not_supported("a unix socket listener ('listener 0 PATH')")
-        if not 1 <= port <= 65535:
+        if port == 0 and name == "listener":
+            if n == 1:
+                raise ConfigError("listener: port 0 needs a unix socket path"
+                                  " ('listener 0 /path/to/broker.sock')")
+            lst = Listener(0, "", _unix_path(words[2]))
+        elif not 1 <= port <= 65535:
             raise ConfigError("%s: %d is out of range (1..65535)" % (name, port))
-        if name == "port":
+        elif name == "port":
             _default_listener(config, line).port = port
+            return
         else:
-            lst = Listener(port, words[2] if n == 2 else "")
-            config.listeners.append(lst)
-            config._lines[id(lst)] = line
+            host = words[2] if n == 2 else ""
+            if "/" in host:
+                raise ConfigError("listener: '%s' is not an address; a unix socket listener"
+                                  " takes port 0 ('listener 0 %s')" % (host, host))
+            lst = Listener(port, host)
+        config.listeners.append(lst)
+        config._lines[id(lst)] = line
+        config._last = lst
+    elif name == "socket_mode":
+        last = config._last
+        if last is None or not last.path:
+            raise ConfigError("socket_mode applies to a unix socket listener: put it after a"
+                              " 'listener 0 PATH' line")
+        last.socket_mode = _mode(value)
     elif name == "bind_address":
         _default_listener(config, line).host = value
     elif name == "log_type":
@@ -188,6 +219,25 @@ def _option(config: Config, words: "list[str]", line: int) -> None:
             config._anon_set = True
 
 
+def _unix_path(path: str) -> str:
+    size = len(path.encode())
+    if size > _UNIX_PATH_MAX:
+        raise ConfigError("listener: the unix socket path is %d bytes long, the limit is %d"
+                          % (size, _UNIX_PATH_MAX))
+    return path
+
+
+def _mode(text: str) -> int:
+    # Octal permission bits, as chmod takes them: 660, 0660, 0600, 0777.
+    for c in text:
+        if c < "0" or c > "7":
+            raise ConfigError("socket_mode: expected an octal mode such as 0660, got '%s'" % text)
+    mode = int(text, 8)
+    if mode > 0o777:
+        raise ConfigError("socket_mode: %s is out of range (0000..0777)" % text)
+    return mode
+
+
 def _default_listener(config: Config, line: int) -> Listener:
     # `port` and `bind_address` describe one listener, kept first in the list (mosquitto's
     # "default listener"); on all interfaces at port 1883 unless they say otherwise.
@@ -205,6 +255,7 @@ def parse(text: str, filename: str = "<config>", config: "Config | None" = None)
     cfg = Config() if config is None else config
     cfg._log_fresh = True
     cfg._lines = {}
+    cfg._last = None
     if text[:1] == "\ufeff":
         text = text[1:]
     line = 0
@@ -233,6 +284,7 @@ def parse(text: str, filename: str = "<config>", config: "Config | None" = None)
             msg += " (first on line %d)" % first
         raise ConfigError(msg)
     cfg._lines = {}
+    cfg._last = None
     # mosquitto 2: a file that defines a listener must say allow_anonymous true to allow it.
     if not cfg._anon_set:
         cfg.allow_anonymous = not cfg.listeners

@@ -12,13 +12,19 @@ NO_PACKET_LIMIT = MAX_REMAINING_LENGTH + 5  # 268435460: the largest packet MQTT
 
 
 class Listener:
-    """A TCP listener: host "" (or "0.0.0.0") means all interfaces."""
+    """A TCP listener (path ""): host "" (or "0.0.0.0") means all interfaces. A unix socket
+    listener (`listener 0 PATH`): port 0, host "", path the socket file's path. socket_mode is
+    the socket file's mode (an int such as 0o660), or -1 to leave what the umask gives."""
 
-    def __init__(self, port: int, host: str = "") -> None:
+    def __init__(self, port: int, host: str = "", path: str = "") -> None:
         self.port = port
         self.host = host
+        self.path = path
+        self.socket_mode = -1
 
     def __repr__(self) -> str:
+        if self.path:
+            return "Listener(%d, %r, %r)" % (self.port, self.host, self.path)
         return "Listener(%d, %r)" % (self.port, self.host)
 
 
@@ -41,8 +47,10 @@ class Config:
         self.max_retained_messages = 10000
         self.max_sessions = 10000
         self.max_topic_length = 65535
+        self.sys_interval = 10  # seconds between $SYS updates; 0: no $SYS publishing
         # Parser state (broker.config), kept here so a parse can resume on an existing Config.
         self._anon_set = False  # allow_anonymous given explicitly
         self._default = None  # type: Listener | None  # set by `port` / `bind_address`
+        self._last = None  # type: Listener | None  # the latest `listener` line (socket_mode)
         self._log_fresh = True  # the next log_type line replaces log_types
         self._lines = {}  # type: dict[int, int]  # id(listener) -> line, while parsing

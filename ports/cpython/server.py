@@ -4,9 +4,11 @@ Each loop turn reads what every ready socket has (one recv_into into a shared sc
 lets the engine parse it in place, then flushes each connection's output with one send.
 """
 import errno
+import os
 import select
 import signal
 import socket
+import stat
 import sys
 import time
 
@@ -28,6 +30,68 @@ _ERR = select.EPOLLERR | select.EPOLLHUP
 
 def ticks_ms() -> int:
     return int(time.monotonic() * 1000) & TICKS_MASK
+
+
+def _unix_stale(path: str) -> bool:
+    """Whether the socket file at path is stale: nobody accepts connections on it."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except socket.timeout:
+        return False  # a live listener with a full backlog
+    except OSError as e:
+        if e.errno in (errno.ECONNREFUSED, errno.ENOENT):
+            return True
+        raise OSError(e.errno, e.strerror or str(e), path)
+    finally:
+        probe.close()
+    return False
+
+
+def open_unix_listener(path: str, mode: int) -> socket.socket:
+    """A listening AF_UNIX socket at path. A stale socket file there is replaced (as mosquitto
+    does); a live one, or a file that is not a socket, is refused. mode >= 0 is applied before
+    listen(), so no client connects through the umask's mode. An OSError raised here has path
+    as its filename (main() names the listener with it)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISSOCK(st.st_mode):
+            raise OSError(errno.EEXIST, "the file exists and is not a socket (not replacing it)",
+                          path)
+        if not _unix_stale(path):
+            raise OSError(errno.EADDRINUSE, "address already in use", path)
+        os.unlink(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    bound = False
+    try:
+        sock.bind(path)
+        bound = True
+        if mode >= 0:
+            os.chmod(path, mode)
+        sock.listen(128)
+    except OSError as e:
+        sock.close()
+        if bound:
+            os.unlink(path)
+        raise OSError(e.errno, e.strerror or str(e), path)
+    return sock
+
+
+def remove_unix_files(files: "List[tuple[str, int, int]]") -> None:
+    """Remove the socket files open_unix_listener made, each only while it is still the same
+    file (another broker may have replaced it since); forget them."""
+    for path, dev, ino in files:
+        try:
+            st = os.stat(path)
+            if st.st_dev == dev and st.st_ino == ino:
+                os.unlink(path)
+        except OSError:
+            pass
+    del files[:]
 
 
 class StderrLog:
@@ -52,10 +116,21 @@ class Server:
         self.scratch = bytearray(_SCRATCH)
         self.running = False
         self.addresses = []  # type: List[str]
+        # (path, st_dev, st_ino) of each unix socket file this server made; close() removes them
+        self.unix_files = []  # type: List[tuple[str, int, int]]
 
     def bind(self) -> None:
         """Open every listener; raises OSError (the caller reports it)."""
         for lst in self.config.listeners:
+            if lst.path:
+                usock = open_unix_listener(lst.path, lst.socket_mode)
+                st = os.stat(lst.path)
+                self.unix_files.append((lst.path, st.st_dev, st.st_ino))
+                usock.setblocking(False)
+                self.listeners[usock.fileno()] = usock
+                self.poller.register(usock.fileno(), _IN)
+                self.addresses.append("unix:" + lst.path)
+                continue
             host = lst.host or "0.0.0.0"
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
@@ -102,10 +177,12 @@ class Server:
             self.poller.unregister(sock.fileno())
             sock.close()
         self.listeners.clear()
+        remove_unix_files(self.unix_files)
         self.poller.close()
 
     def _accept(self, lsock: socket.socket) -> None:
-        port = lsock.getsockname()[1]
+        local = lsock.getsockname()  # (host, port), or the path of a unix socket
+        unix = lsock.family == socket.AF_UNIX
         while True:
             try:
                 sock, addr = lsock.accept()
@@ -114,14 +191,19 @@ class Server:
             except OSError as e:
                 self.log(LOG_ERR, "Error accepting a connection: %s." % e.strerror)
                 return
-            peer = "%s:%d" % (addr[0], addr[1])
+            # a unix client has no address: it is known by the socket it came through
+            peer = "unix:" + local if unix else "%s:%d" % (addr[0], addr[1])
             conn = self.broker.accept(sock, peer)
             if conn is None:
                 sock.close()
                 continue
-            self.broker.log(LOG_NOTICE, "New connection from %s on port %d." % (peer, port))
+            if unix:
+                self.broker.log(LOG_NOTICE, "New connection from %s." % peer)
+            else:
+                self.broker.log(LOG_NOTICE, "New connection from %s on port %d."
+                                % (peer, local[1]))
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.conns[sock.fileno()] = conn
             self.poller.register(sock.fileno(), _IN)
 
@@ -203,9 +285,12 @@ def main(argv: "List[str]") -> int:
         server.bind()
     except OSError as e:
         reason = "address already in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
-        sys.stderr.write("Error: cannot listen on %s: %s\n"
-                         % (", ".join("%s:%d" % (lst.host or "0.0.0.0", lst.port)
-                                      for lst in config.listeners), reason))
+        # an error from a unix socket listener names its path (open_unix_listener)
+        where = ("unix:%s" % e.filename if e.filename else
+                 ", ".join("%s:%d" % (lst.host or "0.0.0.0", lst.port)
+                           for lst in config.listeners if not lst.path))
+        server.close()  # removes the socket files of the unix listeners already opened
+        sys.stderr.write("Error: cannot listen on %s: %s\n" % (where, reason))
         return 1
 
     def on_signal(signum: int, frame: "object") -> None:

@@ -47,9 +47,22 @@ class Server:
         self.conns = {}  # type: Dict[Any, Conn]
         self.scratch = bytearray(_SCRATCH)
         self.addresses = []  # type: List[str]
+        self.unix = {}  # type: Dict[Any, str]  # unix listener socket -> its path
+        self.unix_files = []  # type: List[Any]  # what remove_unix_files() removes at the end
 
     def bind(self) -> None:
+        """Open every listener; raises OSError, or unixsock.ListenError for a unix socket."""
         for lst in self.config.listeners:
+            if lst.path:
+                # only now: a board's configuration has no unix listener, and never loads this
+                from ports.micropython.unixsock import open_unix_listener
+                sock = open_unix_listener(lst.path, lst.socket_mode, self.unix_files)
+                sock.setblocking(False)
+                self.listeners[sock] = 0
+                self.unix[sock] = lst.path
+                self.poller.register(sock, _IN)
+                self.addresses.append("unix:" + lst.path)
+                continue
             host = lst.host or "0.0.0.0"
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
@@ -96,15 +109,24 @@ class Server:
         self._flush_all()
         for conn in list(conns.values()):
             self._drop(conn)
+        self.close_listeners()
+
+    def close_listeners(self) -> None:
         for sock in self.listeners:
             sock.close()
+        self.listeners.clear()
+        if self.unix_files:
+            from ports.micropython.unixsock import remove_unix_files
+            remove_unix_files(self.unix_files)
 
     def _accept(self, lsock: "Any") -> None:
         try:
             sock, addr = lsock.accept()
         except OSError:
             return
-        peer = _peer(addr)
+        path = self.unix.get(lsock)
+        # a unix client has no address: it is known by the socket it came through
+        peer = "unix:" + path if path else _peer(addr)
         try:
             conn = self.broker.accept(sock, peer)
         except MemoryError:
@@ -112,8 +134,11 @@ class Server:
         if conn is None:
             sock.close()
             return
-        self.broker.log(LOG_NOTICE, "New connection from %s on port %d."
-                        % (peer, self.listeners[lsock]))
+        if path:
+            self.broker.log(LOG_NOTICE, "New connection from %s." % peer)
+        else:
+            self.broker.log(LOG_NOTICE, "New connection from %s on port %d."
+                            % (peer, self.listeners[lsock]))
         sock.setblocking(False)
         self.conns[sock] = conn
         self.poller.register(sock, _IN)
@@ -197,13 +222,22 @@ def main(argv: "List[str]") -> int:
         return 0 if "-h" in argv or "--help" in argv else 1
     gc.collect()
     server = Server(config)
+    where = ""
     try:
         server.bind()
     except OSError as e:
         reason = "address already in use" if e.args and e.args[0] == _EADDRINUSE else str(e)
-        sys.stderr.write("Error: cannot listen on %s: %s\n"
-                         % (", ".join(["%s:%d" % (lst.host or "0.0.0.0", lst.port)
-                                       for lst in config.listeners]), reason))
+        where = ", ".join(["%s:%d" % (lst.host or "0.0.0.0", lst.port)
+                           for lst in config.listeners if not lst.path])
+    except Exception as e:
+        from ports.micropython.unixsock import ListenError  # loaded already if e is one
+        if not isinstance(e, ListenError):
+            raise
+        where = e.args[0]
+        reason = e.args[1]
+    if where:
+        server.close_listeners()  # removes the socket files of the unix listeners opened
+        sys.stderr.write("Error: cannot listen on %s: %s\n" % (where, reason))
         return 1
     for address in server.addresses:
         sys.stderr.write("%d: listening on %s\n" % (int(time.time()), address))

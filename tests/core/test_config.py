@@ -46,6 +46,7 @@ def test_defaults() -> None:
     assert c.max_retained_messages == 10000
     assert c.max_sessions == 10000
     assert c.max_topic_length == 65535
+    assert c.sys_interval == 10
 
 
 def test_empty_file_is_the_defaults() -> None:
@@ -54,7 +55,7 @@ def test_empty_file_is_the_defaults() -> None:
     for name in ("max_connections", "max_inflight_messages", "max_queued_messages",
                  "queue_qos0_messages", "max_packet_size", "max_keepalive", "retain_available",
                  "log_types", "log_dest", "max_subscriptions", "max_retained_messages",
-                 "max_sessions", "max_topic_length", "allow_anonymous"):
+                 "max_sessions", "max_topic_length", "allow_anonymous", "sys_interval"):
         assert getattr(c, name) == getattr(d, name), name
     assert c.listeners == []
     assert c.allow_anonymous is True
@@ -301,19 +302,13 @@ def test_not_supported_options() -> None:
     for line in ("password_file /etc/mosquitto/passwd", "acl_file /etc/acl", "persistence true",
                  "persistence_location /var/lib/", "connection bridge-01", "address 10.0.0.1:1883",
                  "topic # both 0", "cafile /etc/ca.crt", "certfile c.pem", "keyfile k.pem",
-                 "require_certificate true", "include_dir /etc/mosquitto/conf.d", "sys_interval 10",
+                 "require_certificate true", "include_dir /etc/mosquitto/conf.d",
                  "user mosquitto", "pid_file /run/m.pid", "protocol websockets",
                  "per_listener_settings true", "max_qos 1", "auth_opt_backend redis",
                  "plugin_opt_x 1", "persistence"):
         name = line.split()[0]
         msg = error_of("\n\n" + line + "\n")
         assert msg == "broker.conf:3: option '%s' is not supported by this broker (yet)" % name, msg
-
-
-def test_unix_socket_listener_refused() -> None:
-    msg = error_of("listener 0 /tmp/mqtt.sock\n")
-    assert msg.startswith("broker.conf:1: a unix socket listener"), msg
-    assert msg.endswith("is not supported by this broker (yet)"), msg
 
 
 def test_error_stops_at_first_bad_line() -> None:
@@ -369,6 +364,136 @@ def test_duplicate_listeners() -> None:
     assert len(c.listeners) == 2
 
 
+# --- unix socket listeners -----------------------------------------------------------------
+
+def paths(cfg: Config) -> "list[tuple[int, str, str, int]]":
+    return [(lst.port, lst.host, lst.path, lst.socket_mode) for lst in cfg.listeners]
+
+
+def test_tcp_listener_has_no_path() -> None:
+    lst = parse("listener 1883\n").listeners[0]
+    assert lst.path == ""
+    assert lst.socket_mode == -1
+    assert Listener(1883).path == ""
+    assert Listener(1883).socket_mode == -1
+
+
+def test_unix_listener() -> None:
+    c = parse("listener 0 /run/mqtt/broker.sock\n")
+    assert paths(c) == [(0, "", "/run/mqtt/broker.sock", -1)]
+    assert repr(c.listeners[0]) == "Listener(0, '', '/run/mqtt/broker.sock')", repr(c.listeners[0])
+    # a relative path is kept as written (relative to the broker's working directory)
+    assert paths(parse("listener 0 broker.sock\n")) == [(0, "", "broker.sock", -1)]
+    assert paths(parse("listener 0 ./run/b.sock\n")) == [(0, "", "./run/b.sock", -1)]
+    # a file with only a unix listener defines a listener: anonymous clients refused by default
+    assert c.allow_anonymous is False
+    assert parse("listener 0 /tmp/b.sock\nallow_anonymous true\n").allow_anonymous is True
+
+
+def test_unix_and_tcp_listeners_in_file_order() -> None:
+    c = parse("listener 0 /tmp/a.sock\nlistener 1883 127.0.0.1\nlistener 0 /tmp/b.sock\n"
+              "port 1884\n")
+    assert paths(c) == [(1884, "", "", -1), (0, "", "/tmp/a.sock", -1),
+                        (1883, "127.0.0.1", "", -1), (0, "", "/tmp/b.sock", -1)], paths(c)
+
+
+def test_unix_listener_errors() -> None:
+    msg = error_of("\nlistener 0\n")
+    assert msg == ("broker.conf:2: listener: port 0 needs a unix socket path"
+                   " ('listener 0 /path/to/broker.sock')"), msg
+    msg = error_of("listener 0 /tmp/my broker.sock\n")
+    assert msg.startswith("broker.conf:1: 'listener' takes a port and an address, got 3"), msg
+    msg = error_of("listener 1883 /tmp/broker.sock\n")
+    assert msg == ("broker.conf:1: listener: '/tmp/broker.sock' is not an address; a unix socket"
+                   " listener takes port 0 ('listener 0 /tmp/broker.sock')"), msg
+    msg = error_of("port 0\n")
+    assert msg == "broker.conf:1: port: 0 is out of range (1..65535)", msg
+
+
+def test_unix_listener_path_length() -> None:
+    longest = "/" + "a" * 106
+    assert paths(parse("listener 0 %s\n" % longest)) == [(0, "", longest, -1)]
+    msg = error_of("listener 0 %s\n" % (longest + "b"))
+    assert msg == "broker.conf:1: listener: the unix socket path is 108 bytes long, the limit is 107", msg
+    # counted in bytes, not characters
+    msg = error_of("listener 0 /%s\n" % ("\u00e9" * 60))
+    assert msg == "broker.conf:1: listener: the unix socket path is 121 bytes long, the limit is 107", msg
+
+
+def test_duplicate_unix_listeners() -> None:
+    msg = error_of("listener 0 /tmp/a.sock\nlistener 1883\n\nlistener 0 /tmp/a.sock\n")
+    assert msg == "broker.conf:4: listener unix:/tmp/a.sock is defined twice (first on line 1)", msg
+    # different paths: fine; a unix listener never clashes with a TCP one
+    c = parse("listener 0 /tmp/a.sock\nlistener 0 /tmp/b.sock\nlistener 1883\nport 1883\n"
+              "bind_address 127.0.0.1\n")
+    assert len(c.listeners) == 4
+
+
+def test_socket_mode() -> None:
+    c = parse("listener 0 /tmp/a.sock\nsocket_mode 0660\n")
+    assert paths(c) == [(0, "", "/tmp/a.sock", 0o660)]
+    for text, mode in (("600", 0o600), ("0600", 0o600), ("0", 0), ("0000", 0), ("777", 0o777),
+                       ("0777", 0o777), ("00640", 0o640)):
+        c = parse("listener 0 /tmp/a.sock\nsocket_mode %s\n" % text)
+        assert c.listeners[0].socket_mode == mode, (text, c.listeners[0].socket_mode)
+
+
+def test_socket_mode_applies_to_the_latest_listener_line() -> None:
+    c = parse("listener 0 /tmp/a.sock\nsocket_mode 0600\n"
+              "listener 0 /tmp/b.sock\n"
+              "listener 0 /tmp/c.sock\nmax_keepalive 60\nsocket_mode 0660\nsocket_mode 0666\n")
+    assert [lst.socket_mode for lst in c.listeners] == [0o600, -1, 0o666]
+    # port / bind_address change the default listener, not the latest `listener` line
+    c = parse("listener 0 /tmp/a.sock\nport 1884\nsocket_mode 0600\n")
+    assert paths(c) == [(1884, "", "", -1), (0, "", "/tmp/a.sock", 0o600)], paths(c)
+
+
+def test_socket_mode_errors() -> None:
+    needs = ("socket_mode applies to a unix socket listener: put it after a"
+             " 'listener 0 PATH' line")
+    msg = error_of("max_keepalive 60\nsocket_mode 0660\n")
+    assert msg == "broker.conf:2: " + needs, msg
+    msg = error_of("listener 0 /tmp/a.sock\nlistener 1883\nsocket_mode 0660\n")
+    assert msg == "broker.conf:3: " + needs, msg
+    msg = error_of("port 1883\nsocket_mode 0660\n")
+    assert msg == "broker.conf:2: " + needs, msg
+    for word in ("rw", "0x1b0", "-1", "0o660", "8", "066a", "+660"):
+        msg = error_of("listener 0 /tmp/a.sock\nsocket_mode %s\n" % word)
+        assert msg == ("broker.conf:2: socket_mode: expected an octal mode such as 0660,"
+                       " got '%s'" % word), msg
+    msg = error_of("listener 0 /tmp/a.sock\nsocket_mode 1777\n")
+    assert msg == "broker.conf:2: socket_mode: 1777 is out of range (0000..0777)", msg
+    msg = error_of("listener 0 /tmp/a.sock\nsocket_mode\n")
+    assert msg == "broker.conf:2: 'socket_mode' needs a value", msg
+    msg = error_of("listener 0 /tmp/a.sock\nsocket_mode 0600 0660\n")
+    assert msg == "broker.conf:2: 'socket_mode' takes one value, got 2", msg
+
+
+def test_socket_mode_does_not_reach_into_an_earlier_file() -> None:
+    base = parse("listener 0 /tmp/a.sock\n", "board.conf")
+    try:
+        parse("socket_mode 0600\n", "user.conf", base)
+    except ConfigError as e:
+        assert str(e).startswith("user.conf:1: socket_mode applies to a unix socket"), str(e)
+    else:
+        assert False
+    assert base.listeners[0].socket_mode == -1
+
+
+# --- sys_interval ---------------------------------------------------------------------------
+
+def test_sys_interval() -> None:
+    assert parse("sys_interval 0\n").sys_interval == 0
+    assert parse("sys_interval 1\n").sys_interval == 1
+    assert parse("sys_interval 65535\n").sys_interval == 65535
+    assert parse("sys_interval 30\nsys_interval 5\n").sys_interval == 5
+    for word in ("-1", "65536"):
+        msg = error_of("sys_interval %s\n" % word)
+        assert msg == "broker.conf:1: sys_interval: %s is out of range (0..65535)" % word, msg
+    msg = error_of("sys_interval 1.5\n")
+    assert msg == "broker.conf:1: sys_interval: expected an integer, got '1.5'", msg
+
+
 # --- allow_anonymous resolution -------------------------------------------------------------
 
 def test_anonymous_allowed_without_listener() -> None:
@@ -417,6 +542,25 @@ def test_default_listener_on_embedded_default() -> None:
     c = embedded_default()
     default_listener(c, None)
     assert hosts(c) == [("127.0.0.1", 1883)]
+
+
+def test_default_listener_p_skips_unix_listeners() -> None:
+    c = parse("listener 0 /tmp/a.sock\nlistener 8883 10.0.0.1\nlistener 8884\n")
+    default_listener(c, 1999)
+    assert paths(c) == [(0, "", "/tmp/a.sock", -1), (1999, "10.0.0.1", "", -1),
+                        (8884, "", "", -1)], paths(c)
+
+
+def test_default_listener_p_with_only_unix_listeners_adds_loopback() -> None:
+    c = parse("listener 0 /tmp/a.sock\nallow_anonymous true\n")
+    default_listener(c, 1999)
+    assert paths(c) == [(0, "", "/tmp/a.sock", -1), (1999, "127.0.0.1", "", -1)], paths(c)
+    assert c.allow_anonymous is True
+    # without -p the file's listeners are all there is: no TCP listener
+    c = parse("listener 0 /tmp/a.sock\n")
+    default_listener(c, None)
+    assert paths(c) == [(0, "", "/tmp/a.sock", -1)]
+    assert c.allow_anonymous is False
 
 
 def test_default_listener_errors() -> None:
