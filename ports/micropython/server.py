@@ -47,6 +47,7 @@ class Server:
         self.conns = {}  # type: Dict[Any, Conn]
         self.scratch = bytearray(_SCRATCH)
         self.addresses = []  # type: List[str]
+        self._ipoll = None  # type: Any  # poller.ipoll, bound once: taking it allocates
         self.unix = {}  # type: Dict[Any, str]  # unix listener socket -> its path
         self.unix_files = []  # type: List[Any]  # what remove_unix_files() removes at the end
 
@@ -77,37 +78,43 @@ class Server:
             self.poller.register(sock, _IN)
             self.addresses.append("%s:%d" % (host, lst.port))
 
-    def serve(self) -> None:
-        broker = self.broker
-        ipoll = self.poller.ipoll  # type: ignore[attr-defined]
-        ticks_ms = time.ticks_ms  # type: ignore[attr-defined]
+    def step(self, timeout_ms: int) -> None:
+        """One turn of the loop: wait up to timeout_ms for sockets, serve them, run the timers,
+        flush. Code sharing the board with the broker (an in-process client publishing sensor
+        readings) runs between two steps: `while True: server.step(100); sensor.poll()`."""
+        if self._ipoll is None:
+            self._ipoll = self.poller.ipoll  # type: ignore[attr-defined]
         conns = self.conns
         try:
+            for ev in self._ipoll(timeout_ms):
+                sock = ev[0]
+                flags = ev[1]
+                conn = conns.get(sock)
+                if conn is None:
+                    if sock in self.listeners:
+                        self._accept(sock)
+                    continue
+                if flags & _OUT:
+                    self._flush(conn)
+                if flags & (_IN | _ERR):
+                    self._read(conn)
+            self.broker.tick(time.ticks_ms())  # type: ignore[attr-defined]
+            self._flush_all()
+        except MemoryError:
+            # Outside feed() (accept, a will on a lost socket): this turn is abandoned, the
+            # engine's state is consistent, and the next turn carries on.
+            gc.collect()
+
+    def serve(self) -> None:
+        """Serve until Ctrl-C, then close every connection and listener."""
+        try:
             while True:
-                try:
-                    for ev in ipoll(_POLL_MS):
-                        sock = ev[0]
-                        flags = ev[1]
-                        conn = conns.get(sock)
-                        if conn is None:
-                            if sock in self.listeners:
-                                self._accept(sock)
-                            continue
-                        if flags & _OUT:
-                            self._flush(conn)
-                        if flags & (_IN | _ERR):
-                            self._read(conn)
-                    broker.tick(ticks_ms())
-                    self._flush_all()
-                except MemoryError:
-                    # Outside feed() (accept, a will on a lost socket): this turn is abandoned,
-                    # the engine's state is consistent, and the next turn carries on.
-                    gc.collect()
+                self.step(_POLL_MS)
         except KeyboardInterrupt:
             pass
-        broker.shutdown()
+        self.broker.shutdown()
         self._flush_all()
-        for conn in list(conns.values()):
+        for conn in list(self.conns.values()):
             self._drop(conn)
         self.close_listeners()
 
