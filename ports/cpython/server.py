@@ -19,7 +19,7 @@ from broker.engine import CLOSED, Broker, Conn, TICKS_MASK
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Dict, List, Optional, TextIO, Union
+    from typing import Callable, Dict, List, Optional, TextIO, Union
 
 _SCRATCH = 65536
 _POLL_S = 0.25
@@ -106,7 +106,8 @@ class StderrLog:
 
 
 class Server:
-    def __init__(self, config: Config, log: "Optional[StderrLog]" = None) -> None:
+    def __init__(self, config: Config,
+                 log: "Optional[Callable[[int, str], None]]" = None) -> None:
         self.config = config
         self.log = log or StderrLog(sys.stdout if config.log_dest == "stdout" else sys.stderr)
         self.broker = Broker(config, self.log, ticks_ms())
@@ -118,6 +119,11 @@ class Server:
         self.addresses = []  # type: List[str]
         # (path, st_dev, st_ino) of each unix socket file this server made; close() removes them
         self.unix_files = []  # type: List[tuple[str, int, int]]
+        # stop() writes a byte here (from any thread, or a signal handler) to wake serve() at once.
+        self.waker, self.wake_w = socket.socketpair()
+        self.waker.setblocking(False)
+        self.wake_w.setblocking(False)
+        self.poller.register(self.waker.fileno(), _IN)
 
     def bind(self) -> None:
         """Open every listener; raises OSError (the caller reports it)."""
@@ -156,6 +162,8 @@ class Server:
                     lsock = self.listeners.get(fd)
                     if lsock is not None:
                         self._accept(lsock)
+                    elif fd == self.waker.fileno():
+                        self.running = False  # stop() was called, maybe before serve() began
                     continue
                 if ev & _OUT:
                     self._flush(conn)
@@ -169,6 +177,10 @@ class Server:
 
     def stop(self) -> None:
         self.running = False
+        try:
+            self.wake_w.send(b"\0")
+        except OSError:
+            pass  # a wake-up is already pending, or the server is closed
 
     def close(self) -> None:
         for conn in list(self.conns.values()):
@@ -179,6 +191,8 @@ class Server:
         self.listeners.clear()
         remove_unix_files(self.unix_files)
         self.poller.close()
+        self.waker.close()
+        self.wake_w.close()
 
     def _accept(self, lsock: socket.socket) -> None:
         local = lsock.getsockname()  # (host, port), or the path of a unix socket
