@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from typing import Callable, Dict, List, Optional, TextIO, Union
 
 _SCRATCH = 65536
-_POLL_S = 0.25
+_POLL_MS = 250
 _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
 _ERR = select.EPOLLERR | select.EPOLLHUP
@@ -151,27 +151,32 @@ class Server:
             self.poller.register(sock.fileno(), _IN)
             self.addresses.append("%s:%d" % (host, sock.getsockname()[1]))
 
+    def step(self, timeout_ms: int) -> None:
+        """One turn of the loop: wait up to timeout_ms for sockets, serve them, run the timers,
+        flush. Code embedding the broker (an in-process client) can run between two steps."""
+        conns = self.conns
+        for fd, ev in self.poller.poll(timeout_ms / 1000.0):
+            conn = conns.get(fd)
+            if conn is None:
+                lsock = self.listeners.get(fd)
+                if lsock is not None:
+                    self._accept(lsock)
+                elif fd == self.waker.fileno():
+                    self.running = False  # stop() was called, maybe before serve() began
+                continue
+            if ev & _OUT:
+                self._flush(conn)
+            if ev & (_IN | _ERR):
+                self._read(conn)
+        self.broker.tick(ticks_ms())
+        self._flush_all()
+
     def serve(self) -> None:
+        """Serve until stop(), then close every connection and listener."""
         self.running = True
-        broker = self.broker
-        poll = self.poller.poll
         while self.running:
-            for fd, ev in poll(_POLL_S):
-                conn = self.conns.get(fd)
-                if conn is None:
-                    lsock = self.listeners.get(fd)
-                    if lsock is not None:
-                        self._accept(lsock)
-                    elif fd == self.waker.fileno():
-                        self.running = False  # stop() was called, maybe before serve() began
-                    continue
-                if ev & _OUT:
-                    self._flush(conn)
-                if ev & (_IN | _ERR):
-                    self._read(conn)
-            broker.tick(ticks_ms())
-            self._flush_all()
-        broker.shutdown()
+            self.step(_POLL_MS)
+        self.broker.shutdown()
         self._flush_all()
         self.close()
 

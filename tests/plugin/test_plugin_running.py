@@ -30,7 +30,7 @@ def _round_trip(port):
 @pytest.fixture
 def slow_poll(monkeypatch):
     """A poll timeout no test could wait out: stopping promptly needs the wake-up."""
-    monkeypatch.setattr(server_module, "_POLL_S", 60.0)
+    monkeypatch.setattr(server_module, "_POLL_MS", 60000)
 
 
 def test_running_default(slow_poll):
