@@ -1,6 +1,7 @@
 """$SYS/broker/... topics, as mosquitto publishes them, every sys_interval seconds."""
 from harness import Hub
 from broker.packets import encode_publish
+from support import MPY
 
 
 def _values(packets: "list") -> "dict":
@@ -24,6 +25,11 @@ def test_sys_topics_published_every_interval_and_move_with_traffic():
     assert first["$SYS/broker/clients/connected"] == "1"
     assert first["$SYS/broker/subscriptions/count"] == "1"
     assert first["$SYS/broker/uptime"] == "1 seconds"
+    # on MicroPython the heap is worth watching: in use and free, in bytes
+    assert ("$SYS/broker/heap/current" in first) == MPY
+    if MPY:
+        assert int(first["$SYS/broker/heap/current"]) > 0
+        assert int(first["$SYS/broker/heap/free"]) > 0
     pub = hub.client("127.0.0.1:6000")
     pub.connect("pub", clean_session=False)
     for i in range(5):
