@@ -42,3 +42,11 @@ class Conn:
 
     def pending(self) -> int:
         return self.olen - self.ooff
+
+    def sent(self, n: int) -> bool:
+        """The port wrote n bytes of the pending output; True once all of it is out."""
+        self.ooff += n
+        if self.ooff < self.olen:
+            return False
+        self.ooff = self.olen = 0
+        return True

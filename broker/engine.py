@@ -329,13 +329,13 @@ class Broker:
                 raise MalformedPacket("%s remaining length must be 2" % PACKET_NAMES[t])
             mid = (buf[pos] << 8) | buf[pos + 1]
             if t == PUBACK:
-                self._puback(conn, mid)
+                self._complete(conn, t, mid, AWAIT_PUBACK)
             elif t == PUBREC:
                 self._pubrec(conn, mid)
             elif t == PUBREL:
                 self._pubrel(conn, mid)
             else:
-                self._pubcomp(conn, mid)
+                self._complete(conn, t, mid, AWAIT_PUBCOMP)
         elif t == SUBSCRIBE:
             handle_subscribe(self, conn, buf, pos, end)
         elif t == UNSUBSCRIBE:
@@ -526,18 +526,20 @@ class Broker:
 
     # ---- acknowledgements ----
 
-    def _puback(self, conn: Conn, mid: int) -> None:
+    def _complete(self, conn: Conn, t: int, mid: int, state: int) -> None:
+        """PUBACK (QoS 1) or PUBCOMP (QoS 2) ends a delivery: its slot and packet identifier
+        are free again, and a queued message can take them."""
         s = conn.session
         if s is None:
             return
-        i = s.find_slot(mid, AWAIT_PUBACK)
+        i = s.find_slot(mid, state)
         if i >= 0:
             s.release_slot(i)
             if s.queue:
                 self.pump(s)
         elif self.log_mask & LOG_DEBUG:
-            self.log(LOG_DEBUG, "Received PUBACK from %s for unknown packet id %d"
-                     % (conn.client_id, mid))
+            self.log(LOG_DEBUG, "Received %s from %s for unknown packet id %d"
+                     % (PACKET_NAMES[t], conn.client_id, mid))
 
     def _pubrec(self, conn: Conn, mid: int) -> None:
         s = conn.session
@@ -557,12 +559,3 @@ class Broker:
             s.qos2_released(mid)
         self.send_ack(conn, PUBCOMP, mid)  # [MQTT-4.3.3-2]
 
-    def _pubcomp(self, conn: Conn, mid: int) -> None:
-        s = conn.session
-        if s is None:
-            return
-        i = s.find_slot(mid, AWAIT_PUBCOMP)
-        if i >= 0:
-            s.release_slot(i)
-            if s.queue:
-                self.pump(s)

@@ -263,9 +263,7 @@ class Server:
                 self.broker.lost(conn, e.strerror or "socket error")
                 self._drop(conn)
                 return
-            conn.ooff += sent
-            if conn.ooff == conn.olen:
-                conn.ooff = conn.olen = 0
+            conn.sent(sent)
         if conn.state == CLOSED:
             self._drop(conn)
         elif conn.olen:

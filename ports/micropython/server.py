@@ -183,10 +183,7 @@ class Server:
                 self.broker.lost(conn, "socket error")
                 self._drop(conn)
                 return
-            if sent:
-                conn.ooff += sent
-            if conn.ooff == conn.olen:
-                conn.ooff = conn.olen = 0
+            conn.sent(sent or 0)
         if conn.state == CLOSED:
             self._drop(conn)
         elif conn.olen:
