@@ -11,7 +11,7 @@ ARGS   ?=
 MYPY_DIRS := $(foreach d,broker ports,$(if $(shell find $(d) -name '*.py' -print -quit 2>/dev/null),$(d)))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test typecheck mem clean distclean
+.PHONY: help setup run test typecheck fuzz mem clean distclean
 
 help:
 	@echo "make setup      create .venv with every Python dependency (incl. micropython)"
@@ -19,6 +19,7 @@ help:
 	@echo "                (extra arguments: make run ARGS='-v -p 1884')"
 	@echo "make test       typecheck, pytest over tests/, core tests on MicroPython"
 	@echo "make typecheck  mypy over broker/ and ports/"
+	@echo "make fuzz       property tests (tests/fuzz) at FUZZ_EXAMPLES=20000 examples each"
 	@echo "make mem        heap figures of the MicroPython broker, from .py and from .mpy"
 	@echo "make clean      remove caches and build output (keeps .venv)"
 	@echo "make distclean  clean, and remove .venv"
@@ -41,6 +42,12 @@ typecheck: $(STAMP)
 test: $(STAMP) typecheck
 	$(PY) -m pytest -q
 	$(VENV)/bin/micropython tools/mptest.py tests/core
+
+# The property tests of tests/fuzz with many examples each (make test runs them with a few
+# hundred); not part of make test. Failures found are replayed first next time (build/hypothesis).
+FUZZ_EXAMPLES ?= 20000
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/fuzz
 
 # A measurement, not a test: prints a table, fails only when the broker cannot start at all.
 mem: $(STAMP)
