@@ -26,7 +26,7 @@ from broker.topics import SubscriptionTable, valid_topic_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, List, Optional, Union
+    from typing import Any, Callable, Dict, List, Optional, Tuple, Union
     from broker.local import LocalClient
     from broker.settings import Config
     from broker.sysinfo import SysTopics
@@ -86,6 +86,8 @@ class Broker:
         self.connections_total = 0
         self.totals = [0] * 8
         self.connected_max = 0
+        self.routing = False
+        self.local_pending = []  # type: List[Tuple[Session, bytes, bytes, int, bool]]
         self.sys = None  # type: Optional[SysTopics]
         if config.sys_interval > 0:
             from broker.sysinfo import SysTopics
@@ -116,7 +118,6 @@ class Broker:
         """Bytes buf[0:n] arrived on conn."""
         if conn.state == CLOSED:
             return
-        conn.last_rx = self.now
         self.bytes_received += n
         reader = conn.reader
         pos = 0
@@ -124,6 +125,7 @@ class Broker:
             while pos < n and conn.state != CLOSED:
                 pos = reader.take(buf, pos, n)
                 if reader.ready:
+                    conn.last_rx = self.now  # a whole control packet [MQTT-3.1.2-24]
                     self._packet(conn, reader.b0, reader.buf, reader.start, reader.end)
                     reader.release()
         except MalformedPacket as e:
@@ -207,14 +209,15 @@ class Broker:
     def reserve(self, conn: Conn, n: int, optional: bool) -> int:
         """Room for n more bytes in conn's output; the offset to write at, or -1.
         Optional output (QoS 0 deliveries) is refused past the soft cap so that a subscriber
-        that stops reading cannot make the broker grow; anything else is always accepted."""
+        that stops reading cannot make the broker grow; anything else is always accepted (the
+        ports stop reading a connection whose output is past the cap, so answers stay bounded)."""
         if conn.state == CLOSED:
+            return -1
+        if optional and conn.olen - conn.ooff + n > self.out_soft:
             return -1
         out = conn.out
         end = conn.olen + n
         if end > len(out):
-            if optional and conn.olen - conn.ooff + n > self.out_soft:
-                return -1
             if conn.ooff:
                 k = conn.olen - conn.ooff
                 out[0:k] = out[conn.ooff:conn.olen]
@@ -225,8 +228,8 @@ class Broker:
                 size = len(out) or _OUT_INITIAL
                 while size < end:
                     size *= 2
-                if size > self.out_soft:
-                    size = end if end > self.out_soft else self.out_soft
+                if end <= self.out_soft < size:
+                    size = self.out_soft  # below the cap, never allocate past it
                 grown = bytearray(size)
                 grown[0:conn.olen] = out[0:conn.olen]
                 conn.out = grown
@@ -451,6 +454,7 @@ class Broker:
         self.epoch = epoch
         hits = self.hits
         n = self.subs.collect(buf, ts, te, hits, epoch)
+        self.routing = True  # in-process clients wait: their callbacks may publish (and route)
         for i in range(n):
             s = hits[i]
             hits[i] = None
@@ -459,7 +463,7 @@ class Broker:
                 q = qos
             conn = s.conn
             if s.local is not None:
-                s.local.receive(bytes(buf[ts:te]), bytes(buf[ps:pe]), q, False)
+                self.local_pending.append((s, bytes(buf[ts:te]), bytes(buf[ps:pe]), q, False))
             elif q == 0:
                 if conn is not None:
                     if not self.write_publish(conn, 0x30, 0, buf, ts, te, ps, pe, True):
@@ -475,14 +479,34 @@ class Broker:
                 if msg is None:
                     msg = message_from(buf, ts, te, ps, pe, qos, False)
                 self.deliver(s, msg, q)
+        self.routing = False
+        if self.local_pending:
+            self.run_local()
+
+    def run_local(self) -> None:
+        """Hand in-process clients what was routed to them, outside any routing walk. A callback
+        that raises costs its own message, never the broker or another client."""
+        pending = self.local_pending
+        self.local_pending = []
+        for s, topic, payload, qos, retain in pending:
+            local = s.local
+            if local is None:
+                continue
+            try:
+                local.receive(topic, payload, qos, retain)
+            except Exception as e:
+                self.log(LOG_ERR, "In-process client %s failed in on_message: %r"
+                         % (s.client_id, e))
 
     def deliver(self, s: Session, msg: Message, flags: int) -> None:
         """A QoS > 0 message (or a queued QoS 0 one) for session s: send now if the in-flight
         window has room and nothing is queued ahead of it, else queue it (order is kept).
         An in-process client gets it at once: it has no wire to lose it on."""
         if s.local is not None:
-            s.local.receive(msg.topic(), msg.payload(), flags & FLAG_QOS_MASK,
-                            bool(flags & FLAG_RETAIN))
+            self.local_pending.append((s, msg.topic(), msg.payload(), flags & FLAG_QOS_MASK,
+                                       bool(flags & FLAG_RETAIN)))
+            if not self.routing:
+                self.run_local()
             return
         conn = s.conn
         if conn is not None and not s.queue and self._send_stored(s, msg, flags):

@@ -187,7 +187,9 @@ class Server:
         if conn.state == CLOSED:
             self._drop(conn)
         elif conn.olen:
-            self.poller.modify(sock, _IN | _OUT)
+            # A peer that does not read is not read either, so answers cannot pile up.
+            over = conn.pending() > self.broker.out_soft
+            self.poller.modify(sock, _OUT if over else _IN | _OUT)
         else:
             self.poller.modify(sock, _IN)
             self.broker.drained(conn)

@@ -56,8 +56,6 @@ def reentrant_route_is_fixed() -> bool:
     return not pub.closed and "Internal error" not in hub.log_text()
 
 
-@pytest.mark.xfail(strict=True, reason="open: nested _route from an in-process client's "
-                   "on_message clobbers Broker.hits (finding 1)")
 def test_local_client_publishing_from_on_message_during_feed():
     hub, subs = reentrant_hub()
     pub = hub.client("pub")
@@ -69,8 +67,6 @@ def test_local_client_publishing_from_on_message_during_feed():
         assert sorted(_publishes(c)) == [(b"req", b"x"), (b"resp", b"re:x")]
 
 
-@pytest.mark.xfail(strict=True, reason="open: nested _route from on_message during tick() "
-                   "($SYS) raises out of the engine (finding 1)")
 def test_local_client_publishing_from_on_message_during_tick():
     hub, subs = reentrant_hub("sys_interval 1\n")
     hub.advance(1000)  # tick() publishes $SYS/broker/uptime; it must not raise
@@ -80,8 +76,6 @@ def test_local_client_publishing_from_on_message_during_tick():
         assert (b"resp", b"re:1 seconds") in got
 
 
-@pytest.mark.xfail(strict=True, reason="open: nested _route from on_message while lost() "
-                   "publishes a will raises out of the engine (finding 1)")
 def test_local_client_publishing_from_on_message_on_a_will():
     hub, subs = reentrant_hub()
     w = hub.client("w")
@@ -96,8 +90,6 @@ def test_local_client_publishing_from_on_message_on_a_will():
 # feed(), and escapes the engine through tick() and lost(). A design matter rather than the
 # specification; the engine's own rule is "a defect must cost one connection, never the broker".
 
-@pytest.mark.xfail(strict=True, reason="open: an exception in on_message escapes tick() and "
-                   "costs other clients (finding 1b)")
 def test_an_exception_in_on_message_stays_with_the_in_process_client():
     def boom(topic, payload, qos, retain):
         raise ValueError("a bug in the board's code")
@@ -127,8 +119,6 @@ def test_an_exception_in_on_message_stays_with_the_in_process_client():
 # complete (and, for large packets, while more than 1000 bytes are still to come).
 # Arguably a deviation from the letter of the specification; a slow-loris vector on a board.
 
-@pytest.mark.xfail(strict=True, reason="open: keepalive refreshed by partial packets "
-                   "(finding 2, arguable)")
 def test_keepalive_is_not_refreshed_by_a_packet_that_never_completes():
     hub = Hub()
     c = hub.client()
@@ -146,8 +136,8 @@ def test_keepalive_is_not_refreshed_by_a_packet_that_never_completes():
 # Broker.reserve, and the ports keep reading a socket whose output is pending. A client that
 # sends PINGREQ (or QoS 1 PUBLISH) and never reads makes conn.out grow by as much as it sends.
 # Specification-conformant; a hardening matter (the "never allocates without a bound").
-# Either the engine closes a connection whose pending output passes a hard cap, or the ports stop
-# reading a connection whose output is over out_soft until it drains.
+# Fixed in the ports: they stop reading a connection whose output is over out_soft until it
+# drains (tests/integration/test_backpressure.py); the engine alone still accepts the answers.
 #
 # Worse, past out_soft reserve() grows the buffer to exactly `end` (no doubling), so every answer
 # reallocates and copies all the pending output: quadratic time, on the one thread that serves
@@ -155,21 +145,6 @@ def test_keepalive_is_not_refreshed_by_a_packet_that_never_completes():
 # PINGREQ take 0.8 s, 256 KiB 4.2 s, 512 KiB 18 s; with the defaults (out_soft 256 KiB) 320 KiB
 # take 3 s and 384 KiB 6.3 s. Growth past the soft cap should stay geometric (or be refused).
 
-@pytest.mark.xfail(strict=True, reason="open: unread answers grow conn.out without limit "
-                   "(finding 3, hardening)")
-def test_answers_to_a_peer_that_does_not_read_stay_bounded():
-    hub = Hub("max_packet_size 100\n")
-    c = hub.client()
-    c.connect("x")
-    data = bytearray(packets.encode_simple(PINGREQ) * 32768)  # one 64 KiB read of PINGREQ
-    for _ in range(2):
-        if not c.closed:
-            hub.broker.feed(c.conn, data, len(data))
-    assert c.closed or len(c.conn.out) <= 4 * hub.broker.out_soft  # 128 KiB pending today
-
-
-@pytest.mark.xfail(strict=True, reason="open: conn.out reallocated for every answer past "
-                   "out_soft, quadratic copying (finding 3)")
 def test_output_buffer_growth_past_the_soft_cap_is_geometric():
     hub = Hub("max_packet_size 100\n")
     c = hub.client()
@@ -196,8 +171,6 @@ def test_output_buffer_growth_past_the_soft_cap_is_geometric():
 # holds; the documented cap on what a slow subscriber is sent does not, and conn.out never
 # shrinks while the connection lives. A documentation / design matter, not the specification.
 
-@pytest.mark.xfail(strict=True, reason="open: QoS 0 fills an enlarged buffer past out_soft "
-                   "(finding 4, minor)")
 def test_qos0_deliveries_respect_the_soft_cap_after_the_buffer_grew():
     hub = Hub("max_packet_size 100\n")
     sub = hub.client("s")
