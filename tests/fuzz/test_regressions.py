@@ -2,10 +2,9 @@
 
 A finding not fixed yet is marked xfail(strict=True): the suite stays green while it is open, and
 the day it is fixed the test passes, strict turns that into a failure, and whoever fixed it
-removes the marker, leaving a regression test. Each test says whether the finding breaks the
+removes the marker, leaving a regression test. Every finding below is fixed. Each test says whether the finding breaks the
 MQTT 3.1.1 specification or is a hardening / documentation matter.
 """
-import pytest
 
 from broker import packets
 from broker.const import PINGREQ, PUBLISH
