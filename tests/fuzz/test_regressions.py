@@ -2,8 +2,8 @@
 
 A finding not fixed yet is marked xfail(strict=True): the suite stays green while it is open, and
 the day it is fixed the test passes, strict turns that into a failure, and whoever fixed it
-removes the marker, leaving a regression test. Every finding below is fixed. Each test says whether the finding breaks the
-MQTT 3.1.1 specification or is a hardening / documentation matter.
+removes the marker, leaving a regression test. Every finding below is fixed. Each test says
+whether the finding breaks the MQTT 3.1.1 specification or is a hardening / documentation matter.
 """
 
 from broker import packets
