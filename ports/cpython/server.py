@@ -16,6 +16,7 @@ from broker.cli import USAGE, UsageError, banner, parse_args
 from broker.config import Config, ConfigError
 from broker.const import LOG_ERR, LOG_NOTICE
 from broker.engine import CLOSED, Broker, Conn, TICKS_MASK
+from ports.unixfiles import remove_unix_files
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -79,19 +80,6 @@ def open_unix_listener(path: str, mode: int) -> socket.socket:
             os.unlink(path)
         raise OSError(e.errno, e.strerror or str(e), path)
     return sock
-
-
-def remove_unix_files(files: "List[tuple[str, int, int]]") -> None:
-    """Remove the socket files open_unix_listener made, each only while it is still the same
-    file (another broker may have replaced it since); forget them."""
-    for path, dev, ino in files:
-        try:
-            st = os.stat(path)
-            if st.st_dev == dev and st.st_ino == ino:
-                os.unlink(path)
-        except OSError:
-            pass
-    del files[:]
 
 
 class StderrLog:

@@ -123,7 +123,7 @@ class Server:
             sock.close()
         self.listeners.clear()
         if self.unix_files:
-            from ports.micropython.unixsock import remove_unix_files
+            from ports.unixfiles import remove_unix_files
             remove_unix_files(self.unix_files)
 
     def _accept(self, lsock: "Any") -> None:

@@ -81,16 +81,3 @@ def open_unix_listener(path: str, mode: int, files: "List[Any]") -> "Any":
         raise ListenError(name, str(e))
     files.append((path, st[2], st[1]))
     return sock
-
-
-def remove_unix_files(files: "List[Any]") -> None:
-    """Remove the socket files open_unix_listener made, each only while it is still the same
-    file (another broker may have replaced it since); forget them."""
-    for path, dev, ino in files:
-        try:
-            st = os.stat(path)
-            if st[2] == dev and st[1] == ino:
-                os.remove(path)
-        except OSError:
-            pass
-    del files[:]
