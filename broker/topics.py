@@ -70,24 +70,32 @@ class Filter:
     wildcard, so that it does not match topics beginning with '$' [MQTT-4.7.2-1].
     """
 
+    # Defaults on the class: MicroPython stores only the attributes an instance changes.
+    hash = False
+    prefix = None  # type: Optional[bytes]
+    plen = 0
+    levels = ()  # type: Tuple[Optional[bytes], ...]
+    nlev = 0
+    nodollar = False
+
     def __init__(self, filt: bytes) -> None:
         self.filt = filt
         self.wild = has_wildcard(filt)
         parts = filt.split(b"/")
-        self.hash = parts[-1] == b"#"
-        if self.hash:
+        if parts[-1] == b"#":
+            self.hash = True
             parts.pop()
         k = 0
         while k < len(parts) and parts[k] != b"+":
             k += 1
-        self.prefix = b"/".join(parts[:k]) if k else None  # type: Optional[bytes]
-        self.plen = len(self.prefix) if self.prefix is not None else 0
-        levels = []  # type: List[Optional[bytes]]
-        for lev in parts[k:]:
-            levels.append(None if lev == b"+" else lev)
-        self.levels = levels
-        self.nlev = len(levels)
-        self.nodollar = len(filt) > 0 and (filt[0] == _PLUS or filt[0] == _HASH)
+        if k:
+            self.prefix = b"/".join(parts[:k])
+            self.plen = len(self.prefix)
+        if k < len(parts):
+            self.levels = tuple([None if lev == b"+" else lev for lev in parts[k:]])
+            self.nlev = len(self.levels)
+        if filt and (filt[0] == _PLUS or filt[0] == _HASH):
+            self.nodollar = True
 
 
 def filter_matches(f: Filter, buf: "Buffer", start: int, end: int) -> bool:
@@ -132,13 +140,16 @@ def filter_matches(f: Filter, buf: "Buffer", start: int, end: int) -> bool:
 class _Node:
     """One distinct filter and its subscribers, as parallel lists (session, granted QoS)."""
 
+    f = None  # type: Optional[Filter]  # compiled, for wildcard filters only
+    next = None  # type: Optional[_Node]  # exact filters sharing a dict key
+
     def __init__(self, filt: bytes, key: "Union[bytes, int]", wild: bool) -> None:
         self.filt = filt
         self.key = key
-        self.f = Filter(filt) if wild else None  # type: Optional[Filter]
+        if wild:
+            self.f = Filter(filt)
         self.sessions = []  # type: List[Any]
         self.qos = []  # type: List[int]
-        self.next = None  # type: Optional[_Node]   # exact filters sharing a dict key
 
     def find(self, session: object) -> int:
         sessions = self.sessions
