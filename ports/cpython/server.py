@@ -255,8 +255,9 @@ class Server:
         if conn.state == CLOSED:
             self._drop(conn)
         elif conn.olen:
-            # A peer that does not read is not read either, so answers cannot pile up.
-            over = conn.pending() > self.broker.out_soft
+            # A peer that does not read is not read either, so answers cannot pile up. Half the
+            # cap leaves room for the answers to one more read without growing past it.
+            over = conn.pending() > self.broker.out_soft // 2
             self.poller.modify(sock.fileno(), _OUT if over else _IN | _OUT)
         else:
             self.poller.modify(sock.fileno(), _IN)
