@@ -45,7 +45,7 @@ _LOG_TYPES = {
 
 # mosquitto options we recognise but do not implement yet (and the prefixes auth_opt_, plugin_opt_).
 _UNSUPPORTED = (
-    " acl_file password_file psk_file psk_hint plugin auth_plugin per_listener_settings"
+    " acl_file psk_file psk_hint plugin auth_plugin per_listener_settings"
     " allow_zero_length_clientid auto_id_prefix upgrade_outgoing_qos max_qos max_inflight_bytes"
     " max_queued_bytes memory_limit message_size_limit persistence persistence_file"
     " persistence_location persistent_client_expiration autosave_interval autosave_on_changes"
@@ -67,6 +67,106 @@ _UNIX_PATH_MAX = 107
 
 class ConfigError(Exception):
     """str(e) is one line: "FILE:LINE: reason", or "FILE: reason" when no line is to blame."""
+
+
+class _Located(ConfigError):
+    """A ConfigError that already names its file and line (one in a password file): parse()
+    passes it on as it is instead of prefixing the configuration file's line."""
+
+
+_MAX_ITERATIONS = 1000000
+
+
+def _b64(text: str) -> bytes:
+    from binascii import a2b_base64
+    for c in text:  # a2b_base64 skips characters outside the alphabet: refuse them here
+        if not ("A" <= c <= "Z" or "a" <= c <= "z" or "0" <= c <= "9" or c in "+/="):
+            raise ValueError(c)
+    return a2b_base64(text)
+
+
+def _password_line(text: str) -> "tuple[str, tuple[int, bytes, bytes]]":
+    """One line of a password file -> (username, (iterations, salt, hash)); ConfigError (the
+    reason only) when it is malformed."""
+    colon = text.find(":")
+    if colon < 0:
+        raise ConfigError("expected 'username:$sha256$ITERATIONS$SALT$HASH'")
+    user = text[:colon]
+    if not user:
+        raise ConfigError("empty username")
+    parts = text[colon + 1:].split("$")
+    if len(parts) != 5 or parts[0] or parts[1] != "sha256":
+        raise ConfigError("user '%s': expected a hash '$sha256$ITERATIONS$SALT$HASH'"
+                          " (made by python -m broker.passwd)" % user)
+    its = parts[2]
+    if not its or len(its) > 7 or not _digits(its):
+        raise ConfigError("user '%s': iterations: expected an integer, got '%s'" % (user, its))
+    iterations = int(its)
+    if not 1 <= iterations <= _MAX_ITERATIONS:
+        raise ConfigError("user '%s': iterations: %d is out of range (1..%d)"
+                          % (user, iterations, _MAX_ITERATIONS))
+    try:
+        salt = _b64(parts[3])
+        digest = _b64(parts[4])
+    except ValueError:
+        raise ConfigError("user '%s': salt and hash must be base64" % user)
+    if not salt:
+        raise ConfigError("user '%s': empty salt" % user)
+    if len(digest) != 32:
+        raise ConfigError("user '%s': the hash must be 32 bytes (SHA-256), got %d"
+                          % (user, len(digest)))
+    return user, (iterations, salt, digest)
+
+
+def _digits(text: str) -> bool:
+    for c in text:
+        if c < "0" or c > "9":
+            return False
+    return True
+
+
+def parse_passwords(text: str, filename: str = "<passwords>"
+                    ) -> "dict[str, tuple[int, bytes, bytes]]":
+    """A password file's text -> {username: (iterations, salt, hash)}. Blank lines and lines
+    starting with # are skipped; the first malformed line raises "FILE:LINE: reason"."""
+    users = {}  # type: dict[str, tuple[int, bytes, bytes]]
+    where = {}  # type: dict[str, int]
+    if text[:1] == "\ufeff":
+        text = text[1:]
+    line = 0
+    reason = None
+    for raw in text.split("\n"):
+        line += 1
+        s = raw.strip()
+        if not s or s[0] == "#":
+            continue
+        try:
+            user, entry = _password_line(s)
+            if user in users:
+                raise ConfigError("user '%s' is defined twice (first on line %d)"
+                                  % (user, where[user]))
+            users[user] = entry
+            where[user] = line
+        except ConfigError as e:
+            reason = e.args[0]
+        if reason is not None:
+            raise _Located("%s:%d: %s" % (filename, line, reason))
+    return users
+
+
+def load_passwords(path: str) -> "dict[str, tuple[int, bytes, bytes]]":
+    """Read a password_file (see docs/configuration.md); ConfigError when it cannot be read or
+    a line is malformed."""
+    reason = None
+    text = ""
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode()
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+    if reason is not None:
+        raise ConfigError("password_file: cannot read %s: %s" % (path, reason))
+    return parse_passwords(text, path)
 
 
 def _name(listener: Listener) -> str:
@@ -133,7 +233,8 @@ def _option(config: Config, words: "list[str]", line: int) -> None:
             or name.startswith("plugin_opt_")):
         raise _not_supported("option '%s'" % name)
     known = name in _INTS or (" %s " % name) in _BOOLS or name in (
-        "listener", "port", "bind_address", "log_type", "log_dest", "socket_mode")
+        "listener", "port", "bind_address", "log_type", "log_dest", "socket_mode",
+        "password_file")
     if not known:
         raise ConfigError("unknown option '%s'" % name)
     if n == 0:
@@ -183,6 +284,8 @@ def _option(config: Config, words: "list[str]", line: int) -> None:
         config.listeners.append(lst)
         config._lines[id(lst)] = line
         config._last = lst
+    elif name == "password_file":
+        config.passwords = load_passwords(value)
     elif name == "socket_mode":
         last = config._last
         if last is None or not last.path:
@@ -267,6 +370,8 @@ def parse(text: str, filename: str = "<config>", config: "Config | None" = None)
             continue
         try:
             _option(cfg, words, line)
+        except _Located:
+            raise
         except ConfigError as e:
             reason = e.args[0]
         if reason is not None:

@@ -2,8 +2,8 @@
 from broker.codec import MalformedPacket, decode_connect
 from broker.conn import CONNECTED
 from broker.const import (
-    PUBREL, CONNACK_ACCEPTED, CONNACK_IDENTIFIER_REJECTED, CONNACK_NOT_AUTHORIZED,
-    CONNACK_SERVER_UNAVAILABLE, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION, PROTOCOL_LEVEL_31,
+    PUBREL, CONNACK_ACCEPTED, CONNACK_BAD_USERNAME_OR_PASSWORD, CONNACK_IDENTIFIER_REJECTED,
+    CONNACK_NOT_AUTHORIZED, CONNACK_SERVER_UNAVAILABLE, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION, PROTOCOL_LEVEL_31,
     LOG_NOTICE,
 )
 from broker.session import AWAIT_PUBCOMP, FLAG_QOS_MASK, FLAG_RETAIN, Message, Session
@@ -55,7 +55,13 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
                      "Client %s: keepalive %d above max_keepalive %d, refused."
                      % (cid, c.keepalive, cfg.max_keepalive))
         return
-    if not cfg.allow_anonymous:
+    if cfg.passwords is not None and (c.username is not None or c.password is not None):
+        from broker.auth import check  # only with a password_file
+        if not check(cfg.passwords.get(c.username or ""), c.password):
+            _refuse(b, conn, CONNACK_BAD_USERNAME_OR_PASSWORD,
+                    "Client %s from %s: bad username or password." % (cid, conn.peer))
+            return
+    elif not cfg.allow_anonymous:
         _refuse(b, conn, CONNACK_NOT_AUTHORIZED,
                      "Client %s from %s not authorised (anonymous clients are not allowed)."
                      % (cid, conn.peer))

@@ -48,6 +48,9 @@ class Config:
         self.max_sessions = 10000
         self.max_topic_length = 65535
         self.sys_interval = 10  # seconds between $SYS updates; 0: no $SYS publishing
+        # password_file, as read at start-up: username -> (iterations, salt, hash) (broker.auth);
+        # None when there is no password_file.
+        self.passwords = None  # type: dict[str, tuple[int, bytes, bytes]] | None
         # Parser state (broker.config), kept here so a parse can resume on an existing Config.
         self._anon_set = False  # allow_anonymous given explicitly
         self._default = None  # type: Listener | None  # set by `port` / `bind_address`

@@ -1,0 +1,209 @@
+"""password_file: the hash (broker.auth), the file's syntax (broker.config) and CONNECT's answers.
+
+Plain functions with plain asserts: pytest runs them on CPython, tools/mptest.py on MicroPython
+(which has no tempfile module: the password file is written to a fixed path under /tmp).
+"""
+import hashlib
+import os
+from binascii import b2a_base64
+
+from broker.auth import DEFAULT_ITERATIONS, check, digest
+from broker.config import ConfigError, parse, parse_passwords
+from broker.const import CONNACK
+from broker.packets import encode_connect
+from harness import Hub
+
+PATH = "/tmp/broker-test-auth-%d.passwd" % os.getpid() if hasattr(os, "getpid") else \
+    "/tmp/broker-test-auth.passwd"
+SALT = b"0123456789ab"
+
+
+def b64(data: bytes) -> str:
+    return b2a_base64(data).decode().strip()
+
+
+def line(user: str, password: bytes, iterations: int = DEFAULT_ITERATIONS,
+         salt: bytes = SALT) -> str:
+    return "%s:$sha256$%d$%s$%s" % (user, iterations, b64(salt),
+                                     b64(digest(password, salt, iterations)))
+
+
+def write(text: str) -> None:
+    with open(PATH, "w") as f:
+        f.write(text)
+
+
+def remove() -> None:
+    try:
+        os.remove(PATH)
+    except OSError:
+        pass
+
+
+def error_of(text: str) -> str:
+    write(text)
+    try:
+        parse("password_file %s\n" % PATH, "broker.conf")
+    except ConfigError as e:
+        msg = str(e)
+        assert "\n" not in msg, msg
+        return msg
+    finally:
+        remove()
+    assert False, "accepted: %r" % text
+    return ""
+
+
+def hub_with(users: "list", extra: str = "allow_anonymous false\n") -> Hub:
+    write("# users\n\n" + "\n".join(line(u, p) for u, p in users) + "\n")
+    try:
+        return Hub("password_file %s\n%s" % (PATH, extra))
+    finally:
+        remove()
+
+
+def connack(hub: Hub, **kw: object) -> "tuple[int, bool]":
+    c = hub.client()
+    c.send(encode_connect("c1", **kw))  # type: ignore[arg-type]
+    got = c.recv()
+    assert got and got[0].type == CONNACK, got
+    return got[0].return_code, c.closed
+
+
+# --- the hash -------------------------------------------------------------------------------
+
+def test_digest_is_the_documented_scheme() -> None:
+    pw = b"secret"
+    h = hashlib.sha256(SALT + pw).digest()
+    for _ in range(2):
+        h = hashlib.sha256(h + SALT + pw).digest()
+    assert digest(pw, SALT, 3) == h
+    assert digest(pw, SALT, 1) == hashlib.sha256(SALT + pw).digest()
+    assert len(digest(pw, SALT, DEFAULT_ITERATIONS)) == 32
+    assert DEFAULT_ITERATIONS == 1000
+
+
+def test_check_round_trip() -> None:
+    entry = (10, SALT, digest(b"pw", SALT, 10))
+    assert check(entry, b"pw")
+    assert check(entry, bytearray(b"pw"))
+    assert not check(entry, b"pW")
+    assert not check(entry, b"")
+    assert not check(entry, None)
+    assert not check(None, b"pw")
+    assert not check((11, SALT, entry[2]), b"pw")  # the iterations count
+    binary = b"\xff\x00\xfe"  # passwords are binary in MQTT
+    assert check((5, SALT, digest(binary, SALT, 5)), binary)
+
+
+# --- the file ------------------------------------------------------------------------------
+
+def test_file_is_read_into_config() -> None:
+    write("# a comment\n\n   \nalice:" + line("x", b"a")[2:] + "\r\n" + line("bob", b"b", 7)
+          + "\n")
+    try:
+        cfg = parse("password_file %s\n" % PATH)
+    finally:
+        remove()
+    assert cfg.passwords is not None
+    assert sorted(cfg.passwords) == ["alice", "bob"]
+    it, salt, h = cfg.passwords["bob"]
+    assert (it, salt) == (7, SALT)
+    assert h == digest(b"b", SALT, 7)
+    assert check(cfg.passwords["alice"], b"a")
+    assert parse("").passwords is None
+
+
+def test_empty_file_means_no_users() -> None:
+    assert parse_passwords("\n# nobody\n") == {}
+
+
+def test_malformed_lines_name_file_and_line() -> None:
+    good = line("alice", b"a")
+    h = b64(digest(b"a", SALT, 1000))
+    cases = (
+        ("nocolon", "expected 'username:$sha256$ITERATIONS$SALT$HASH'"),
+        (":$sha256$1000$%s$%s" % (b64(SALT), h), "empty username"),
+        ("bob:plaintext", "user 'bob': expected a hash"),
+        ("bob:$md5$1000$%s$%s" % (b64(SALT), h), "user 'bob': expected a hash"),
+        ("bob:$sha256$1000$%s" % b64(SALT), "user 'bob': expected a hash"),
+        ("bob:$sha256$x$%s$%s" % (b64(SALT), h), "user 'bob': iterations: expected an integer"),
+        ("bob:$sha256$0$%s$%s" % (b64(SALT), h), "user 'bob': iterations: 0 is out of range"),
+        ("bob:$sha256$1000$!!!$%s" % h, "user 'bob': salt and hash must be base64"),
+        ("bob:$sha256$1000$%s$abc" % b64(SALT), "user 'bob': salt and hash must be base64"),
+        ("bob:$sha256$1000$$%s" % h, "user 'bob': empty salt"),
+        ("bob:$sha256$1000$%s$%s" % (b64(SALT), b64(b"short")),
+         "user 'bob': the hash must be 32 bytes"),
+        (good, "user 'alice' is defined twice (first on line 2)"),
+    )
+    for bad, reason in cases:
+        msg = error_of("# users\n%s\n\n%s\n" % (good, bad))
+        want = "%s:4: %s" % (PATH, reason)
+        assert msg.startswith(want), (msg, want)
+
+
+def test_unreadable_file() -> None:
+    remove()
+    msg = error_of_missing()
+    assert msg.startswith("broker.conf:2: password_file: cannot read %s: " % PATH), msg
+
+
+def error_of_missing() -> str:
+    try:
+        parse("\npassword_file %s\n" % PATH, "broker.conf")
+    except ConfigError as e:
+        return str(e)
+    assert False, "accepted a missing password file"
+    return ""
+
+
+def test_password_file_needs_one_value() -> None:
+    for text in ("password_file\n", "password_file a b\n"):
+        try:
+            parse(text, "broker.conf")
+        except ConfigError as e:
+            assert str(e).startswith("broker.conf:1: 'password_file'"), str(e)
+        else:
+            assert False, text
+
+
+# --- CONNECT ---------------------------------------------------------------------------------
+
+def test_right_password_accepted_without_anonymous() -> None:
+    hub = hub_with([("alice", b"wonder"), ("bob", b"\xff\x00")])
+    assert connack(hub, username="alice", password=b"wonder") == (0, False)
+    assert connack(hub, username="bob", password=b"\xff\x00") == (0, False)
+
+
+def test_wrong_password_refused_with_4() -> None:
+    hub = hub_with([("alice", b"wonder")])
+    for kw in ({"username": "alice", "password": b"wonde"},
+               {"username": "alice", "password": b"\xff\xfe"},
+               {"username": "alice"},  # a known user without a password
+               {"username": "mallory", "password": b"wonder"},
+               {"username": "", "password": b"wonder"},
+               {"username": "mallory"}):
+        assert connack(hub, **kw) == (4, True), kw
+    assert "Client c1 from 127.0.0.1:5000: bad username or password." in hub.lines
+    assert connack(hub, username="alice", password=b"wonder") == (0, False)
+
+
+def test_anonymous_with_password_file() -> None:
+    hub = hub_with([("alice", b"wonder")])
+    assert connack(hub) == (5, True)
+    hub = hub_with([("alice", b"wonder")], "allow_anonymous true\n")
+    assert connack(hub) == (0, False)
+    assert connack(hub, username="alice", password=b"nope") == (4, True)
+
+
+def test_mqtt31_client_checked_too() -> None:
+    hub = hub_with([("alice", b"wonder")])
+    assert connack(hub, username="alice", password=b"wonder", protocol_level=3) == (0, False)
+    assert connack(hub, username="alice", password=b"x", protocol_level=3) == (4, True)
+
+
+def test_no_password_file_keeps_old_rules() -> None:
+    hub = Hub("allow_anonymous false\n")
+    assert connack(hub, username="alice", password=b"wonder") == (5, True)
+    hub = Hub("allow_anonymous true\n")
+    assert connack(hub, username="alice", password=b"wonder") == (0, False)

@@ -1,0 +1,70 @@
+"""password_file over real sockets, on both runtimes: the file is made with
+`python -m broker.passwd -b`, clients are paho-mqtt with and without credentials."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from conftest import REPO_ROOT, _our_python
+
+pytestmark = pytest.mark.own_broker  # our passwd tool's hash format
+
+
+def make_passwd(path, *users):
+    for user, password in users:
+        subprocess.run([_our_python(), "-m", "broker.passwd", "-b", str(path), user, password],
+                       cwd=str(REPO_ROOT), check=True, timeout=30)
+
+
+def connect(mqtt_client, broker, client_id, user=None, password=None):
+    c = mqtt_client(broker, client_id, connect=False)
+    if user is not None:
+        c.client.username_pw_set(user, password)
+    c.connect(expect_success=False)
+    return c
+
+
+def test_password_file(broker_factory, mqtt_client, tmp_path):
+    path = tmp_path / "passwd"
+    make_passwd(path, ("alice", "wonderland"), ("bob", "builder"))
+    text = path.read_text()
+    assert text.startswith("alice:$sha256$1000$"), text
+    b = broker_factory(["password_file %s" % path, "allow_anonymous false"])
+
+    ok = connect(mqtt_client, b, "good", "alice", "wonderland")
+    assert ok.reason_code.value == 0, ok.reason_code
+
+    bad = connect(mqtt_client, b, "bad", "alice", "wonderlan")
+    assert str(bad.reason_code) == "Bad user name or password", bad.reason_code
+    bad.wait_disconnected()
+    b.wait_log(lambda t: "Client bad from " in t and ": bad username or password." in t)
+
+    unknown = connect(mqtt_client, b, "unknown", "mallory", "builder")
+    assert str(unknown.reason_code) == "Bad user name or password", unknown.reason_code
+
+    anon = connect(mqtt_client, b, "anon")
+    assert str(anon.reason_code) == "Not authorized", anon.reason_code
+
+    # the broker keeps serving: the accepted client and a new one exchange a message
+    ok.subscribe("t/auth", qos=1)
+    other = connect(mqtt_client, b, "other", "bob", "builder")
+    assert other.reason_code.value == 0, other.reason_code
+    other.publish("t/auth", b"hello", qos=1)
+    assert ok.get().payload == b"hello"
+
+
+def test_passwd_tool_delete_and_malformed_file(broker_factory, tmp_path):
+    path = tmp_path / "passwd"
+    make_passwd(path, ("alice", "a"), ("bob", "b"))
+    subprocess.run([_our_python(), "-m", "broker.passwd", "-D", str(path), "alice"],
+                   cwd=str(REPO_ROOT), check=True, timeout=30)
+    lines = path.read_text().split()
+    assert len(lines) == 1 and lines[0].startswith("bob:"), lines
+    path.write_text(path.read_text() + "carol:plain\n")
+    b = broker_factory(["password_file %s" % path], start=False)
+    b.start(["password_file %s" % path], wait=False)
+    assert b.wait_exit() != 0
+    assert "%s:2: user 'carol': expected a hash" % path in b.log(), b.log()
+
