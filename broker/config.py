@@ -45,7 +45,7 @@ _LOG_TYPES = {
 
 # mosquitto options we recognise but do not implement yet (and the prefixes auth_opt_, plugin_opt_).
 _UNSUPPORTED = (
-    " acl_file psk_file psk_hint plugin auth_plugin per_listener_settings"
+    " psk_file psk_hint plugin auth_plugin per_listener_settings"
     " allow_zero_length_clientid auto_id_prefix upgrade_outgoing_qos max_qos max_inflight_bytes"
     " max_queued_bytes memory_limit message_size_limit persistence persistence_file"
     " persistence_location persistent_client_expiration autosave_interval autosave_on_changes"
@@ -234,7 +234,7 @@ def _option(config: Config, words: "list[str]", line: int) -> None:
         raise _not_supported("option '%s'" % name)
     known = name in _INTS or (" %s " % name) in _BOOLS or name in (
         "listener", "port", "bind_address", "log_type", "log_dest", "socket_mode",
-        "password_file")
+        "password_file", "acl_file")
     if not known:
         raise ConfigError("unknown option '%s'" % name)
     if n == 0:
@@ -286,6 +286,15 @@ def _option(config: Config, words: "list[str]", line: int) -> None:
         config._last = lst
     elif name == "password_file":
         config.passwords = load_passwords(value)
+    elif name == "acl_file":
+        from broker.acl import AclError, load  # only with an acl_file
+        try:
+            config.acl = load(value)
+        except AclError as e:
+            msg = e.args[0]
+            if msg.startswith("acl_file: "):
+                raise ConfigError(msg)
+            raise _Located(msg)
     elif name == "socket_mode":
         last = config._last
         if last is None or not last.path:

@@ -28,6 +28,7 @@ class Conn:
     state = NEW
     session = None  # type: Optional[Session]
     client_id = ""
+    username = None  # type: Optional[str]  # the CONNECT's username (None: anonymous)
     level = 0
     keepalive_ms = 0
     will = None  # type: Optional[Message]

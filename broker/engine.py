@@ -88,6 +88,7 @@ class Broker:
         self.connected_max = 0
         self.routing = False
         self.local_pending = []  # type: List[Tuple[Session, bytes, bytes, int, bool]]
+        self.acl = config.acl  # a broker.acl.Acl with an acl_file, else None
         self.sys = None  # type: Optional[SysTopics]
         if config.sys_interval > 0:
             from broker.sysinfo import SysTopics
@@ -392,6 +393,23 @@ class Broker:
             if s is not None and not s.qos2_received(mid):
                 self.send_ack(conn, PUBREC, mid)  # a re-sent PUBLISH: deliver once only
                 return
+        acl = self.acl
+        if acl is not None and conn.session is not None and conn.session.acl is not None \
+                and not acl.writable(conn.session.acl, buf, ts, te):
+            # 3.1.1 has no way to refuse a PUBLISH: drop it, acknowledge it as usual.
+            self.log(LOG_NOTICE, "Denied PUBLISH from %s to '%s' (acl_file)."
+                     % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
+            self.messages_dropped += 1
+        else:
+            self._accept(buf, b0, ts, te, ps, pe, qos)
+        if qos == 1:
+            self.send_ack(conn, PUBACK, mid)
+        elif qos == 2:
+            self.send_ack(conn, PUBREC, mid)
+
+    def _accept(self, buf: "Buffer", b0: int, ts: int, te: int, ps: int, pe: int,
+                qos: int) -> None:
+        """Retain (if asked) and route a PUBLISH that passed every check."""
         msg = None
         if b0 & 0x01:
             if pe == ps:
@@ -403,10 +421,6 @@ class Broker:
                              "max_retained_messages (%d) reached."
                              % (str(bytes(buf[ts:te]), "utf-8"), self.config.max_retained_messages))
         self._route(buf, ts, te, ps, pe, qos, msg)
-        if qos == 1:
-            self.send_ack(conn, PUBACK, mid)
-        elif qos == 2:
-            self.send_ack(conn, PUBREC, mid)
 
     def _publish_will(self, will: Message) -> None:
         data = will.data
@@ -455,9 +469,12 @@ class Broker:
         hits = self.hits
         n = self.subs.collect(buf, ts, te, hits, epoch)
         self.routing = True  # in-process clients wait: their callbacks may publish (and route)
+        acl = self.acl
         for i in range(n):
             s = hits[i]
             hits[i] = None
+            if acl is not None and s.acl is not None and not acl.readable(s.acl, buf, ts, te):
+                continue  # acl_file: this client may not read the topic
             q = s.route_qos
             if qos < q:
                 q = qos

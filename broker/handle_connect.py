@@ -66,6 +66,16 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
                      "Client %s from %s not authorised (anonymous clients are not allowed)."
                      % (cid, conn.peer))
         return
+    rules = None
+    if cfg.acl is not None:
+        from broker.acl import WRITE, can  # only with an acl_file
+        rules = cfg.acl.rules_for(cid, c.username)
+        will = c.will_topic
+        if will is not None and not can(rules, WRITE, will, 0, len(will)):
+            _refuse(b, conn, CONNACK_NOT_AUTHORIZED,
+                    "Client %s from %s: will topic '%s' not allowed by acl_file, refused."
+                    % (cid, conn.peer, str(will, "utf-8")))
+            return
     old = b.sessions.get(cid)
     if old is not None and old.local is not None:
         _refuse(b, conn, CONNACK_IDENTIFIER_REJECTED,
@@ -97,6 +107,10 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     s.conn = conn
     conn.session = s
     conn.client_id = cid
+    if c.username is not None:
+        conn.username = c.username
+    if rules is not None:
+        s.acl = rules
     conn.state = CONNECTED
     b.connected += 1
     if b.connected > b.connected_max:

@@ -4,17 +4,18 @@ from broker.codec import (
     remaining_length_size,
 )
 from broker.const import (
-    SUBACK, UNSUBACK, SUBACK_FAILURE, LOG_DEBUG, LOG_SUBSCRIBE, LOG_UNSUBSCRIBE, LOG_WARNING,
+    SUBACK, UNSUBACK, SUBACK_FAILURE, LOG_DEBUG, LOG_NOTICE, LOG_SUBSCRIBE, LOG_UNSUBSCRIBE,
+    LOG_WARNING,
 )
 from broker.session import FLAG_RETAIN
 from broker.topics import Filter, valid_topic_filter
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Union
+    from typing import Any, Union
     from broker.conn import Conn
     from broker.engine import Broker
-    from broker.session import Session
+    from broker.session import Message, Session
     Buffer = Union[bytes, bytearray]
 
 
@@ -34,6 +35,11 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
             codes.append(SUBACK_FAILURE)
             b.log(LOG_WARNING, "Subscription of %s refused: filter longer than "
                      "max_topic_length." % conn.client_id)
+            continue
+        if s.acl is not None and not _may_subscribe(s.acl, filt):
+            codes.append(SUBACK_FAILURE)
+            b.log(LOG_NOTICE, "Denied SUBSCRIBE of %s to '%s' (acl_file)."
+                  % (conn.client_id, str(filt, "utf-8")))
             continue
         r = b.subs.subscribe(s, filt, q)
         if r < 0:
@@ -66,11 +72,24 @@ def send_retained(b: "Broker", s: "Session", filt: bytes, q: int) -> None:
     """Retained messages matching a new (or renewed) subscription, with RETAIN set and at
     min(stored, granted) QoS [MQTT-3.3.1-6] [MQTT-3.3.1-8] [MQTT-3.8.4-3]."""
     f = Filter(filt)
+    rules = s.acl
     for m in b.retained.matching(f):
-        b.deliver(s, m, FLAG_RETAIN | (m.qos if m.qos < q else q))
+        if rules is None or _may_read(rules, m):
+            b.deliver(s, m, FLAG_RETAIN | (m.qos if m.qos < q else q))
     if b.sys is not None:
         for m in b.sys.matching(f):
-            b.deliver(s, m, FLAG_RETAIN)
+            if rules is None or _may_read(rules, m):
+                b.deliver(s, m, FLAG_RETAIN)
+
+
+def _may_subscribe(rules: "Any", filt: bytes) -> bool:
+    from broker.acl import can_subscribe  # only with an acl_file
+    return can_subscribe(rules, filt)
+
+
+def _may_read(rules: "Any", m: "Message") -> bool:
+    from broker.acl import READ, can  # only with an acl_file
+    return can(rules, READ, m.data, 0, m.tlen)
 
 def handle_unsubscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int) -> None:
     mid, filters = decode_unsubscribe(buf, pos, end)

@@ -71,6 +71,7 @@ class Session:
     queue = ()  # type: List[Message]  # type: ignore[assignment]
     queue_flags = ()  # type: List[int]  # type: ignore[assignment]
     qos2_in = None  # type: Optional[Set[int]]
+    acl = None  # type: Any  # with an acl_file: this client's rules (broker.acl.rules_for)
     local = None  # type: Any  # an in-process client (broker.local.LocalClient) owns this session
 
     def __init__(self, client_id: str, clean: bool, max_inflight: int, max_queued: int) -> None:

@@ -6,6 +6,10 @@ sys.modules once the configuration is read (see broker.cli.unload_parser).
 """
 from broker.const import LOG_DEFAULT, MAX_REMAINING_LENGTH
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from broker.acl import Acl
+
 DEFAULT_PORT = 1883
 DEFAULT_MAX_CONNECTIONS = 10000
 NO_PACKET_LIMIT = MAX_REMAINING_LENGTH + 5  # 268435460: the largest packet MQTT can frame
@@ -51,6 +55,8 @@ class Config:
         # password_file, as read at start-up: username -> (iterations, salt, hash) (broker.auth);
         # None when there is no password_file.
         self.passwords = None  # type: dict[str, tuple[int, bytes, bytes]] | None
+        # acl_file, as read at start-up (a broker.acl.Acl); None when there is no acl_file.
+        self.acl = None  # type: Acl | None
         # Parser state (broker.config), kept here so a parse can resume on an existing Config.
         self._anon_set = False  # allow_anonymous given explicitly
         self._default = None  # type: Listener | None  # set by `port` / `bind_address`

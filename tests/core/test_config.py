@@ -299,7 +299,7 @@ def test_max_queued_messages_zero_refused() -> None:
 
 
 def test_not_supported_options() -> None:
-    for line in ("psk_file /etc/mosquitto/psk", "acl_file /etc/acl", "persistence true",
+    for line in ("psk_file /etc/mosquitto/psk", "psk_hint hint", "persistence true",
                  "persistence_location /var/lib/", "connection bridge-01", "address 10.0.0.1:1883",
                  "topic # both 0", "cafile /etc/ca.crt", "certfile c.pem", "keyfile k.pem",
                  "require_certificate true", "include_dir /etc/mosquitto/conf.d",
