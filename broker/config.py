@@ -74,101 +74,6 @@ class _Located(ConfigError):
     passes it on as it is instead of prefixing the configuration file's line."""
 
 
-_MAX_ITERATIONS = 1000000
-
-
-def _b64(text: str) -> bytes:
-    from binascii import a2b_base64
-    for c in text:  # a2b_base64 skips characters outside the alphabet: refuse them here
-        if not ("A" <= c <= "Z" or "a" <= c <= "z" or "0" <= c <= "9" or c in "+/="):
-            raise ValueError(c)
-    return a2b_base64(text)
-
-
-def _password_line(text: str) -> "tuple[str, tuple[int, bytes, bytes]]":
-    """One line of a password file -> (username, (iterations, salt, hash)); ConfigError (the
-    reason only) when it is malformed."""
-    colon = text.find(":")
-    if colon < 0:
-        raise ConfigError("expected 'username:$sha256$ITERATIONS$SALT$HASH'")
-    user = text[:colon]
-    if not user:
-        raise ConfigError("empty username")
-    parts = text[colon + 1:].split("$")
-    if len(parts) != 5 or parts[0] or parts[1] != "sha256":
-        raise ConfigError("user '%s': expected a hash '$sha256$ITERATIONS$SALT$HASH'"
-                          " (made by python -m broker.passwd)" % user)
-    its = parts[2]
-    if not its or len(its) > 7 or not _digits(its):
-        raise ConfigError("user '%s': iterations: expected an integer, got '%s'" % (user, its))
-    iterations = int(its)
-    if not 1 <= iterations <= _MAX_ITERATIONS:
-        raise ConfigError("user '%s': iterations: %d is out of range (1..%d)"
-                          % (user, iterations, _MAX_ITERATIONS))
-    try:
-        salt = _b64(parts[3])
-        digest = _b64(parts[4])
-    except ValueError:
-        raise ConfigError("user '%s': salt and hash must be base64" % user)
-    if not salt:
-        raise ConfigError("user '%s': empty salt" % user)
-    if len(digest) != 32:
-        raise ConfigError("user '%s': the hash must be 32 bytes (SHA-256), got %d"
-                          % (user, len(digest)))
-    return user, (iterations, salt, digest)
-
-
-def _digits(text: str) -> bool:
-    for c in text:
-        if c < "0" or c > "9":
-            return False
-    return True
-
-
-def parse_passwords(text: str, filename: str = "<passwords>"
-                    ) -> "dict[str, tuple[int, bytes, bytes]]":
-    """A password file's text -> {username: (iterations, salt, hash)}. Blank lines and lines
-    starting with # are skipped; the first malformed line raises "FILE:LINE: reason"."""
-    users = {}  # type: dict[str, tuple[int, bytes, bytes]]
-    where = {}  # type: dict[str, int]
-    if text[:1] == "\ufeff":
-        text = text[1:]
-    line = 0
-    reason = None
-    for raw in text.split("\n"):
-        line += 1
-        s = raw.strip()
-        if not s or s[0] == "#":
-            continue
-        try:
-            user, entry = _password_line(s)
-            if user in users:
-                raise ConfigError("user '%s' is defined twice (first on line %d)"
-                                  % (user, where[user]))
-            users[user] = entry
-            where[user] = line
-        except ConfigError as e:
-            reason = e.args[0]
-        if reason is not None:
-            raise _Located("%s:%d: %s" % (filename, line, reason))
-    return users
-
-
-def load_passwords(path: str) -> "dict[str, tuple[int, bytes, bytes]]":
-    """Read a password_file (see docs/configuration.md); ConfigError when it cannot be read or
-    a line is malformed."""
-    reason = None
-    text = ""
-    try:
-        with open(path, "rb") as f:
-            text = f.read().decode()
-    except (OSError, ValueError) as e:
-        reason = getattr(e, "strerror", None) or str(e)
-    if reason is not None:
-        raise ConfigError("password_file: cannot read %s: %s" % (path, reason))
-    return parse_passwords(text, path)
-
-
 def _name(listener: Listener) -> str:
     if listener.path:
         return "unix:" + listener.path
@@ -285,6 +190,7 @@ def _option(config: Config, words: "list[str]", line: int) -> None:
         config._lines[id(lst)] = line
         config._last = lst
     elif name == "password_file":
+        from broker.passfile import load_passwords  # only with a password_file
         config.passwords = load_passwords(value)
     elif name == "acl_file":
         from broker.acl import AclError, load  # only with an acl_file

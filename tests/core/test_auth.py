@@ -8,7 +8,8 @@ import os
 from binascii import b2a_base64
 
 from broker.auth import DEFAULT_ITERATIONS, check, digest
-from broker.config import ConfigError, parse, parse_passwords
+from broker.config import ConfigError, parse
+from broker.passfile import parse_passwords
 from broker.const import CONNACK
 from broker.packets import encode_connect
 from harness import Hub
