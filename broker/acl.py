@@ -176,13 +176,11 @@ def _line(acl: Acl, section: "List[Tuple[int, bytes]]", s: str
 
 def load(path: str) -> Acl:
     """Read an acl_file; AclError when it cannot be read or a line is malformed."""
-    reason = None
-    text = ""
+    # Imported here, at start-up only: a module-level import would keep the parser, which a
+    # board unloads after start-up, alive through this module's run-time checks.
+    from broker.config import ConfigError, read_file
     try:
-        with open(path, "rb") as f:
-            text = f.read().decode()
-    except (OSError, ValueError) as e:
-        reason = getattr(e, "strerror", None) or str(e)
-    if reason is not None:
-        raise AclError("acl_file: cannot read %s: %s" % (path, reason))
+        text = read_file(path)
+    except ConfigError as e:
+        raise AclError("acl_file: cannot read %s: %s" % (path, e))
     return parse(text, path)

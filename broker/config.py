@@ -311,8 +311,9 @@ def parse(text: str, filename: str = "<config>", config: "Config | None" = None)
     return cfg
 
 
-def load(path: str) -> Config:
-    """Read and parse a configuration file; an unreadable file is a ConfigError too."""
+def read_file(path: str) -> str:
+    """A file's text (UTF-8), for this parser, the password file and the ACL file; when it
+    cannot be read, ConfigError whose message is only the reason (callers say which file)."""
     reason = None
     text = ""
     try:
@@ -321,7 +322,16 @@ def load(path: str) -> Config:
     except (OSError, ValueError) as e:
         reason = getattr(e, "strerror", None) or str(e)
     if reason is not None:
-        raise ConfigError("%s: cannot read: %s" % (path, reason))
+        raise ConfigError(reason)
+    return text
+
+
+def load(path: str) -> Config:
+    """Read and parse a configuration file; an unreadable file is a ConfigError too."""
+    try:
+        text = read_file(path)
+    except ConfigError as e:
+        raise ConfigError("%s: cannot read: %s" % (path, e))
     return parse(text, path)
 
 

@@ -1,6 +1,6 @@
 """The password_file format (see docs/configuration.md): read at start-up only, imported by
 broker.config only when the configuration names a password file, and unloaded with it."""
-from broker.config import ConfigError, _Located
+from broker.config import ConfigError, _Located, read_file
 
 _MAX_ITERATIONS = 1000000
 
@@ -85,13 +85,8 @@ def parse_passwords(text: str, filename: str = "<passwords>"
 def load_passwords(path: str) -> "dict[str, tuple[int, bytes, bytes]]":
     """Read a password_file (see docs/configuration.md); ConfigError when it cannot be read or
     a line is malformed."""
-    reason = None
-    text = ""
     try:
-        with open(path, "rb") as f:
-            text = f.read().decode()
-    except (OSError, ValueError) as e:
-        reason = getattr(e, "strerror", None) or str(e)
-    if reason is not None:
-        raise ConfigError("password_file: cannot read %s: %s" % (path, reason))
+        text = read_file(path)
+    except ConfigError as e:
+        raise ConfigError("password_file: cannot read %s: %s" % (path, e))
     return parse_passwords(text, path)
