@@ -4,40 +4,29 @@ engine: PUBLISH dropped, SUBACK 0x80, deliveries and retained messages checked a
 Plain functions with plain asserts: pytest runs them on CPython, tools/mptest.py on MicroPython
 (which has no tempfile module: the ACL file is written to a fixed path under /tmp).
 """
-import os
 
 from broker.acl import READ, WRITE, can, can_subscribe, overlap
 from broker.config import ConfigError, parse
 from broker.const import CONNACK, PUBACK, PUBREC
 from broker.packets import encode_connect, encode_publish
 from harness import Hub
+from support import remove_file, temp_path, write_file
 
-PATH = "/tmp/broker-test-acl-%d.acl" % os.getpid() if hasattr(os, "getpid") else \
-    "/tmp/broker-test-acl.acl"
-
-
-def write(text: str) -> None:
-    with open(PATH, "w") as f:
-        f.write(text)
+PATH = temp_path("acl.acl")
 
 
-def remove() -> None:
-    try:
-        os.remove(PATH)
-    except OSError:
-        pass
 
 
 def hub_with(text: str) -> Hub:
-    write(text)
+    write_file(PATH, text)
     try:
         return Hub("acl_file %s\nsys_interval 0\n" % PATH)
     finally:
-        remove()
+        remove_file(PATH)
 
 
 def error_of(text: str) -> str:
-    write(text)
+    write_file(PATH, text)
     try:
         parse("acl_file %s\n" % PATH, "broker.conf")
     except ConfigError as e:
@@ -45,7 +34,7 @@ def error_of(text: str) -> str:
         assert "\n" not in msg, msg
         return msg
     finally:
-        remove()
+        remove_file(PATH)
     assert False, "accepted: %r" % text
     return ""
 
@@ -87,11 +76,11 @@ def test_config_without_acl_has_none() -> None:
 
 
 def test_file_is_parsed() -> None:
-    write(FILE)
+    write_file(PATH, FILE)
     try:
         cfg = parse("acl_file %s\n" % PATH)
     finally:
-        remove()
+        remove_file(PATH)
     acl = cfg.acl
     assert acl is not None
     assert acl.anonymous == [(READ, b"public/#"), (READ | WRITE, b"anon/rw")]
@@ -122,11 +111,11 @@ def test_unreadable_file_names_the_config_line() -> None:
 
 
 def test_acl_file_is_no_longer_unsupported() -> None:
-    write("")
+    write_file(PATH, "")
     try:
         cfg = parse("acl_file %s\n" % PATH)
     finally:
-        remove()
+        remove_file(PATH)
     assert cfg.acl is not None and cfg.acl.anonymous == [] and cfg.acl.users == {}
 
 
@@ -148,11 +137,11 @@ def test_overlap() -> None:
 
 
 def test_rules_and_patterns() -> None:
-    write(FILE)
+    write_file(PATH, FILE)
     try:
         acl = parse("acl_file %s\n" % PATH).acl
     finally:
-        remove()
+        remove_file(PATH)
     assert acl is not None
     alice = acl.rules_for("dev1", "alice")
     assert can(alice, READ, b"alice/x", 0, 7) and can(alice, WRITE, b"alice/x", 0, 7)
@@ -177,11 +166,11 @@ def test_rules_and_patterns() -> None:
 
 
 def test_deny_rule() -> None:
-    write("topic read a/#\ntopic deny a/secret\n")
+    write_file(PATH, "topic read a/#\ntopic deny a/secret\n")
     try:
         acl = parse("acl_file %s\n" % PATH).acl
     finally:
-        remove()
+        remove_file(PATH)
     assert acl is not None
     r = acl.rules_for("c", None)
     assert can(r, READ, b"a/open", 0, 6) and not can(r, READ, b"a/secret", 0, 8)
@@ -273,11 +262,11 @@ def test_retained_messages_pass_the_read_check() -> None:
 
 
 def test_sys_denied_unless_granted() -> None:
-    write(FILE)
+    write_file(PATH, FILE)
     try:
         hub = Hub("acl_file %s\nsys_interval 1\n" % PATH)
     finally:
-        remove()
+        remove_file(PATH)
     alice = client(hub, "a", "alice")
     assert alice.subscribe(1, [(b"$SYS/#", 0)]) == [0x80]
     bob = client(hub, "b", "bob")

@@ -4,7 +4,6 @@ Plain functions with plain asserts: pytest runs them on CPython, tools/mptest.py
 (which has no tempfile module: the password file is written to a fixed path under /tmp).
 """
 import hashlib
-import os
 from binascii import b2a_base64
 
 from broker.auth import DEFAULT_ITERATIONS, check, digest
@@ -13,9 +12,9 @@ from broker.passfile import parse_passwords
 from broker.const import CONNACK
 from broker.packets import encode_connect
 from harness import Hub
+from support import remove_file, temp_path, write_file
 
-PATH = "/tmp/broker-test-auth-%d.passwd" % os.getpid() if hasattr(os, "getpid") else \
-    "/tmp/broker-test-auth.passwd"
+PATH = temp_path("auth.passwd")
 SALT = b"0123456789ab"
 
 
@@ -29,20 +28,10 @@ def line(user: str, password: bytes, iterations: int = DEFAULT_ITERATIONS,
                                      b64(digest(password, salt, iterations)))
 
 
-def write(text: str) -> None:
-    with open(PATH, "w") as f:
-        f.write(text)
-
-
-def remove() -> None:
-    try:
-        os.remove(PATH)
-    except OSError:
-        pass
 
 
 def error_of(text: str) -> str:
-    write(text)
+    write_file(PATH, text)
     try:
         parse("password_file %s\n" % PATH, "broker.conf")
     except ConfigError as e:
@@ -50,17 +39,17 @@ def error_of(text: str) -> str:
         assert "\n" not in msg, msg
         return msg
     finally:
-        remove()
+        remove_file(PATH)
     assert False, "accepted: %r" % text
     return ""
 
 
 def hub_with(users: "list", extra: str = "allow_anonymous false\n") -> Hub:
-    write("# users\n\n" + "\n".join(line(u, p) for u, p in users) + "\n")
+    write_file(PATH, "# users\n\n" + "\n".join(line(u, p) for u, p in users) + "\n")
     try:
         return Hub("password_file %s\n%s" % (PATH, extra))
     finally:
-        remove()
+        remove_file(PATH)
 
 
 def connack(hub: Hub, **kw: object) -> "tuple[int, bool]":
@@ -100,12 +89,12 @@ def test_check_round_trip() -> None:
 # --- the file ------------------------------------------------------------------------------
 
 def test_file_is_read_into_config() -> None:
-    write("# a comment\n\n   \nalice:" + line("x", b"a")[2:] + "\r\n" + line("bob", b"b", 7)
+    write_file(PATH, "# a comment\n\n   \nalice:" + line("x", b"a")[2:] + "\r\n" + line("bob", b"b", 7)
           + "\n")
     try:
         cfg = parse("password_file %s\n" % PATH)
     finally:
-        remove()
+        remove_file(PATH)
     assert cfg.passwords is not None
     assert sorted(cfg.passwords) == ["alice", "bob"]
     it, salt, h = cfg.passwords["bob"]
@@ -144,7 +133,7 @@ def test_malformed_lines_name_file_and_line() -> None:
 
 
 def test_unreadable_file() -> None:
-    remove()
+    remove_file(PATH)
     msg = error_of_missing()
     assert msg.startswith("broker.conf:2: password_file: cannot read %s: " % PATH), msg
 
