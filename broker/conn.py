@@ -12,7 +12,7 @@ NEW = const(0)          # accepted, waiting for CONNECT
 CONNECTED = const(1)
 CLOSED = const(2)       # the engine is done with it; the port flushes what is left and closes
 
-_NO_OUTPUT = bytearray(0)  # shared by connections that have sent nothing: never written to
+NO_OUTPUT = bytearray(0)  # shared by connections holding no output buffer: never written to
 
 
 class Conn:
@@ -21,10 +21,11 @@ class Conn:
     Defaults live on the class: MicroPython keeps an instance's attributes in a per-instance
     table, so an idle connection stores only what differs from them."""
 
-    out = _NO_OUTPUT  # type: bytearray  # replaced by a real buffer on the first write
+    out = NO_OUTPUT  # type: bytearray  # replaced by a real buffer on the first write
     ooff = 0          # first byte not yet flushed
     olen = 0          # end of the bytes to flush
     in_wq = False
+    busy = False      # output reserved since the engine's last idle check
     state = NEW
     session = None  # type: Optional[Session]
     client_id = ""

@@ -9,7 +9,7 @@ which also keeps each module small enough to compile inside a board's heap.
 """
 from broker import codec
 from broker.codec import MalformedPacket, Publish, parse_publish, put_ack, put_publish
-from broker.conn import CLOSED, CONNECTED, NEW, Conn
+from broker.conn import CLOSED, CONNECTED, NEW, NO_OUTPUT, Conn
 from broker.const import (
     CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBSCRIBE,
     UNSUBSCRIBE,
@@ -182,6 +182,14 @@ class Broker:
                 if conn.keepalive_ms and ticks_diff(self.now, conn.last_rx) > conn.keepalive_ms:
                     self.close(conn, "Client %s has exceeded timeout, disconnecting."
                                % conn.client_id, True)
+                elif not conn.busy:
+                    # Nothing written since the last check: an idle client keeps no buffers,
+                    # while a busy one keeps them and routes without allocating.
+                    if conn.olen == 0:
+                        conn.out = NO_OUTPUT
+                    if conn.reader.have == 0:
+                        conn.reader.reset()
+                conn.busy = False
             elif ticks_diff(self.now, conn.opened) > CONNECT_TIMEOUT_MS:
                 self.close(conn, "Client %s sent no CONNECT in time, disconnecting."
                            % conn.peer, False)
@@ -236,6 +244,7 @@ class Broker:
                 conn.out = grown
         pos = conn.olen
         conn.olen = end
+        conn.busy = True
         self.packets_sent += 1
         self.bytes_sent += n
         if not conn.in_wq:

@@ -46,6 +46,7 @@ PROBE = ROOT / "tools" / "mem_probe.py"
 BUILD = ROOT / "build" / "mpy"
 HOST = "127.0.0.1"
 
+IDLE_S = 1.2
 N_CLIENTS = 8          # board max_connections
 N_SUBS = 64            # board max_subscriptions, half exact, half wildcard
 N_RETAINED = 16        # board max_retained_messages
@@ -491,6 +492,9 @@ def measure(variant: Variant, board: Path, tmp: Path) -> None:
         ids = ["memcl-%02d" % i for i in range(N_CLIENTS)]
         clients = connect_all(port, ids, proc)
         sync(clients, proc)
+        # idle: quiet long enough for the engine's idle check (every 0.5 s) to have seen a
+        # whole interval with nothing written, after which a client holds no buffers
+        time.sleep(IDLE_S)
         with_clients, counts = probe.mem("clients")
         variant.fig["client"] = (with_clients - idle) / N_CLIENTS
         if counts.get("conns") != N_CLIENTS:
@@ -509,8 +513,10 @@ def measure(variant: Variant, board: Path, tmp: Path) -> None:
             return [("sub/c%d/+/wild/%02d" % (i, j), 1) for j in range(per)]
 
         granted_e = subscribe_all(clients, exact, proc)
+        time.sleep(IDLE_S)
         with_exact, counts_e = probe.mem("exact")
         granted_w = subscribe_all(clients, wild, proc)
+        time.sleep(IDLE_S)
         with_subs, counts = probe.mem("subs")
         granted = granted_e + granted_w
         if granted:
@@ -528,6 +534,7 @@ def measure(variant: Variant, board: Path, tmp: Path) -> None:
             assert len(topic) == TOPIC_LEN
             clients[0].publish(topic, (b"%02d" % k) * (PAYLOAD_LEN // 2), 0, True)
         sync(clients[:1], proc)
+        time.sleep(IDLE_S)
         with_retained, counts = probe.mem("retained")
         n_ret = counts.get("retained", -1)
         if n_ret < 0:

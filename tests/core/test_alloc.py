@@ -121,3 +121,47 @@ def test_qos1_routing_allocates_only_the_stored_message() -> None:
     assert pub.state != CLOSED and all(c.state != CLOSED for c in subs)
     # 64-bit unix port: a 4-field object and a bytearray header, each rounded to 32-byte blocks
     assert per_message <= len(topic) + len(payload) + 160, per_message
+
+
+def test_idle_connection_gives_its_buffers_back() -> None:
+    # An idle client should cost little more than its Conn and Session (issue #3: < 1 KB).
+    from harness import Hub
+    hub = Hub()
+    sub = hub.client()
+    sub.connect("idle")
+    sub.subscribe(1, [(b"t", 1)])
+    conn = sub.conn
+    assert len(conn.out) > 0  # the CONNACK and SUBACK needed a buffer
+    part = encode_publish(b"u", b"p", qos=1, mid=7)
+    sub.send(part[:3])  # a split packet is gathered in the reader's own buffer
+    hub.advance(1000)
+    assert len(conn.out) == 0  # nothing written for a while
+    assert conn.reader.have == 3  # but a partial packet is never dropped
+    sub.send(part[3:])
+    assert [p.type for p in sub.recv()] == [PUBACK]
+    hub.advance(1000)
+    assert len(conn.out) == 0 and len(conn.reader.pending) == 0
+    assert not sub.closed
+    pub = hub.client("127.0.0.1:5001")
+    pub.connect("pub")
+    pub.send(encode_publish(b"t", b"after", qos=1, mid=1))
+    got = sub.publishes()
+    assert [(p.topic, p.payload) for p in got] == [(b"t", b"after")]
+
+
+def test_busy_connection_keeps_its_output_buffer() -> None:
+    from harness import Hub
+    hub = Hub()
+    sub = hub.client()
+    sub.connect("busy")
+    sub.subscribe(1, [(b"t", 0)])
+    pub = hub.client("127.0.0.1:5001")
+    pub.connect("pub")
+    out = None
+    for i in range(20):
+        pub.send(encode_publish(b"t", b"m"))
+        assert len(sub.publishes()) == 1
+        if out is None:
+            out = sub.conn.out
+        assert sub.conn.out is out, i
+        hub.advance(250)
