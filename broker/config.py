@@ -33,6 +33,7 @@ _INTS = {
     "max_sessions": (1, _BIG, 0, 0),
     "max_topic_length": (1, 65535, 0, 0),
     "sys_interval": (0, 65535, 0, 0),
+    "connect_timeout": (1, 65535, 0, 0),
 }  # type: dict[str, tuple[int, int, int, int]]
 
 _BOOLS = " allow_anonymous queue_qos0_messages retain_available "
@@ -52,12 +53,14 @@ _UNSUPPORTED = (
     " include_dir user pid_file connection_messages log_facility log_timestamp"
     " log_timestamp_format set_tcp_nodelay protocol mount_point socket_domain bind_interface"
     " http_dir websockets_log_level use_identity_as_username use_subject_as_username"
-    " use_username_as_clientid cafile capath certfile keyfile ciphers crlfile dhparamfile"
-    " require_certificate tls_version connection address addresses topic bridge_protocol_version"
+    " use_username_as_clientid capath ciphers crlfile dhparamfile"
+    " tls_version connection address addresses topic bridge_protocol_version"
     " bridge_cafile bridge_certfile bridge_keyfile bridge_insecure cleansession keepalive_interval"
     " notifications remote_clientid remote_password remote_username restart_timeout start_type"
     " try_private "
 )
+
+_TLS = ("certfile", "keyfile", "cafile", "require_certificate")
 
 _LOG_DESTS_UNSUPPORTED = " file syslog topic dlt none "
 
@@ -139,7 +142,7 @@ def _option(config: Config, words: "list[str]", line: int) -> None:
         raise _not_supported("option '%s'" % name)
     known = name in _INTS or (" %s " % name) in _BOOLS or name in (
         "listener", "port", "bind_address", "log_type", "log_dest", "socket_mode",
-        "password_file", "acl_file")
+        "password_file", "acl_file") or name in _TLS
     if not known:
         raise ConfigError("unknown option '%s'" % name)
     if n == 0:
@@ -201,6 +204,8 @@ def _option(config: Config, words: "list[str]", line: int) -> None:
             if msg.startswith("acl_file: "):
                 raise ConfigError(msg)
             raise _Located(msg)
+    elif name in _TLS:
+        _tls_option(config, name, value)
     elif name == "socket_mode":
         last = config._last
         if last is None or not last.path:
@@ -235,6 +240,39 @@ def _option(config: Config, words: "list[str]", line: int) -> None:
         setattr(config, name, value == "true")
         if name == "allow_anonymous":
             config._anon_set = True
+
+
+def _tls_option(config: Config, name: str, value: str) -> None:
+    # Per listener, as in mosquitto; only after a `listener` line here, so that a TLS option is
+    # never applied to a listener its author did not mean.
+    last = config._last
+    if last is None:
+        raise ConfigError("%s applies to a listener: put it after a 'listener PORT' line" % name)
+    if last.path:
+        raise _not_supported("%s on a unix socket listener" % name)
+    if name == "require_certificate":
+        if value not in ("true", "false"):
+            raise ConfigError("%s: expected true or false, got '%s'" % (name, value))
+        last.require_certificate = value == "true"
+        return
+    try:
+        with open(value, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        raise ConfigError("%s: cannot read %s: %s"
+                          % (name, value, getattr(e, "strerror", None) or str(e)))
+    setattr(last, name, value)
+
+
+def _tls_incomplete(lst: Listener) -> str:
+    """Why a listener's TLS options cannot work together, or "" when they can."""
+    if not (lst.certfile or lst.keyfile or lst.cafile or lst.require_certificate):
+        return ""
+    if not lst.certfile or not lst.keyfile:
+        return "TLS needs both certfile and keyfile"
+    if lst.require_certificate and not lst.cafile:
+        return "require_certificate true needs a cafile to check client certificates against"
+    return ""
 
 
 def _unix_path(path: str) -> str:
@@ -292,6 +330,11 @@ def parse(text: str, filename: str = "<config>", config: "Config | None" = None)
         if reason is not None:
             raise ConfigError("%s:%d: %s" % (filename, line, reason))
 
+    for lst in cfg.listeners:
+        why = _tls_incomplete(lst)
+        if why:
+            raise ConfigError("%s:%d: listener %s: %s"
+                              % (filename, cfg._lines.get(id(lst), 0), _name(lst), why))
     pair = _duplicate(cfg)
     if pair is not None:
         first = cfg._lines.get(id(pair[0]), 0)

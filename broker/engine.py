@@ -38,7 +38,6 @@ _OUT_INITIAL = const(256)
 _OUT_SOFT_MIN = const(4096)
 _OUT_SOFT_MAX = const(262144)
 _PENDING_CONNECTIONS = const(16)  # sockets allowed beyond max_connections, to answer CONNACK 0x03
-CONNECT_TIMEOUT_MS = const(10000)  # a socket that sends no CONNECT for this long is dropped
 
 # Indexes of Broker.totals.
 T_PACKETS_RECEIVED = const(0)
@@ -190,7 +189,7 @@ class Broker:
                     if conn.reader.have == 0:
                         conn.reader.reset()
                 conn.busy = False
-            elif ticks_diff(self.now, conn.opened) > CONNECT_TIMEOUT_MS:
+            elif ticks_diff(self.now, conn.opened) > self.config.connect_timeout * 1000:
                 self.close(conn, "Client %s sent no CONNECT in time, disconnecting."
                            % conn.peer, False)
 

@@ -25,6 +25,11 @@ class Listener:
         self.host = host
         self.path = path
         self.socket_mode = -1
+        # TLS (mosquitto's per-listener options): the listener speaks TLS when certfile is set.
+        self.certfile = ""
+        self.keyfile = ""
+        self.cafile = ""
+        self.require_certificate = False
 
     def __repr__(self) -> str:
         if self.path:
@@ -52,6 +57,7 @@ class Config:
         self.max_sessions = 10000
         self.max_topic_length = 65535
         self.sys_interval = 10  # seconds between $SYS updates; 0: no $SYS publishing
+        self.connect_timeout = 10  # seconds a new socket has to send CONNECT (our own option)
         # password_file, as read at start-up: username -> (iterations, salt, hash) (broker.auth);
         # None when there is no password_file.
         self.passwords = None  # type: dict[str, tuple[int, bytes, bytes]] | None
