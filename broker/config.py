@@ -54,10 +54,7 @@ _UNSUPPORTED = (
     " log_timestamp_format set_tcp_nodelay protocol mount_point socket_domain bind_interface"
     " http_dir websockets_log_level use_identity_as_username use_subject_as_username"
     " use_username_as_clientid capath ciphers crlfile dhparamfile"
-    " tls_version connection address addresses topic bridge_protocol_version"
-    " bridge_cafile bridge_certfile bridge_keyfile bridge_insecure cleansession keepalive_interval"
-    " notifications remote_clientid remote_password remote_username restart_timeout start_type"
-    " try_private "
+    " tls_version "
 )
 
 _TLS = ("certfile", "keyfile", "cafile", "require_certificate")
@@ -66,6 +63,19 @@ _LOG_DESTS_UNSUPPORTED = " file syslog topic dlt none "
 
 # The longest unix socket path, in bytes: sockaddr_un's sun_path holds 108 on Linux, NUL included.
 _UNIX_PATH_MAX = 107
+
+
+# Options of a `connection` section (bridges), handled by broker.config_bridge.
+_BRIDGE_OPTIONS = (
+    " connection address addresses topic remote_clientid local_clientid remote_username"
+    " remote_password clientid username password cleansession keepalive_interval"
+    " restart_timeout notifications notifications_local_only notification_topic try_private"
+    " bridge_protocol_version bridge_max_queued_messages bridge_outgoing_retain bridge_cafile"
+    " bridge_insecure bridge_attempt_unsubscribe bridge_bind_address bridge_capath"
+    " bridge_certfile bridge_keyfile bridge_identity bridge_psk bridge_alpn bridge_tls_version"
+    " bridge_require_ocsp bridge_max_packet_size idle_timeout local_cleansession local_password"
+    " local_username round_robin start_type threshold "
+)
 
 
 class ConfigError(Exception):
@@ -137,6 +147,10 @@ def _duplicate(config: Config) -> "tuple[Listener, Listener] | None":
 def _option(config: Config, words: "list[str]", line: int) -> None:
     name = words[0]
     n = len(words) - 1
+    if (" %s " % name) in _BRIDGE_OPTIONS:
+        from broker.config_bridge import bridge_option  # only for a file with a bridge
+        bridge_option(config, words, line)
+        return
     if ((" %s " % name) in _UNSUPPORTED or name.startswith("auth_opt_")
             or name.startswith("plugin_opt_")):
         raise _not_supported("option '%s'" % name)
@@ -348,6 +362,9 @@ def parse(text: str, filename: str = "<config>", config: "Config | None" = None)
         raise ConfigError(msg)
     cfg._lines = {}
     cfg._last = None
+    if cfg.bridges:
+        from broker.config_bridge import check_bridges
+        check_bridges(cfg, filename)
     # mosquitto 2: a file that defines a listener must say allow_anonymous true to allow it.
     if not cfg._anon_set:
         cfg.allow_anonymous = not cfg.listeners

@@ -9,6 +9,7 @@ from broker.const import LOG_DEFAULT, MAX_REMAINING_LENGTH
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from broker.acl import Acl
+    from broker.bridge_settings import BridgeSettings
 
 DEFAULT_PORT = 1883
 DEFAULT_MAX_CONNECTIONS = 10000
@@ -63,6 +64,8 @@ class Config:
         self.passwords = None  # type: dict[str, tuple[int, bytes, bytes]] | None
         # acl_file, as read at start-up (a broker.acl.Acl); None when there is no acl_file.
         self.acl = None  # type: Acl | None
+        # One per `connection` section (broker.bridge_settings); empty: no bridge code loaded.
+        self.bridges = []  # type: list[BridgeSettings]
         # Parser state (broker.config), kept here so a parse can resume on an existing Config.
         self._anon_set = False  # allow_anonymous given explicitly
         self._default = None  # type: Listener | None  # set by `port` / `bind_address`

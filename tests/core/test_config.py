@@ -300,8 +300,7 @@ def test_max_queued_messages_zero_refused() -> None:
 
 def test_not_supported_options() -> None:
     for line in ("psk_file /etc/mosquitto/psk", "psk_hint hint", "persistence true",
-                 "persistence_location /var/lib/", "connection bridge-01", "address 10.0.0.1:1883",
-                 "topic # both 0", "capath /etc/ssl/certs", "ciphers HIGH", "tls_version tlsv1.2",
+                 "persistence_location /var/lib/", "capath /etc/ssl/certs", "ciphers HIGH", "tls_version tlsv1.2",
                  "dhparamfile dh.pem", "include_dir /etc/mosquitto/conf.d",
                  "user mosquitto", "pid_file /run/m.pid", "protocol websockets",
                  "per_listener_settings true", "max_qos 1", "auth_opt_backend redis",
