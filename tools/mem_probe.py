@@ -15,7 +15,8 @@
 import gc
 import sys
 
-sys.path[0] = ""  # the current directory, not tools/: import what the host put there
+if "/rom" not in sys.path:  # tools/romfs_boot.py has set the path to its image already
+    sys.path[0] = ""  # the current directory, not tools/: import what the host put there
 gc.collect()
 gc.collect()
 _BASE = gc.mem_alloc()
