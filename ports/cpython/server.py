@@ -20,6 +20,7 @@ from ports.unixfiles import remove_unix_files
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ssl import SSLContext
     from typing import Callable, Dict, List, Optional, TextIO, Union
 
 _SCRATCH = 65536
@@ -102,6 +103,7 @@ class Server:
         self.poller = select.epoll()
         self.listeners = {}  # type: Dict[int, socket.socket]
         self.conns = {}  # type: Dict[int, Conn]
+        self.tls = {}  # type: Dict[int, SSLContext]  # listening fd -> context, TLS listeners
         self.scratch = bytearray(_SCRATCH)
         self.running = False
         self.addresses = []  # type: List[str]
@@ -126,6 +128,10 @@ class Server:
                 self.addresses.append("unix:" + lst.path)
                 continue
             host = lst.host or "0.0.0.0"
+            ctx = None
+            if lst.certfile:
+                from ports.cpython.tls import server_context  # only with a TLS listener
+                ctx = server_context(lst)
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -136,6 +142,8 @@ class Server:
                 raise
             sock.setblocking(False)
             self.listeners[sock.fileno()] = sock
+            if ctx is not None:
+                self.tls[sock.fileno()] = ctx
             self.poller.register(sock.fileno(), _IN)
             self.addresses.append("%s:%d" % (host, sock.getsockname()[1]))
 
@@ -200,6 +208,10 @@ class Server:
                 return
             # a unix client has no address: it is known by the socket it came through
             peer = "unix:" + local if unix else "%s:%d" % (addr[0], addr[1])
+            ctx = self.tls.get(lsock.fileno())
+            if ctx is not None:
+                # the handshake runs inside the first non-blocking reads (ports/cpython/tls.py)
+                sock = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
             conn = self.broker.accept(sock, peer)
             if conn is None:
                 sock.close()
@@ -291,6 +303,10 @@ def main(argv: "List[str]") -> int:
     server.log(LOG_NOTICE, banner())
     try:
         server.bind()
+    except ConfigError as e:  # a TLS listener's certfile, keyfile or cafile
+        server.close()
+        sys.stderr.write("Error: %s\n" % e)
+        return 1
     except OSError as e:
         reason = "address already in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
         # an error from a unix socket listener names its path (open_unix_listener)

@@ -49,6 +49,10 @@ class Server:
         self.addresses = []  # type: List[str]
         self._ipoll = None  # type: Any  # poller.ipoll, bound once: taking it allocates
         self.unix = {}  # type: Dict[Any, str]  # unix listener socket -> its path
+        self.tls = {}  # type: Dict[Any, Any]  # TLS listener socket -> its tls.SSLContext
+        # TLS socket -> the socket under it: after a TLS error, closing the first leaves the
+        # second open (mbedTLS forgets it), so _drop closes both.
+        self.raw = {}  # type: Dict[Any, Any]
         self.unix_files = []  # type: List[Any]  # what remove_unix_files() removes at the end
 
     def bind(self) -> None:
@@ -65,6 +69,10 @@ class Server:
                 self.addresses.append("unix:" + lst.path)
                 continue
             host = lst.host or "0.0.0.0"
+            ctx = None
+            if lst.certfile:
+                from ports.micropython.tls import server_context  # only with a TLS listener
+                ctx = server_context(lst)
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -75,6 +83,8 @@ class Server:
                 raise
             sock.setblocking(False)
             self.listeners[sock] = lst.port
+            if ctx is not None:
+                self.tls[sock] = ctx
             self.poller.register(sock, _IN)
             self.addresses.append("%s:%d" % (host, lst.port))
 
@@ -134,13 +144,22 @@ class Server:
         path = self.unix.get(lsock)
         # a unix client has no address: it is known by the socket it came through
         peer = "unix:" + path if path else _peer(addr)
+        ctx = self.tls.get(lsock)
+        raw = sock
         try:
+            if ctx is not None:
+                # the handshake runs inside the first non-blocking reads (ports/micropython/tls.py)
+                sock.setblocking(False)
+                sock = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
             conn = self.broker.accept(sock, peer)
-        except MemoryError:
+        except (MemoryError, OSError):  # OSError: mbedTLS out of memory
             conn = None
         if conn is None:
             sock.close()
+            raw.close()
             return
+        if raw is not sock:
+            self.raw[sock] = raw
         if path:
             self.broker.log(LOG_NOTICE, "New connection from %s." % peer)
         else:
@@ -201,6 +220,9 @@ class Server:
             return
         self.poller.unregister(sock)
         sock.close()
+        raw = self.raw.pop(sock, None)
+        if raw is not None:
+            raw.close()
 
 
 def _configure(argv: "List[str]") -> "Optional[Config]":
@@ -236,6 +258,10 @@ def main(argv: "List[str]") -> int:
         reason = "address already in use" if e.args and e.args[0] == _EADDRINUSE else str(e)
         where = ", ".join(["%s:%d" % (lst.host or "0.0.0.0", lst.port)
                            for lst in config.listeners if not lst.path])
+    except ValueError as e:  # a TLS listener's files or runtime (ports/micropython/tls.py)
+        server.close_listeners()
+        sys.stderr.write("Error: %s\n" % e)
+        return 1
     except Exception as e:
         from ports.micropython.unixsock import ListenError  # loaded already if e is one
         if not isinstance(e, ListenError):
