@@ -172,7 +172,7 @@ class Server:
     def _read(self, conn: Conn) -> None:
         try:
             n = conn.handle.readinto(self.scratch)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: mbedTLS refused a client certificate
             self.broker.lost(conn, "socket error")
             return
         if n is None:
@@ -198,7 +198,7 @@ class Server:
         if conn.olen > conn.ooff:
             try:
                 sent = sock.write(conn.out, conn.ooff, conn.olen - conn.ooff)
-            except OSError:
+            except (OSError, ValueError):  # ValueError: as in _read
                 self.broker.lost(conn, "socket error")
                 self._drop(conn)
                 return
