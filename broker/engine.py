@@ -428,7 +428,7 @@ class Broker:
                     self.log(LOG_WARNING, "Retained message on '%s' not kept: "
                              "max_retained_messages (%d) reached."
                              % (str(bytes(buf[ts:te]), "utf-8"), self.config.max_retained_messages))
-        self._route(buf, ts, te, ps, pe, qos, msg)
+        self._route(buf, ts, te, ps, pe, qos, msg, b0 & 0x01 == 1)
 
     def _publish_will(self, will: Message) -> None:
         data = will.data
@@ -453,7 +453,7 @@ class Broker:
     def route_message(self, msg: Message) -> None:
         """Route a message the broker holds (a will, an in-process or $SYS publish)."""
         tlen = msg.tlen
-        self._route(msg.data, 0, tlen, tlen, len(msg.data), msg.qos, msg)
+        self._route(msg.data, 0, tlen, tlen, len(msg.data), msg.qos, msg, msg.retain)
 
     def local_client(self, client_id: str,
                      on_message: "Optional[Callable[[bytes, bytes, int, bool], None]]" = None
@@ -463,10 +463,10 @@ class Broker:
         return LocalClient(self, client_id, on_message)
 
     def _route(self, buf: "Buffer", ts: int, te: int, ps: int, pe: int, qos: int,
-               msg: "Optional[Message]") -> None:
+               msg: "Optional[Message]", retain: bool = False) -> None:
         """Deliver to every session with a matching subscription, once per session at the
         highest granted QoS [MQTT-3.3.5-1], each copy at min(published, granted) QoS, with RETAIN
-        cleared [MQTT-3.3.1-9]."""
+        cleared [MQTT-3.3.1-9]. `retain`: the flag it was published with."""
         epoch = (self.epoch + 1) & TICKS_MASK
         if epoch == 0:
             # New sessions start with route_mark 0: restart the count above every mark in use.
@@ -488,7 +488,9 @@ class Broker:
                 q = qos
             conn = s.conn
             if s.local is not None:
-                self.local_pending.append((s, bytes(buf[ts:te]), bytes(buf[ps:pe]), q, False))
+                # RETAIN is cleared [MQTT-3.3.1-9], except for a bridge (retain as published)
+                self.local_pending.append((s, bytes(buf[ts:te]), bytes(buf[ps:pe]), q,
+                                           retain and s.local.retain_as_published))
             elif q == 0:
                 if conn is not None:
                     if not self.write_publish(conn, 0x30, 0, buf, ts, te, ps, pe, True):

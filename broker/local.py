@@ -28,6 +28,10 @@ class LocalClient:
     """A client with a session but no connection. Messages arrive through on_message(topic,
     payload, qos, retain) as they are routed; retained ones right after subscribe()."""
 
+    # A bridge's local side gets RETAIN as it was published (like mosquitto's bridges), so
+    # that retained messages stay retained on the remote broker.
+    retain_as_published = False
+
     def __init__(self, broker: "Broker", client_id: str,
                  on_message: "Optional[Handler]" = None) -> None:
         if not client_id:

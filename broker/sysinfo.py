@@ -62,6 +62,10 @@ class SysTopics:
         self.values[t] = msg
         self.broker.route_message(msg)
 
+    def put(self, topic: str, value: str) -> None:
+        """Publish $SYS/broker/<topic> now if its value changed (a bridge's dropped count)."""
+        self._set(topic, value)
+
     def publish_all(self, interval_s: float) -> None:
         b = self.broker
         offline = 0
