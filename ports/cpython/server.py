@@ -22,6 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ssl import SSLContext
     from typing import Callable, Dict, List, Optional, TextIO, Union
+    from ports.cpython.bridge_link import Links
 
 _SCRATCH = 65536
 _POLL_MS = 250
@@ -114,6 +115,10 @@ class Server:
         self.waker.setblocking(False)
         self.wake_w.setblocking(False)
         self.poller.register(self.waker.fileno(), _IN)
+        self.links = None  # type: Optional[Links]
+        if config.bridges:
+            from ports.cpython.bridge_link import Links  # only with a bridge
+            self.links = Links(self.broker, self.poller, self.scratch)
 
     def bind(self) -> None:
         """Open every listener; raises OSError (the caller reports it)."""
@@ -159,12 +164,17 @@ class Server:
                     self._accept(lsock)
                 elif fd == self.waker.fileno():
                     self.running = False  # stop() was called, maybe before serve() began
+                elif self.links is not None:
+                    self.links.event(fd, ev, ticks_ms())
                 continue
             if ev & _OUT:
                 self._flush(conn)
             if ev & (_IN | _ERR):
                 self._read(conn)
-        self.broker.tick(ticks_ms())
+        now = ticks_ms()
+        self.broker.tick(now)
+        if self.links is not None:
+            self.links.tick(now)
         self._flush_all()
 
     def serve(self) -> None:
@@ -184,6 +194,8 @@ class Server:
             pass  # a wake-up is already pending, or the server is closed
 
     def close(self) -> None:
+        if self.links is not None:
+            self.links.close()
         for conn in list(self.conns.values()):
             self._drop(conn)
         for sock in self.listeners.values():
