@@ -14,7 +14,7 @@ from broker.engine import CLOSED, Broker, Conn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Optional
+    from typing import Any, Callable, Dict, List, Optional
     from broker.settings import Config
 
 _SCRATCH = 4096
@@ -54,6 +54,10 @@ class Server:
         # second open (mbedTLS forgets it), so _drop closes both.
         self.raw = {}  # type: Dict[Any, Any]
         self.unix_files = []  # type: List[Any]  # what remove_unix_files() removes at the end
+        self.links = None  # type: Any
+        if config.bridges:
+            from ports.micropython.bridge_link import Links  # only with a bridge
+            self.links = Links(self.broker, self.poller, self.scratch)
 
     def bind(self) -> None:
         """Open every listener; raises OSError, or unixsock.ListenError for a unix socket."""
@@ -103,12 +107,17 @@ class Server:
                 if conn is None:
                     if sock in self.listeners:
                         self._accept(sock)
+                    elif self.links is not None:
+                        self.links.event(sock, flags, time.ticks_ms())  # type: ignore[attr-defined]
                     continue
                 if flags & _OUT:
                     self._flush(conn)
                 if flags & (_IN | _ERR):
                     self._read(conn)
-            self.broker.tick(time.ticks_ms())  # type: ignore[attr-defined]
+            now = time.ticks_ms()  # type: ignore[attr-defined]
+            self.broker.tick(now)
+            if self.links is not None:
+                self.links.tick(now)
             self._flush_all()
         except MemoryError:
             # Outside feed() (accept, a will on a lost socket): this turn is abandoned, the
@@ -116,14 +125,23 @@ class Server:
             gc.collect()
 
     def serve(self) -> None:
-        """Serve until Ctrl-C, then close every connection and listener."""
+        """Serve until Ctrl-C, then close every connection and listener. An error from the
+        loop closes them too before it propagates, so a board's main.py can start again."""
         try:
             while True:
                 self.step(_POLL_MS)
         except KeyboardInterrupt:
             pass
+        except BaseException:
+            self.close()
+            raise
         self.broker.shutdown()
         self._flush_all()
+        self.close()
+
+    def close(self) -> None:
+        if self.links is not None:
+            self.links.close()
         for conn in list(self.conns.values()):
             self._drop(conn)
         self.close_listeners()
@@ -246,6 +264,12 @@ def _configure(argv: "List[str]") -> "Optional[Config]":
 
 
 def main(argv: "List[str]") -> int:
+    return run(argv)
+
+
+def run(argv: "List[str]", ready: "Optional[Callable[[List[str]], None]]" = None) -> int:
+    """main() for a board's main.py: `ready(addresses)` is called once the broker listens
+    (the board prints where to connect)."""
     config = _configure(argv)
     if config is None:
         return 0 if "-h" in argv or "--help" in argv else 1
@@ -274,6 +298,8 @@ def main(argv: "List[str]") -> int:
         return 1
     for address in server.addresses:
         sys.stderr.write("%d: listening on %s\n" % (int(time.time()), address))
+    if ready is not None:
+        ready(server.addresses)
     server.serve()
     _log(LOG_NOTICE, "broker terminating")
     return 0
