@@ -1,0 +1,285 @@
+"""The virtual board's firmware: MicroPython's REPL, written in MicroPython.
+
+    micropython -X heapsize=N tools/sim_board.py FLASH_DIR MODE CTL_FD
+
+Run by tools/sim.py, which owns the pseudo-terminal: it passes what the terminal receives on
+stdin (except Ctrl-C, which it turns into SIGINT once this script said it can take one) and
+writes stdout/stderr back to the terminal. FLASH_DIR is mounted as "/", so the board's files,
+sys.path (['', '.frozen', '/lib']) and mpremote's paths look as on a Pico W.
+
+MODE says how this interpreter starts, as after a board's reset: "friendly" runs boot.py,
+main.py, then the friendly REPL; "raw" runs boot.py and enters the raw REPL (a soft reset
+asked from the raw REPL). A soft reset, sys.exit() or machine.soft_reset() ends this process
+with EXIT_SOFT_*, machine.reset() with EXIT_HARD; tools/sim.py then starts a fresh one.
+"""
+import gc
+import os
+import select
+import sys
+
+EXIT_SOFT_FRIENDLY = 3
+EXIT_SOFT_RAW = 4
+EXIT_HARD = 5
+
+CTRL_A = 1
+CTRL_B = 2
+CTRL_C = 3
+CTRL_D = 4
+CTRL_E = 5
+BACKSPACE = (8, 127)
+
+# Raw-paste flow control: the host may send this many bytes before the next b"\x01". Its two
+# bytes (little-endian) hold no CR or LF, which tools/sim.py would translate.
+PASTE_WINDOW = 512
+
+BANNER = 'MicroPython v%s; virtual board (unix port, %s)\r\nType "help()" for more information.\r\n'
+
+
+class Reset(Exception):
+    """Leave the REPL and end this process with `status`."""
+    def __init__(self, status):
+        self.status = status
+
+
+class Machine:
+    """`machine` as a board has it: reset() and soft_reset() restart the interpreter; the
+    rest comes from the unix port's module."""
+    def __init__(self, real):
+        self._real = real
+
+    def reset(self):
+        raise SystemExit(EXIT_HARD)
+
+    def soft_reset(self):
+        raise SystemExit(EXIT_SOFT_FRIENDLY)
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+class Stdin:
+    """Bytes from the host one at a time; stdin is non-blocking (tools/sim.py sets it so),
+    poll() waits. An idle REPL spends its time in poll(), so that is where a Ctrl-C's
+    KeyboardInterrupt lands, with no byte in flight."""
+    def __init__(self):
+        self.poller = select.poll()
+        self.poller.register(sys.stdin, select.POLLIN)
+        self.buf = bytearray(256)
+        self.n = 0
+        self.pos = 0
+
+    def getc(self):
+        while self.pos >= self.n:
+            self.poller.poll(-1)
+            n = sys.stdin.buffer.readinto(self.buf)
+            if n == 0:
+                raise Reset(0)  # the host went away
+            if n:
+                self.n = n
+                self.pos = 0
+        c = self.buf[self.pos]
+        self.pos += 1
+        return c
+
+
+def write(s):
+    sys.stdout.write(s)
+
+
+def write_bytes(b):
+    sys.stdout.buffer.write(b)
+
+
+class Board:
+    def __init__(self, mode):
+        self.raw = mode == "raw"
+        self.stdin = Stdin()
+        self.globals = {"__name__": "__main__"}
+
+    # -- running code ------------------------------------------------------------------------
+
+    def run(self, code, raw):
+        """Compile and run `code` (bytes) in __main__'s globals. In the raw REPL, stdout and
+        the traceback are each ended by Ctrl-D, as mpremote expects."""
+        try:
+            exec(compile(code, "<stdin>", "exec" if raw else "single"), self.globals)
+        except SystemExit as e:
+            status = e.args[0] if e.args and e.args[0] in (EXIT_HARD, EXIT_SOFT_RAW) \
+                else (EXIT_SOFT_RAW if raw else EXIT_SOFT_FRIENDLY)
+            if raw:
+                write("\x04\x04")
+            raise Reset(status)
+        except BaseException as e:  # noqa: B036 - a board's REPL reports everything
+            if raw:
+                write("\x04")
+            sys.print_exception(e, sys.stdout)
+            if raw:
+                write("\x04")
+            return
+        finally:
+            gc.collect()
+        if raw:
+            write("\x04\x04")
+
+    def run_file(self, name):
+        try:
+            os.stat(name)
+        except OSError:
+            return
+        with open(name, "rb") as f:
+            code = f.read()
+        try:
+            exec(compile(code, name, "exec"), self.globals)
+        except SystemExit as e:
+            raise Reset(e.args[0] if e.args and e.args[0] == EXIT_HARD else EXIT_SOFT_FRIENDLY)
+        except BaseException as e:  # noqa: B036
+            sys.print_exception(e, sys.stdout)
+        finally:
+            gc.collect()
+
+    def soft_reset(self, raw):
+        raise Reset(EXIT_SOFT_RAW if raw else EXIT_SOFT_FRIENDLY)
+
+    # -- the raw REPL ------------------------------------------------------------------------
+
+    def raw_repl(self):
+        write("raw REPL; CTRL-B to exit\r\n")
+        line = bytearray()
+        while True:
+            write(">")
+            line = bytearray()
+            while True:
+                c = self.getc()
+                if c == CTRL_A:
+                    if len(line) == 2 and line[0] == CTRL_E:
+                        self.raw_paste(line[1])
+                        break
+                    return True  # reset the raw REPL: banner again
+                if c == CTRL_B:
+                    write("\r\n")
+                    self.raw = False
+                    return False
+                if c == CTRL_C:
+                    line = bytearray()
+                    continue
+                if c == CTRL_D:
+                    write("OK")
+                    if not line:
+                        write("\r\n")
+                        self.soft_reset(True)
+                    self.run(bytes(line), True)
+                    break
+                line.append(c)
+
+    def raw_paste(self, kind):
+        if kind != ord("A"):
+            write_bytes(b"R\x00")
+            return
+        write_bytes(b"R\x01" + bytes((PASTE_WINDOW & 0xFF, PASTE_WINDOW >> 8)))
+        code = bytearray()
+        remain = PASTE_WINDOW
+        while True:
+            c = self.stdin.getc()
+            if c == CTRL_D:
+                write("\x04")
+                break
+            code.append(c)
+            remain -= 1
+            if remain == 0:
+                write("\x01")
+                remain = PASTE_WINDOW
+        self.run(bytes(code), True)
+
+    def getc(self):
+        """The next byte for a REPL line; a Ctrl-C (a KeyboardInterrupt here) is CTRL_C."""
+        try:
+            return self.stdin.getc()
+        except KeyboardInterrupt:
+            return CTRL_C
+
+    # -- the friendly REPL -------------------------------------------------------------------
+
+    def friendly_repl(self):
+        impl = sys.implementation
+        version = "%d.%d.%d" % impl.version[:3]
+        write(BANNER % (version, impl._machine.split()[0]))
+        source = ""
+        while True:
+            write(">>> " if not source else "... ")
+            line = bytearray()
+            while True:
+                c = self.getc()
+                if c == CTRL_A:
+                    write("\r\n")
+                    self.raw = True
+                    return
+                if c == CTRL_B:
+                    write("\r\n")
+                    return
+                if c == CTRL_C:
+                    write("\r\n")
+                    line = None
+                    break
+                if c == CTRL_D and not line and not source:
+                    write("\r\n")
+                    self.soft_reset(False)
+                if c in (13, 10):
+                    write("\r\n")
+                    break
+                if c in BACKSPACE:
+                    if line:
+                        line = line[:-1]
+                        write("\x08 \x08")
+                    continue
+                if c >= 32:
+                    line.append(c)
+                    write(chr(c))
+            if line is None:
+                source = ""
+                continue
+            text = line.decode()
+            if source and not text:
+                self.run(source, False)
+                source = ""
+            elif source or text.endswith(":"):
+                source += text + "\n"
+            elif text:
+                self.run(text, False)
+
+    def repl(self):
+        while True:
+            try:
+                if self.raw:
+                    while self.raw_repl():
+                        pass
+                else:
+                    self.friendly_repl()
+            except KeyboardInterrupt:
+                pass  # a Ctrl-C that came between two reads: start the REPL afresh
+
+
+def main():
+    flash, mode, ctl = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    os.umount("/")
+    os.mount(os.VfsPosix(flash), "/")
+    os.chdir("/")
+    sys.path[:] = ["", ".frozen", "/lib"]
+    sys.argv[:] = []
+    import machine
+    sys.modules["machine"] = Machine(machine)
+    board = Board(mode)
+    with open(ctl, "wb") as f:
+        f.write(b"K")  # from now on a Ctrl-C may come as SIGINT
+    try:
+        board.run_file("boot.py")
+        if mode == "friendly":
+            board.run_file("main.py")
+        board.repl()
+    except Reset as e:
+        if e.status in (EXIT_SOFT_FRIENDLY, EXIT_SOFT_RAW):
+            write("MPY: soft reboot\r\n")
+        return e.status
+    return 0
+
+
+sys.exit(main())
