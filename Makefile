@@ -11,7 +11,7 @@ ARGS   ?=
 MYPY_DIRS := $(foreach d,broker ports,$(if $(shell find $(d) -name '*.py' -print -quit 2>/dev/null),$(d)))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test typecheck fuzz mem clean distclean
+.PHONY: help setup run test typecheck fuzz mem bench clean distclean
 
 help:
 	@echo "make setup      create .venv with every Python dependency (incl. micropython)"
@@ -21,6 +21,7 @@ help:
 	@echo "make typecheck  mypy over broker/ and ports/"
 	@echo "make fuzz       property tests (tests/fuzz) at FUZZ_EXAMPLES=20000 examples each"
 	@echo "make mem        heap figures of the MicroPython broker, from .py and from .mpy"
+	@echo "make bench      benchmarks against mosquitto (BENCH_AMQTT=1: amqtt too); writes docs/benchmarks.md"
 	@echo "make clean      remove caches and build output (keeps .venv)"
 	@echo "make distclean  clean, and remove .venv"
 
@@ -52,6 +53,21 @@ fuzz: $(STAMP)
 # A measurement, not a test: prints a table, fails only when the broker cannot start at all.
 mem: $(STAMP)
 	$(PY) tools/mem.py
+
+# A measurement, not a test: every broker against the same scenarios, the table printed and
+# written to docs/benchmarks.md with its chart. Fails only when messages are lost or duplicated.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	touch $@
+
+bench: $(BENCH_STAMP) build/bench/mqttload
+	$(PY) tools/bench/run.py $(BENCH_ARGS)
+
+# The benchmarks' load generator (C: a Python one cannot keep up with mosquitto).
+build/bench/mqttload: tools/bench/mqttload.c
+	@mkdir -p $(@D)
+	gcc -O2 -Wall -Wextra -o $@ $<
 
 clean:
 	rm -rf .mypy_cache .pytest_cache build *.egg-info

@@ -1,0 +1,225 @@
+"""The bench's output: the console table, the results section of docs/benchmarks.md, the chart."""
+import os
+import platform
+import statistics
+import subprocess
+import time
+
+from brokers import LABELS, REPO
+from scenarios import METRICS, MPY_ROWS, MPY_SHARE, fmt
+
+DOC = os.path.join(REPO, "docs", "benchmarks.md")
+CHART = os.path.join(REPO, "docs", "benchmarks.png")
+BEGIN = "<!-- bench:results:begin (written by make bench) -->"
+END = "<!-- bench:results:end -->"
+
+
+def first_line(argv):
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not found"
+    text = (out.stdout or out.stderr).strip()
+    return text.splitlines()[0] if text else "unknown"
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "unknown"
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "kernel": "%s %s" % (platform.system(), platform.release()),
+        "load_before": loadavg(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    info["summary"] = "%d cores, %s, %s, load %s" % (info["nproc"], cpu, info["kernel"],
+                                                      info["load_before"])
+    return info
+
+
+def ratio(fig, kind, key):
+    base = fig.get("mosquitto", {}).get(key)
+    value = fig.get(kind, {}).get(key)
+    if not base or value is None:
+        return None
+    return value / base
+
+
+def _cell(fig, kind, m):
+    value = fig.get(kind, {}).get(m.key)
+    if value is None:
+        return "FAILED" if kind in fig else "-"
+    r = ratio(fig, kind, m.key) if kind != "mosquitto" else None
+    return fmt(value) + (" (%.2fx)" % r if r is not None else "")
+
+
+def _met(fig, m):
+    value = fig.get("cpython", {}).get(m.key)
+    ok = m.met(value, ratio(fig, "cpython", m.key))
+    return "" if ok is None else ("yes" if ok else "**no**")
+
+
+def rows(kinds, fig):
+    """Header and rows of the results table (the same for the console and the markdown)."""
+    head = ["scenario", "unit"] + [LABELS[k] for k in kinds] + ["target (CPython)", "met"]
+    body = []
+    for m in METRICS:
+        body.append([m.label, m.unit] + [_cell(fig, k, m) for k in kinds]
+                    + [m.target_text(), _met(fig, m)])
+    return head, body
+
+
+def mpy_lines(fig):
+    out = []
+    for key in MPY_ROWS:
+        c, u = fig.get("cpython", {}).get(key), fig.get("micropython", {}).get(key)
+        if c and u is not None:
+            share = u / c
+            out.append("MicroPython / CPython on %s: %.2f (target ≥ %.1f: %s)"
+                       % (key, share, MPY_SHARE, "met" if share >= MPY_SHARE else "not met"))
+    return out
+
+
+def text_table(kinds, fig):
+    head, body = rows(kinds, fig)
+    widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in
+                       enumerate(zip(r, widths))) for r in [head] + body]
+    return "\n".join(lines + mpy_lines(fig))
+
+
+def _md_table(head, body):
+    out = ["| " + " | ".join(head) + " |",
+           "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    out += ["| " + " | ".join(r) + " |" for r in body]
+    return out
+
+
+def cpu_rows(kinds, results):
+    """Median CPU use (share of one core) of the generator and of the broker, per scenario."""
+    scenarios = []
+    for k in kinds:
+        for s in results.get(k, {}):
+            if s not in scenarios and s != "connect":
+                scenarios.append(s)
+    head = ["scenario"] + ["%s: generator / broker" % LABELS[k] for k in kinds]
+    body = []
+    for s in scenarios:
+        row = [s]
+        for k in kinds:
+            runs = [r for r in results.get(k, {}).get(s, []) if "gen_cpu" in r]
+            if not runs:
+                row.append("-")
+                continue
+            g = statistics.median(r["gen_cpu"] for r in runs)
+            b = [r["broker_cpu"] for r in runs if "broker_cpu" in r]
+            row.append("%.2f / %s" % (g, "%.2f" % statistics.median(b) if b else "-"))
+        body.append(row)
+    return head, body
+
+
+def section(kinds, fig, results, failed, machine, versions, runs, command):
+    out = [BEGIN, "", "## Latest results", ""]
+    out.append("Measured %s with `%s` (%d run(s) per scenario, median)." % (machine["date"], command,
+                                                                           runs))
+    out.append("")
+    out.append("- Machine: %d cores, %s, %s." % (machine["nproc"], machine["cpu"], machine["kernel"]))
+    out.append("- Load average (1, 5, 15 min) before: %s; after: %s; %.1f minutes in all. "
+               "Other work on the machine at the same time makes the figures noisy."
+               % (machine["load_before"], machine.get("load_after", "?"),
+                  machine.get("minutes", 0)))
+    for k in kinds + ["generator"]:
+        out.append("- %s: %s" % (LABELS.get(k, "load generator (C)"), versions.get(k, "?")))
+    out.append("")
+    out.append("Each figure with its ratio to mosquitto in the same run; the target is the issue's, "
+               "for the CPython port. Latency and memory: lower is better.")
+    out.append("")
+    head, body = rows(kinds, fig)
+    out += _md_table(head, body)
+    out.append("")
+    for line in mpy_lines(fig):
+        out.append("- " + line)
+    if failed:
+        out.append("")
+        out.append("Failed runs (messages lost, duplicated or misrouted, or a broker error):")
+        out.append("")
+        out += ["- " + f for f in failed]
+    out.append("")
+    out.append("CPU use during the measured seconds, as a share of one core (generator / broker):")
+    out.append("")
+    head, body = cpu_rows(kinds, results)
+    out += _md_table(head, body)
+    out.append("")
+    out.append("![Ratios to mosquitto](benchmarks.png)")
+    out.append("")
+    out.append(END)
+    return "\n".join(out) + "\n"
+
+
+def chart(kinds, fig, path):
+    """A bar chart of every figure as a ratio to mosquitto (log scale), with the targets."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ours = [k for k in kinds if k != "mosquitto"]
+    labels = [m.label + (" (lower is better)" if not m.higher_better else "") for m in METRICS]
+    fig_, ax = plt.subplots(figsize=(9, 0.6 * len(METRICS) * max(1, len(ours)) * 0.7 + 1.5))
+    height = 0.8 / max(1, len(ours))
+    colours = {"cpython": "#1f77b4", "micropython": "#2ca02c", "amqtt": "#d62728"}
+    for j, k in enumerate(ours):
+        ys, xs = [], []
+        for i, m in enumerate(METRICS):
+            r = ratio(fig, k, m.key)
+            if r is not None:
+                ys.append(i + (j - (len(ours) - 1) / 2.0) * height)
+                xs.append(r)
+        ax.barh(ys, xs, height=height * 0.9, label=LABELS[k], color=colours.get(k))
+    for i, m in enumerate(METRICS):
+        if m.target is not None:
+            ax.plot([m.target, m.target], [i - 0.45, i + 0.45], color="black", lw=1.5, ls="--")
+    ax.axvline(1.0, color="grey", lw=1)
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(METRICS)))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("ratio to mosquitto 2.0.11 (1.0 = same; dashed: the CPython target)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("make bench: our broker against mosquitto", fontsize=10)
+    fig_.tight_layout()
+    fig_.savefig(path, dpi=100)
+    plt.close(fig_)
+
+
+def write_docs(kinds, fig, results, failed, machine, versions, runs, command):
+    """Replace the results section of docs/benchmarks.md and redraw the chart next to it."""
+    try:
+        with open(DOC) as f:
+            text = f.read()
+    except FileNotFoundError:
+        text = "# Benchmarks\n\n"
+    new = section(kinds, fig, results, failed, machine, versions, runs, command)
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + new + text[text.index(END) + len(END) + 1:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + new
+    with open(DOC, "w") as f:
+        f.write(text)
+    chart(kinds, fig, CHART)
+    return DOC

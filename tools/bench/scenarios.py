@@ -1,0 +1,75 @@
+"""The scenarios of `make bench`, the figures each one yields, and the targets (issue 5).
+
+The topologies themselves live in the generator (mqttload.c, setup_scenario); here is what to ask
+it for, for how long, and how to read its JSON.
+"""
+
+# name -> (generator arguments in a full run, in a smoke run)
+SCENARIOS = {
+    "fanin": (["-d", "5", "-w", "1"], ["-d", "0.5", "-w", "0.2"]),
+    "fanout": (["-d", "5", "-w", "1"], ["-d", "0.5", "-w", "0.2"]),
+    "qos1": (["-d", "5", "-w", "1", "-i", "16"], ["-d", "0.5", "-w", "0.2", "-i", "16"]),
+    "latency": (["-d", "5", "-w", "1", "-r", "1000"], ["-d", "0.5", "-w", "0.2", "-r", "1000"]),
+    "connect": (["-n", "1000"], ["-n", "100"]),
+    "subs": (["-d", "5", "-w", "1"], ["-d", "0.5", "-w", "0.2"]),
+}
+CAP = 1000  # messages published but not yet delivered, per subscriber
+
+
+class Metric:
+    """One row of the table: a figure from one scenario's JSON."""
+
+    def __init__(self, key, scenario, field, label, unit, higher_better, target=None,
+                 absolute=None):
+        self.key = key
+        self.scenario = scenario
+        self.field = field
+        self.label = label
+        self.unit = unit
+        self.higher_better = higher_better
+        self.target = target      # ratio to mosquitto the CPython port must reach
+        self.absolute = absolute  # or an absolute bound (a figure below it), as for memory
+
+    def target_text(self):
+        if self.absolute is not None:
+            return "< %s %s" % (fmt(self.absolute), self.unit)
+        if self.target is None:
+            return ""
+        return ("≥ %.2gx" if self.higher_better else "≤ %.2gx") % self.target
+
+    def met(self, value, ratio):
+        """Whether the CPython figure meets the target (None: no target or no figure)."""
+        if self.absolute is not None:
+            return None if value is None else value < self.absolute
+        if self.target is None or ratio is None:
+            return None
+        return ratio >= self.target if self.higher_better else ratio <= self.target
+
+
+METRICS = [
+    Metric("fanin", "fanin", "deliveries_per_s", "fan-in QoS 0, 4 -> 1 on `+`", "msgs/s", True, 1.0),
+    Metric("fanout", "fanout", "deliveries_per_s", "fan-out QoS 0, 1 -> 16", "deliveries/s", True,
+           1.0),
+    Metric("qos1", "qos1", "deliveries_per_s", "QoS 1 both legs, 16 in flight", "msgs/s", True, 0.5),
+    Metric("p50", "latency", "p50_us", "latency p50 at 1,000 msgs/s", "µs", False, 1.5),
+    Metric("p99", "latency", "p99_us", "latency p99 at 1,000 msgs/s", "µs", False, 2.0),
+    Metric("conns", "connect", "conns_per_s", "connect + subscribe, 1,000 clients", "conns/s", True,
+           0.25),
+    Metric("mem", "connect", "bytes_per_conn", "resident memory per idle connection", "bytes",
+           False, absolute=4096),
+    Metric("subs", "subs", "deliveries_per_s", "1,000 exact + 20 wildcard subscriptions", "msgs/s",
+           True, 0.5),
+]
+
+# MicroPython port: at least this share of the CPython port's throughput on these rows.
+MPY_SHARE = 0.5
+MPY_ROWS = ("fanin", "fanout")
+
+
+def fmt(value, unit=""):
+    """A figure for the table: thousands separated, three significant digits when small."""
+    if value is None:
+        return "-"
+    if value >= 100:
+        return "{:,.0f}".format(value)
+    return "%.3g" % value
