@@ -1,0 +1,5 @@
+"""Raspberry Pi Pico W: join the Wi-Fi named in secrets.py, then serve MQTT for good."""
+import boardmain
+import wifi
+
+boardmain.run(wifi.up)

