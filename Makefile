@@ -11,7 +11,7 @@ ARGS   ?=
 MYPY_DIRS := $(foreach d,broker ports,$(if $(shell find $(d) -name '*.py' -print -quit 2>/dev/null),$(d)))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test typecheck fuzz mem bench clean distclean
+.PHONY: help setup run test typecheck fuzz mem bench flash sim-stop clean distclean
 
 help:
 	@echo "make setup      create .venv with every Python dependency (incl. micropython)"
@@ -22,6 +22,9 @@ help:
 	@echo "make fuzz       property tests (tests/fuzz) at FUZZ_EXAMPLES=20000 examples each"
 	@echo "make mem        heap figures of the MicroPython broker, from .py and from .mpy"
 	@echo "make bench      benchmarks against mosquitto (BENCH_AMQTT=1: amqtt too); writes docs/benchmarks.md"
+	@echo "make flash      BOARD=rp2|esp32|sim [PORT=/dev/ttyACM0]: compile, copy what changed, start the"
+	@echo "                broker on the board (BOARD=sim: a virtual board, SIM_PORT=N picks its port)"
+	@echo "make sim-stop   stop the virtual board that make flash BOARD=sim left running"
 	@echo "make clean      remove caches and build output (keeps .venv)"
 	@echo "make distclean  clean, and remove .venv"
 
@@ -68,6 +71,14 @@ bench: $(BENCH_STAMP) build/bench/mqttload
 build/bench/mqttload: tools/bench/mqttload.c
 	@mkdir -p $(@D)
 	gcc -O2 -Wall -Wextra -o $@ $<
+
+# Put the broker on a MicroPython board (tools/flash.py; BOARD, PORT, SIM_PORT and SECRETS reach
+# it through the environment). Fails in one line when no board answers.
+flash: $(STAMP)
+	$(PY) tools/flash.py
+
+sim-stop:
+	@if [ -x $(PY) ]; then $(PY) tools/sim.py stop; fi
 
 clean:
 	rm -rf .mypy_cache .pytest_cache build *.egg-info
