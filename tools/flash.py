@@ -26,6 +26,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -392,6 +393,18 @@ def reset_and_wait(port: str, timeout: float) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
+# package.json for `mpremote mip install`: the same modules as sources, as .py
+
+
+def package_json() -> str:
+    """package.json's text: what a board runs (main.py aside: the user writes their own),
+    sources that mip installs into /lib; URLs relative to the file."""
+    version = re.search(r'VERSION = "([^"]+)"', (ROOT / "broker" / "__init__.py").read_text())
+    urls = [[dst, str(src.relative_to(ROOT))] for src, dst in sources("rp2", True)
+            if dst != "main.py"]
+    lines = ",\n".join("    " + json.dumps(u) for u in urls)
+    return '{\n  "urls": [\n%s\n  ],\n  "deps": [],\n  "version": %s\n}\n' % (
+        lines, json.dumps(version.group(1) if version else "0"))
 
 
 def port_free(port: int) -> bool:
@@ -493,7 +506,12 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--sim-dir", default=os.environ.get("SIM_DIR") or str(ROOT / "build" / "sim"))
     ap.add_argument("--timeout", type=float, default=0.0,
                     help="seconds to wait for the broker after the reset")
+    ap.add_argument("--write-package-json", action="store_true",
+                    help="rewrite package.json (mip) from the file set, then exit")
     args = ap.parse_args(argv)
+    if args.write_package_json:
+        (ROOT / "package.json").write_text(package_json())
+        return 0
     try:
         return flash(args)
     except FlashError as e:
