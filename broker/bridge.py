@@ -194,7 +194,7 @@ class Bridge:
         """The broker is stopping: say goodbye (the remote keeps a notification of 0)."""
         if self.state == UP:
             if self.settings.notifications and not self.settings.notifications_local_only:
-                self._publish(0x31, 0, self.state_topic, b"0", False)
+                self._send_new(Message(self.state_topic + b"0", len(self.state_topic), 1, True))
             self._simple(DISCONNECT)
         self.must_close = True
 
@@ -232,12 +232,14 @@ class Bridge:
         pos = self._reserve(4, False)
         put_ack(self.out, pos, (packet_type << 4) | (2 if packet_type == PUBREL else 0), mid)
 
-    def _publish(self, b0: int, mid: int, topic: bytes, payload: bytes, optional: bool) -> bool:
-        pos = self._reserve(publish_size(b0, len(topic), len(payload)), optional)
+    def _publish_qos0(self, retain: bool, topic: bytes, payload: bytes) -> bool:
+        """Past the output cap a QoS 0 message is dropped (False), as for a slow subscriber."""
+        b0 = 0x31 if retain else 0x30
+        pos = self._reserve(publish_size(b0, len(topic), len(payload)), True)
         if pos < 0:
             return False
         data = topic + payload
-        put_publish(self.out, pos, b0, mid, data, 0, len(topic), len(topic), len(data))
+        put_publish(self.out, pos, b0, 0, data, 0, len(topic), len(topic), len(data))
         return True
 
     def _send_stored(self, b0: int, mid: int, msg: Message) -> None:
@@ -347,7 +349,7 @@ class Bridge:
             retain = False
         if qos == 0:
             if self.state == UP:
-                if self._publish(0x31 if retain else 0x30, 0, remote, payload, True):
+                if self._publish_qos0(retain, remote, payload):
                     return
             elif self.broker.config.queue_qos0_messages:
                 self._enqueue(Message(remote + payload, len(remote), 0, retain))

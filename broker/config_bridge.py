@@ -172,14 +172,23 @@ def bridge_option(config: Config, words: "list[str]", line: int) -> None:
 
 
 def check_bridges(config: Config, filename: str) -> None:
-    """What a whole section needs, once the file is read: an address and a topic."""
+    """What a whole section needs, once the file is read: an address, a topic, and a local
+    client id that no other bridge has (remote ones may repeat: they are on other brokers)."""
+    local_ids = {}  # type: dict[str, str]
     for b in config.bridges:
         why = ""
+        local = b.local_clientid
+        if local is None and b.remote_clientid is not None:
+            local = "local." + b.remote_clientid
         if not b.addresses:
             why = "has no address"
         elif not b.topics:
             why = "has no topic"
         elif b.remote_password is not None and b.remote_username is None:
             why = "has a remote_password but no remote_username"
+        elif local is not None and local in local_ids:
+            why = "has the local client id '%s' of connection '%s'" % (local, local_ids[local])
         if why:
             raise ConfigError("%s:%d: connection '%s' %s" % (filename, b.line, b.name, why))
+        if local is not None:
+            local_ids[local] = b.name

@@ -80,6 +80,9 @@ def test_errors_name_file_and_line() -> None:
         ("\nconnection c\naddress h\n", "hub.conf:2: connection 'c' has no topic"),
         ("connection c\naddress h\ntopic t\nremote_password p\n",
          "hub.conf:1: connection 'c' has a remote_password but no remote_username"),
+        ("connection a\naddress h\ntopic t\nremote_clientid hub\n"
+         "connection b\naddress h2\ntopic t\nlocal_clientid local.hub\n",
+         "hub.conf:5: connection 'b' has the local client id 'local.hub' of connection 'a'"),
         ("connection c\naddress h:0\n", "hub.conf:2: address: 0 is out of range (1..65535)"),
         ("connection c\naddress h\nconnection c\n",
          "hub.conf:3: connection 'c' is defined twice (first on line 1)"),

@@ -266,3 +266,18 @@ def test_bad_bridge_line_is_named(broker_factory):
     with pytest.raises(AssertionError) as e:
         b.start(["connection x", "address 127.0.0.1:1", "topic a/# sideways"])
     assert "topic: direction must be out, in or both, got 'sideways'" in str(e.value)
+
+
+@pytest.mark.parametrize("how", ["stopped", "killed"])
+def test_remote_notification_follows_the_hub(broker_factory, mqtt_client, how):
+    far = remote(broker_factory)
+    near = hub(broker_factory, "hubn", far.port, ["topic n/# out 0"])
+    watch = mqtt_client(far, "far-watch")
+    watch.subscribe(state_topic("hubn"), 1)
+    wait_payload(watch, state_topic("hubn"), b"1")
+    if how == "stopped":
+        near.stop()  # a last PUBLISH of 0, then DISCONNECT
+    else:
+        near.proc.kill()  # mosquitto publishes the bridge's will
+    m = wait_payload(watch, state_topic("hubn"), b"0")
+    assert m.qos == 1
