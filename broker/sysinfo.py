@@ -93,6 +93,7 @@ class SysTopics:
         self._set("subscriptions/count", str(b.subs.count))
         self._loads(interval_s)
         if MPY:
+            gc.collect()  # what is in use, as mosquitto reports it, not uncollected garbage
             self._set("heap/current", str(gc.mem_alloc()))
             self._set("heap/free", str(gc.mem_free()))
 
