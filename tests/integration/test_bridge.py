@@ -281,3 +281,19 @@ def test_remote_notification_follows_the_hub(broker_factory, mqtt_client, how):
         near.proc.kill()  # mosquitto publishes the bridge's will
     m = wait_payload(watch, state_topic("hubn"), b"0")
     assert m.qos == 1
+
+
+def test_readme_example_is_a_valid_configuration():
+    from conftest import REPO_ROOT
+    from broker.config import parse
+
+    text = (REPO_ROOT / "README.md").read_text()
+    section = text[text.index("## Scale out"):]
+    start = section.index("```\n") + 4
+    example = section[start:section.index("\n```", start)]
+    cfg = parse(example, "README.md")
+    b = cfg.bridges[0]
+    assert (b.name, b.addresses, b.remote_clientid) == (
+        "site", [("192.168.1.10", 1883)], "greenhouse")
+    assert [(t.local_filter, t.remote_filter) for t in b.topics] == [
+        (b"sensors/#", b"greenhouse/sensors/#"), (b"cmd/#", b"greenhouse/cmd/#")]
