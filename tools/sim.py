@@ -12,7 +12,8 @@ host process running in its own session: it owns the pty's master side and one c
 host forwards the terminal's bytes to the child, turns Ctrl-C into SIGINT (the child's
 KeyboardInterrupt, as a board's USB interrupt character does), writes the child's output back
 with LF turned into CR LF, and starts a fresh child when the board resets (soft reset,
-machine.reset(), or a crash), as a board restarts its interpreter.
+machine.reset(), or a crash), as a board restarts its interpreter. It stops by itself when its
+state file goes (make clean removes build/).
 """
 from __future__ import annotations
 
@@ -204,7 +205,12 @@ class Host:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         self.spawn("friendly")
         crashes = []  # type: list[float]
+        checked = time.monotonic()
         while not self.stopping:
+            if time.monotonic() - checked > 1.0:
+                checked = time.monotonic()
+                if not (self.root / STATE).exists():
+                    break  # make clean took the state file: nobody could stop this board
             for key, _ in self.sel.select(0.1 if self.to_child or self.to_tty else 1.0):
                 what = key.data
                 if what == "tty":
