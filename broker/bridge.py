@@ -165,6 +165,12 @@ class Bridge:
                     reader.release()
         except MalformedPacket as e:
             self._close("the remote broker sent a malformed packet: %s" % e)
+        except MemoryError:
+            reader.reset()
+            self._close("out of memory")
+        except Exception as e:  # a defect here must cost the link, never the broker
+            self.broker.log(LOG_ERR, "Bridge %s: internal error: %r" % (self.name, e))
+            self._close("internal error")
 
     def tick(self, now: int) -> None:
         """Keepalive [MQTT-3.1.2-23] and the time allowed to connect; the dropped count."""
@@ -501,6 +507,8 @@ class Bridge:
             self._ack(PUBREC, mid)
 
     def _route_in(self, b0: int, buf: "Buffer", ts: int, te: int, ps: int, pe: int) -> None:
+        if not valid_topic_name(buf, ts, te):
+            raise MalformedPacket("invalid topic name")  # [MQTT-1.5.3-1] [MQTT-3.3.2-2]
         topic = bytes(buf[ts:te])
         rule = None
         for f, t in self.in_rules:
@@ -512,9 +520,9 @@ class Bridge:
         rp = len(rule.remote_prefix)
         local = rule.local_prefix + topic[rp:] if rp or rule.local_prefix else topic
         b = self.broker
-        if len(local) > b.config.max_topic_length or not valid_topic_name(local, 0, len(local)):
-            b.log(LOG_WARNING, "Bridge %s: dropped a message on '%s' (not a valid local topic)."
-                  % (self.name, str(local, "utf-8")))
+        if len(local) > b.config.max_topic_length:
+            b.log(LOG_WARNING, "Bridge %s: dropped a message whose topic is longer than"
+                  " max_topic_length here (%d bytes)." % (self.name, len(local)))
             return
         b.messages_received += 1
         self._inject(local, bytes(buf[ps:pe]), (b0 >> 1) & 3,

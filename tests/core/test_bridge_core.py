@@ -285,3 +285,20 @@ def test_garbage_from_the_remote_closes_the_link_only() -> None:
     remote.send(packets.encode_subscribe(1, [(b"x", 0)]))
     assert bridge.must_close
     assert "malformed" in hub.log_text()
+
+
+def test_an_incoming_topic_too_long_here_is_dropped_and_acknowledged() -> None:
+    hub, bridge, remote = make("topic # in 1\n", "notifications false\nmax_topic_length 8\n")
+    up(hub, bridge, remote)
+    remote.send(encode_publish(b"far/too/long/topic", b"x", qos=1, mid=3))
+    assert [(p.type, p.mid) for p in remote.recv()] == [(PUBACK, 3)]
+    assert "longer than max_topic_length" in hub.log_text()
+    assert bridge.state == UP and not bridge.must_close
+
+
+def test_an_incoming_topic_with_bad_utf8_closes_the_link() -> None:
+    # [MQTT-1.5.3-1]: ill-formed UTF-8 closes the network connection
+    hub, bridge, remote = make("topic # in 1\n", "notifications false\n")
+    up(hub, bridge, remote)
+    remote.send(encode_publish(b"bad\xff", b"x", qos=1, mid=4))
+    assert bridge.must_close and not remote.recv()
