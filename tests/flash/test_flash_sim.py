@@ -50,7 +50,8 @@ class Sim:
     def flash(self, *extra):
         cmd = [PY, str(FLASH), "sim", "--sim-dir", str(self.dir), "--build-dir", str(self.build),
                "--sim-port", str(self.port)] + list(extra)
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=ROOT)
+        env = {k: v for k, v in os.environ.items() if k not in ("PORT", "SIM_PORT", "SIM_DIR")}
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
         self.remember()
         return r
 
