@@ -537,7 +537,7 @@ class Bridge:
 
     def _notify_local(self, state: bytes) -> None:
         if self.settings.notifications:
-            self._inject(self.state_topic, state, 1, True)
+            self._inject(self.state_topic, state, 1, self.broker.config.retain_available)
 
 
 def _put_string(out: bytearray, pos: int, s: bytes) -> int:
