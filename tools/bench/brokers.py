@@ -164,6 +164,15 @@ class Running:
             text = f.read()
         return text[-n:]
 
+    def problems(self, n=3):
+        """The broker's last n log lines that are not routine connection messages, on one line."""
+        routine = ("New connection", "New client", "disconnected", "closed its connection",
+                   "listening on", "starting", "terminating", "Opening ipv", "mosquitto version",
+                   "Config loaded")
+        lines = [ln.strip() for ln in self.tail(20000).splitlines()
+                 if ln.strip() and not any(w in ln for w in routine)]
+        return " | ".join(lines[-n:]) or "nothing in its log"
+
     def stop(self):
         """Stop the broker; returns its exit code (-9 when it had to be killed)."""
         if self.proc.poll() is None:

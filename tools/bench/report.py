@@ -62,9 +62,11 @@ def ratio(fig, kind, key):
 
 
 def _cell(fig, kind, m):
-    value = fig.get(kind, {}).get(m.key)
+    if m.key not in fig.get(kind, {}):
+        return "-"
+    value = fig[kind][m.key]
     if value is None:
-        return "FAILED" if kind in fig else "-"
+        return "FAILED"
     r = ratio(fig, kind, m.key) if kind != "mosquitto" else None
     return fmt(value) + (" (%.2fx)" % r if r is not None else "")
 
@@ -183,19 +185,31 @@ def chart(kinds, fig, path):
     fig_, ax = plt.subplots(figsize=(9, 0.6 * len(METRICS) * max(1, len(ours)) * 0.7 + 1.5))
     height = 0.8 / max(1, len(ours))
     colours = {"cpython": "#1f77b4", "micropython": "#2ca02c", "amqtt": "#d62728"}
+    shown = [1.0]
     for j, k in enumerate(ours):
         ys, xs = [], []
         for i, m in enumerate(METRICS):
+            y = i + (j - (len(ours) - 1) / 2.0) * height
             r = ratio(fig, k, m.key)
-            if r is not None:
-                ys.append(i + (j - (len(ours) - 1) / 2.0) * height)
-                xs.append(r)
+            if r is None:
+                if m.key in fig.get(k, {}) and fig[k][m.key] is None:
+                    ax.text(0.06, y, "%s: failed" % LABELS[k], va="center", fontsize=7)
+                continue
+            ys.append(y)
+            xs.append(r)
+            ax.text(r * 1.04, y, "%.2fx" % r, va="center", fontsize=7)
+        shown += xs
         ax.barh(ys, xs, height=height * 0.9, label=LABELS[k], color=colours.get(k))
     for i, m in enumerate(METRICS):
         if m.target is not None:
             ax.plot([m.target, m.target], [i - 0.45, i + 0.45], color="black", lw=1.5, ls="--")
     ax.axvline(1.0, color="grey", lw=1)
     ax.set_xscale("log")
+    ax.set_xlim(0.05, max(4.0, max(shown) * 1.5))
+    ticks = [t for t in (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16) if t <= max(4.0, max(shown) * 1.5)]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(["%gx" % t for t in ticks])
+    ax.minorticks_off()
     ax.set_yticks(range(len(METRICS)))
     ax.set_yticklabels(labels, fontsize=8)
     ax.invert_yaxis()

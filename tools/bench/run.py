@@ -62,10 +62,12 @@ def run_one(kind, scenario, smoke, workdir, pins):
         code = b.stop()
         if not alive:
             result["ok"] = 0
-            result["errors"].append("%s died during the run: %s" % (kind, b.tail(600)))
+            result["errors"].append("%s died during the run: %s" % (kind, b.problems()))
         elif code not in (0, -2, -15) and kind != "amqtt":
             result["ok"] = 0
-            result["errors"].append("%s exited with %s when stopped: %s" % (kind, code, b.tail(600)))
+            result["errors"].append("%s exited with %s when stopped: %s" % (kind, code, b.problems()))
+        if not result["ok"]:
+            result["broker_log"] = b.problems()
     return result
 
 
@@ -89,13 +91,15 @@ def run_all(kinds, scenarios, runs, smoke, progress=None):
 
 
 def figures(results):
-    """fig[kind][metric key] = median over the runs, or None when a run failed or was missing."""
+    """fig[kind][metric key] = median over the runs; None when a run failed, absent when not run."""
     fig = {}
     for kind, by_scenario in results.items():
         fig[kind] = {}
         for m in METRICS:
             runs = by_scenario.get(m.scenario)
-            if not runs or not all(r.get("ok") for r in runs):
+            if not runs:
+                continue  # not run: no entry, the table shows "-"
+            if not all(r.get("ok") for r in runs):
                 fig[kind][m.key] = None
                 continue
             values = [r[m.field] for r in runs if m.field in r]
@@ -112,8 +116,15 @@ def failures(results):
                     counts = ", ".join("%s %d" % (k, r[k]) for k in
                                        ("lost", "duplicated", "misrouted", "corrupt", "bad_acks",
                                         "unacked") if r.get(k))
-                    why = "; ".join([counts] + r.get("errors", []) if counts else r.get("errors", []))
-                    out.append("%s / %s: %s" % (kind, scenario, why or "failed"))
+                    errors = r.get("errors", [])
+                    if len(errors) > 2:
+                        errors = errors[:2] + ["%d more errors" % (len(errors) - 2)]
+                    why = "; ".join(([counts] if counts else []) + errors) or "failed"
+                    if r.get("broker_log"):
+                        why += "; broker log: " + r["broker_log"]
+                    line = "%s / %s: %s" % (kind, scenario, why)
+                    if line not in out:
+                        out.append(line)
     return out
 
 
