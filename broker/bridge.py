@@ -30,7 +30,7 @@ from broker.topics import Filter, filter_matches, valid_topic_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Optional, Set, Tuple, Union
+    from typing import Any, Dict, List, Set, Tuple, Union
     from broker.bridge_settings import BridgeSettings, TopicRule
     from broker.engine import Broker
     Buffer = Union[bytes, bytearray]
@@ -54,7 +54,6 @@ class Bridge:
     injecting = False  # routing one of our own messages locally: do not send it back
     retry_now = False
     address_index = 0
-    was_up = False
     dropped = 0
     reported = 0
     next_mid = 0
@@ -435,7 +434,6 @@ class Bridge:
                 self._close("connection refused (%s)" % reason)
             return
         self.state = UP
-        self.was_up = True
         self.delay = self.settings.restart_base * 1000
         if not session_present or self.settings.cleansession:
             self.qos2_in = set()  # the remote broker has no QoS 2 exchange to finish with us

@@ -3,8 +3,7 @@ from harness import Hub
 from broker import codec, packets
 from broker.bridge import IDLE, UP, Bridge
 from broker.const import (
-    CONNACK, CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
-    SUBACK, SUBSCRIBE,
+    CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBSCRIBE,
 )
 from broker.packets import encode_ack, encode_publish, encode_suback
 

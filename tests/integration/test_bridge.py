@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import KINDS, free_port
+from conftest import KINDS
 
 pytestmark = [pytest.mark.integration, pytest.mark.own_broker]
 
