@@ -297,3 +297,30 @@ def test_readme_example_is_a_valid_configuration():
         "site", [("192.168.1.10", 1883)], "greenhouse")
     assert [(t.local_filter, t.remote_filter) for t in b.topics] == [
         (b"sensors/#", b"greenhouse/sensors/#"), (b"cmd/#", b"greenhouse/cmd/#")]
+
+
+def test_one_hub_feeds_two_brokers(broker_factory, mqtt_client):
+    site = remote(broker_factory)
+    cloud = remote(broker_factory)
+    near = broker_factory([
+        "connection site", "address 127.0.0.1:%d" % site.port, "remote_clientid site",
+        "topic data/# out 1", "topic orders/# in 1",
+        "connection cloud", "address 127.0.0.1:%d" % cloud.port, "remote_clientid cloud",
+        "topic data/# out 1", "topic orders/# out 1",
+    ])
+    bridged(mqtt_client, near, "site")
+    bridged(mqtt_client, near, "cloud")
+    at_site = mqtt_client(site, "at-site")
+    at_site.subscribe("#", 1)
+    at_cloud = mqtt_client(cloud, "at-cloud")
+    at_cloud.subscribe("#", 1)
+    site_pub = mqtt_client(site, "site-pub")
+    probe(site_pub, at_cloud, "orders/probe")  # in on one bridge, out on the other
+    drain(at_site, 0.2)
+    mqtt_client(near, "near-pub").publish("data/x", b"1", qos=1)
+    site_pub.publish("orders/7", b"2", qos=1)
+    assert sorted((m.topic, m.payload) for m in drain(at_cloud)) == [
+        ("data/x", b"1"), ("orders/7", b"2")]
+    # the order came in over the site bridge and is not sent back out on it
+    assert sorted((m.topic, m.payload) for m in drain(at_site)) == [
+        ("data/x", b"1"), ("orders/7", b"2")]
