@@ -19,8 +19,8 @@ from broker.handle_connect import handle_connect
 from broker.handle_subscribe import handle_subscribe, handle_unsubscribe
 from broker.retain import RetainedTable
 from broker.session import (
-    AWAIT_PUBACK, AWAIT_PUBCOMP, AWAIT_PUBREC, FLAG_QOS_MASK, FLAG_RETAIN, Message, Session,
-    message_from,
+    AWAIT_PUBACK, AWAIT_PUBCOMP, AWAIT_PUBREC, FLAG_QOS_MASK, FLAG_RETAIN, QOS2_FULL, QOS2_NEW,
+    QOS2_RESENT, Message, Session, message_from,
 )
 from broker.topics import SubscriptionTable, valid_topic_name
 
@@ -398,8 +398,15 @@ class Broker:
         pe = v.payload_end
         if qos == 2:
             s = conn.session
-            if s is not None and not s.qos2_received(mid):
+            got = s.qos2_received(mid) if s is not None else QOS2_NEW
+            if got == QOS2_RESENT:
                 self.send_ack(conn, PUBREC, mid)  # a re-sent PUBLISH: deliver once only
+                return
+            if got == QOS2_FULL:
+                # 3.1.1 cannot refuse a PUBLISH; a client that never releases its QoS 2
+                # messages would hold the broker's memory, so it loses the connection.
+                self.close(conn, "Client %s has too many QoS 2 messages awaiting PUBREL, "
+                           "disconnecting." % conn.client_id, True)
                 return
         acl = self.acl
         if acl is not None and conn.session is not None and conn.session.acl is not None \

@@ -16,6 +16,11 @@ AWAIT_PUBACK = const(1)
 AWAIT_PUBREC = const(2)
 AWAIT_PUBCOMP = const(3)
 
+# What qos2_received() found.
+QOS2_NEW = const(0)
+QOS2_RESENT = const(1)
+QOS2_FULL = const(2)
+
 # Delivery flags kept with a queued or in-flight message: the QoS to send at, and RETAIN for
 # retained messages sent because of a new subscription [MQTT-3.3.1-8].
 FLAG_QOS_MASK = const(0x03)
@@ -147,15 +152,19 @@ class Session:
         self.queue_flags.append(flags)
         return True
 
-    def qos2_received(self, mid: int) -> bool:
-        """Note an incoming QoS 2 packet identifier; False if it was already awaiting PUBREL."""
+    def qos2_received(self, mid: int) -> int:
+        """Note an incoming QoS 2 packet identifier: QOS2_NEW, QOS2_RESENT if it was already
+        awaiting PUBREL, or QOS2_FULL when the client holds as many unreleased as this session
+        may hold messages for it (max_inflight_messages + max_queued_messages)."""
         q2 = self.qos2_in
         if q2 is None:
             q2 = self.qos2_in = set()
         elif mid in q2:
-            return False
+            return QOS2_RESENT
+        elif len(q2) >= self.size + self.max_queued:
+            return QOS2_FULL
         q2.add(mid)
-        return True
+        return QOS2_NEW
 
     def qos2_released(self, mid: int) -> None:
         if self.qos2_in is not None:

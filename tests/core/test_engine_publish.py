@@ -244,6 +244,34 @@ def test_qos2_interleaved_ids_are_independent():
     assert sub.publishes() == []
 
 
+def test_unreleased_qos2_ids_are_bounded_by_the_session_size():
+    # Each unreleased QoS 2 id is kept until its PUBREL [MQTT-4.3.3-2]; 3.1.1 has no way to
+    # refuse a PUBLISH, so a client past max_inflight_messages + max_queued_messages of them
+    # is disconnected (with its will) instead of growing the broker without bound.
+    hub, sub, pub = three("max_inflight_messages 2\nmax_queued_messages 3\n")
+    sub.subscribe(1, [(b"t", 0), (b"will", 0)])
+    pub.send(encode_ack(PUBREL, 9))  # nothing pending: still answered
+    assert kinds(pub.recv()) == [(PUBCOMP, 9)]
+    data = b"".join(encode_publish(b"t", b"%d" % i, qos=2, mid=i) for i in range(1, 6))
+    pub.send(data)
+    assert kinds(pub.recv()) == [(PUBREC, i) for i in range(1, 6)]
+    pub.send(encode_publish(b"t", b"5", qos=2, mid=5, dup=True))  # a resend is not a new id
+    assert kinds(pub.recv()) == [(PUBREC, 5)]
+    pub.send(encode_ack(PUBREL, 1))
+    pub.send(encode_publish(b"t", b"6", qos=2, mid=6))  # room again after a release
+    assert kinds(pub.recv()) == [(PUBCOMP, 1), (PUBREC, 6)]
+    assert not pub.closed
+    pub.send(encode_publish(b"t", b"7", qos=2, mid=7))
+    assert pub.closed
+    assert "Client pub has too many QoS 2 messages awaiting PUBREL" in hub.log_text()
+    assert [p.payload for p in sub.publishes()] == [b"1", b"2", b"3", b"4", b"5", b"6"]
+
+    w = connected(hub, "w", will_topic=b"will", will_payload=b"gone")
+    w.send(b"".join(encode_publish(b"t", b"x", qos=2, mid=i) for i in range(1, 7)))
+    assert w.closed
+    assert [p.payload for p in sub.publishes()][-1] == b"gone"
+
+
 def test_pubrel_unknown_id_still_gets_pubcomp():
     # [MQTT-4.3.3-2] the receiver MUST respond to a PUBREL with a PUBCOMP with the same id.
     for split in SPLITS:

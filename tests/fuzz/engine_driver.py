@@ -240,7 +240,7 @@ class World:
             busy = sum(1 for st in s.slot_state if st != FREE)
             assert s.inflight == busy <= cfg.max_inflight_messages
             if s.qos2_in is not None:
-                assert len(s.qos2_in) <= 65535
+                assert len(s.qos2_in) <= cfg.max_inflight_messages + cfg.max_queued_messages
         # Subscriptions: only live sessions' ones, counted exactly, within capacity.
         subs = b.subs
         total = 0
