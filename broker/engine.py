@@ -8,6 +8,7 @@ UNSUBSCRIBE are handled in their own modules (broker.handle_connect, broker.hand
 which also keeps each module small enough to compile inside a board's heap.
 """
 from broker import codec
+from broker.bytesops import copy_into
 from broker.codec import MalformedPacket, Publish, parse_publish, put_ack, put_publish
 from broker.conn import CLOSED, CONNECTED, NEW, NO_OUTPUT, Conn
 from broker.const import (
@@ -221,8 +222,8 @@ class Broker:
         ports stop reading a connection whose output is past the cap, so answers stay bounded)."""
         if conn.state == CLOSED:
             return -1
-        if optional and conn.olen - conn.ooff + n > self.out_soft:
-            return -1
+        if optional and conn.olen - conn.ooff + n > self.out_soft and conn.olen > conn.ooff:
+            return -1  # (a message larger than the cap still goes to a connection that is idle)
         out = conn.out
         end = conn.olen + n
         if end > len(out):
@@ -485,6 +486,11 @@ class Broker:
         n = self.subs.collect(buf, ts, te, hits, epoch)
         self.routing = True  # in-process clients wait: their callbacks may publish (and route)
         acl = self.acl
+        # Every QoS 0 copy is the same packet: the first is encoded into its subscriber's
+        # output (enc[epos:epos + esize]) and the others copy those bytes.
+        enc = NO_OUTPUT
+        epos = 0
+        esize = 0
         for i in range(n):
             s = hits[i]
             hits[i] = None
@@ -500,9 +506,25 @@ class Broker:
                                            retain and s.local.retain_as_published))
             elif q == 0:
                 if conn is not None:
-                    if not self.write_publish(conn, 0x30, 0, buf, ts, te, ps, pe, True):
-                        conn.dropped += 1
-                        self.messages_dropped += 1
+                    if esize == 0:
+                        if self.write_publish(conn, 0x30, 0, buf, ts, te, ps, pe, True):
+                            enc = conn.out
+                            esize = codec.publish_size(0x30, te - ts, pe - ps)
+                            epos = conn.olen - esize
+                        else:
+                            conn.dropped += 1
+                            self.messages_dropped += 1
+                    else:
+                        pos = self.reserve(conn, esize, True)
+                        if pos < 0:
+                            conn.dropped += 1
+                            self.messages_dropped += 1
+                        else:
+                            copy_into(conn.out, pos, enc, epos, esize)
+                            self.messages_sent += 1
+                            if self.log_mask & LOG_DEBUG:
+                                self._trace("Sending PUBLISH to", conn, 0x30, 0, buf, ts, te,
+                                            pe - ps)
                 elif self.config.queue_qos0_messages:
                     if msg is None:
                         msg = message_from(buf, ts, te, ps, pe, qos, False)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from broker.settings import Config
 
 _SCRATCH = 4096
+_OUT_HEAP_SHARE = 8
 _POLL_MS = 250
 _IN = select.POLLIN
 _OUT = select.POLLOUT
@@ -42,6 +43,12 @@ class Server:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.broker = Broker(config, _log, time.ticks_ms())  # type: ignore[attr-defined]
+        # The engine sizes a slow subscriber's output cap from max_packet_size alone (up to
+        # 256 KB with no limit set); here one connection may not take more than an eighth of
+        # the heap, or a single client that stops reading could exhaust it.
+        cap = (gc.mem_free() + gc.mem_alloc()) // _OUT_HEAP_SHARE  # type: ignore[attr-defined]
+        if self.broker.out_soft > cap:
+            self.broker.out_soft = cap
         self.poller = select.poll()
         self.listeners = {}  # type: Dict[Any, int]
         self.conns = {}  # type: Dict[Any, Conn]

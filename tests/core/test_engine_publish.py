@@ -1185,6 +1185,21 @@ def test_slow_subscriber_qos0_soft_cap_not_power_of_two():
     assert len(conn.out) <= soft, (len(conn.out), soft)
 
 
+def test_qos0_message_larger_than_the_cap_reaches_an_idle_subscriber():
+    # The cap bounds what piles up for a subscriber that does not read; a message bigger than
+    # the cap on its own (a port may lower the cap below max_packet_size) still goes to one
+    # with nothing pending, once, and only the next one past the cap is dropped.
+    hub, sub, pub = three("max_packet_size 6000\n")
+    sub.subscribe(1, [(b"big", 0)])
+    hub.broker.out_soft = 4096
+    pub.send(encode_publish(b"big", b"a" * 5000))
+    pub.send(encode_publish(b"big", b"b" * 5000))
+    assert [p.payload[:1] for p in sub.publishes()] == [b"a"]
+    assert sub.conn.dropped == 1
+    pub.send(encode_publish(b"big", b"c" * 5000))
+    assert [p.payload[:1] for p in sub.publishes()] == [b"c"]
+
+
 def test_slow_subscriber_qos1_window_then_bounded_queue():
     # QoS 1 beyond the in-flight window stays queued, bounded by max_queued_messages; beyond
     # that it is dropped and counted; the publisher is acknowledged regardless
