@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 TICKS_MASK = const(0x3FFFFFFF)  # ms clocks wrap here so they stay small ints on a board
 _HALF = const(0x20000000)
 _OUT_INITIAL = const(256)
+_HITS_INITIAL = const(16)
 _OUT_SOFT_MIN = const(4096)
 _OUT_SOFT_MAX = const(262144)
 _PENDING_CONNECTIONS = const(16)  # sockets allowed beyond max_connections, to answer CONNACK 0x03
@@ -69,7 +70,9 @@ class Broker:
         self.subs = SubscriptionTable(config.max_subscriptions)
         self.retained = RetainedTable(config.max_retained_messages)
         self.wq = []  # type: List[Conn]
-        self.hits = [None] * (config.max_sessions + 1)  # type: List[Any]
+        # routing's scratch list: one slot per session that a topic could match, grown by
+        # add_session() (at connect time, never while routing)
+        self.hits = [None] * (min(config.max_sessions, _HITS_INITIAL) + 1)  # type: List[Any]
         self.epoch = 0
         self.pub = Publish()
         self.auto_ids = 0
@@ -95,6 +98,12 @@ class Broker:
             self.sys = SysTopics(self, config.sys_interval)
 
     # ---- logging ----
+
+    def add_session(self, client_id: str, s: Session) -> None:
+        self.sessions[client_id] = s
+        hits = self.hits
+        if len(self.sessions) >= len(hits):
+            hits.extend([None] * len(hits))
 
     def log(self, level: int, msg: str) -> None:
         if self._log is not None and self.log_mask & level:

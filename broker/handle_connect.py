@@ -100,7 +100,7 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     present = old is not None
     if old is None:
         s = Session(cid, c.clean_session, cfg.max_inflight_messages, cfg.max_queued_messages)
-        b.sessions[cid] = s
+        b.add_session(cid, s)
     else:
         s = old
     s.clean = c.clean_session

@@ -46,7 +46,7 @@ class LocalClient:
         self.on_message = on_message
         s = Session(client_id, True, cfg.max_inflight_messages, cfg.max_queued_messages)
         s.local = self
-        broker.sessions[client_id] = s
+        broker.add_session(client_id, s)
         self.session = s  # type: Optional[Session]
 
     def _session(self) -> Session:

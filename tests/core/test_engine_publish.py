@@ -1185,6 +1185,20 @@ def test_slow_subscriber_qos0_soft_cap_not_power_of_two():
     assert len(conn.out) <= soft, (len(conn.out), soft)
 
 
+def test_routing_scratch_grows_with_the_sessions_not_the_limits():
+    # max_sessions may be 10,000 or more: the routing list starts small (it is heap on a board)
+    # and grows as sessions are created, so a topic matching every session reaches them all.
+    hub = Hub()
+    assert len(hub.broker.hits) <= 17
+    subs = [connected(hub, "s%02d" % i) for i in range(40)]
+    for c in subs:
+        c.subscribe(1, [(b"all/+", 0)])
+    assert len(hub.broker.hits) > len(hub.broker.sessions)
+    pub = connected(hub, "pub")
+    pub.send(encode_publish(b"all/x", b"hi"))
+    assert all([p.payload for p in c.publishes()] == [b"hi"] for c in subs)
+
+
 def test_qos0_message_larger_than_the_cap_reaches_an_idle_subscriber():
     # The cap bounds what piles up for a subscriber that does not read; a message bigger than
     # the cap on its own (a port may lower the cap below max_packet_size) still goes to one

@@ -241,6 +241,7 @@ class World:
             assert s.inflight == busy <= cfg.max_inflight_messages
             if s.qos2_in is not None:
                 assert len(s.qos2_in) <= cfg.max_inflight_messages + cfg.max_queued_messages
+        assert len(b.hits) > len(b.sessions)  # routing can put every session in it
         # Subscriptions: only live sessions' ones, counted exactly, within capacity.
         subs = b.subs
         total = 0
