@@ -37,6 +37,7 @@ TICKS_MASK = const(0x3FFFFFFF)  # ms clocks wrap here so they stay small ints on
 _HALF = const(0x20000000)
 _OUT_INITIAL = const(256)
 _HITS_INITIAL = const(16)
+_MESSAGE_OVERHEAD = const(128)  # a stored Message besides its bytes (64-bit MicroPython)
 _OUT_SOFT_MIN = const(4096)
 _OUT_SOFT_MAX = const(262144)
 _PENDING_CONNECTIONS = const(16)  # sockets allowed beyond max_connections, to answer CONNACK 0x03
@@ -77,6 +78,7 @@ class Broker:
         self.pub = Publish()
         self.auto_ids = 0
         self.out_soft = min(_OUT_SOFT_MAX, max(_OUT_SOFT_MIN, 2 * config.max_packet_size))
+        self.heap_low = None  # type: Optional[Callable[[int], bool]]  # see reserve()
         # Traffic counters since the last tick (small ints on the hot path, even on a 32-bit
         # board); tick() adds them to `totals`, indexed by the T_* constants.
         self.packets_received = 0
@@ -228,7 +230,9 @@ class Broker:
         """Room for n more bytes in conn's output; the offset to write at, or -1.
         Optional output (QoS 0 deliveries) is refused past the soft cap so that a subscriber
         that stops reading cannot make the broker grow; anything else is always accepted (the
-        ports stop reading a connection whose output is past the cap, so answers stay bounded)."""
+        ports stop reading a connection whose output is past the cap, so answers stay bounded).
+        A port with a small heap sets heap_low(n): True refuses optional output that would
+        need a new buffer of n bytes, so QoS 0 is dropped before the heap runs out."""
         if conn.state == CLOSED:
             return -1
         if optional and conn.olen - conn.ooff + n > self.out_soft and conn.olen > conn.ooff:
@@ -243,11 +247,15 @@ class Broker:
                 conn.olen = k
                 end = k + n
             if end > len(out):
+                # by half again, in 256-byte steps: a board's heap cannot afford doubling's
+                # slack on every subscriber's buffer
                 size = len(out) or _OUT_INITIAL
                 while size < end:
-                    size *= 2
+                    size = (size + (size >> 1) + 255) & ~255
                 if end <= self.out_soft < size:
                     size = self.out_soft  # below the cap, never allocate past it
+                if optional and self.heap_low is not None and self.heap_low(size):
+                    return -1
                 grown = bytearray(size)
                 grown[0:conn.olen] = out[0:conn.olen]
                 conn.out = grown
@@ -542,6 +550,13 @@ class Broker:
                     self.messages_dropped += 1
             else:
                 if msg is None:
+                    if self.heap_low is not None \
+                            and self.heap_low(te - ts + pe - ps + _MESSAGE_OVERHEAD):
+                        # A stored copy would exhaust a small heap: like a full queue, the
+                        # message is dropped for this client (the publisher was served).
+                        s.dropped += 1
+                        self._dropped(s, "heap nearly full")
+                        continue
                     msg = message_from(buf, ts, te, ps, pe, qos, False)
                 self.deliver(s, msg, q)
         self.routing = False
@@ -580,11 +595,14 @@ class Broker:
 
     def _enqueue(self, s: Session, msg: Message, flags: int) -> None:
         if not s.enqueue(msg, flags):
-            self.messages_dropped += 1
-            if s.dropped == 1 or s.dropped % 1000 == 0:
-                self.log(LOG_WARNING, "Outgoing messages are being dropped for client %s "
-                         "(max_queued_messages %d reached, %d dropped)."
-                         % (s.client_id, s.max_queued, s.dropped))
+            self._dropped(s, "max_queued_messages %d reached" % s.max_queued)
+
+    def _dropped(self, s: Session, why: str) -> None:
+        """s.dropped already counts the message; log the first and every thousandth."""
+        self.messages_dropped += 1
+        if s.dropped == 1 or s.dropped % 1000 == 0:
+            self.log(LOG_WARNING, "Outgoing messages are being dropped for client %s "
+                     "(%s, %d dropped)." % (s.client_id, why, s.dropped))
 
     def _send_stored(self, s: Session, msg: Message, flags: int) -> bool:
         """Send msg to the connected session s now, if the window and the output allow."""

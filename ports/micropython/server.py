@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 _SCRATCH = 4096
 _OUT_HEAP_SHARE = 8
+_HEAP_FREE_SHARE = 4
 _POLL_MS = 250
 _IN = select.POLLIN
 _OUT = select.POLLOUT
@@ -35,6 +36,16 @@ def _peer(addr: "Any") -> str:
     return "unknown"
 
 
+def _heap_low(n: int) -> bool:
+    """True when a new buffer of n bytes would leave less than a quarter of the heap free."""
+    free = gc.mem_free()  # type: ignore[attr-defined]
+    if (free - n) * _HEAP_FREE_SHARE >= free + gc.mem_alloc():  # type: ignore[attr-defined]
+        return False
+    gc.collect()  # what looked used may be garbage not yet collected
+    free = gc.mem_free()  # type: ignore[attr-defined]
+    return (free - n) * _HEAP_FREE_SHARE < free + gc.mem_alloc()  # type: ignore[attr-defined]
+
+
 def _log(level: int, msg: str) -> None:
     sys.stderr.write("%d: %s\n" % (int(time.time()), msg))
 
@@ -46,9 +57,12 @@ class Server:
         # The engine sizes a slow subscriber's output cap from max_packet_size alone (up to
         # 256 KB with no limit set); here one connection may not take more than an eighth of
         # the heap, or a single client that stops reading could exhaust it.
-        cap = (gc.mem_free() + gc.mem_alloc()) // _OUT_HEAP_SHARE  # type: ignore[attr-defined]
-        if self.broker.out_soft > cap:
-            self.broker.out_soft = cap
+        heap = gc.mem_free() + gc.mem_alloc()  # type: ignore[attr-defined]
+        if self.broker.out_soft > heap // _OUT_HEAP_SHARE:
+            self.broker.out_soft = heap // _OUT_HEAP_SHARE
+        # ... and all of them together leave a quarter of the heap free for everything else:
+        # past that, QoS 0 deliveries that need a bigger buffer are dropped (and counted).
+        self.broker.heap_low = _heap_low
         self.poller = select.poll()
         self.listeners = {}  # type: Dict[Any, int]
         self.conns = {}  # type: Dict[Any, Conn]
@@ -121,6 +135,8 @@ class Server:
                     self._flush(conn)
                 if flags & (_IN | _ERR):
                     self._read(conn)
+                    # out at once: what one read routed is all a subscriber's buffer holds
+                    self._flush_all()
             now = time.ticks_ms()  # type: ignore[attr-defined]
             self.broker.tick(now)
             if self.links is not None:

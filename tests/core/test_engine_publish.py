@@ -1214,6 +1214,37 @@ def test_qos0_message_larger_than_the_cap_reaches_an_idle_subscriber():
     assert [p.payload[:1] for p in sub.publishes()] == [b"c"]
 
 
+def test_heap_low_drops_what_would_need_more_heap_and_serves_the_rest():
+    # A port with a small heap (ports/micropython) tells the engine when an allocation would
+    # leave too little free: a QoS 0 delivery that needs a bigger output buffer, and a QoS 1
+    # message that would need a stored copy, are dropped and counted like a full queue; the
+    # publisher is still acknowledged, and output that fits a buffer already there still goes.
+    hub, sub, pub = three()
+    sub.subscribe(1, [(b"q0", 0), (b"q1", 1)])
+    low = [True]
+    asked = []
+
+    def heap_low(n):
+        asked.append(n)
+        return low[0]
+    hub.broker.heap_low = heap_low
+    sub.conn.out = bytearray(0)  # as after the idle check
+    pub.send(encode_publish(b"q0", b"x" * 100))
+    assert sub.publishes() == [] and sub.conn.dropped == 1 and asked
+    pub.send(encode_publish(b"q1", b"y" * 100, qos=1, mid=1))
+    assert kinds(pub.recv()) == [(PUBACK, 1)]
+    assert sub.publishes() == [] and sub.conn.session.dropped == 1
+    assert "Outgoing messages are being dropped for client sub (heap nearly full, 1 dropped)" \
+        in hub.log_text()
+    low[0] = False
+    pub.send(encode_publish(b"q1", b"z" * 100, qos=1, mid=2))
+    assert [p.payload[:1] for p in sub.publishes()] == [b"z"]
+    low[0] = True
+    pub.send(encode_publish(b"q0", b"w" * 100))  # fits the buffer QoS 1 made
+    assert [p.payload[:1] for p in sub.publishes()] == [b"w"]
+    assert not pub.closed and not sub.closed
+
+
 def test_slow_subscriber_qos1_window_then_bounded_queue():
     # QoS 1 beyond the in-flight window stays queued, bounded by max_queued_messages; beyond
     # that it is dropped and counted; the publisher is acknowledged regardless
