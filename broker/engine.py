@@ -434,15 +434,17 @@ class Broker:
                      % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
             self.messages_dropped += 1
         else:
-            self._accept(buf, b0, ts, te, ps, pe, qos)
+            # a PUBLISH with no flags goes out to QoS 0 subscribers byte for byte as it came
+            self._accept(buf, b0, ts, te, ps, pe, qos,
+                         pos - conn.reader.hlen if b0 == 0x30 else -1)
         if qos == 1:
             self.send_ack(conn, PUBACK, mid)
         elif qos == 2:
             self.send_ack(conn, PUBREC, mid)
 
     def _accept(self, buf: "Buffer", b0: int, ts: int, te: int, ps: int, pe: int,
-                qos: int) -> None:
-        """Retain (if asked) and route a PUBLISH that passed every check."""
+                qos: int, raw: int) -> None:
+        """Retain (if asked) and route a PUBLISH that passed every check; raw: see _route."""
         msg = None
         if b0 & 0x01:
             if pe == ps:
@@ -453,7 +455,7 @@ class Broker:
                     self.log(LOG_WARNING, "Retained message on '%s' not kept: "
                              "max_retained_messages (%d) reached."
                              % (str(bytes(buf[ts:te]), "utf-8"), self.config.max_retained_messages))
-        self._route(buf, ts, te, ps, pe, qos, msg, b0 & 0x01 == 1)
+        self._route(buf, ts, te, ps, pe, qos, msg, b0 & 0x01 == 1, raw)
 
     def _publish_will(self, will: Message) -> None:
         data = will.data
@@ -488,10 +490,11 @@ class Broker:
         return LocalClient(self, client_id, on_message)
 
     def _route(self, buf: "Buffer", ts: int, te: int, ps: int, pe: int, qos: int,
-               msg: "Optional[Message]", retain: bool = False) -> None:
+               msg: "Optional[Message]", retain: bool = False, raw: int = -1) -> None:
         """Deliver to every session with a matching subscription, once per session at the
         highest granted QoS [MQTT-3.3.5-1], each copy at min(published, granted) QoS, with RETAIN
-        cleared [MQTT-3.3.1-9]. `retain`: the flag it was published with."""
+        cleared [MQTT-3.3.1-9]. `retain`: the flag it was published with. `raw`: where in buf
+        the PUBLISH starts when it came as a QoS 0 copy would go out (flags 0), else -1."""
         epoch = (self.epoch + 1) & TICKS_MASK
         if epoch == 0:
             # New sessions start with route_mark 0: restart the count above every mark in use.
@@ -505,7 +508,7 @@ class Broker:
         acl = self.acl
         # Every QoS 0 copy is the same packet: the first is encoded into its subscriber's
         # output (enc[epos:epos + esize]) and the others copy those bytes.
-        enc = NO_OUTPUT
+        enc = NO_OUTPUT  # type: Buffer
         epos = 0
         esize = 0
         for i in range(n):
@@ -523,6 +526,11 @@ class Broker:
                                            retain and s.local.retain_as_published))
             elif q == 0:
                 if conn is not None:
+                    if esize == 0 and raw >= 0 \
+                            and codec.publish_size(0x30, te - ts, pe - ps) == pe - raw:
+                        enc = buf  # (a Remaining Length in more bytes than needed is re-encoded)
+                        epos = raw
+                        esize = pe - raw
                     if esize == 0:
                         if self.write_publish(conn, 0x30, 0, buf, ts, te, ps, pe, True):
                             enc = conn.out

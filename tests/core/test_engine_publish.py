@@ -1185,6 +1185,27 @@ def test_slow_subscriber_qos0_soft_cap_not_power_of_two():
     assert len(conn.out) <= soft, (len(conn.out), soft)
 
 
+def test_qos0_copies_are_the_publish_as_sent_or_reencoded():
+    # A PUBLISH with no flags is forwarded byte for byte to QoS 0 subscribers; one with RETAIN
+    # (cleared for live subscribers [MQTT-3.3.1-9]), with QoS > 0 (no packet identifier at QoS 0),
+    # or whose Remaining Length takes more bytes than needed, is encoded again.
+    hub, sub, pub = three()
+    sub2 = connected(hub, "sub2")
+    for c in (sub, sub2):
+        c.subscribe(1, [(b"t/+", 0)])
+    plain = encode_publish(b"t/a", b"payload")
+    wanted = plain
+    long_rl = bytes([0x30, 0x80 | len(plain) - 2, 0x00]) + plain[2:]  # 2-byte Remaining Length
+    for sent in (plain, long_rl, encode_publish(b"t/a", b"payload", retain=True),
+                 encode_publish(b"t/a", b"payload", qos=1, mid=5)):
+        pub.send(sent)
+        pub.recv()
+        for c in (sub, sub2):
+            conn = c.conn
+            assert bytes(conn.out[conn.ooff:conn.olen]) == wanted, sent
+            conn.ooff = conn.olen = 0
+
+
 def test_routing_scratch_grows_with_the_sessions_not_the_limits():
     # max_sessions may be 10,000 or more: the routing list starts small (it is heap on a board)
     # and grows as sessions are created, so a topic matching every session reaches them all.

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import brokers  # noqa: E402
 import report  # noqa: E402
-from scenarios import CAP, METRICS, SCENARIOS  # noqa: E402
+from scenarios import CAP, METRICS, MPY_SCENARIOS, SCENARIOS  # noqa: E402
 
 GENERATOR = os.path.join(brokers.BUILD, "mqttload")
 GEN_TIMEOUT = 120
@@ -81,6 +81,9 @@ def run_all(kinds, scenarios, runs, smoke, progress=None):
         for kind in kinds:
             results[kind] = {}
             for scenario in scenarios:
+                if kind == "micropython" and scenario not in MPY_SCENARIOS \
+                        and os.environ.get("BENCH_MPY_ALL") != "1":
+                    continue
                 results[kind][scenario] = []
                 for i in range(runs):
                     r = run_one(kind, scenario, smoke, workdir, pins)
