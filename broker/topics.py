@@ -8,7 +8,7 @@ Valid filters: "#", "+", "/", "//", "+/+", "/#", "sport/#", "sport/+/player1", "
 Invalid filters: "", "sport+", "+a", "a#", "#/", "sport/#/x", "sport/tennis#", anything with U+0000
 or bad UTF-8.
 """
-from broker.bytesops import topic_key, utf8_valid
+from broker.bytesops import MPY, topic_key, utf8_valid
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ _SLASH = const(0x2F)   # '/'
 _PLUS = const(0x2B)    # '+'
 _HASH = const(0x23)    # '#'
 _DOLLAR = const(0x24)  # '$'
+_WILD_CACHE_MAX = const(4096)  # topics remembered with their matching wildcard filters
 
 
 def valid_topic_name(buf: "Buffer", start: int, end: int) -> bool:
@@ -200,6 +201,12 @@ class SubscriptionTable:
         self._exact = {}  # type: Dict[Union[bytes, int], _Node]
         self._wild = []  # type: List[_Node]
         self._wild_by_filt = {}  # type: Dict[bytes, _Node]
+        # CPython: topic -> the wildcard nodes matching it, so a topic seen before skips the
+        # filters; emptied whenever a wildcard filter comes or goes. Not on MicroPython, whose
+        # keys are hashes and whose heap cannot hold it; nor with a caller's key function.
+        self._wild_cache = None  # type: Optional[Dict[Union[bytes, int], Tuple[_Node, ...]]]
+        if not MPY and key is topic_key:
+            self._wild_cache = {}
         self._by_session = {}  # type: Dict[object, Dict[bytes, _Node]]
 
     def _lookup(self, filt: bytes) -> "Optional[_Node]":
@@ -229,6 +236,8 @@ class SubscriptionTable:
             if wild:
                 self._wild.append(node)
                 self._wild_by_filt[filt] = node
+                if self._wild_cache is not None:
+                    self._wild_cache.clear()
                 self.wildcard_count += 1
             else:
                 node.next = self._exact.get(key)
@@ -251,6 +260,8 @@ class SubscriptionTable:
         if node.f is not None:
             self._wild.remove(node)
             del self._wild_by_filt[node.filt]
+            if self._wild_cache is not None:
+                self._wild_cache.clear()
             self.wildcard_count -= 1
             return
         head = self._exact[node.key]
@@ -296,6 +307,8 @@ class SubscriptionTable:
         subscriptions. Returns how many sessions were put into hits[0:n]. Allocation-free on
         MicroPython.
         """
+        if self._wild_cache is not None:
+            return self._collect_cached(buf, start, end, hits, epoch)
         n = 0
         if self.exact_count:
             node = self._exact.get(self._key(buf, start, end))
@@ -310,5 +323,26 @@ class SubscriptionTable:
             j -= 1
             node = wild[j]
             if filter_matches(node.f, buf, start, end):  # type: ignore[arg-type]
+                n = _deliver(node.sessions, node.qos, hits, n, epoch)
+        return n
+
+    def _collect_cached(self, buf: "Buffer", start: int, end: int, hits: "List[Any]",
+                        epoch: int) -> int:
+        """collect() on CPython: the topic's bytes are the key of both dicts."""
+        key = self._key(buf, start, end)
+        n = 0
+        node = self._exact.get(key)
+        if node is not None:  # bytes keys are exact: no chain
+            n = _deliver(node.sessions, node.qos, hits, n, epoch)
+        wild = self._wild
+        if wild:
+            cache = self._wild_cache
+            found = cache.get(key)  # type: ignore[union-attr]
+            if found is None:
+                if len(cache) >= _WILD_CACHE_MAX:  # type: ignore[arg-type]
+                    cache.clear()  # type: ignore[union-attr]
+                found = tuple([w for w in wild if filter_matches(w.f, buf, start, end)])  # type: ignore[arg-type]
+                cache[key] = found  # type: ignore[index]
+            for node in found:
                 n = _deliver(node.sessions, node.qos, hits, n, epoch)
         return n

@@ -380,6 +380,30 @@ def test_exact_and_wildcard_routing() -> None:
     assert route(t, b"weather", 5) == {}
 
 
+def test_routing_follows_wildcard_filters_coming_and_going() -> None:
+    # On CPython a topic remembers which wildcard filters matched it; every change to the set
+    # of wildcard filters must show in the next routing of the same topic.
+    t = SubscriptionTable(100)
+    a, b = Sess("a"), Sess("b")
+    assert t.subscribe(a, b"x/+", 0) == 1
+    assert route(t, b"x/y", 1) == {"a": 0}
+    assert t.subscribe(b, b"x/#", 1) == 1
+    assert route(t, b"x/y", 2) == {"a": 0, "b": 1}
+    assert t.subscribe(a, b"x/+", 2) == 0  # the same filter again: its QoS replaced
+    assert route(t, b"x/y", 3) == {"a": 2, "b": 1}
+    assert t.subscribe(b, b"x/+", 0) == 1  # a second subscriber of a filter already there
+    assert route(t, b"x/y", 4) == {"a": 2, "b": 1}
+    assert t.unsubscribe(a, b"x/+")
+    assert route(t, b"x/y", 5) == {"b": 1}
+    assert t.remove_session(b) == 2
+    assert route(t, b"x/y", 6) == {}
+    assert t.subscribe(a, b"+/y", 1) == 1
+    assert route(t, b"x/y", 7) == {"a": 1}
+    for i in range(5000):  # more distinct topics than are remembered
+        assert route(t, b"t%d/y" % i, 8 + i) == {"a": 1}
+    assert route(t, b"x/y", 9000) == {"a": 1}
+
+
 def test_overlapping_subscriptions_one_hit_max_qos() -> None:
     # [MQTT-3.3.5-1] one copy per session, at the highest QoS of its matching subscriptions
     t = SubscriptionTable(100)
