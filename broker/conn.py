@@ -34,6 +34,7 @@ class Conn:
     keepalive_ms = 0
     will = None  # type: Optional[Message]
     dropped = 0
+    topic_ok = None  # type: Optional[bytes]  # (CPython) the last topic name found valid
 
     def __init__(self, handle: "Any", peer: str, max_packet_size: int, now: int) -> None:
         self.handle = handle

@@ -8,7 +8,7 @@ UNSUBSCRIBE are handled in their own modules (broker.handle_connect, broker.hand
 which also keeps each module small enough to compile inside a board's heap.
 """
 from broker import codec
-from broker.bytesops import copy_into
+from broker.bytesops import MPY, copy_into
 from broker.codec import MalformedPacket, Publish, parse_publish, put_ack, put_publish
 from broker.conn import CLOSED, CONNECTED, NEW, NO_OUTPUT, Conn
 from broker.const import (
@@ -399,8 +399,12 @@ class Broker:
         qos = v.qos
         if te - ts > self.config.max_topic_length:
             raise MalformedPacket("topic longer than max_topic_length")
-        if not valid_topic_name(buf, ts, te):
-            raise MalformedPacket("invalid topic name")  # [MQTT-3.3.2-2] [MQTT-4.7.3-1]
+        last = conn.topic_ok
+        if last is None or te - ts != len(last) or not buf.startswith(last, ts):
+            if not valid_topic_name(buf, ts, te):
+                raise MalformedPacket("invalid topic name")  # [MQTT-3.3.2-2] [MQTT-4.7.3-1]
+            if not MPY:  # (a copy per new topic: not on a board's heap)
+                conn.topic_ok = bytes(buf[ts:te])
         if qos == 0 and b0 & 0x08:
             raise MalformedPacket("DUP set on a QoS 0 PUBLISH")  # [MQTT-3.3.1-2]
         if qos and v.mid == 0:

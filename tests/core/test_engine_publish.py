@@ -934,6 +934,20 @@ def test_publish_topic_with_wildcard_closes():
             assert_closes(encode_publish(topic, b"x", qos=qos, mid=1), "", topic)
 
 
+def test_invalid_topic_after_valid_ones_on_the_same_connection_closes():
+    # A connection's topics are checked every time, however many valid ones came before
+    # (CPython remembers the last valid one: a different topic of the same length is checked).
+    for bad in (b"a/+", b"a/#", b"a/\xff", b"a/\x00"):
+        hub, sub, pub = three()
+        sub.subscribe(1, [(b"#", 0)])
+        for i in range(3):
+            pub.send(encode_publish(b"a/b", b"ok"))
+        assert len(sub.publishes()) == 3
+        pub.send(encode_publish(bad, b"x"))
+        assert pub.closed, bad
+        assert sub.publishes() == []
+
+
 def test_publish_empty_topic_closes():
     # [MQTT-4.7.3-1] topic names are at least one character long.
     for qos in (0, 1, 2):
