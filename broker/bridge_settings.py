@@ -46,3 +46,8 @@ class BridgeSettings:
         self.protocol_level = 4
         self.outgoing_retain = True
         self.max_queued_messages = 0  # 0: the broker's max_queued_messages
+        # TLS to the remote broker, on when cafile is set (mosquitto's bridge_cafile etc.)
+        self.cafile = None  # type: str | None
+        self.certfile = None  # type: str | None
+        self.keyfile = None  # type: str | None
+        self.insecure = False  # no host name check

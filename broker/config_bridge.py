@@ -10,14 +10,14 @@ from broker.topics import valid_topic_filter, valid_topic_name
 
 # Bridge options this broker recognises but does not implement (yet).
 _UNSUPPORTED = (
-    " bridge_attempt_unsubscribe bridge_bind_address bridge_capath bridge_certfile bridge_keyfile"
+    " bridge_attempt_unsubscribe bridge_bind_address bridge_capath"
     " bridge_identity bridge_psk bridge_alpn bridge_tls_version bridge_require_ocsp"
     " bridge_max_packet_size idle_timeout local_cleansession local_password local_username"
     " round_robin start_type threshold "
 )
-_TLS = " bridge_cafile bridge_insecure "
+_FILES = " bridge_cafile bridge_certfile bridge_keyfile "
 _BOOLS = " cleansession notifications notifications_local_only try_private" \
-         " bridge_outgoing_retain "
+         " bridge_outgoing_retain bridge_insecure "
 _STRINGS = " remote_clientid local_clientid remote_username remote_password notification_topic "
 _OLD_NAMES = {"clientid": "remote_clientid", "username": "remote_username",
               "password": "remote_password", "addresses": "address"}
@@ -98,8 +98,6 @@ def bridge_option(config: Config, words: "list[str]", line: int) -> None:
     n = len(words) - 1
     if (" %s " % name) in _UNSUPPORTED:
         raise ConfigError("option '%s' is not supported by this broker (yet)" % name)
-    if (" %s " % name) in _TLS:
-        raise ConfigError("%s: TLS bridges are not supported by this broker yet" % name)
     if name == "connection":
         if n != 1:
             raise ConfigError("'connection' takes one name, got %d values" % n)
@@ -142,6 +140,8 @@ def bridge_option(config: Config, words: "list[str]", line: int) -> None:
         on = value == "true"
         if name == "bridge_outgoing_retain":
             b.outgoing_retain = on
+        elif name == "bridge_insecure":
+            b.insecure = on
         else:
             setattr(b, name, on)
     elif (" %s " % name) in _STRINGS:
@@ -152,6 +152,16 @@ def bridge_option(config: Config, words: "list[str]", line: int) -> None:
             if not valid_topic_name(t, 0, len(t)):
                 raise ConfigError("notification_topic: '%s' is not a valid topic name" % value)
         setattr(b, name, value)
+    elif (" %s " % name) in _FILES:
+        # read now, so that a wrong path is named with its line; what is in it, the port's TLS
+        # checks at start-up
+        try:
+            with open(value, "rb") as f:
+                f.read(1)
+        except OSError as e:
+            raise ConfigError("%s: cannot read %s: %s"
+                              % (name, value, getattr(e, "strerror", None) or str(e)))
+        setattr(b, name[7:], value)
     elif name == "keepalive_interval":
         b.keepalive_interval = _int(name, value, 5, 65535)
     elif name == "bridge_max_queued_messages":
@@ -186,6 +196,10 @@ def check_bridges(config: Config, filename: str) -> None:
             why = "has no topic"
         elif b.remote_password is not None and b.remote_username is None:
             why = "has a remote_password but no remote_username"
+        elif (b.certfile is None) != (b.keyfile is None):
+            why = "needs both bridge_certfile and bridge_keyfile, or neither"
+        elif b.certfile is not None and b.cafile is None:
+            why = "has a bridge_certfile but no bridge_cafile (TLS is on only with a bridge_cafile)"
         elif local is not None and local in local_ids:
             why = "has the local client id '%s' of connection '%s'" % (local, local_ids[local])
         if why:

@@ -1,7 +1,9 @@
 """Bridges on the CPython port: one non-blocking TCP connection per bridge, on the server's epoll.
 
 The protocol is broker.bridge's; this file connects, reads, writes and closes. Imported by the
-server only when the configuration has a bridge.
+server only when the configuration has a bridge. A bridge with a bridge_cafile runs TLS over the
+connection (ports/cpython/tls.py); its handshake is driven step by step from the loop, and a
+failed one costs that attempt only, like a refused connection.
 """
 import errno
 import os
@@ -12,6 +14,7 @@ from broker.bridge import Bridge
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ssl import SSLContext
     from typing import Dict, Optional
     from broker.engine import Broker
 
@@ -22,18 +25,27 @@ _IN_PROGRESS = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN)
 
 
 class Link:
-    def __init__(self, bridge: Bridge) -> None:
+    def __init__(self, bridge: Bridge, tls: "Optional[SSLContext]") -> None:
         self.bridge = bridge
+        self.tls = tls
         self.sock = None  # type: Optional[socket.socket]
-        self.connecting = False
+        self.connecting = False  # the TCP connect, then the TLS handshake, in progress
+        self.handshaking = False
 
 
 class Links:
     def __init__(self, broker: "Broker", poller: "select.epoll", scratch: bytearray) -> None:
+        """ConfigError when a bridge's TLS files cannot be used."""
         self.poller = poller
         self.scratch = scratch
         host = socket.gethostname()
-        self.links = [Link(Bridge(broker, s, host)) for s in broker.config.bridges]
+        self.links = []  # type: list[Link]
+        for s in broker.config.bridges:
+            ctx = None
+            if s.cafile:
+                from ports.cpython.tls import client_context  # only with a TLS bridge
+                ctx = client_context(s)
+            self.links.append(Link(Bridge(broker, s, host), ctx))
         self.by_fd = {}  # type: Dict[int, Link]
 
     def event(self, fd: int, ev: int, now: int) -> None:
@@ -43,9 +55,15 @@ class Links:
             return
         b = link.bridge
         if link.connecting:
+            if link.handshaking:
+                self._handshake(link, now)
+                return
             err = link.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if err:
                 self._drop(link, now, os.strerror(err))
+                return
+            if link.tls is not None:
+                self._start_tls(link, now)
                 return
             link.connecting = False
             b.opened(now)
@@ -111,6 +129,34 @@ class Links:
         self.by_fd[sock.fileno()] = link
         self.poller.register(sock.fileno(), _OUT)
 
+    def _start_tls(self, link: Link, now: int) -> None:
+        assert link.tls is not None and link.sock is not None
+        try:
+            # the host name as written in `address` is what the certificate must name
+            link.sock = link.tls.wrap_socket(link.sock, server_hostname=link.bridge.address()[0],
+                                             do_handshake_on_connect=False)
+        except (OSError, ValueError) as e:
+            self._drop(link, now, "TLS: %s" % e)
+            return
+        link.handshaking = True
+        self._handshake(link, now)
+
+    def _handshake(self, link: Link, now: int) -> None:
+        from ports.cpython.tls import HandshakeFailed, handshake  # loaded by _start_tls
+        sock = link.sock
+        assert sock is not None
+        try:
+            wait = handshake(sock)  # type: ignore[arg-type]  # wrapped by _start_tls
+        except HandshakeFailed as e:
+            self._drop(link, now, "TLS handshake failed: %s" % e)
+            return
+        if wait:
+            self.poller.modify(sock.fileno(), _IN if wait == "read" else _OUT)
+            return
+        link.connecting = link.handshaking = False
+        link.bridge.opened(now)
+        self._settle(link, now)
+
     def _settle(self, link: Link, now: int) -> None:
         """Write what the bridge has; close if it asked to."""
         if not self._flush(link):
@@ -141,7 +187,7 @@ class Links:
         if sock is None:
             return
         link.sock = None
-        link.connecting = False
+        link.connecting = link.handshaking = False
         fd = sock.fileno()
         self.by_fd.pop(fd, None)
         try:

@@ -311,7 +311,11 @@ def main(argv: "List[str]") -> int:
     except ConfigError as e:
         sys.stderr.write("Error: %s\n" % e)
         return 1
-    server = Server(config)
+    try:
+        server = Server(config)
+    except ConfigError as e:  # a bridge's bridge_cafile, bridge_certfile or bridge_keyfile
+        sys.stderr.write("Error: %s\n" % e)
+        return 1
     server.log(LOG_NOTICE, banner())
     try:
         server.bind()

@@ -1,5 +1,5 @@
-"""TLS listeners for the CPython port (the ssl module), imported only when a listener has a
-certfile.
+"""TLS for the CPython port (the ssl module): listeners, and bridges to a remote broker.
+Imported only when a listener has a certfile or a bridge a bridge_cafile.
 
 Accepted sockets are wrapped without a handshake; OpenSSL runs it inside the first reads and
 writes, so a slow or silent peer costs the epoll loop nothing and the engine's connect timeout
@@ -15,6 +15,8 @@ from broker.settings import Listener
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Optional
+
+    from broker.bridge_settings import BridgeSettings
 
     from _typeshed import ReadableBuffer, WriteableBuffer
 
@@ -68,6 +70,53 @@ def server_context(lst: Listener) -> ssl.SSLContext:
             raise ConfigError("%s: cannot use cafile %s: %s" % (where, lst.cafile, _reason(e)))
     ctx.verify_mode = ssl.CERT_REQUIRED if lst.require_certificate else ssl.CERT_NONE
     return ctx
+
+
+def client_context(b: "BridgeSettings") -> ssl.SSLContext:
+    """The SSLContext of one bridge: the remote broker's certificate must be signed by a CA in
+    bridge_cafile and, unless bridge_insecure, name the host the bridge connects to; with a
+    bridge_certfile the bridge shows it as its client certificate. ConfigError names the
+    connection and the file."""
+    where = "connection %s" % b.name
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.sslsocket_class = _NonBlockingTls
+    try:
+        ctx.load_verify_locations(cafile=b.cafile)
+    except (ssl.SSLError, OSError) as e:
+        raise ConfigError("%s: cannot use bridge_cafile %s: %s" % (where, b.cafile, _reason(e)))
+    if b.certfile:
+        try:
+            ctx.load_cert_chain(b.certfile, b.keyfile, _no_passphrase)
+        except ConfigError as e:
+            raise ConfigError("%s: bridge_keyfile %s: %s" % (where, b.keyfile, e))
+        except (ssl.SSLError, OSError) as e:
+            raise ConfigError("%s: cannot use bridge_certfile %s with bridge_keyfile %s: %s"
+                              % (where, b.certfile, b.keyfile, _reason(e)))
+    # the chain is checked either way, as mosquitto does with bridge_insecure
+    ctx.check_hostname = not b.insecure
+    return ctx
+
+
+class HandshakeFailed(Exception):
+    """str(e): why, in one line."""
+
+
+def handshake(sock: ssl.SSLSocket) -> str:
+    """One step of a client handshake on a non-blocking socket: "read" or "write" when it
+    waits for the socket, "" once it is done; HandshakeFailed when it cannot succeed."""
+    try:
+        sock.do_handshake()
+    except ssl.SSLWantReadError:
+        return "read"
+    except ssl.SSLWantWriteError:
+        return "write"
+    except ssl.SSLCertVerificationError as e:
+        raise HandshakeFailed("certificate verify failed: %s" % e.verify_message)
+    except ssl.SSLError as e:
+        raise HandshakeFailed(e.reason or str(e))
+    except OSError as e:
+        raise HandshakeFailed(_reason(e))
+    return ""
 
 
 def _reason(e: Exception) -> str:

@@ -1,6 +1,11 @@
 """Bridges on the MicroPython port: one non-blocking TCP connection per bridge, on the server's
 poll. connect() on a non-blocking socket raises EINPROGRESS; POLLOUT then says it is up, POLLERR
 or POLLHUP that it failed. Imported by the server only when the configuration has a bridge.
+
+A bridge with a bridge_cafile wraps the connected socket in TLS (ports/micropython/tls.py) and
+sends CONNECT at once: mbedTLS runs the handshake inside the non-blocking writes, which return
+None until it is done. A failed handshake (mbedTLS raises ValueError for a certificate) costs
+that attempt only, like a refused connection.
 """
 import select
 import socket
@@ -27,19 +32,35 @@ def _hostname() -> str:
         return ""
 
 
+def _why(e: Exception) -> str:
+    # mbedTLS's ValueError: its lines, one per reason; OSError: an errno or an mbedTLS code
+    return "; ".join([w.strip() for w in str(e.args[0] if e.args else e).split("\n")
+                      if w.strip()])
+
+
 class Link:
-    def __init__(self, bridge: Bridge) -> None:
+    def __init__(self, bridge: Bridge, tls: "Any") -> None:
         self.bridge = bridge
+        self.tls = tls  # a tls.SSLContext, or None
         self.sock = None  # type: Any
+        self.raw = None  # type: Any  # the socket under a TLS one: mbedTLS does not close it
         self.connecting = False
+        self.handshaking = False
 
 
 class Links:
     def __init__(self, broker: "Broker", poller: "Any", scratch: bytearray) -> None:
+        """ValueError (ports.micropython.tls.TlsError) when a bridge's TLS cannot be set up."""
         self.poller = poller
         self.scratch = scratch
         host = _hostname()
-        self.links = [Link(Bridge(broker, s, host)) for s in broker.config.bridges]
+        self.links = []  # type: list[Link]
+        for s in broker.config.bridges:
+            ctx = None
+            if s.cafile:
+                from ports.micropython.tls import client_context  # only with a TLS bridge
+                ctx = client_context(s)
+            self.links.append(Link(Bridge(broker, s, host), ctx))
         self.by_sock = {}  # type: Dict[Any, Link]
 
     def event(self, sock: "Any", flags: int, now: int) -> None:
@@ -53,12 +74,14 @@ class Links:
                 self._drop(link, now, "connection refused or unreachable")
                 return
             link.connecting = False
+            if link.tls is not None and not self._start_tls(link, now):
+                return
             b.opened(now)
         elif flags & (_IN | _ERR):
             try:
                 n = sock.readinto(self.scratch)
-            except OSError as e:
-                self._drop(link, now, "socket error %s" % e.args[0])
+            except (OSError, ValueError) as e:
+                self._drop(link, now, self._failed(link, e))
                 return
             if n == 0:
                 self._drop(link, now, "closed by the remote broker")
@@ -114,25 +137,55 @@ class Links:
         self.by_sock[sock] = link
         self.poller.register(sock, _OUT)
 
+    def _start_tls(self, link: Link, now: int) -> bool:
+        raw = link.sock
+        try:
+            sock = link.tls.wrap_socket(raw, server_side=False, do_handshake_on_connect=False,
+                                        server_hostname=link.bridge.address()[0])
+        except (OSError, ValueError) as e:  # OSError: mbedTLS out of memory
+            self._drop(link, now, "TLS: %s" % _why(e))
+            return False
+        self.by_sock.pop(raw, None)
+        self.poller.unregister(raw)
+        link.raw = raw
+        link.sock = sock
+        link.handshaking = True
+        self.by_sock[sock] = link
+        self.poller.register(sock, _IN | _OUT)
+        return True
+
+    def _failed(self, link: Link, e: Exception) -> str:
+        if link.handshaking:
+            return "TLS handshake failed: %s" % _why(e)
+        if isinstance(e, ValueError):
+            return "TLS: %s" % _why(e)
+        return "socket error %s" % e.args[0]
+
     def _settle(self, link: Link, now: int) -> None:
         """Write what the bridge has; close if it asked to."""
-        if not self._flush(link):
-            self._drop(link, now, "socket error")
+        why = self._flush(link)
+        if why:
+            self._drop(link, now, why)
         elif link.bridge.must_close:
             self._drop(link, now, "")
         elif link.sock is not None:
             self.poller.modify(link.sock, _IN | _OUT if link.bridge.pending() else _IN)
 
-    def _flush(self, link: Link) -> bool:
+    def _flush(self, link: Link) -> str:
+        """Why the connection failed, or ""."""
         b = link.bridge
         if link.sock is None or not b.pending():
-            return True
+            return ""
         try:
             n = link.sock.write(b.out, b.ooff, b.olen - b.ooff)
-        except OSError as e:
-            return e.args[0] == _EAGAIN
+        except (OSError, ValueError) as e:
+            if isinstance(e, OSError) and e.args[0] == _EAGAIN:
+                return ""
+            return self._failed(link, e)
+        if n is not None:  # over TLS, None until the handshake is done
+            link.handshaking = False
         b.sent(n or 0)
-        return True
+        return ""
 
     def _drop(self, link: Link, now: int, reason: str) -> None:
         self._forget(link)
@@ -143,10 +196,13 @@ class Links:
         if sock is None:
             return
         link.sock = None
-        link.connecting = False
+        link.connecting = link.handshaking = False
         self.by_sock.pop(sock, None)
         try:
             self.poller.unregister(sock)
         except (OSError, ValueError):
             pass
         sock.close()
+        if link.raw is not None:
+            link.raw.close()
+            link.raw = None

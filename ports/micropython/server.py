@@ -297,7 +297,11 @@ def run(argv: "List[str]", ready: "Optional[Callable[[List[str]], None]]" = None
     if config is None:
         return 0 if "-h" in argv or "--help" in argv else 1
     gc.collect()
-    server = Server(config)
+    try:
+        server = Server(config)
+    except ValueError as e:  # a bridge's TLS files or runtime (ports/micropython/tls.py)
+        sys.stderr.write("Error: %s\n" % e)
+        return 1
     where = ""
     try:
         server.bind()

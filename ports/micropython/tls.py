@@ -1,5 +1,5 @@
-"""TLS listeners for the MicroPython port (the tls module, mbedTLS), imported only when a
-listener has a certfile.
+"""TLS for the MicroPython port (the tls module, mbedTLS): listeners, and bridges to a remote
+broker. Imported only when a listener has a certfile or a bridge a bridge_cafile.
 
 MicroPython's mbedTLS is built without PEM parsing, so the PEM files a mosquitto user has are
 decoded to DER here. Its load_cert_chain takes one certificate, so only the first certificate of
@@ -14,6 +14,7 @@ import binascii
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, List
+    from broker.bridge_settings import BridgeSettings
     from broker.settings import Listener
 
 
@@ -55,15 +56,55 @@ def _first(path: str, kind: str) -> bytes:
     return der[0]
 
 
+def _tls_module(where: str, what: str) -> "Any":
+    try:
+        import tls  # type: ignore[import-not-found]  # MicroPython's own module
+    except ImportError:
+        raise TlsError("%s: this MicroPython has no TLS (no tls module), %s" % (where, what))
+    return tls
+
+
+def _load_cas(ctx: "Any", path: str) -> None:
+    cas = _blocks(path, "CERTIFICATE")
+    if not cas:
+        raise ValueError("%s: no CERTIFICATE in the file" % path)
+    for der in cas:
+        ctx.load_verify_locations(der)
+
+
+def client_context(b: "BridgeSettings") -> "Any":
+    """The tls.SSLContext of one bridge: the remote broker's certificate must be signed by a
+    CA in bridge_cafile and name the host in `address`; with a bridge_certfile the bridge shows
+    it as its client certificate. TlsError names the connection and the file.
+
+    bridge_insecure true is refused: this mbedTLS checks the host name whenever it checks the
+    certificate (CERT_REQUIRED needs server_hostname, and a verify_callback can add failures,
+    not clear one), so skipping the name would mean skipping the whole check."""
+    where = "connection %s" % b.name
+    tls = _tls_module(where, "bridge_cafile %s cannot be used" % b.cafile)
+    if b.insecure:
+        raise TlsError("%s: bridge_insecure true is not available on MicroPython (its TLS checks"
+                       " the host name whenever it checks the certificate): put a name the"
+                       " certificate has in 'address'" % where)
+    ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+    step = "bridge_cafile %s" % b.cafile
+    try:
+        _load_cas(ctx, str(b.cafile))
+        if b.certfile:
+            step = "bridge_certfile %s with bridge_keyfile %s" % (b.certfile, b.keyfile)
+            ctx.load_cert_chain(_first(b.certfile, "CERTIFICATE"),
+                                _first(str(b.keyfile), "PRIVATE KEY"))
+    except (OSError, ValueError) as e:
+        raise TlsError("%s: cannot use %s: %s" % (where, step, e))
+    ctx.verify_mode = tls.CERT_REQUIRED
+    return ctx
+
+
 def server_context(lst: "Listener") -> "Any":
     """The tls.SSLContext for one listener's certfile, keyfile, cafile and
     require_certificate; TlsError when the runtime or a file cannot serve it."""
     where = "listener %s:%d" % (lst.host or "0.0.0.0", lst.port)
-    try:
-        import tls  # type: ignore[import-not-found]  # MicroPython's own module
-    except ImportError:
-        raise TlsError("%s: this MicroPython has no TLS (no tls module), certfile %s cannot be"
-                       " served" % (where, lst.certfile))
+    tls = _tls_module(where, "certfile %s cannot be served" % lst.certfile)
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_SERVER)
     step = "certfile %s with keyfile %s" % (lst.certfile, lst.keyfile)
     try:
@@ -71,11 +112,7 @@ def server_context(lst: "Listener") -> "Any":
                             _first(lst.keyfile, "PRIVATE KEY"))
         if lst.cafile:
             step = "cafile %s" % lst.cafile
-            cas = _blocks(lst.cafile, "CERTIFICATE")
-            if not cas:
-                raise ValueError("%s: no CERTIFICATE in the file" % lst.cafile)
-            for der in cas:
-                ctx.load_verify_locations(der)
+            _load_cas(ctx, lst.cafile)
     except (OSError, ValueError) as e:
         raise TlsError("%s: cannot use %s: %s" % (where, step, e))
     ctx.verify_mode = tls.CERT_REQUIRED if lst.require_certificate else tls.CERT_NONE

@@ -5,6 +5,9 @@ from broker.bridge_settings import BOTH, IN, OUT
 from broker.config import ConfigError, parse
 
 
+HERE = __file__  # a file every runtime can read
+
+
 def error_of(text: str) -> str:
     try:
         parse(text, "hub.conf")
@@ -97,10 +100,15 @@ def test_errors_name_file_and_line() -> None:
         ("connection c\nbridge_protocol_version mqttv50\n",
          "hub.conf:2: bridge_protocol_version: mqttv50 is not supported by this broker"
          " (MQTT 3.1.1 and 3.1 only)"),
-        ("connection c\nbridge_cafile /etc/ssl/ca.pem\n",
-         "hub.conf:2: bridge_cafile: TLS bridges are not supported by this broker yet"),
-        ("connection c\nbridge_insecure true\n",
-         "hub.conf:2: bridge_insecure: TLS bridges are not supported by this broker yet"),
+        ("connection c\nbridge_insecure yes\n",
+         "hub.conf:2: bridge_insecure: expected true or false, got 'yes'"),
+        ("connection c\naddress h\ntopic t\nbridge_cafile %s\nbridge_certfile %s\n"
+         % (HERE, HERE),
+         "hub.conf:1: connection 'c' needs both bridge_certfile and bridge_keyfile, or neither"),
+        ("connection c\naddress h\ntopic t\nbridge_certfile %s\nbridge_keyfile %s\n"
+         % (HERE, HERE),
+         "hub.conf:1: connection 'c' has a bridge_certfile but no bridge_cafile (TLS is on"
+         " only with a bridge_cafile)"),
         ("connection c\nround_robin true\n",
          "hub.conf:2: option 'round_robin' is not supported by this broker (yet)"),
         ("connection c\nbridge_max_queued_messages 0\n",
@@ -109,6 +117,19 @@ def test_errors_name_file_and_line() -> None:
     for text, want in cases:
         got = error_of(text)
         assert got == want, (got, want)
+
+
+def test_tls_options() -> None:
+    b = parse("connection c\naddress h:8883\ntopic t\nbridge_cafile %s\nbridge_insecure true\n"
+              "bridge_certfile %s\nbridge_keyfile %s\n" % (HERE, HERE, HERE), "hub.conf").bridges[0]
+    assert (b.cafile, b.certfile, b.keyfile, b.insecure) == (HERE, HERE, HERE, True)
+    b = parse("connection c\naddress h\ntopic t\n").bridges[0]
+    assert (b.cafile, b.certfile, b.keyfile, b.insecure) == (None, None, None, False)
+    # a file that cannot be read is named with its line, whatever the runtime's words for why
+    for name in ("bridge_cafile", "bridge_certfile", "bridge_keyfile"):
+        got = error_of("connection c\n%s /nonexistent/x.pem\n" % name)
+        want = "hub.conf:2: %s: cannot read /nonexistent/x.pem: " % name
+        assert got.startswith(want), got
 
 
 def test_parser_is_not_loaded_without_a_bridge() -> None:
