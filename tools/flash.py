@@ -55,6 +55,7 @@ USB_VIDS = {
 }
 
 REPL_TIMEOUT = 3.0
+REPL_ATTEMPTS = 3
 MPREMOTE_TIMEOUT = 120.0
 READY_TIMEOUT = {"sim": 20.0}
 READY_TIMEOUT_WIFI = 90.0  # joining Wi-Fi retries with back-off
@@ -240,12 +241,17 @@ def check_repl(port: str) -> None:
     """Stop whatever runs (Ctrl-C), then ask for the raw REPL: a MicroPython board answers."""
     ser = open_serial(port)
     try:
-        ser.write(b"\r\x03\x03")
-        time.sleep(0.1)
-        ser.reset_input_buffer()
-        ser.write(b"\r\x01")
-        answer = read_until(ser, b"raw REPL; CTRL-B to exit\r\n>", REPL_TIMEOUT)
-        ser.write(b"\x02")
+        # A board still booting (or the virtual one just started) may take the interrupt
+        # after the request for the raw REPL and lose it: ask again before giving up.
+        for _ in range(REPL_ATTEMPTS):
+            ser.write(b"\r\x03\x03")
+            time.sleep(0.1)
+            ser.reset_input_buffer()
+            ser.write(b"\r\x01")
+            answer = read_until(ser, b"raw REPL; CTRL-B to exit\r\n>", REPL_TIMEOUT)
+            ser.write(b"\x02")
+            if answer.endswith(b"raw REPL; CTRL-B to exit\r\n>"):
+                break
     finally:
         ser.close()
     if not answer.endswith(b"raw REPL; CTRL-B to exit\r\n>"):
