@@ -55,6 +55,7 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from board import board_config_lines, option_name  # noqa: E402
+from tls_pki import pki  # noqa: E402,F401  # the session's certificates, for every TLS test
 
 HOST = "127.0.0.1"
 READY_TIMEOUT = 10.0

@@ -1,19 +1,16 @@
 """TLS listeners (mosquitto's `listener` + certfile, keyfile, cafile, require_certificate) on
 both runtimes.
 
-A throw-away CA, a server certificate for localhost/127.0.0.1, a client certificate from that CA
-and one from a CA the broker does not trust are made once per session with the openssl command
-(Debian package openssl; a skip locally without it, a failure under CI=true). Each broker gets
-its plain listener (from conftest) and a TLS listener on a second free port.
+The certificates are the session's (the fixture pki, tls_pki.py): a throw-away CA, a server
+certificate for localhost/127.0.0.1, a client certificate from that CA and one from a CA the
+broker does not trust. Each broker gets its plain listener (from conftest) and a TLS listener on
+a second free port.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import ssl
-import subprocess
 import time
 
 import pytest
@@ -24,51 +21,6 @@ from raw_mqtt import CONNACK, RawClient, connect_packet
 pytestmark = [pytest.mark.integration, pytest.mark.own_broker]
 
 WAIT = 5.0
-
-
-def _openssl() -> str:
-    path = shutil.which("openssl")
-    if path is None:
-        reason = "openssl not installed: apt-get install openssl"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason + " (a missing peer is a failure under CI)", pytrace=False)
-        pytest.skip(reason)
-    return path
-
-
-class Pki:
-    """Paths of the session's PEM files."""
-
-    def __init__(self, folder):
-        self.folder = folder
-
-    def path(self, name):
-        return str(self.folder / name)
-
-
-def _run(*args):
-    subprocess.run(list(args), check=True, capture_output=True)
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory):
-    openssl = _openssl()
-    pki = Pki(tmp_path_factory.mktemp("pki"))
-    p = pki.path
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    for ca in ("ca", "rogue-ca"):
-        _run(openssl, "req", "-x509", *ec, "-keyout", p(ca + ".key"), "-out", p(ca + ".crt"),
-             "-days", "2", "-subj", "/CN=broker test %s" % ca)
-    with open(p("server.ext"), "w") as f:
-        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    for name, ca, ext in (("server", "ca", ["-extfile", p("server.ext")]),
-                          ("client", "ca", []), ("rogue", "rogue-ca", [])):
-        _run(openssl, "req", *ec, "-keyout", p(name + ".key"), "-out", p(name + ".csr"),
-             "-subj", "/CN=%s" % name)
-        _run(openssl, "x509", "-req", "-in", p(name + ".csr"), "-CA", p(ca + ".crt"),
-             "-CAkey", p(ca + ".key"), "-CAcreateserial", "-out", p(name + ".crt"),
-             "-days", "2", *ext)
-    return pki
 
 
 class Endpoint:
