@@ -6,11 +6,22 @@ objects: those happen at connect and subscribe time, where allocation is allowed
 objects and bytes, for clients and tests, are in broker.packets.
 """
 from broker.bytesops import copy_into, utf8_valid
-from broker.const import (
-    CONNECT_FLAG_CLEAN_SESSION, CONNECT_FLAG_PASSWORD, CONNECT_FLAG_RESERVED,
-    CONNECT_FLAG_USERNAME, CONNECT_FLAG_WILL, CONNECT_FLAG_WILL_RETAIN,
-    PROTOCOL_LEVEL_31, PROTOCOL_LEVEL_311, const,
-)
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):  # type: ignore[no-untyped-def,misc]
+        return x
+
+# Values from broker.const, defined here so that MicroPython compiles them to literals.
+_CONNECT_FLAG_CLEAN_SESSION = const(0x02)
+_CONNECT_FLAG_PASSWORD = const(0x40)
+_CONNECT_FLAG_RESERVED = const(0x01)
+_CONNECT_FLAG_USERNAME = const(0x80)
+_CONNECT_FLAG_WILL = const(0x04)
+_CONNECT_FLAG_WILL_RETAIN = const(0x20)
+_PROTOCOL_LEVEL_31 = const(3)
+_PROTOCOL_LEVEL_311 = const(4)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -208,11 +219,11 @@ class Connect:
 
     @property
     def clean_session(self) -> bool:
-        return bool(self.flags & CONNECT_FLAG_CLEAN_SESSION)
+        return bool(self.flags & _CONNECT_FLAG_CLEAN_SESSION)
 
     def supported(self) -> bool:
-        return ((self.protocol_name == "MQTT" and self.protocol_level == PROTOCOL_LEVEL_311)
-                or (self.protocol_name == "MQIsdp" and self.protocol_level == PROTOCOL_LEVEL_31))
+        return ((self.protocol_name == "MQTT" and self.protocol_level == _PROTOCOL_LEVEL_311)
+                or (self.protocol_name == "MQIsdp" and self.protocol_level == _PROTOCOL_LEVEL_31))
 
 
 def decode_connect(buf: "Buffer", pos: int, end: int) -> Connect:
@@ -233,29 +244,29 @@ def decode_connect(buf: "Buffer", pos: int, end: int) -> Connect:
     c.flags = flags
     c.keepalive = (buf[pos + 2] << 8) | buf[pos + 3]
     pos += 4
-    if flags & CONNECT_FLAG_RESERVED:
+    if flags & _CONNECT_FLAG_RESERVED:
         raise MalformedPacket("CONNECT reserved flag set")  # [MQTT-3.1.2-3]
     will_qos = (flags >> 3) & 3
-    if flags & CONNECT_FLAG_WILL:
+    if flags & _CONNECT_FLAG_WILL:
         if will_qos == 3:
             raise MalformedPacket("will QoS 3")  # [MQTT-3.1.2-14]
-    elif will_qos or flags & CONNECT_FLAG_WILL_RETAIN:
+    elif will_qos or flags & _CONNECT_FLAG_WILL_RETAIN:
         raise MalformedPacket("will QoS or retain set without will flag")  # [MQTT-3.1.2-13] [MQTT-3.1.2-15]
-    if flags & CONNECT_FLAG_PASSWORD and not flags & CONNECT_FLAG_USERNAME:
+    if flags & _CONNECT_FLAG_PASSWORD and not flags & _CONNECT_FLAG_USERNAME:
         raise MalformedPacket("password flag without username flag")  # [MQTT-3.1.2-22]
     c.client_id = read_string(buf, pos, end)
     pos += 2 + len(c.client_id.encode())
-    if flags & CONNECT_FLAG_WILL:
+    if flags & _CONNECT_FLAG_WILL:
         c.will_topic = read_binary(buf, pos, end)
         pos += 2 + len(c.will_topic)
         c.will_payload = read_binary(buf, pos, end)
         pos += 2 + len(c.will_payload)
         c.will_qos = will_qos
-        c.will_retain = bool(flags & CONNECT_FLAG_WILL_RETAIN)
-    if flags & CONNECT_FLAG_USERNAME:
+        c.will_retain = bool(flags & _CONNECT_FLAG_WILL_RETAIN)
+    if flags & _CONNECT_FLAG_USERNAME:
         c.username = read_string(buf, pos, end)
         pos += 2 + len(c.username.encode())
-    if flags & CONNECT_FLAG_PASSWORD:
+    if flags & _CONNECT_FLAG_PASSWORD:
         c.password = read_binary(buf, pos, end)
         pos += 2 + len(c.password)
     if pos != end:

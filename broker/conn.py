@@ -1,6 +1,11 @@
 """One network connection as the engine sees it: framer, output buffer, state, session."""
 from broker.codec import Reader
-from broker.const import const
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):  # type: ignore[no-untyped-def,misc]
+        return x
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -11,11 +11,6 @@ from broker import codec
 from broker.bytesops import MPY, copy_into
 from broker.codec import MalformedPacket, Publish, parse_publish, put_ack, put_publish
 from broker.conn import CLOSED, CONNECTED, NEW, NO_OUTPUT, Conn
-from broker.const import (
-    CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBSCRIBE,
-    UNSUBSCRIBE,
-    PACKET_NAMES, LOG_DEBUG, LOG_ERR, LOG_NOTICE, LOG_WARNING, const,
-)
 from broker.handle_connect import handle_connect
 from broker.handle_subscribe import handle_subscribe, handle_unsubscribe
 from broker.retain import RetainedTable
@@ -24,6 +19,29 @@ from broker.session import (
     QOS2_RESENT, Message, Session, message_from,
 )
 from broker.topics import SubscriptionTable, valid_topic_name
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):  # type: ignore[no-untyped-def,misc]
+        return x
+
+# Values from broker.const, defined here so that MicroPython compiles them to literals.
+_CONNECT = const(1)
+_DISCONNECT = const(14)
+_PINGREQ = const(12)
+_PINGRESP = const(13)
+_PUBACK = const(4)
+_PUBCOMP = const(7)
+_PUBLISH = const(3)
+_PUBREC = const(5)
+_PUBREL = const(6)
+_SUBSCRIBE = const(8)
+_UNSUBSCRIBE = const(10)
+_LOG_DEBUG = const(0x40)
+_LOG_ERR = const(0x01)
+_LOG_NOTICE = const(0x04)
+_LOG_WARNING = const(0x02)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,6 +69,12 @@ T_MESSAGES_RECEIVED = const(4)
 T_MESSAGES_SENT = const(5)
 T_MESSAGES_DROPPED = const(6)
 T_CONNECTIONS = const(7)
+
+
+def _packet_name(t: int) -> str:
+    """For log lines and errors only: broker.const stays unloaded on the routing path."""
+    from broker.const import PACKET_NAMES
+    return PACKET_NAMES[t]
 
 
 def ticks_diff(a: int, b: int) -> int:
@@ -119,7 +143,7 @@ class Broker:
     def accept(self, handle: "Any", peer: str) -> "Optional[Conn]":
         """A socket was accepted. None means over capacity: the port closes it at once."""
         if len(self.conns) >= self.config.max_connections + _PENDING_CONNECTIONS:
-            self.log(LOG_WARNING, "Refusing connection from %s: too many connections." % peer)
+            self.log(_LOG_WARNING, "Refusing connection from %s: too many connections." % peer)
             return None
         conn = Conn(handle, peer, self.config.max_packet_size, self.now)
         self.connections_total += 1
@@ -145,7 +169,7 @@ class Broker:
         except MemoryError:
             self._out_of_memory(conn)
         except Exception as e:  # a defect here must cost one connection, never the broker
-            self.log(LOG_ERR, "Internal error while serving %s: %r" % (self._name(conn), e))
+            self.log(_LOG_ERR, "Internal error while serving %s: %r" % (self._name(conn), e))
             self.close(conn, "", True)
 
     def _out_of_memory(self, conn: Conn) -> None:
@@ -155,7 +179,7 @@ class Broker:
         conn.reader.reset()
         try:
             self.close(conn, "", True)
-            self.log(LOG_ERR, "Out of memory while serving %s, disconnecting." % self._name(conn))
+            self.log(_LOG_ERR, "Out of memory while serving %s, disconnecting." % self._name(conn))
         except MemoryError:
             pass
 
@@ -164,7 +188,7 @@ class Broker:
         if conn.state == CLOSED:
             return
         if reason:
-            self.log(LOG_NOTICE, "Socket error on client %s, disconnecting." % self._name(conn))
+            self.log(_LOG_NOTICE, "Socket error on client %s, disconnecting." % self._name(conn))
             self.close(conn, "", True)
         elif conn.state == CONNECTED:
             self.close(conn, "Client %s closed its connection." % conn.client_id, True)
@@ -272,17 +296,17 @@ class Broker:
     def send_ack(self, conn: Conn, packet_type: int, mid: int) -> None:
         pos = self.reserve(conn, 4, False)
         if pos >= 0:
-            put_ack(conn.out, pos, (packet_type << 4) | (2 if packet_type == PUBREL else 0), mid)
-            if self.log_mask & LOG_DEBUG:
-                self.log(LOG_DEBUG, "Sending %s to %s (m%d)"
-                         % (PACKET_NAMES[packet_type], conn.client_id, mid))
+            put_ack(conn.out, pos, (packet_type << 4) | (2 if packet_type == _PUBREL else 0), mid)
+            if self.log_mask & _LOG_DEBUG:
+                self.log(_LOG_DEBUG, "Sending %s to %s (m%d)"
+                         % (_packet_name(packet_type), conn.client_id, mid))
 
     def send_connack(self, conn: Conn, session_present: bool, code: int) -> None:
         pos = self.reserve(conn, 4, False)
         if pos >= 0:
             put_ack(conn.out, pos, 0x20, (0x100 if session_present else 0) | code)
-        if self.log_mask & LOG_DEBUG:
-            self.log(LOG_DEBUG, "Sending CONNACK to %s (%d, %d)"
+        if self.log_mask & _LOG_DEBUG:
+            self.log(_LOG_DEBUG, "Sending CONNACK to %s (%d, %d)"
                      % (self._name(conn), 1 if session_present else 0, code))
 
     def write_publish(self, conn: Conn, b0: int, mid: int, src: "Buffer", ts: int, te: int,
@@ -293,13 +317,13 @@ class Broker:
             return False
         put_publish(conn.out, pos, b0, mid, src, ts, te, ps, pe)
         self.messages_sent += 1
-        if self.log_mask & LOG_DEBUG:
+        if self.log_mask & _LOG_DEBUG:
             self._trace("Sending PUBLISH to", conn, b0, mid, src, ts, te, pe - ps)
         return True
 
     def _trace(self, what: str, conn: Conn, b0: int, mid: int, src: "Buffer", ts: int, te: int,
                plen: int) -> None:
-        self.log(LOG_DEBUG, "%s %s (d%d, q%d, r%d, m%d, '%s', ... (%d bytes))" % (
+        self.log(_LOG_DEBUG, "%s %s (d%d, q%d, r%d, m%d, '%s', ... (%d bytes))" % (
             what, conn.client_id, (b0 >> 3) & 1, (b0 >> 1) & 3, b0 & 1, mid,
             str(bytes(src[ts:te]), "utf-8"), plen))
 
@@ -328,12 +352,12 @@ class Broker:
             conn.in_wq = True
             self.wq.append(conn)
         if why:
-            self.log(LOG_NOTICE, why)
+            self.log(_LOG_NOTICE, why)
         if send_will and will is not None:
             self._publish_will(will)
 
     def _protocol_error(self, conn: Conn, reason: str) -> None:
-        self.log(LOG_NOTICE, "Client %s sent a malformed or invalid packet (%s), disconnecting."
+        self.log(_LOG_NOTICE, "Client %s sent a malformed or invalid packet (%s), disconnecting."
                  % (self._name(conn), reason))
         self.close(conn, "", True)
 
@@ -349,45 +373,45 @@ class Broker:
         t = b0 >> 4
         self.packets_received += 1
         if conn.state == NEW:
-            if t != CONNECT:
-                raise MalformedPacket("%s before CONNECT" % PACKET_NAMES[t])  # [MQTT-3.1.0-1]
+            if t != _CONNECT:
+                raise MalformedPacket("%s before CONNECT" % _packet_name(t))  # [MQTT-3.1.0-1]
             handle_connect(self, conn, buf, pos, end)
-        elif t == PUBLISH:
+        elif t == _PUBLISH:
             self._publish(conn, b0, buf, pos, end)
-        elif t == PUBACK or t == PUBREC or t == PUBREL or t == PUBCOMP:
+        elif t == _PUBACK or t == _PUBREC or t == _PUBREL or t == _PUBCOMP:
             if end - pos != 2:
-                raise MalformedPacket("%s remaining length must be 2" % PACKET_NAMES[t])
+                raise MalformedPacket("%s remaining length must be 2" % _packet_name(t))
             mid = (buf[pos] << 8) | buf[pos + 1]
-            if t == PUBACK:
+            if t == _PUBACK:
                 self._complete(conn, t, mid, AWAIT_PUBACK)
-            elif t == PUBREC:
+            elif t == _PUBREC:
                 self._pubrec(conn, mid)
-            elif t == PUBREL:
+            elif t == _PUBREL:
                 self._pubrel(conn, mid)
             else:
                 self._complete(conn, t, mid, AWAIT_PUBCOMP)
-        elif t == SUBSCRIBE:
+        elif t == _SUBSCRIBE:
             handle_subscribe(self, conn, buf, pos, end)
-        elif t == UNSUBSCRIBE:
+        elif t == _UNSUBSCRIBE:
             handle_unsubscribe(self, conn, buf, pos, end)
-        elif t == PINGREQ:
+        elif t == _PINGREQ:
             if end != pos:
                 raise MalformedPacket("PINGREQ remaining length must be 0")
-            if self.log_mask & LOG_DEBUG:
-                self.log(LOG_DEBUG, "Received PINGREQ from %s" % conn.client_id)
+            if self.log_mask & _LOG_DEBUG:
+                self.log(_LOG_DEBUG, "Received PINGREQ from %s" % conn.client_id)
             pos = self.reserve(conn, 2, False)
             if pos >= 0:
-                conn.out[pos] = PINGRESP << 4
+                conn.out[pos] = _PINGRESP << 4
                 conn.out[pos + 1] = 0
-        elif t == DISCONNECT:
+        elif t == _DISCONNECT:
             if end != pos:
                 raise MalformedPacket("DISCONNECT remaining length must be 0")
             conn.will = None  # [MQTT-3.14.4-3]
             self.close(conn, "Client %s disconnected." % conn.client_id, False)
-        elif t == CONNECT:
+        elif t == _CONNECT:
             raise MalformedPacket("second CONNECT")  # [MQTT-3.1.0-2]
         else:
-            raise MalformedPacket("%s is not sent by clients" % PACKET_NAMES[t])
+            raise MalformedPacket("%s is not sent by clients" % _packet_name(t))
 
     # ---- PUBLISH and routing ----
 
@@ -412,7 +436,7 @@ class Broker:
         if b0 & 0x01 and not self.config.retain_available:
             raise MalformedPacket("RETAIN set but retain_available is false")
         self.messages_received += 1
-        if self.log_mask & LOG_DEBUG:
+        if self.log_mask & _LOG_DEBUG:
             self._trace("Received PUBLISH from", conn, b0, v.mid, buf, ts, te,
                         v.payload_end - v.payload_start)
         mid = v.mid
@@ -422,7 +446,7 @@ class Broker:
             s = conn.session
             got = s.qos2_received(mid) if s is not None else QOS2_NEW
             if got == QOS2_RESENT:
-                self.send_ack(conn, PUBREC, mid)  # a re-sent PUBLISH: deliver once only
+                self.send_ack(conn, _PUBREC, mid)  # a re-sent PUBLISH: deliver once only
                 return
             if got == QOS2_FULL:
                 # 3.1.1 cannot refuse a PUBLISH; a client that never releases its QoS 2
@@ -431,10 +455,10 @@ class Broker:
                            "disconnecting." % conn.client_id, True)
                 return
         acl = self.acl
-        if acl is not None and conn.session is not None and conn.session.acl is not None \
+        if acl is not None and conn.session is not None and conn.session.acl is not None\
                 and not acl.writable(conn.session.acl, buf, ts, te):
             # 3.1.1 has no way to refuse a PUBLISH: drop it, acknowledge it as usual.
-            self.log(LOG_NOTICE, "Denied PUBLISH from %s to '%s' (acl_file)."
+            self.log(_LOG_NOTICE, "Denied PUBLISH from %s to '%s' (acl_file)."
                      % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
             self.messages_dropped += 1
         else:
@@ -442,9 +466,9 @@ class Broker:
             self._accept(buf, b0, ts, te, ps, pe, qos,
                          pos - conn.reader.hlen if b0 == 0x30 else -1)
         if qos == 1:
-            self.send_ack(conn, PUBACK, mid)
+            self.send_ack(conn, _PUBACK, mid)
         elif qos == 2:
-            self.send_ack(conn, PUBREC, mid)
+            self.send_ack(conn, _PUBREC, mid)
 
     def _accept(self, buf: "Buffer", b0: int, ts: int, te: int, ps: int, pe: int,
                 qos: int, raw: int) -> None:
@@ -456,7 +480,7 @@ class Broker:
             else:
                 msg = message_from(buf, ts, te, ps, pe, qos, True)
                 if not self.retained.store(msg):
-                    self.log(LOG_WARNING, "Retained message on '%s' not kept: "
+                    self.log(_LOG_WARNING, "Retained message on '%s' not kept: "
                              "max_retained_messages (%d) reached."
                              % (str(bytes(buf[ts:te]), "utf-8"), self.config.max_retained_messages))
         self._route(buf, ts, te, ps, pe, qos, msg, b0 & 0x01 == 1, raw)
@@ -468,7 +492,7 @@ class Broker:
             if len(data) == tlen:
                 self.retained.delete(data, 0, tlen)
             elif not self.retained.store(will):
-                self.log(LOG_WARNING, "Retained will not kept: max_retained_messages reached.")
+                self.log(_LOG_WARNING, "Retained will not kept: max_retained_messages reached.")
         self.route_message(will)
 
     def publish(self, topic: bytes, payload: bytes, qos: int = 0, retain: bool = False) -> None:
@@ -530,7 +554,7 @@ class Broker:
                                            retain and s.local.retain_as_published))
             elif q == 0:
                 if conn is not None:
-                    if esize == 0 and raw >= 0 \
+                    if esize == 0 and raw >= 0\
                             and codec.publish_size(0x30, te - ts, pe - ps) == pe - raw:
                         enc = buf  # (a Remaining Length in more bytes than needed is re-encoded)
                         epos = raw
@@ -551,7 +575,7 @@ class Broker:
                         else:
                             copy_into(conn.out, pos, enc, epos, esize)
                             self.messages_sent += 1
-                            if self.log_mask & LOG_DEBUG:
+                            if self.log_mask & _LOG_DEBUG:
                                 self._trace("Sending PUBLISH to", conn, 0x30, 0, buf, ts, te,
                                             pe - ps)
                 elif self.config.queue_qos0_messages:
@@ -562,7 +586,7 @@ class Broker:
                     self.messages_dropped += 1
             else:
                 if msg is None:
-                    if self.heap_low is not None \
+                    if self.heap_low is not None\
                             and self.heap_low(te - ts + pe - ps + _MESSAGE_OVERHEAD):
                         # A stored copy would exhaust a small heap: like a full queue, the
                         # message is dropped for this client (the publisher was served).
@@ -587,7 +611,7 @@ class Broker:
             try:
                 local.receive(topic, payload, qos, retain)
             except Exception as e:
-                self.log(LOG_ERR, "In-process client %s failed in on_message: %r"
+                self.log(_LOG_ERR, "In-process client %s failed in on_message: %r"
                          % (s.client_id, e))
 
     def deliver(self, s: Session, msg: Message, flags: int) -> None:
@@ -613,7 +637,7 @@ class Broker:
         """s.dropped already counts the message; log the first and every thousandth."""
         self.messages_dropped += 1
         if s.dropped == 1 or s.dropped % 1000 == 0:
-            self.log(LOG_WARNING, "Outgoing messages are being dropped for client %s "
+            self.log(_LOG_WARNING, "Outgoing messages are being dropped for client %s "
                      "(%s, %d dropped)." % (s.client_id, why, s.dropped))
 
     def _send_stored(self, s: Session, msg: Message, flags: int) -> bool:
@@ -627,7 +651,7 @@ class Broker:
             return self.write_publish(conn, b0, 0, data, 0, tlen, tlen, len(data), True)
         if not s.window_open():
             return False
-        if conn.pending() + codec.publish_size(b0, tlen, len(data) - tlen) > self.out_soft \
+        if conn.pending() + codec.publish_size(b0, tlen, len(data) - tlen) > self.out_soft\
                 and conn.pending():
             return False
         i = s.take_slot(msg, flags)
@@ -656,9 +680,9 @@ class Broker:
             s.release_slot(i)
             if s.queue:
                 self.pump(s)
-        elif self.log_mask & LOG_DEBUG:
-            self.log(LOG_DEBUG, "Received %s from %s for unknown packet id %d"
-                     % (PACKET_NAMES[t], conn.client_id, mid))
+        elif self.log_mask & _LOG_DEBUG:
+            self.log(_LOG_DEBUG, "Received %s from %s for unknown packet id %d"
+                     % (_packet_name(t), conn.client_id, mid))
 
     def _pubrec(self, conn: Conn, mid: int) -> None:
         s = conn.session
@@ -668,13 +692,13 @@ class Broker:
         if i >= 0:
             s.slot_state[i] = AWAIT_PUBCOMP
             s.slot_msg[i] = None  # the message is delivered; only its identifier is kept
-            self.send_ack(conn, PUBREL, mid)  # [MQTT-4.3.3-1]
+            self.send_ack(conn, _PUBREL, mid)  # [MQTT-4.3.3-1]
         elif s.find_slot(mid, AWAIT_PUBCOMP) >= 0:
-            self.send_ack(conn, PUBREL, mid)
+            self.send_ack(conn, _PUBREL, mid)
 
     def _pubrel(self, conn: Conn, mid: int) -> None:
         s = conn.session
         if s is not None:
             s.qos2_released(mid)
-        self.send_ack(conn, PUBCOMP, mid)  # [MQTT-4.3.3-2]
+        self.send_ack(conn, _PUBCOMP, mid)  # [MQTT-4.3.3-2]
 

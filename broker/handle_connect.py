@@ -1,13 +1,25 @@
 """CONNECT: validation [MQTT-3.1.2], client identifiers, session takeover and resumption."""
 from broker.codec import MalformedPacket, decode_connect
 from broker.conn import CONNECTED
-from broker.const import (
-    PUBREL, CONNACK_ACCEPTED, CONNACK_BAD_USERNAME_OR_PASSWORD, CONNACK_IDENTIFIER_REJECTED,
-    CONNACK_NOT_AUTHORIZED, CONNACK_SERVER_UNAVAILABLE, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION, PROTOCOL_LEVEL_31,
-    LOG_NOTICE,
-)
 from broker.session import AWAIT_PUBCOMP, FLAG_QOS_MASK, FLAG_RETAIN, Message, Session
 from broker.topics import valid_topic_name
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):  # type: ignore[no-untyped-def,misc]
+        return x
+
+# Values from broker.const, defined here so that MicroPython compiles them to literals.
+_PUBREL = const(6)
+_CONNACK_ACCEPTED = const(0)
+_CONNACK_BAD_USERNAME_OR_PASSWORD = const(4)
+_CONNACK_IDENTIFIER_REJECTED = const(2)
+_CONNACK_NOT_AUTHORIZED = const(5)
+_CONNACK_SERVER_UNAVAILABLE = const(3)
+_CONNACK_UNACCEPTABLE_PROTOCOL_VERSION = const(1)
+_PROTOCOL_LEVEL_31 = const(3)
+_LOG_NOTICE = const(0x04)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,7 +30,7 @@ if TYPE_CHECKING:
 
 
 def _refuse(b: "Broker", conn: "Conn", code: int, why: str) -> None:
-    b.log(LOG_NOTICE, why)
+    b.log(_LOG_NOTICE, why)
     b.send_connack(conn, False, code)  # session present 0 on refusal [MQTT-3.2.2-4]
     b.close(conn, "", False)
 
@@ -26,7 +38,7 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     c = decode_connect(buf, pos, end)
     cfg = b.config
     if not c.supported():
-        _refuse(b, conn, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION,  # [MQTT-3.1.2-2]
+        _refuse(b, conn, _CONNACK_UNACCEPTABLE_PROTOCOL_VERSION,  # [MQTT-3.1.2-2]
                      "Client %s: unsupported protocol '%s' level %d, refused."
                      % (conn.peer, c.protocol_name, c.protocol_level))
         return
@@ -38,31 +50,31 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         if c.will_retain and not cfg.retain_available:
             raise MalformedPacket("retained will but retain_available is false")
     cid = c.client_id
-    if c.protocol_level == PROTOCOL_LEVEL_31 and not 0 < len(cid) <= 23:
-        _refuse(b, conn, CONNACK_IDENTIFIER_REJECTED,
+    if c.protocol_level == _PROTOCOL_LEVEL_31 and not 0 < len(cid) <= 23:
+        _refuse(b, conn, _CONNACK_IDENTIFIER_REJECTED,
                      "Client %s: MQTT 3.1 client id must be 1 to 23 characters, refused."
                      % conn.peer)
         return
     if not cid:
         if not c.clean_session:
-            _refuse(b, conn, CONNACK_IDENTIFIER_REJECTED,  # [MQTT-3.1.3-8]
+            _refuse(b, conn, _CONNACK_IDENTIFIER_REJECTED,  # [MQTT-3.1.3-8]
                          "Client %s: empty client id with clean session 0, refused."
                          % conn.peer)
             return
         cid = _generate_id(b)  # [MQTT-3.1.3-6]
     if c.keepalive > cfg.max_keepalive:
-        _refuse(b, conn, CONNACK_IDENTIFIER_REJECTED,
+        _refuse(b, conn, _CONNACK_IDENTIFIER_REJECTED,
                      "Client %s: keepalive %d above max_keepalive %d, refused."
                      % (cid, c.keepalive, cfg.max_keepalive))
         return
     if cfg.passwords is not None and (c.username is not None or c.password is not None):
         from broker.auth import check  # only with a password_file
         if not check(cfg.passwords.get(c.username or ""), c.password):
-            _refuse(b, conn, CONNACK_BAD_USERNAME_OR_PASSWORD,
+            _refuse(b, conn, _CONNACK_BAD_USERNAME_OR_PASSWORD,
                     "Client %s from %s: bad username or password." % (cid, conn.peer))
             return
     elif not cfg.allow_anonymous:
-        _refuse(b, conn, CONNACK_NOT_AUTHORIZED,
+        _refuse(b, conn, _CONNACK_NOT_AUTHORIZED,
                      "Client %s from %s not authorised (anonymous clients are not allowed)."
                      % (cid, conn.peer))
         return
@@ -72,21 +84,21 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         rules = cfg.acl.rules_for(cid, c.username)
         will = c.will_topic
         if will is not None and not can(rules, WRITE, will, 0, len(will)):
-            _refuse(b, conn, CONNACK_NOT_AUTHORIZED,
+            _refuse(b, conn, _CONNACK_NOT_AUTHORIZED,
                     "Client %s from %s: will topic '%s' not allowed by acl_file, refused."
                     % (cid, conn.peer, str(will, "utf-8")))
             return
     old = b.sessions.get(cid)
     if old is not None and old.local is not None:
-        _refuse(b, conn, CONNACK_IDENTIFIER_REJECTED,
+        _refuse(b, conn, _CONNACK_IDENTIFIER_REJECTED,
                 "Client %s: the id belongs to an in-process client, refused." % cid)
         return
     if old is not None and old.conn is not None:
-        b.log(LOG_NOTICE, "Client %s already connected, closing old connection." % cid)
+        b.log(_LOG_NOTICE, "Client %s already connected, closing old connection." % cid)
         b.close(old.conn, "", True)  # [MQTT-3.1.4-2]
         old = b.sessions.get(cid)
     if b.connected >= cfg.max_connections:
-        _refuse(b, conn, CONNACK_SERVER_UNAVAILABLE,
+        _refuse(b, conn, _CONNACK_SERVER_UNAVAILABLE,
                      "Client %s refused: max_connections (%d) reached."
                      % (cid, cfg.max_connections))
         return
@@ -94,7 +106,7 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         b.discard_session(old)  # [MQTT-3.1.2-6]
         old = None
     if old is None and len(b.sessions) >= cfg.max_sessions:
-        _refuse(b, conn, CONNACK_SERVER_UNAVAILABLE,
+        _refuse(b, conn, _CONNACK_SERVER_UNAVAILABLE,
                      "Client %s refused: max_sessions (%d) reached." % (cid, cfg.max_sessions))
         return
     present = old is not None
@@ -119,12 +131,12 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     if c.will_topic is not None:
         data = c.will_topic + c.will_payload
         conn.will = Message(data, len(c.will_topic), c.will_qos, c.will_retain)
-    b.log(LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d)."
-             % (conn.peer, cid, 1 if conn.level == PROTOCOL_LEVEL_31 else 2,
+    b.log(_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d)."
+             % (conn.peer, cid, 1 if conn.level == _PROTOCOL_LEVEL_31 else 2,
                 1 if c.clean_session else 0, c.keepalive))
     # MQTT 3.1 has no session present flag: that byte is reserved there.
-    b.send_connack(conn, present and conn.level != PROTOCOL_LEVEL_31,
-                       CONNACK_ACCEPTED)  # [MQTT-3.2.2-2] [MQTT-3.2.2-3]
+    b.send_connack(conn, present and conn.level != _PROTOCOL_LEVEL_31,
+                       _CONNACK_ACCEPTED)  # [MQTT-3.2.2-2] [MQTT-3.2.2-3]
     if present:
         resume(b, s)
 
@@ -142,7 +154,7 @@ def resume(b: "Broker", s: Session) -> None:
     for i in s.inflight_order():
         mid = s.slot_mid[i]
         if s.slot_state[i] == AWAIT_PUBCOMP:
-            b.send_ack(conn, PUBREL, mid)
+            b.send_ack(conn, _PUBREL, mid)
         else:
             msg = s.slot_msg[i]
             if msg is not None:

@@ -3,12 +3,24 @@ from broker.codec import (
     MalformedPacket, decode_subscribe, decode_unsubscribe, put_remaining_length,
     remaining_length_size,
 )
-from broker.const import (
-    SUBACK, UNSUBACK, SUBACK_FAILURE, LOG_DEBUG, LOG_NOTICE, LOG_SUBSCRIBE, LOG_UNSUBSCRIBE,
-    LOG_WARNING,
-)
 from broker.session import FLAG_RETAIN
 from broker.topics import Filter, valid_topic_filter
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):  # type: ignore[no-untyped-def,misc]
+        return x
+
+# Values from broker.const, defined here so that MicroPython compiles them to literals.
+_SUBACK = const(9)
+_UNSUBACK = const(11)
+_SUBACK_FAILURE = const(0x80)
+_LOG_DEBUG = const(0x40)
+_LOG_NOTICE = const(0x04)
+_LOG_SUBSCRIBE = const(0x10)
+_LOG_UNSUBSCRIBE = const(0x20)
+_LOG_WARNING = const(0x02)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,38 +44,38 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
     granted = []
     for filt, q in topics:
         if len(filt) > b.config.max_topic_length:
-            codes.append(SUBACK_FAILURE)
-            b.log(LOG_WARNING, "Subscription of %s refused: filter longer than "
+            codes.append(_SUBACK_FAILURE)
+            b.log(_LOG_WARNING, "Subscription of %s refused: filter longer than "
                      "max_topic_length." % conn.client_id)
             continue
         if s.acl is not None and not _may_subscribe(s.acl, filt):
-            codes.append(SUBACK_FAILURE)
-            b.log(LOG_NOTICE, "Denied SUBSCRIBE of %s to '%s' (acl_file)."
+            codes.append(_SUBACK_FAILURE)
+            b.log(_LOG_NOTICE, "Denied SUBSCRIBE of %s to '%s' (acl_file)."
                   % (conn.client_id, str(filt, "utf-8")))
             continue
         r = b.subs.subscribe(s, filt, q)
         if r < 0:
-            codes.append(SUBACK_FAILURE)
-            b.log(LOG_WARNING, "Subscription of %s to '%s' refused: max_subscriptions "
+            codes.append(_SUBACK_FAILURE)
+            b.log(_LOG_WARNING, "Subscription of %s to '%s' refused: max_subscriptions "
                      "(%d) reached." % (conn.client_id, str(filt, "utf-8"),
                                         b.config.max_subscriptions))
             continue
         codes.append(q)
         granted.append((filt, q))
-        if b.log_mask & LOG_SUBSCRIBE:
-            b.log(LOG_SUBSCRIBE, "%s %d %s" % (conn.client_id, q, str(filt, "utf-8")))
+        if b.log_mask & _LOG_SUBSCRIBE:
+            b.log(_LOG_SUBSCRIBE, "%s %d %s" % (conn.client_id, q, str(filt, "utf-8")))
     n = 2 + len(codes)
     p = b.reserve(conn, 1 + remaining_length_size(n) + n, False)
     if p >= 0:  # [MQTT-3.8.4-1] [MQTT-3.8.4-5]
         out = conn.out
-        out[p] = SUBACK << 4
+        out[p] = _SUBACK << 4
         p = put_remaining_length(out, p + 1, n)
         out[p] = mid >> 8
         out[p + 1] = mid & 0xFF
         for i in range(len(codes)):
             out[p + 2 + i] = codes[i]
-    if b.log_mask & LOG_DEBUG:
-        b.log(LOG_DEBUG, "Sending SUBACK to %s" % conn.client_id)
+    if b.log_mask & _LOG_DEBUG:
+        b.log(_LOG_DEBUG, "Sending SUBACK to %s" % conn.client_id)
     for filt, q in granted:
         send_retained(b, s, filt, q)
 
@@ -102,6 +114,6 @@ def handle_unsubscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: 
     assert s is not None
     for filt in filters:
         b.subs.unsubscribe(s, filt)
-        if b.log_mask & LOG_UNSUBSCRIBE:
-            b.log(LOG_UNSUBSCRIBE, "%s %s" % (conn.client_id, str(filt, "utf-8")))
-    b.send_ack(conn, UNSUBACK, mid)  # [MQTT-3.10.4-4] [MQTT-3.10.4-5]
+        if b.log_mask & _LOG_UNSUBSCRIBE:
+            b.log(_LOG_UNSUBSCRIBE, "%s %s" % (conn.client_id, str(filt, "utf-8")))
+    b.send_ack(conn, _UNSUBACK, mid)  # [MQTT-3.10.4-4] [MQTT-3.10.4-5]

@@ -7,10 +7,18 @@ client, except that QoS 1 and 2 complete at once: nothing travels over a wire.
 Use a LocalClient from the thread that runs the broker (a board's loop, or between turns of a
 port's event loop); the engine is not thread-safe.
 """
-from broker.const import SUBACK_FAILURE
 from broker.handle_subscribe import send_retained
 from broker.session import Session
 from broker.topics import valid_topic_filter, valid_topic_name
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):  # type: ignore[no-untyped-def,misc]
+        return x
+
+# Values from broker.const, defined here so that MicroPython compiles them to literals.
+_SUBACK_FAILURE = const(0x80)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -82,7 +90,7 @@ class LocalClient:
         if qos not in (0, 1, 2):
             raise ValueError("QoS must be 0, 1 or 2")
         if self.broker.subs.subscribe(s, f, qos) < 0:
-            return SUBACK_FAILURE
+            return _SUBACK_FAILURE
         send_retained(self.broker, s, f, qos)
         return qos
 

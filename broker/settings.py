@@ -4,7 +4,16 @@ Deliberately tiny, with no methods beyond __init__ (and Listener.__repr__): a me
 module's globals alive, so the parser lives in broker.config, which a board can drop from
 sys.modules once the configuration is read (see broker.cli.unload_parser).
 """
-from broker.const import LOG_DEFAULT, MAX_REMAINING_LENGTH
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):  # type: ignore[no-untyped-def,misc]
+        return x
+
+# Values from broker.const, defined here so that MicroPython compiles them to literals.
+_LOG_DEFAULT = const(0x0F)
+_MAX_REMAINING_LENGTH = const(268435455)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -13,7 +22,7 @@ if TYPE_CHECKING:
 
 DEFAULT_PORT = 1883
 DEFAULT_MAX_CONNECTIONS = 10000
-NO_PACKET_LIMIT = MAX_REMAINING_LENGTH + 5  # 268435460: the largest packet MQTT can frame
+NO_PACKET_LIMIT = _MAX_REMAINING_LENGTH + 5  # 268435460: the largest packet MQTT can frame
 
 
 class Listener:
@@ -51,7 +60,7 @@ class Config:
         self.max_packet_size = NO_PACKET_LIMIT
         self.max_keepalive = 65535
         self.retain_available = True
-        self.log_types = LOG_DEFAULT
+        self.log_types = _LOG_DEFAULT
         self.log_dest = "stderr"
         self.max_subscriptions = 100000
         self.max_retained_messages = 10000

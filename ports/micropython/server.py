@@ -9,8 +9,16 @@ import socket
 import sys
 import time
 
-from broker.const import LOG_NOTICE
 from broker.engine import CLOSED, Broker, Conn
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):  # type: ignore[no-untyped-def,misc]
+        return x
+
+# Values from broker.const, defined here so that MicroPython compiles them to literals.
+_LOG_NOTICE = const(0x04)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -202,9 +210,9 @@ class Server:
         if raw is not sock:
             self.raw[sock] = raw
         if path:
-            self.broker.log(LOG_NOTICE, "New connection from %s." % peer)
+            self.broker.log(_LOG_NOTICE, "New connection from %s." % peer)
         else:
-            self.broker.log(LOG_NOTICE, "New connection from %s on port %d."
+            self.broker.log(_LOG_NOTICE, "New connection from %s on port %d."
                             % (peer, self.listeners[lsock]))
         sock.setblocking(False)
         self.conns[sock] = conn
@@ -281,7 +289,7 @@ def _configure(argv: "List[str]") -> "Optional[Config]":
     except ConfigError as e:
         sys.stderr.write("Error: %s\n" % e)
         return None
-    _log(LOG_NOTICE, cli.banner())
+    _log(_LOG_NOTICE, cli.banner())
     cli.unload_parser()
     return config
 
@@ -328,5 +336,5 @@ def run(argv: "List[str]", ready: "Optional[Callable[[List[str]], None]]" = None
     if ready is not None:
         ready(server.addresses)
     server.serve()
-    _log(LOG_NOTICE, "broker terminating")
+    _log(_LOG_NOTICE, "broker terminating")
     return 0

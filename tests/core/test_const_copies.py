@@ -1,0 +1,27 @@
+"""The runtime modules keep private copies of broker.const's values (so that MicroPython compiles
+them to literals and never loads broker.const while serving); each copy must equal the original.
+"""
+from support import MPY, SkipTest
+
+from broker import codec, const, engine, handle_connect, handle_subscribe, local, settings
+
+MODULES = (codec, engine, handle_connect, handle_subscribe, local, settings)
+
+
+def test_private_copies_equal_broker_const() -> None:
+    if MPY:
+        raise SkipTest("MicroPython folds private const() names away: nothing to compare")
+    checked = 0
+    for module in MODULES:
+        copies = [name for name in dir(module)
+                  if name.startswith("_") and name[1:].isupper() and hasattr(const, name[1:])]
+        assert copies, module.__name__
+        for name in copies:
+            assert getattr(module, name) == getattr(const, name[1:]), (module.__name__, name)
+            checked += 1
+    assert checked >= 40
+
+
+def test_engine_names_packets_in_its_messages() -> None:
+    assert engine._packet_name(const.PUBLISH) == "PUBLISH"
+    assert engine._packet_name(15) == "RESERVED"
