@@ -39,6 +39,7 @@ class Conn:
     keepalive_ms = 0
     will = None  # type: Optional[Message]
     dropped = 0
+    polled = 0  # the port's poll mask for this connection (the engine never reads it)
     topic_ok = None  # type: Optional[bytes]  # (CPython) the last topic name found valid
 
     def __init__(self, handle: "Any", peer: str, max_packet_size: int, now: int) -> None:

@@ -237,6 +237,7 @@ class Server:
             sock.setblocking(False)
             self.conns[sock.fileno()] = conn
             self.poller.register(sock.fileno(), _IN)
+            conn.polled = _IN
 
     def _read(self, conn: Conn) -> None:
         try:
@@ -278,14 +279,18 @@ class Server:
             conn.sent(sent)
         if conn.state == CLOSED:
             self._drop(conn)
-        elif conn.olen:
-            # A peer that does not read is not read either, so answers cannot pile up. Half the
-            # cap leaves room for the answers to one more read without growing past it.
-            over = conn.pending() > self.broker.out_soft // 2
-            self.poller.modify(sock.fileno(), _OUT if over else _IN | _OUT)
         else:
-            self.poller.modify(sock.fileno(), _IN)
-            self.broker.drained(conn)
+            if conn.olen:
+                # A peer that does not read is not read either, so answers cannot pile up. Half
+                # the cap leaves room for the answers to one more read without growing past it.
+                mask = _OUT if conn.pending() > self.broker.out_soft // 2 else _IN | _OUT
+            else:
+                mask = _IN
+            if mask != conn.polled:  # one epoll_ctl less per flush in the common case
+                self.poller.modify(sock.fileno(), mask)
+                conn.polled = mask
+            if not conn.olen:
+                self.broker.drained(conn)
 
     def _drop(self, conn: Conn) -> None:
         sock = conn.handle
