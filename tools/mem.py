@@ -16,7 +16,9 @@ configuration (default boards/rp2/broker.conf):
   served; and the smallest heap that can import the broker at all.
 
 The .mpy variant is compiled by mpy-cross into build/mpy/ (only .mpy files, the package
-layout kept) and run with build/mpy as the working directory. The ROMFS variant packs those
+layout kept) from the source a board gets (tools/mpy_source.py: bytecode only, no
+`@micropython.native`) and run with build/mpy as the working directory. The .py variant runs the
+repository's source, whose hot path the unix runtime compiles to machine code outside the heap. The ROMFS variant packs those
 .mpy files into build/broker.romfs with `mpremote romfs build` and runs them from the mounted
 image through tools/romfs_boot.py, as a board whose firmware has a ROMFS partition runs them
 from flash: bytecode and strings are used in place instead of being copied into the heap. The
@@ -43,6 +45,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded with runpy
+from mpy_source import board_source  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -397,8 +402,11 @@ def build_mpy() -> str:
         rel = src.relative_to(ROOT).with_suffix(".mpy")
         out = BUILD / rel
         out.parent.mkdir(parents=True, exist_ok=True)
-        r = subprocess.run([str(MPY_CROSS), "-march=host", "-o", str(out), str(rel.with_suffix(".py"))],
-                           cwd=ROOT, capture_output=True, text=True)
+        tmp = out.with_suffix(".src.py")  # what a board compiles: see tools/mpy_source.py
+        tmp.write_text(board_source(src))
+        r = subprocess.run([str(MPY_CROSS), "-march=host", "-s", str(rel.with_suffix(".py")),
+                            "-o", str(out), str(tmp)], cwd=ROOT, capture_output=True, text=True)
+        tmp.unlink()
         if r.returncode != 0:
             return "mpy-cross %s: %s" % (rel.with_suffix(".py"), (r.stderr or r.stdout).strip())
     return ""
