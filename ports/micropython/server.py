@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 _SCRATCH = 4096
 _OUT_HEAP_SHARE = 8
+_BACKLOG_MAX = 128
 _HEAP_FREE_SHARE = 8
 _POLL_MS = 250
 _IN = select.POLLIN
@@ -110,7 +111,8 @@ class Server:
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 sock.bind(socket.getaddrinfo(host, lst.port)[0][-1])
-                sock.listen(8)
+                # a burst of clients waits in the backlog, not for the kernel's SYN retries
+                sock.listen(min(max(self.config.max_connections, 8), _BACKLOG_MAX))
             except OSError:
                 sock.close()
                 raise
