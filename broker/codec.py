@@ -80,7 +80,6 @@ class Reader:
         self.max_packet_size = max_packet_size
 
     @micropython.native
-
     def _header(self, src: "Buffer", pos: int, end: int) -> int:
         """Total packet size from a fixed header at src[pos:end]: -1 if incomplete."""
         rl = 0
@@ -103,7 +102,6 @@ class Reader:
         return -1
 
     @micropython.native
-
     def take(self, src: "Buffer", pos: int, end: int) -> int:
         """Consume src[pos:end] up to the end of the next packet; return the new position."""
         self.ready = False
@@ -293,7 +291,6 @@ class Publish:
 
 
 @micropython.native
-
 
 def parse_publish(view: Publish, b0: int, buf: "Buffer", pos: int, end: int) -> None:
     if pos + 2 > end:

@@ -151,7 +151,6 @@ class Broker:
         return conn
 
     @micropython.native
-
     def feed(self, conn: Conn, buf: "Buffer", n: int) -> None:
         """Bytes buf[0:n] arrived on conn."""
         if conn.state == CLOSED:
@@ -253,7 +252,6 @@ class Broker:
     # ---- output ----
 
     @micropython.native
-
     def reserve(self, conn: Conn, n: int, optional: bool) -> int:
         """Room for n more bytes in conn's output; the offset to write at, or -1.
         Optional output (QoS 0 deliveries) is refused past the soft cap so that a subscriber
@@ -374,7 +372,6 @@ class Broker:
     # ---- dispatch ----
 
     @micropython.native
-
     def _packet(self, conn: Conn, b0: int, buf: "Buffer", pos: int, end: int) -> None:
         t = b0 >> 4
         self.packets_received += 1
@@ -422,7 +419,6 @@ class Broker:
     # ---- PUBLISH and routing ----
 
     @micropython.native
-
     def _publish(self, conn: Conn, b0: int, buf: "Buffer", pos: int, end: int) -> None:
         v = self.pub
         parse_publish(v, b0, buf, pos, end)
@@ -479,7 +475,6 @@ class Broker:
             self.send_ack(conn, _PUBREC, mid)
 
     @micropython.native
-
     def _accept(self, buf: "Buffer", b0: int, ts: int, te: int, ps: int, pe: int,
                 qos: int, raw: int) -> None:
         """Retain (if asked) and route a PUBLISH that passed every check; raw: see _route."""
@@ -528,7 +523,6 @@ class Broker:
         return LocalClient(self, client_id, on_message)
 
     @micropython.native
-
     def _route(self, buf: "Buffer", ts: int, te: int, ps: int, pe: int, qos: int,
                msg: "Optional[Message]", retain: bool = False, raw: int = -1) -> None:
         """Deliver to every session with a matching subscription, once per session at the
