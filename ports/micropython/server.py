@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from broker.settings import Config
 
 _SCRATCH = 4096
+_SCRATCH_MIN = 1024
 _OUT_HEAP_SHARE = 8
 _BACKLOG_MAX = 128
 _HEAP_FREE_SHARE = 8
@@ -75,7 +76,9 @@ class Server:
         self.poller = select.poll()
         self.listeners = {}  # type: Dict[Any, int]
         self.conns = {}  # type: Dict[Any, Conn]
-        self.scratch = bytearray(_SCRATCH)
+        # One read's worth: half the largest packet is enough (a longer one is gathered by its
+        # connection's reader), and 2 KB of a board's heap is worth more than fewer reads.
+        self.scratch = bytearray(min(_SCRATCH, max(_SCRATCH_MIN, config.max_packet_size // 2)))
         self.addresses = []  # type: List[str]
         self._ipoll = None  # type: Any  # poller.ipoll, bound once: taking it allocates
         self.unix = {}  # type: Dict[Any, str]  # unix listener socket -> its path
