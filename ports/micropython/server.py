@@ -29,7 +29,7 @@ _SCRATCH = 4096
 _SCRATCH_MIN = 1024
 _OUT_HEAP_SHARE = 8
 _BACKLOG_MAX = 128
-_HEAP_FREE_SHARE = 8
+_HEAP_FREE_SHARE = 16
 _POLL_MS = 250
 _IN = select.POLLIN
 _OUT = select.POLLOUT
@@ -47,7 +47,7 @@ def _peer(addr: "Any") -> str:
 
 
 def _heap_low(n: int) -> bool:
-    """True when a new buffer of n bytes would leave less than an eighth of the heap free."""
+    """True when a new buffer of n bytes would leave less than a sixteenth of the heap free."""
     free = gc.mem_free()  # type: ignore[attr-defined]
     if (free - n) * _HEAP_FREE_SHARE >= free + gc.mem_alloc():  # type: ignore[attr-defined]
         return False
@@ -70,7 +70,7 @@ class Server:
         heap = gc.mem_free() + gc.mem_alloc()  # type: ignore[attr-defined]
         if self.broker.out_soft > heap // _OUT_HEAP_SHARE:
             self.broker.out_soft = heap // _OUT_HEAP_SHARE
-        # ... and all of them together leave an eighth of the heap free for everything else:
+        # ... and all of them together leave a sixteenth of the heap free for everything else:
         # past that, QoS 0 deliveries that need a bigger buffer are dropped (and counted).
         self.broker.heap_low = _heap_low
         self.poller = select.poll()
