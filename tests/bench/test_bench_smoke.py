@@ -60,3 +60,18 @@ def test_bench_smoke(broker, tmp_path):
     # the table is printed, and the run passes
     assert "fan-in QoS 0" in proc.stdout, proc.stdout
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_bench_smoke_micropython(tmp_path):
+    # Our MicroPython broker at the 256K heap make bench gives it, on the scenarios such a heap
+    # holds (tools/bench/scenarios.py MPY_SCENARIOS): nothing lost, doubled or misrouted.
+    proc, results = smoke("micropython", tmp_path)
+    assert sorted(results) == ["fanin", "fanout", "latency"]
+    for scenario, runs in results.items():
+        (r,) = runs
+        assert r["errors"] == [] and r["ok"] == 1, (scenario, r)
+        assert r["published"] > 0, (scenario, r)
+        assert r["delivered"] == r["expected"] == r["published"] * RECIPIENTS[scenario], r
+        for count in ("lost", "duplicated", "misrouted", "corrupt"):
+            assert r[count] == 0, (scenario, count, r)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
