@@ -11,17 +11,23 @@ Steps, each shown as it goes:
 2. find the board (PORT, or the first USB serial device of the board's kind; BOARD=sim starts
    the virtual board, tools/sim.py, unless it runs already) and check that a MicroPython REPL
    answers;
-3. ask the board for the SHA-256 of each file (one mpremote exec) and copy with mpremote only
-   the files whose hash differs;
+3. when the board's firmware has a ROMFS partition that the compiled modules fit in
+   (`mpremote romfs query`), pack them into a ROMFS image (build/BOARD/broker.romfs) and
+   deploy it with `mpremote romfs deploy` unless the partition holds that image already, and
+   remove copies of the modules from the filesystem, which would shadow /rom; otherwise (or
+   with ROMFS=0) the modules are files like the rest, and an image of ours in the partition is
+   erased so that it cannot shadow them. Then ask the board for the SHA-256 of each file (one
+   mpremote exec) and copy with mpremote only the files whose hash differs;
 4. soft-reset the board from the friendly REPL, so that main.py starts the broker, and wait
    until it prints that it is listening; print the address to connect to.
 
 Any failure ends in one line on stderr that says what to check, with exit status 1.
-The environment may give the options too: PORT, SIM_PORT, SECRETS, SIM_DIR.
+The environment may give the options too: PORT, SIM_PORT, SECRETS, SIM_DIR, ROMFS.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import concurrent.futures
 import hashlib
 import json
@@ -362,6 +368,182 @@ def copy_changed(port: str, files: list[tuple[Path, str]]) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
+# 3a. The modules as a ROMFS image, when the firmware has a partition for it
+
+# What the board tells about its ROMFS partition and its filesystem: sys.path, the SHA-256 of
+# the partition's first N bytes (N: the image's length; only a partition the firmware gives
+# as a buffer, as most ports do), whether /rom holds a broker, and which module copies exist.
+ROMFS_PROBE = """\
+import sys, os
+print('path', repr(sys.path))
+try:
+    import vfs, hashlib, binascii
+    dev = vfs.rom_ioctl(2, 0)
+    if not isinstance(dev, int) and not hasattr(dev, 'ioctl') and len(dev) >= %d:
+        h = hashlib.sha256(memoryview(dev)[:%d]).digest()
+        print('sha256', binascii.hexlify(h).decode())
+    dev = None
+except Exception:
+    pass
+try:
+    os.stat('/rom/broker')
+    print('rom_broker')
+except OSError:
+    pass
+for p in %r:
+    try:
+        os.stat(p)
+        print('copy', p)
+    except OSError:
+        pass
+"""
+
+# Erase the partition's first block: firmware mounts no image from it at the next reset.
+ROMFS_ERASE = """\
+import vfs
+try:
+    vfs.umount('/rom')
+except OSError:
+    pass
+dev = vfs.rom_ioctl(2, 0)
+if hasattr(dev, 'ioctl'):
+    dev.ioctl(6, 0)
+else:
+    b = vfs.rom_ioctl(6, 0)
+    if 0 < b < len(dev):
+        vfs.rom_ioctl(3, 0, 0, b)
+    else:
+        vfs.rom_ioctl(3, 0, len(dev))
+    vfs.rom_ioctl(5, 0)
+print('erased')
+"""
+
+REMOVE_SCRIPT = """\
+import os
+for p in %r:
+    try:
+        os.remove(p)
+    except OSError:
+        pass
+for d in %r:
+    try:
+        os.rmdir(d)
+    except OSError:
+        pass
+"""
+
+
+def romfs_image(out: Path, modules: list[tuple[Path, str]]) -> Path:
+    """Pack the compiled modules into build/BOARD/broker.romfs (`mpremote romfs build`)."""
+    stage = out.parent / "romfs"
+    image = out.parent / "broker.romfs"
+    if stage.exists():
+        shutil.rmtree(stage)
+    for src, dst in modules:
+        (stage / dst).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, stage / dst)
+    r = subprocess.run([str(MPREMOTE), "romfs", "--no-mpy", "-o", str(image), "build",
+                        str(stage)], capture_output=True, text=True)
+    if r.returncode != 0 or not image.is_file():
+        raise FlashError("mpremote romfs build: %s" % (r.stderr or r.stdout).strip())
+    return image
+
+
+def romfs_partition(port: str) -> tuple[int, str]:
+    """The size of the board's ROMFS partition 0 from `mpremote romfs query` (0: none), and
+    why there is none."""
+    try:
+        out = mpremote(port, "romfs", "query")
+    except FlashError as e:
+        return 0, "mpremote romfs query failed (%s)" % e
+    m = re.search(r"ROMFS0 partition has size (\d+) bytes", out)
+    if m:
+        return int(m.group(1)), ""
+    lines = [s.strip() for s in out.splitlines() if s.strip()]
+    return 0, lines[-1] if lines else "mpremote romfs query said nothing"
+
+
+def board_probe(port: str, image_len: int, modules: list[str]) -> dict:
+    out = mpremote(port, "exec", ROMFS_PROBE % (image_len, image_len, modules))
+    info = {"path": [], "sha256": "", "rom_broker": False, "copies": []}  # type: dict
+    for line in out.splitlines():
+        word, _, rest = line.strip().partition(" ")
+        if word == "path":
+            try:
+                info["path"] = ast.literal_eval(rest)
+            except (ValueError, SyntaxError):
+                pass
+        elif word == "sha256":
+            info["sha256"] = rest.strip()
+        elif word == "rom_broker":
+            info["rom_broker"] = True
+        elif word == "copy":
+            info["copies"].append(rest.strip())
+    return info
+
+
+def path_index(path: list, entries: tuple) -> int:
+    """Where the first of `entries` comes on sys.path; len(path) when none is on it."""
+    found = [i for i, p in enumerate(path) if p in entries]
+    return found[0] if found else len(path)
+
+
+# The filesystem's root, where the modules go as files: '' while the current directory is /.
+FS_ROOT = ("", "/")
+
+
+def remove_copies(port: str, copies: list[str]) -> None:
+    dirs = sorted({c.rsplit("/", i)[0] for c in copies for i in (1, 2) if c.count("/") >= i},
+                  key=len, reverse=True)
+    mpremote(port, "exec", REMOVE_SCRIPT % (copies, dirs))
+
+
+def deploy_modules(port: str, out: Path, modules: list[tuple[Path, str]],
+                   use_romfs: bool) -> bool:
+    """Put the modules on the board as a ROMFS image if the firmware can take one; True if it
+    did, False when they are to be copied as files (and no image of ours shadows them)."""
+    image = romfs_image(out, modules) if use_romfs else None
+    data = image.read_bytes() if image is not None else b""
+    info = board_probe(port, len(data), [dst for _, dst in modules])
+    path = info["path"]
+    reason = "ROMFS=0"
+    if image is not None:
+        size, why = romfs_partition(port)
+        if not size:
+            reason = "no ROMFS partition: %s" % why
+        elif len(data) > size:
+            reason = "the ROMFS partition (%d bytes) is too small for the image (%d bytes)" % (
+                size, len(data))
+        else:
+            if info["sha256"] == hashlib.sha256(data).hexdigest():
+                say("ROMFS image on the board is up to date (%d bytes), nothing to deploy"
+                    % len(data))
+            else:
+                say("deploying %d modules as a ROMFS image (%d bytes) to the %d-byte partition"
+                    % (len(modules), len(data), size))
+                mpremote(port, "romfs", "deploy", str(image),
+                         echo=lambda line: print("  " + line, flush=True)
+                         if line.startswith(("ROMFS image deployed", "Image size")) else None)
+            if info["copies"]:
+                # firmware mounts a valid image at the next reset and puts /rom on sys.path
+                # then, after '': the copies would shadow it
+                shadow = path_index(path, FS_ROOT) < path_index(path, ("/rom",))
+                say("removing %d module copies from the filesystem (%s)" % (
+                    len(info["copies"]), "they would shadow /rom: sys.path is %r" % path
+                    if shadow else "the image replaces them"))
+                remove_copies(port, info["copies"])
+            return True
+    say("modules go to the filesystem as files: %s" % reason)
+    if info["rom_broker"]:
+        shadow = path_index(path, ("/rom",)) < path_index(path, FS_ROOT)
+        say("erasing the ROMFS image of an earlier flash (%s)" % (
+            "it comes before the files on sys.path %r" % path if shadow
+            else "stale modules the files replace"))
+        mpremote(port, "exec", ROMFS_ERASE)
+    return False
+
+
+# --------------------------------------------------------------------------------------------
 # 4. Reset and wait for the broker
 
 
@@ -498,7 +680,13 @@ def flash(args: argparse.Namespace) -> int:
         port = find_port(board, args.port)
     check_repl(port)
     say("MicroPython answers on %s" % port)
-    copy_changed(port, files)
+    modules = [(src, dst) for src, dst in files if dst.endswith(".mpy")]
+    if deploy_modules(port, out, modules, args.romfs != "0"):
+        copy_changed(port, [f for f in files if f not in modules])
+        where = "from the ROMFS image at /rom"
+    else:
+        copy_changed(port, files)
+        where = "from .mpy files in the filesystem"
     say("resetting the board; waiting for the broker")
     timeout = args.timeout or READY_TIMEOUT.get(board["id"], READY_TIMEOUT_WIFI)
     addresses = reset_and_wait(port, timeout)
@@ -507,6 +695,7 @@ def flash(args: argparse.Namespace) -> int:
     for a in addresses:
         host, _, p = a.rpartition(":")
         say("broker ready at %s   (mosquitto_sub -h %s -p %s -t '#' -v)" % (a, host, p))
+    say("the broker's modules run %s" % where)
     if board["id"] == "sim":
         say("the virtual board keeps running; make sim-stop stops it")
     return 0
@@ -522,6 +711,9 @@ def main(argv: list[str]) -> int:
                     help="Wi-Fi settings (default boards/secrets.py)")
     ap.add_argument("--build-dir", default=str(ROOT / "build"))
     ap.add_argument("--sim-dir", default=os.environ.get("SIM_DIR") or str(ROOT / "build" / "sim"))
+    ap.add_argument("--romfs", default=os.environ.get("ROMFS", "1"), choices=("0", "1"),
+                    help="0: copy the modules as files even where the firmware has a ROMFS "
+                         "partition")
     ap.add_argument("--timeout", type=float, default=0.0,
                     help="seconds to wait for the broker after the reset")
     ap.add_argument("--write-package-json", action="store_true",

@@ -1,7 +1,7 @@
 """The virtual board (BOARD=sim): MicroPython behind a pseudo-terminal that mpremote opens as
 its serial port.
 
-    .venv/bin/python tools/sim.py start [--dir DIR] [--heap SIZE]   # prints the device path
+    .venv/bin/python tools/sim.py start [--dir DIR] [--heap SIZE] [--romfs SIZE]  # device path
     .venv/bin/python tools/sim.py stop  [--dir DIR]                 # make sim-stop
     .venv/bin/python tools/sim.py status [--dir DIR]
 
@@ -14,6 +14,10 @@ KeyboardInterrupt, as a board's USB interrupt character does), writes the child'
 with LF turned into CR LF, and starts a fresh child when the board resets (soft reset,
 machine.reset(), or a crash), as a board restarts its interpreter. It stops by itself when its
 state file goes (make clean removes build/).
+
+The virtual firmware has a ROMFS partition of 128 KB (DIR/romfs.img, created erased) unless
+--romfs or $SIM_ROMFS says another size, or 0 for firmware without one: `make flash` then
+deploys the broker's modules as a ROMFS image, as on a board whose firmware has the partition.
 """
 from __future__ import annotations
 
@@ -36,6 +40,8 @@ MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
 FIRMWARE = ROOT / "tools" / "sim_board.py"
 DEFAULT_DIR = ROOT / "build" / "sim"
 DEFAULT_HEAP = "192K"
+DEFAULT_ROMFS = 128 * 1024
+ROMFS_FILE = "romfs.img"
 STATE = "sim.json"
 
 EXIT_SOFT_FRIENDLY = 3  # as in tools/sim_board.py
@@ -50,6 +56,26 @@ STOP_TIMEOUT = 5.0
 
 class SimError(Exception):
     pass
+
+
+def parse_size(text: str) -> int:
+    """'128K', '1M' or a number of bytes; SimError when it is none of these."""
+    t = text.strip().upper()
+    scale = {"K": 1024, "M": 1024 * 1024}.get(t[-1:], 1)
+    try:
+        n = int(t[:-1] if scale > 1 else t)
+    except ValueError:
+        raise SimError("%r is not a size (such as 128K)" % text) from None
+    if n < 0:
+        raise SimError("%r is not a size (such as 128K)" % text)
+    return n * scale
+
+
+def romfs_size(text: "str | None") -> int:
+    """The ROMFS partition's size from --romfs or $SIM_ROMFS: unset means 128 KB, 0 none."""
+    if text is None:
+        text = os.environ.get("SIM_ROMFS", "")
+    return parse_size(text) if text.strip() else DEFAULT_ROMFS
 
 
 # --------------------------------------------------------------------------------------------
@@ -67,10 +93,17 @@ def _nonblocking(fd: int) -> None:
 
 
 class Host:
-    def __init__(self, root: Path, heap: str) -> None:
+    def __init__(self, root: Path, heap: str, romfs: int = 0) -> None:
         self.root = root
         self.flash = root / "flash"
-        self.heap = heap
+        # The unix runtime cannot map the ROMFS partition from flash: the firmware holds it in
+        # one bytearray of the heap (tools/sim_board.py), so the heap grows by the partition's
+        # size and the broker keeps the heap it has on a board.
+        self.heap = "%d" % (parse_size(heap) + romfs)
+        self.romfs = root / ROMFS_FILE if romfs else None
+        if self.romfs is not None and (not self.romfs.is_file()
+                                       or self.romfs.stat().st_size != romfs):
+            self.romfs.write_bytes(b"\xff" * romfs)  # erased flash
         self.master, self.slave = pty.openpty()
         # raw: no echo, no line editing, no signals from Ctrl-C; the board does all that
         tty.setraw(self.slave)
@@ -103,7 +136,7 @@ class Host:
         _nonblocking(out_r)
         self.child = subprocess.Popen(
             [str(MICROPYTHON), "-X", "heapsize=" + self.heap, str(FIRMWARE), str(self.flash),
-             mode, str(ctl_w)],
+             mode, str(ctl_w)] + ([str(self.romfs)] if self.romfs is not None else []),
             stdin=in_r, stdout=out_w, stderr=out_w, pass_fds=(ctl_w,), cwd=str(self.flash),
             preexec_fn=_die_with_parent)
         for fd in (in_r, out_w, ctl_w):
@@ -306,13 +339,16 @@ def read_state(root: Path) -> dict | None:
     return state
 
 
-def start(root: Path, heap: str = DEFAULT_HEAP) -> dict:
-    """Start the virtual board unless it runs already; return its state."""
+def start(root: Path, heap: str = DEFAULT_HEAP, romfs: "str | None" = None) -> dict:
+    """Start the virtual board unless it runs already; return its state. `romfs`: the ROMFS
+    partition's size (default $SIM_ROMFS, else 128K; 0 for none)."""
     state = read_state(root)
     if state is not None:
         return state
     if not MICROPYTHON.exists():
         raise SimError("%s is missing: run make setup" % MICROPYTHON)
+    parse_size(heap)
+    partition = romfs_size(romfs)
     (root / "flash").mkdir(parents=True, exist_ok=True)
     try:
         (root / STATE).unlink()
@@ -321,7 +357,7 @@ def start(root: Path, heap: str = DEFAULT_HEAP) -> dict:
     with open(root / "sim.log", "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "serve", "--dir", str(root),
-             "--heap", heap],
+             "--heap", heap, "--romfs", str(partition)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -360,15 +396,17 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--dir", default=os.environ.get("SIM_DIR") or str(DEFAULT_DIR),
                     help="state and flash directory (default build/sim, or $SIM_DIR)")
     ap.add_argument("--heap", default=DEFAULT_HEAP, help="MicroPython heap (default 192K)")
+    ap.add_argument("--romfs", default=None,
+                    help="ROMFS partition size (default $SIM_ROMFS, else 128K; 0 for none)")
     args = ap.parse_args(argv)
     root = Path(args.dir).resolve()
     if args.command == "serve":
         root.mkdir(parents=True, exist_ok=True)
-        Host(root, args.heap).serve()
+        Host(root, args.heap, romfs_size(args.romfs)).serve()
         return 0
     try:
         if args.command == "start":
-            state = start(root, args.heap)
+            state = start(root, args.heap, args.romfs)
             print(state["device"])
         elif args.command == "stop":
             if stop(root):

@@ -1,11 +1,16 @@
 """The virtual board's firmware: MicroPython's REPL, written in MicroPython.
 
-    micropython -X heapsize=N tools/sim_board.py FLASH_DIR MODE CTL_FD
+    micropython -X heapsize=N tools/sim_board.py FLASH_DIR MODE CTL_FD [ROMFS_FILE]
 
 Run by tools/sim.py, which owns the pseudo-terminal: it passes what the terminal receives on
 stdin (except Ctrl-C, which it turns into SIGINT once this script said it can take one) and
 writes stdout/stderr back to the terminal. FLASH_DIR is mounted as "/", so the board's files,
 sys.path (['', '.frozen', '/lib']) and mpremote's paths look as on a Pico W.
+
+ROMFS_FILE, when given, is the firmware's ROMFS partition (its size is the partition's): the
+board then has vfs.rom_ioctl as MicroPython 1.25+ firmware built with ROMFS has it, so that
+`mpremote romfs query|deploy` work, and at boot a valid image in it is mounted with vfs.VfsRom
+at /rom, with /rom and /rom/lib on sys.path after '' as such firmware puts them.
 
 MODE says how this interpreter starts, as after a board's reset: "friendly" runs boot.py,
 main.py, then the friendly REPL; "raw" runs boot.py and enters the raw REPL (a soft reset
@@ -55,6 +60,79 @@ class Machine:
 
     def __getattr__(self, name):
         return getattr(self._real, name)
+
+
+class Vfs:
+    """`vfs` with rom_ioctl: registered in sys.modules, which an import looks at before the
+    built-in modules; everything else is the unix port's module."""
+    def __init__(self, real, rom):
+        self._real = real
+        self.rom_ioctl = rom.ioctl
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
+class RomPartition:
+    """One ROMFS partition kept in a file. A board maps its partition from flash; the unix
+    runtime has no such memory, so the partition is read into one bytearray of the heap, and
+    rom_ioctl(2) gives a memoryview of it as firmware gives one of the flash. Erasing and
+    writing change both the bytearray and the file."""
+    BLOCK_SIZE = 4096
+    MIN_WRITE = 4
+    EINVAL = 22
+
+    def __init__(self, path):
+        # opened before FLASH_DIR becomes "/", which hides the host's paths
+        self.file = open(path, "r+b")
+        self.mem = bytearray(self.file.seek(0, 2))
+        self.file.seek(0)
+        self.file.readinto(self.mem)
+
+    def _store(self, offset, data):
+        self.mem[offset:offset + len(data)] = data
+        self.file.seek(offset)
+        self.file.write(data)
+        self.file.flush()
+
+    def ioctl(self, op, *args):
+        # MicroPython's MP_VFS_ROM_IOCTL_* requests: 1 count, 2 segment, 3 prepare
+        # (erase), 4 write, 5 end of writing, 6 erase block size
+        if op == 1:
+            return 1
+        if not args or args[0] != 0:
+            return -self.EINVAL
+        if op == 2:
+            return memoryview(self.mem)
+        if op == 3:
+            offset, length = (0, args[1]) if len(args) == 2 else (args[1], args[2])
+            if offset < 0 or offset + length > len(self.mem):
+                return -self.EINVAL
+            self._store(offset, b"\xff" * length)
+            return self.MIN_WRITE
+        if op == 4:
+            offset, data = args[1], args[2]
+            if offset < 0 or offset + len(data) > len(self.mem):
+                return -self.EINVAL
+            self._store(offset, data)
+            return 0
+        if op == 5:
+            return 0
+        if op == 6:
+            return self.BLOCK_SIZE
+        return -self.EINVAL
+
+    def mount(self):
+        """Mount the image at /rom if the partition holds one, as firmware does at boot."""
+        if self.mem[:3] != b"\xd2\xcd\x31":
+            return False
+        import vfs
+        try:
+            vfs.mount(vfs.VfsRom(memoryview(self.mem)), "/rom")
+        except OSError as e:
+            write("ROMFS: not mounted (%s)\r\n" % e)
+            return False
+        return True
 
 
 class Stdin:
@@ -260,10 +338,16 @@ class Board:
 
 def main():
     flash, mode, ctl = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    rom = RomPartition(sys.argv[4]) if len(sys.argv) > 4 else None
     os.umount("/")
     os.mount(os.VfsPosix(flash), "/")
     os.chdir("/")
     sys.path[:] = ["", ".frozen", "/lib"]
+    if rom is not None:
+        import vfs
+        sys.modules["vfs"] = Vfs(vfs, rom)
+        if rom.mount():
+            sys.path[1:1] = ["/rom", "/rom/lib"]
     sys.argv[:] = []
     import machine
     sys.modules["machine"] = Machine(machine)

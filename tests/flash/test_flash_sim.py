@@ -41,7 +41,10 @@ def alive(pid):
 
 
 class Sim:
-    def __init__(self, tmp):
+    """A virtual board in its own directory; `romfs`: its firmware's ROMFS partition size
+    (SIM_ROMFS), "0" for firmware without one, the board these tests flash."""
+    def __init__(self, tmp, romfs="0"):
+        self.romfs = romfs
         self.dir = tmp / "sim"
         self.build = tmp / "build"
         self.port = free_port()
@@ -50,7 +53,9 @@ class Sim:
     def flash(self, *extra):
         cmd = [PY, str(FLASH), "sim", "--sim-dir", str(self.dir), "--build-dir", str(self.build),
                "--sim-port", str(self.port)] + list(extra)
-        env = {k: v for k, v in os.environ.items() if k not in ("PORT", "SIM_PORT", "SIM_DIR")}
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("PORT", "SIM_PORT", "SIM_DIR", "ROMFS")}
+        env["SIM_ROMFS"] = self.romfs
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
         self.remember()
         return r
