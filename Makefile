@@ -23,7 +23,8 @@ help:
 	@echo "make mem        heap figures of the MicroPython broker, from .py and from .mpy"
 	@echo "make bench      benchmarks against mosquitto (BENCH_AMQTT=1: amqtt too); writes docs/benchmarks.md"
 	@echo "make flash      BOARD=rp2|esp32|sim [PORT=/dev/ttyACM0]: compile, copy what changed, start the"
-	@echo "                broker on the board (BOARD=sim: a virtual board, SIM_PORT=N picks its port)"
+	@echo "                broker on the board (BOARD=sim: a virtual board, SIM_PORT=N picks its port;"
+	@echo "                a ROMFS image where the firmware has a partition, ROMFS=0: files instead)"
 	@echo "make sim-stop   stop the virtual board that make flash BOARD=sim left running"
 	@echo "make clean      remove caches and build output (keeps .venv)"
 	@echo "make distclean  clean, and remove .venv"
@@ -72,8 +73,8 @@ build/bench/mqttload: tools/bench/mqttload.c
 	@mkdir -p $(@D)
 	gcc -O2 -Wall -Wextra -o $@ $<
 
-# Put the broker on a MicroPython board (tools/flash.py; BOARD, PORT, SIM_PORT and SECRETS reach
-# it through the environment). Fails in one line when no board answers.
+# Put the broker on a MicroPython board (tools/flash.py; BOARD, PORT, SIM_PORT, ROMFS and SECRETS
+# reach it through the environment). Fails in one line when no board answers.
 flash: $(STAMP)
 	$(PY) tools/flash.py
 
