@@ -33,6 +33,28 @@ def remove_file(path: str) -> None:
     except OSError:
         pass
 
+def error_of(text: str, filename: str = "broker.conf") -> str:
+    """The one-line message broker.config.parse() refuses text with (fails if it accepts it)."""
+    from broker.config import ConfigError, parse
+    try:
+        parse(text, filename)
+    except ConfigError as e:
+        msg = str(e)
+        assert "\n" not in msg, msg
+        return msg
+    assert False, "accepted: %r" % text
+    return ""
+
+
+def file_error_of(option: str, path: str, text: str) -> str:
+    """error_of() for a configuration naming the file `path` (written with text) in `option`."""
+    write_file(path, text)
+    try:
+        return error_of("%s %s\n" % (option, path))
+    finally:
+        remove_file(path)
+
+
 if MPY:
     class SkipTest(Exception):
         pass

@@ -10,11 +10,15 @@ from broker.config import ConfigError, parse
 from broker.const import CONNACK, PUBACK, PUBREC
 from broker.packets import encode_connect, encode_publish
 from harness import Hub
-from support import remove_file, temp_path, write_file
+from support import file_error_of, remove_file, temp_path, write_file
 
 PATH = temp_path("acl.acl")
 
 
+
+
+def error_of(text: str) -> str:
+    return file_error_of("acl_file", PATH, text)
 
 
 def hub_with(text: str) -> Hub:
@@ -23,20 +27,6 @@ def hub_with(text: str) -> Hub:
         return Hub("acl_file %s\nsys_interval 0\n" % PATH)
     finally:
         remove_file(PATH)
-
-
-def error_of(text: str) -> str:
-    write_file(PATH, text)
-    try:
-        parse("acl_file %s\n" % PATH, "broker.conf")
-    except ConfigError as e:
-        msg = str(e)
-        assert "\n" not in msg, msg
-        return msg
-    finally:
-        remove_file(PATH)
-    assert False, "accepted: %r" % text
-    return ""
 
 
 def client(hub: Hub, cid: str, user: "str | None" = None):  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from broker.passfile import parse_passwords
 from broker.const import CONNACK
 from broker.packets import encode_connect
 from harness import Hub
-from support import remove_file, temp_path, write_file
+from support import error_of, file_error_of, remove_file, temp_path, write_file
 
 PATH = temp_path("auth.passwd")
 SALT = b"0123456789ab"
@@ -28,20 +28,6 @@ def line(user: str, password: bytes, iterations: int = DEFAULT_ITERATIONS,
                                      b64(digest(password, salt, iterations)))
 
 
-
-
-def error_of(text: str) -> str:
-    write_file(PATH, text)
-    try:
-        parse("password_file %s\n" % PATH, "broker.conf")
-    except ConfigError as e:
-        msg = str(e)
-        assert "\n" not in msg, msg
-        return msg
-    finally:
-        remove_file(PATH)
-    assert False, "accepted: %r" % text
-    return ""
 
 
 def hub_with(users: "list", extra: str = "allow_anonymous false\n") -> Hub:
@@ -127,7 +113,7 @@ def test_malformed_lines_name_file_and_line() -> None:
         (good, "user 'alice' is defined twice (first on line 2)"),
     )
     for bad, reason in cases:
-        msg = error_of("# users\n%s\n\n%s\n" % (good, bad))
+        msg = file_error_of("password_file", PATH, "# users\n%s\n\n%s\n" % (good, bad))
         want = "%s:4: %s" % (PATH, reason)
         assert msg.startswith(want), (msg, want)
 
@@ -139,12 +125,7 @@ def test_unreadable_file() -> None:
 
 
 def error_of_missing() -> str:
-    try:
-        parse("\npassword_file %s\n" % PATH, "broker.conf")
-    except ConfigError as e:
-        return str(e)
-    assert False, "accepted a missing password file"
-    return ""
+    return error_of("\npassword_file %s\n" % PATH)
 
 
 def test_password_file_needs_one_value() -> None:

@@ -2,19 +2,11 @@
 import sys
 
 from broker.bridge_settings import BOTH, IN, OUT
-from broker.config import ConfigError, parse
+from broker.config import parse
+from support import error_of
 
 
 HERE = __file__  # a file every runtime can read
-
-
-def error_of(text: str) -> str:
-    try:
-        parse(text, "hub.conf")
-    except ConfigError as e:
-        return str(e)
-    assert False, "accepted: %r" % text
-    return ""
 
 
 def test_a_complete_section() -> None:
@@ -115,7 +107,7 @@ def test_errors_name_file_and_line() -> None:
          "hub.conf:2: bridge_max_queued_messages: 0 is out of range (1..1073741823)"),
     )
     for text, want in cases:
-        got = error_of(text)
+        got = error_of(text, "hub.conf")
         assert got == want, (got, want)
 
 
@@ -127,7 +119,7 @@ def test_tls_options() -> None:
     assert (b.cafile, b.certfile, b.keyfile, b.insecure) == (None, None, None, False)
     # a file that cannot be read is named with its line, whatever the runtime's words for why
     for name in ("bridge_cafile", "bridge_certfile", "bridge_keyfile"):
-        got = error_of("connection c\n%s /nonexistent/x.pem\n" % name)
+        got = error_of("connection c\n%s /nonexistent/x.pem\n" % name, "hub.conf")
         want = "hub.conf:2: %s: cannot read /nonexistent/x.pem: " % name
         assert got.startswith(want), got
 

@@ -5,22 +5,11 @@ from broker import config
 from broker.config import (
     ConfigError, Config, Listener, default_listener, embedded_default, load, parse,
 )
+from support import error_of
 from broker.const import (
     LOG_ALL, LOG_DEBUG, LOG_DEFAULT, LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_SUBSCRIBE,
     LOG_UNSUBSCRIBE, LOG_WARNING,
 )
-
-
-def error_of(text: str, filename: str = "broker.conf") -> str:
-    """The message parse() refuses text with (fails the test if it accepts it)."""
-    try:
-        parse(text, filename)
-    except ConfigError as e:
-        msg = str(e)
-        assert "\n" not in msg, msg
-        return msg
-    assert False, "accepted: %r" % text
-    return ""
 
 
 def hosts(cfg: Config) -> "list[tuple[str, int]]":

@@ -3,9 +3,9 @@ require_certificate) and our connect_timeout. Plain asserts: runs on both runtim
 
 Only the parsing is checked here; loading the files into a TLS context is the ports' job
 (tests/integration/test_tls.py)."""
-from broker.config import ConfigError, parse
+from broker.config import parse
 from harness import Hub
-from support import remove_file, temp_path, write_file
+from support import error_of, remove_file, temp_path, write_file
 
 CERT = temp_path("tls-cert.pem")
 KEY = temp_path("tls-key.pem")
@@ -17,15 +17,6 @@ def setup_files() -> None:
     for path in (CERT, KEY, CA):
         write_file(path, "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n")
     remove_file(MISSING)
-
-
-def error_of(text: str) -> str:
-    try:
-        parse(text, "broker.conf")
-    except ConfigError as e:
-        return str(e)
-    assert False, "accepted: %r" % text
-    return ""
 
 
 def test_tls_options_belong_to_the_listener_before_them() -> None:

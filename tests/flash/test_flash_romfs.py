@@ -3,10 +3,8 @@ the compiled modules go to the partition as a ROMFS image (`mpremote romfs deplo
 broker imports them from /rom, and real clients talk to it; a re-flash deploys nothing; ROMFS=0
 and a partition too small for the image fall back to copying the modules as files."""
 import os
-import queue
 import re
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,8 +13,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_flash_sim import Sim, alive, paho_client, wait_connectable  # noqa: E402
-from peers import require_peer  # noqa: E402
+from test_flash_sim import (  # noqa: E402
+    Sim, alive, mosquitto_round_trip, paho_round_trip, wait_connectable,
+)
 
 ROMFS_HEADER = b"\xd2\xcd\x31"
 MODULE_FILES = ("broker/engine.mpy", "ports/micropython/server.mpy", "boardmain.mpy")
@@ -91,42 +90,12 @@ def test_broker_runs_from_rom(rom_board):
 
 
 def test_paho_through_the_board_running_from_rom(rom_board):
-    received = queue.Queue()
-    subscribed = queue.Queue()
-    sub, sub_ok = paho_client("rom-display")
-    pub, pub_ok = paho_client("rom-sensor")
-    sub.on_message = lambda c, u, msg: received.put(msg)
-    sub.on_subscribe = lambda c, u, mid, codes, p: subscribed.put(codes)
-    sub.connect("127.0.0.1", rom_board.port)
-    pub.connect("127.0.0.1", rom_board.port)
-    sub.loop_start()
-    pub.loop_start()
-    try:
-        assert not sub_ok.get(timeout=5).is_failure
-        assert not pub_ok.get(timeout=5).is_failure
-        sub.subscribe("garden/+/moisture", qos=1)
-        assert [c.value for c in subscribed.get(timeout=5)] == [1]
-        pub.publish("garden/bed1/moisture", b"41", qos=1).wait_for_publish(timeout=5)
-        msg = received.get(timeout=5)
-    finally:
-        for c in (sub, pub):
-            c.disconnect()
-            c.loop_stop()
-    assert (msg.topic, msg.payload, msg.qos) == ("garden/bed1/moisture", b"41", 1)
+    paho_round_trip(rom_board.port, "rom-display", "rom-sensor", "garden/+/moisture",
+                    "garden/bed1/moisture", b"41")
 
 
 def test_mosquitto_clients_through_the_board_running_from_rom(rom_board):
-    mosquitto_pub = require_peer("mosquitto_pub")
-    mosquitto_sub = require_peer("mosquitto_sub")
-    port = str(rom_board.port)
-    r = subprocess.run([mosquitto_pub, "-h", "127.0.0.1", "-p", port, "-t", "rom/state",
-                        "-m", "in place", "-r", "-q", "1"], capture_output=True, text=True,
-                       timeout=10)
-    assert r.returncode == 0, r.stderr
-    r = subprocess.run([mosquitto_sub, "-h", "127.0.0.1", "-p", port, "-t", "rom/#", "-v",
-                        "-C", "1", "-W", "5"], capture_output=True, text=True, timeout=10)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "rom/state in place"
+    mosquitto_round_trip(rom_board.port, "rom/state", "rom/#", "in place")
 
 
 def test_reflash_deploys_nothing_when_nothing_changed(rom_board):

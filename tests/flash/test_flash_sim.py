@@ -133,45 +133,54 @@ def paho_client(client_id):
     return client, connacks
 
 
-def test_paho_publish_and_subscribe_through_the_board(sim):
+def paho_round_trip(port, sub_id, pub_id, filt, topic, payload):
+    """A paho subscriber on filt (QoS 1) receives what a paho publisher sends to topic (QoS 1)."""
     received = queue.Queue()
     subscribed = queue.Queue()
-    sub, sub_ok = paho_client("display")
-    pub, pub_ok = paho_client("thermometer")
+    sub, sub_ok = paho_client(sub_id)
+    pub, pub_ok = paho_client(pub_id)
     sub.on_message = lambda c, u, msg: received.put(msg)
     sub.on_subscribe = lambda c, u, mid, codes, p: subscribed.put(codes)
-    sub.connect("127.0.0.1", sim.port)
-    pub.connect("127.0.0.1", sim.port)
+    sub.connect("127.0.0.1", port)
+    pub.connect("127.0.0.1", port)
     sub.loop_start()
     pub.loop_start()
     try:
         assert not sub_ok.get(timeout=5).is_failure
         assert not pub_ok.get(timeout=5).is_failure
-        sub.subscribe("home/+/temperature", qos=1)
-        subscribed.get(timeout=5)
-        pub.publish("home/kitchen/temperature", b"21.5", qos=1).wait_for_publish(timeout=5)
+        sub.subscribe(filt, qos=1)
+        assert [c.value for c in subscribed.get(timeout=5)] == [1]
+        pub.publish(topic, payload, qos=1).wait_for_publish(timeout=5)
         msg = received.get(timeout=5)
     finally:
         for c in (sub, pub):
             c.disconnect()
             c.loop_stop()
-    assert msg.topic == "home/kitchen/temperature"
-    assert msg.payload == b"21.5"
-    assert msg.qos == 1
+    assert (msg.topic, msg.payload, msg.qos) == (topic, payload, 1)
+
+
+def mosquitto_round_trip(port, topic, filt, message):
+    """mosquitto_pub retains message on topic; a later mosquitto_sub on filt gets it back."""
+    mosquitto_pub = require_peer("mosquitto_pub")
+    mosquitto_sub = require_peer("mosquitto_sub")
+    r = subprocess.run([mosquitto_pub, "-h", "127.0.0.1", "-p", str(port), "-t", topic,
+                        "-m", message, "-r", "-q", "1"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([mosquitto_sub, "-h", "127.0.0.1", "-p", str(port), "-t", filt, "-v",
+                        "-C", "1", "-W", "5"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "%s %s" % (topic, message)
+
+
+def test_paho_publish_and_subscribe_through_the_board(sim):
+    paho_round_trip(sim.port, "display", "thermometer", "home/+/temperature",
+                    "home/kitchen/temperature", b"21.5")
 
 
 def test_mosquitto_clients_through_the_board(sim):
-    mosquitto_pub = require_peer("mosquitto_pub")
-    mosquitto_sub = require_peer("mosquitto_sub")
-    port = str(sim.port)
-    r = subprocess.run([mosquitto_pub, "-h", "127.0.0.1", "-p", port, "-t", "board/state",
-                        "-m", "on", "-r", "-q", "1"], capture_output=True, text=True, timeout=10)
-    assert r.returncode == 0, r.stderr
     # the retained message comes back to a new subscriber, from the broker on the board
-    r = subprocess.run([mosquitto_sub, "-h", "127.0.0.1", "-p", port, "-t", "board/#", "-v",
-                        "-C", "1", "-W", "5"], capture_output=True, text=True, timeout=10)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "board/state on"
+    mosquitto_round_trip(sim.port, "board/state", "board/#", "on")
 
 
 def test_reflash_copies_nothing_when_nothing_changed(sim):
