@@ -121,16 +121,10 @@ def overlap(a: "List[bytes]", b: "List[bytes]") -> bool:
 
 def parse(text: str, filename: str = "<acl>") -> Acl:
     """An acl_file's text -> Acl; the first malformed line raises AclError("FILE:LINE: reason")."""
+    from broker.config import content_lines  # start-up only: see load()
     acl = Acl()
-    if text[:1] == "\ufeff":
-        text = text[1:]
     section = acl.anonymous
-    line = 0
-    for raw in text.split("\n"):
-        line += 1
-        s = raw.strip()
-        if not s or s[0] == "#":
-            continue
+    for line, s in content_lines(text):
         try:
             section = _line(acl, section, s)
         except AclError as e:

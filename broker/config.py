@@ -326,17 +326,10 @@ def parse(text: str, filename: str = "<config>", config: "Config | None" = None)
     cfg._log_fresh = True
     cfg._lines = {}
     cfg._last = None
-    if text[:1] == "\ufeff":
-        text = text[1:]
-    line = 0
     reason = None
-    for raw in text.split("\n"):
-        line += 1
-        words = raw.split()
-        if not words or words[0][0] == "#":
-            continue
+    for line, s in content_lines(text):
         try:
-            _option(cfg, words, line)
+            _option(cfg, s.split(), line)
         except _Located:
             raise
         except ConfigError as e:
@@ -384,6 +377,22 @@ def read_file(path: str) -> str:
     if reason is not None:
         raise ConfigError(reason)
     return text
+
+
+def content_lines(text: str) -> "list[tuple[int, str]]":
+    """(line number, stripped line) for each line of a file's text that is neither blank nor a
+    comment; a leading byte order mark is not part of the first line. For this parser, the
+    password file and the ACL file."""
+    if text[:1] == "\ufeff":
+        text = text[1:]
+    lines = []
+    line = 0
+    for raw in text.split("\n"):
+        line += 1
+        s = raw.strip()
+        if s and s[0] != "#":
+            lines.append((line, s))
+    return lines
 
 
 def load(path: str) -> Config:

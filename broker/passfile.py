@@ -1,6 +1,6 @@
 """The password_file format (see docs/configuration.md): read at start-up only, imported by
 broker.config only when the configuration names a password file, and unloaded with it."""
-from broker.config import ConfigError, _Located, read_file
+from broker.config import ConfigError, _Located, content_lines, read_file
 
 _MAX_ITERATIONS = 1000000
 
@@ -59,15 +59,8 @@ def parse_passwords(text: str, filename: str = "<passwords>"
     starting with # are skipped; the first malformed line raises "FILE:LINE: reason"."""
     users = {}  # type: dict[str, tuple[int, bytes, bytes]]
     where = {}  # type: dict[str, int]
-    if text[:1] == "\ufeff":
-        text = text[1:]
-    line = 0
     reason = None
-    for raw in text.split("\n"):
-        line += 1
-        s = raw.strip()
-        if not s or s[0] == "#":
-            continue
+    for line, s in content_lines(text):
         try:
             user, entry = _password_line(s)
             if user in users:
