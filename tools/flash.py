@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded with runpy
-from mpy_source import compile_mpy  # noqa: E402
+from mpy_source import build_romfs, compile_mpy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -424,10 +424,9 @@ def romfs_image(out: Path, modules: list[tuple[Path, str]]) -> Path:
     for src, dst in modules:
         (stage / dst).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, stage / dst)
-    r = subprocess.run([str(MPREMOTE), "romfs", "--no-mpy", "-o", str(image), "build",
-                        str(stage)], capture_output=True, text=True)
-    if r.returncode != 0 or not image.is_file():
-        raise FlashError("mpremote romfs build: %s" % (r.stderr or r.stdout).strip())
+    err = build_romfs(stage, image)
+    if err:
+        raise FlashError(err)
     return image
 
 

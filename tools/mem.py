@@ -47,7 +47,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded with runpy
-from mpy_source import compile_mpy  # noqa: E402
+from mpy_source import build_romfs, compile_mpy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -405,16 +405,10 @@ def build_mpy() -> str:
     return ""
 
 
-def build_romfs() -> str:
-    """Pack build/mpy into ROMFS_IMAGE; '' or an error."""
-    if ROMFS_IMAGE.exists():
-        ROMFS_IMAGE.unlink()
-    r = subprocess.run([str(VENV_BIN / "mpremote"), "romfs", "--no-mpy", "-o", str(ROMFS_IMAGE),
-                        "build", str(BUILD)], cwd=ROOT, capture_output=True, text=True)
-    if r.returncode != 0 or not ROMFS_IMAGE.exists():
-        return "mpremote romfs build: %s" % (r.stderr or r.stdout).strip()
+def romfs_variant() -> str:
+    """Pack build/mpy into ROMFS_IMAGE for the ROMFS variant; '' or an error."""
     ROMFS_CWD.mkdir(parents=True, exist_ok=True)
-    return ""
+    return build_romfs(BUILD, ROMFS_IMAGE)
 
 
 class Variant:
@@ -889,7 +883,7 @@ def main(argv=None) -> int:
     if args.only in (None, "mpy", "romfs"):
         err = build_mpy()
         if not err and args.only != "mpy":
-            err = build_romfs()
+            err = romfs_variant()
         if err:
             print("error: %s" % err, file=sys.stderr)
             failed = True

