@@ -2,7 +2,7 @@
 import sys
 
 if sys.implementation.name == "micropython":
-    from ports.micropython.server import main
+    from ports.micropython.launch import main
 else:
     from ports.cpython.server import main
 

@@ -29,11 +29,21 @@ def _mem():
 
 
 print("MEM base", _BASE)
+if len(sys.argv) < 2:
+    print("ERR usage: mem_probe.py CONFIG")
+    sys.exit(2)
 try:
     import select
     import time
 
-    from ports.micropython.server import Server, _configure
+    # What `-m broker` does (ports.micropython.launch): parse, unload the parser, then import
+    # the server.
+    from ports.micropython.launch import _configure
+    _parsed = _configure(["-c", sys.argv[1]])
+    if _parsed is None:
+        print("ERR start", "bad configuration")
+        sys.exit(2)
+    from ports.micropython.server import Server
 except Exception as e:
     print("ERR import", repr(e))
     sys.exit(2)
@@ -106,15 +116,8 @@ class Probe(Server):
 
 
 def main():
-    if len(sys.argv) < 2:
-        print("ERR usage: mem_probe.py CONFIG")
-        return 2
     try:
-        # What `-m broker` does: parse, then unload the parser before serving.
-        config = _configure(["-c", sys.argv[1]])
-        if config is None:
-            print("ERR start", "bad configuration")
-            return 2
+        config = _parsed[0]
         print("MEM import", _mem())
         print("FROM", sys.modules["broker.engine"].__file__)
         for lst in config.listeners:

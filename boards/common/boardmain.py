@@ -42,7 +42,7 @@ def run(network_up, serve=None, sleep=time.sleep, ticks=time.time):
         try:
             ip = network_up()
             if serve is None:
-                from ports.micropython.server import run as serve
+                from ports.micropython.launch import run as serve
             status = serve(["-c", CONFIG], announce(ip))
             if status == 0:
                 return

@@ -279,37 +279,11 @@ class Server:
             raw.close()
 
 
-def _configure(argv: "List[str]") -> "Optional[Config]":
-    """Parse the command line and the configuration file, then unload the parser: on a board
-    its code would otherwise hold about 10 KB of heap for the broker's whole life."""
-    from broker import cli
-    from broker.config import ConfigError
-    try:
-        config = cli.parse_args(argv)
-    except cli.UsageError as e:
-        if str(e):
-            sys.stderr.write("Error: %s\n" % e)
-        sys.stderr.write(cli.USAGE)
-        return None
-    except ConfigError as e:
-        sys.stderr.write("Error: %s\n" % e)
-        return None
-    _log(_LOG_NOTICE, cli.banner())
-    cli.unload_parser()
-    return config
-
-
-def main(argv: "List[str]") -> int:
-    return run(argv)
-
-
-def run(argv: "List[str]", ready: "Optional[Callable[[List[str]], None]]" = None) -> int:
-    """main() for a board's main.py: `ready(addresses)` is called once the broker listens
-    (the board prints where to connect)."""
-    config = _configure(argv)
-    if config is None:
-        return 0 if "-h" in argv or "--help" in argv else 1
-    gc.collect()
+def serve(config: "Config", banner: str,
+          ready: "Optional[Callable[[List[str]], None]]" = None) -> int:
+    """Log the banner, listen, and serve until Ctrl-C (0), or say why the broker cannot
+    listen (1). ports.micropython.launch reads the configuration and calls this."""
+    _log(_LOG_NOTICE, banner)
     try:
         server = Server(config)
     except ValueError as e:  # a bridge's TLS files or runtime (ports/micropython/tls.py)

@@ -234,7 +234,7 @@ def test_mip_installs_the_package_on_the_board(sim):
     assert r.returncode == 0, r.stdout + r.stderr
     # the installed sources, alone on sys.path, import and parse the board's configuration
     r = sim.mpremote("exec", "import sys\nsys.path[:] = ['/lib']\n"
-                     "from ports.micropython.server import run\nimport boardmain\n"
+                     "from ports.micropython.launch import run\nimport boardmain\n"
                      "from broker import cli\nc = cli.parse_args(['-c', '/broker.conf'])\n"
                      "print('max_connections', c.max_connections, cli.__file__)")
     assert r.returncode == 0, r.stdout + r.stderr
