@@ -23,7 +23,7 @@ from broker.const import (
     SUBACK, SUBACK_FAILURE, SUBSCRIBE, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION, LOG_DEBUG, LOG_ERR,
     LOG_NOTICE, LOG_WARNING, PACKET_NAMES, PROTOCOL_LEVEL_31, const,
 )
-from broker.engine import ticks_diff
+from broker.lifecycle import ticks_diff
 from broker.local import LocalClient
 from broker.session import AWAIT_PUBACK, AWAIT_PUBCOMP, AWAIT_PUBREC, Message
 from broker.topics import Filter, filter_matches, valid_topic_name

@@ -3,22 +3,24 @@
 A port hands every connection's bytes to feed(); the engine parses them in place, updates its
 tables and appends whatever each connection must receive to that connection's output buffer.
 Connections with output (or that must be closed) are listed in `Broker.wq` for the port to flush.
-Timers enter through tick(now_ms). A single dispatch in _packet(); CONNECT and SUBSCRIBE /
+Timers enter through tick(now_ms). A single dispatch in _packet(); this module holds the
+routing path (PUBLISH in, deliveries and acknowledgements out). CONNECT and SUBSCRIBE /
 UNSUBSCRIBE are handled in their own modules (broker.handle_connect, broker.handle_subscribe),
-which also keeps each module small enough to compile inside a board's heap.
+and the tables and a connection's life around it in broker.lifecycle, which also keeps each
+module small enough to compile inside a board's heap.
 """
 from broker import codec
 from broker.bytesops import MPY, copy_into, micropython
-from broker.codec import MalformedPacket, Publish, parse_publish, put_ack, put_publish
-from broker.conn import CLOSED, CONNECTED, NEW, NO_OUTPUT, Conn
+from broker.codec import MalformedPacket, parse_publish, put_ack, put_publish
+from broker.conn import CLOSED, NEW, NO_OUTPUT, Conn
 from broker.handle_connect import handle_connect
 from broker.handle_subscribe import handle_subscribe, handle_unsubscribe
-from broker.retain import RetainedTable
+from broker.lifecycle import Lifecycle, packet_name
 from broker.session import (
     AWAIT_PUBACK, AWAIT_PUBCOMP, AWAIT_PUBREC, FLAG_QOS_MASK, FLAG_RETAIN, QOS2_FULL, QOS2_NEW,
     QOS2_RESENT, Message, Session, message_from,
 )
-from broker.topics import SubscriptionTable, valid_topic_name
+from broker.topics import valid_topic_name
 
 try:
     from micropython import const
@@ -45,111 +47,16 @@ _LOG_WARNING = const(0x02)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+    from typing import Callable, Optional, Union
     from broker.local import LocalClient
-    from broker.settings import Config
-    from broker.sysinfo import SysTopics
     Buffer = Union[bytes, bytearray]
 
-TICKS_MASK = const(0x3FFFFFFF)  # ms clocks wrap here so they stay small ints on a board
-_HALF = const(0x20000000)
+_TICKS_MASK = const(0x3FFFFFFF)  # broker.lifecycle.TICKS_MASK
 _OUT_INITIAL = const(256)
-_HITS_INITIAL = const(16)
 _MESSAGE_OVERHEAD = const(128)  # a stored Message besides its bytes (64-bit MicroPython)
-_OUT_SOFT_MIN = const(4096)
-_OUT_SOFT_MAX = const(262144)
-_PENDING_CONNECTIONS = const(16)  # sockets allowed beyond max_connections, to answer CONNACK 0x03
-
-# Indexes of Broker.totals.
-T_PACKETS_RECEIVED = const(0)
-T_PACKETS_SENT = const(1)
-T_BYTES_RECEIVED = const(2)
-T_BYTES_SENT = const(3)
-T_MESSAGES_RECEIVED = const(4)
-T_MESSAGES_SENT = const(5)
-T_MESSAGES_DROPPED = const(6)
-T_CONNECTIONS = const(7)
 
 
-def _packet_name(t: int) -> str:
-    """For log lines and errors only: broker.const stays unloaded on the routing path."""
-    from broker.const import PACKET_NAMES
-    return PACKET_NAMES[t]
-
-
-def ticks_diff(a: int, b: int) -> int:
-    return ((a - b + _HALF) & TICKS_MASK) - _HALF
-
-
-class Broker:
-    def __init__(self, config: "Config", log: "Optional[Callable[[int, str], None]]" = None,
-                 now: int = 0) -> None:
-        self.config = config
-        self.log_mask = config.log_types
-        self._log = log
-        self.now = now & TICKS_MASK
-        self.last_check = self.now
-        self.conns = []  # type: List[Conn]
-        self.connected = 0
-        self.sessions = {}  # type: Dict[str, Session]
-        self.subs = SubscriptionTable(config.max_subscriptions)
-        self.retained = RetainedTable(config.max_retained_messages)
-        self.wq = []  # type: List[Conn]
-        # routing's scratch list: one slot per session that a topic could match, grown by
-        # add_session() (at connect time, never while routing)
-        self.hits = [None] * (min(config.max_sessions, _HITS_INITIAL) + 1)  # type: List[Any]
-        self.epoch = 0
-        self.pub = Publish()
-        self.auto_ids = 0
-        self.out_soft = min(_OUT_SOFT_MAX, max(_OUT_SOFT_MIN, 2 * config.max_packet_size))
-        self.heap_low = None  # type: Optional[Callable[[int], bool]]  # see reserve()
-        # Traffic counters since the last tick (small ints on the hot path, even on a 32-bit
-        # board); tick() adds them to `totals`, indexed by the T_* constants.
-        self.packets_received = 0
-        self.packets_sent = 0
-        self.bytes_received = 0
-        self.bytes_sent = 0
-        self.messages_received = 0
-        self.messages_sent = 0
-        self.messages_dropped = 0
-        self.connections_total = 0
-        self.totals = [0] * 8
-        self.connected_max = 0
-        self.routing = False
-        self.local_pending = []  # type: List[Tuple[Session, bytes, bytes, int, bool]]
-        self.acl = config.acl  # a broker.acl.Acl with an acl_file, else None
-        self.sys = None  # type: Optional[SysTopics]
-        if config.sys_interval > 0:
-            from broker.sysinfo import SysTopics
-            self.sys = SysTopics(self, config.sys_interval)
-
-    # ---- logging ----
-
-    def add_session(self, client_id: str, s: Session) -> None:
-        self.sessions[client_id] = s
-        hits = self.hits
-        if len(self.sessions) >= len(hits):
-            hits.extend([None] * len(hits))
-
-    def log(self, level: int, msg: str) -> None:
-        if self._log is not None and self.log_mask & level:
-            self._log(level, msg)
-
-    def _name(self, conn: Conn) -> str:
-        return conn.client_id if conn.client_id else conn.peer
-
-    # ---- the port's entry points ----
-
-    def accept(self, handle: "Any", peer: str) -> "Optional[Conn]":
-        """A socket was accepted. None means over capacity: the port closes it at once."""
-        if len(self.conns) >= self.config.max_connections + _PENDING_CONNECTIONS:
-            self.log(_LOG_WARNING, "Refusing connection from %s: too many connections." % peer)
-            return None
-        conn = Conn(handle, peer, self.config.max_packet_size, self.now)
-        self.connections_total += 1
-        self.conns.append(conn)
-        return conn
-
+class Broker(Lifecycle):
     @micropython.native
     def feed(self, conn: Conn, buf: "Buffer", n: int) -> None:
         """Bytes buf[0:n] arrived on conn."""
@@ -173,84 +80,6 @@ class Broker:
             self.log(_LOG_ERR, "Internal error while serving %s: %r" % (self._name(conn), e))
             self.close(conn, "", True)
 
-    def _out_of_memory(self, conn: Conn) -> None:
-        """Drop the connection that was being served when the heap ran out, will included, and
-        keep serving the others. Its gathering buffer goes first so that closing can allocate;
-        if even that fails, the bookkeeping in close() that needs no memory is already done."""
-        conn.reader.reset()
-        try:
-            self.close(conn, "", True)
-            self.log(_LOG_ERR, "Out of memory while serving %s, disconnecting." % self._name(conn))
-        except MemoryError:
-            pass
-
-    def lost(self, conn: Conn, reason: str = "") -> None:
-        """The socket reached end of file or failed."""
-        if conn.state == CLOSED:
-            return
-        if reason:
-            self.log(_LOG_NOTICE, "Socket error on client %s, disconnecting." % self._name(conn))
-            self.close(conn, "", True)
-        elif conn.state == CONNECTED:
-            self.close(conn, "Client %s closed its connection." % conn.client_id, True)
-        else:
-            self.close(conn, "", True)
-
-    def drained(self, conn: Conn) -> None:
-        """The port flushed all of conn's output: queued messages can go out."""
-        s = conn.session
-        if conn.state == CONNECTED and s is not None and s.queue:
-            self.pump(s)
-
-    def tick(self, now: int) -> None:
-        """Advance the clock (ms, wrapping at TICKS_MASK); enforce keepalive [MQTT-3.1.2-24]."""
-        now &= TICKS_MASK
-        self.now = now
-        elapsed = ticks_diff(now, self.last_check)
-        if elapsed < 500:
-            return
-        self.last_check = now
-        self._fold_counters()
-        if self.sys is not None:
-            self.sys.tick(elapsed)
-        for conn in self.conns[:]:
-            if conn.state == CONNECTED:
-                if conn.keepalive_ms and ticks_diff(self.now, conn.last_rx) > conn.keepalive_ms:
-                    self.close(conn, "Client %s has exceeded timeout, disconnecting."
-                               % conn.client_id, True)
-                elif not conn.busy:
-                    # Nothing written since the last check: an idle client keeps no buffers,
-                    # while a busy one keeps them and routes without allocating.
-                    if conn.olen == 0:
-                        conn.out = NO_OUTPUT
-                    if conn.reader.have == 0:
-                        conn.reader.reset()
-                conn.busy = False
-            elif ticks_diff(self.now, conn.opened) > self.config.connect_timeout * 1000:
-                self.close(conn, "Client %s sent no CONNECT in time, disconnecting."
-                           % conn.peer, False)
-
-    def _fold_counters(self) -> None:
-        t = self.totals
-        t[T_PACKETS_RECEIVED] += self.packets_received
-        t[T_PACKETS_SENT] += self.packets_sent
-        t[T_BYTES_RECEIVED] += self.bytes_received
-        t[T_BYTES_SENT] += self.bytes_sent
-        t[T_MESSAGES_RECEIVED] += self.messages_received
-        t[T_MESSAGES_SENT] += self.messages_sent
-        t[T_MESSAGES_DROPPED] += self.messages_dropped
-        t[T_CONNECTIONS] += self.connections_total
-        self.packets_received = self.packets_sent = self.bytes_received = self.bytes_sent = 0
-        self.messages_received = self.messages_sent = self.messages_dropped = 0
-        self.connections_total = 0
-
-    def shutdown(self) -> None:
-        """Close every connection (no wills: the broker, not the client, is going away)."""
-        for conn in self.conns[:]:
-            self.close(conn, "", False)
-
-    # ---- output ----
-
     @micropython.native
     def reserve(self, conn: Conn, n: int, optional: bool) -> int:
         """Room for n more bytes in conn's output; the offset to write at, or -1.
@@ -268,7 +97,10 @@ class Broker:
         if end > len(out):
             if conn.ooff:
                 k = conn.olen - conn.ooff
-                out[0:k] = out[conn.ooff:conn.olen]
+                if MPY:  # in place, front to back: no temporary copy on a board's heap
+                    copy_into(out, 0, out, conn.ooff, k)
+                else:  # (CPython copies overlapping slices safely only through a temporary)
+                    out[0:k] = out[conn.ooff:conn.olen]
                 conn.ooff = 0
                 conn.olen = k
                 end = k + n
@@ -282,8 +114,14 @@ class Broker:
                     size = self.out_soft  # below the cap, never allocate past it
                 if optional and self.heap_low is not None and self.heap_low(size):
                     return -1
-                grown = bytearray(size)
-                grown[0:conn.olen] = out[0:conn.olen]
+                if optional:
+                    try:
+                        grown = bytearray(size)
+                    except MemoryError:
+                        return -1  # free memory in pieces too small: dropped, as when heap_low
+                else:
+                    grown = bytearray(size)
+                copy_into(grown, 0, out, 0, conn.olen)
                 conn.out = grown
         pos = conn.olen
         conn.olen = end
@@ -301,15 +139,7 @@ class Broker:
             put_ack(conn.out, pos, (packet_type << 4) | (2 if packet_type == _PUBREL else 0), mid)
             if self.log_mask & _LOG_DEBUG:
                 self.log(_LOG_DEBUG, "Sending %s to %s (m%d)"
-                         % (_packet_name(packet_type), conn.client_id, mid))
-
-    def send_connack(self, conn: Conn, session_present: bool, code: int) -> None:
-        pos = self.reserve(conn, 4, False)
-        if pos >= 0:
-            put_ack(conn.out, pos, 0x20, (0x100 if session_present else 0) | code)
-        if self.log_mask & _LOG_DEBUG:
-            self.log(_LOG_DEBUG, "Sending CONNACK to %s (%d, %d)"
-                     % (self._name(conn), 1 if session_present else 0, code))
+                         % (packet_name(packet_type), conn.client_id, mid))
 
     def write_publish(self, conn: Conn, b0: int, mid: int, src: "Buffer", ts: int, te: int,
                        ps: int, pe: int, optional: bool) -> bool:
@@ -323,67 +153,19 @@ class Broker:
             self._trace("Sending PUBLISH to", conn, b0, mid, src, ts, te, pe - ps)
         return True
 
-    def _trace(self, what: str, conn: Conn, b0: int, mid: int, src: "Buffer", ts: int, te: int,
-               plen: int) -> None:
-        self.log(_LOG_DEBUG, "%s %s (d%d, q%d, r%d, m%d, '%s', ... (%d bytes))" % (
-            what, conn.client_id, (b0 >> 3) & 1, (b0 >> 1) & 3, b0 & 1, mid,
-            str(bytes(src[ts:te]), "utf-8"), plen))
-
-    # ---- closing ----
-
-    def close(self, conn: Conn, why: str, send_will: bool) -> None:
-        """Finish with conn: publish its will if asked, detach or discard its session."""
-        if conn.state == CLOSED:
-            return
-        # Bookkeeping that needs no memory first: this also runs when the heap is exhausted.
-        was_connected = conn.state == CONNECTED
-        conn.state = CLOSED
-        if conn in self.conns:
-            self.conns.remove(conn)
-        if was_connected:
-            self.connected -= 1
-        s = conn.session
-        conn.session = None
-        if s is not None:
-            s.conn = None
-            if s.clean:
-                self.discard_session(s)
-        will = conn.will
-        conn.will = None
-        if not conn.in_wq:
-            conn.in_wq = True
-            self.wq.append(conn)
-        if why:
-            self.log(_LOG_NOTICE, why)
-        if send_will and will is not None:
-            self._publish_will(will)
-
-    def _protocol_error(self, conn: Conn, reason: str) -> None:
-        self.log(_LOG_NOTICE, "Client %s sent a malformed or invalid packet (%s), disconnecting."
-                 % (self._name(conn), reason))
-        self.close(conn, "", True)
-
-    def discard_session(self, s: Session) -> None:
-        self.subs.remove_session(s)
-        s.clear_inflight()
-        if self.sessions.get(s.client_id) is s:
-            del self.sessions[s.client_id]
-
-    # ---- dispatch ----
-
     @micropython.native
     def _packet(self, conn: Conn, b0: int, buf: "Buffer", pos: int, end: int) -> None:
         t = b0 >> 4
         self.packets_received += 1
         if conn.state == NEW:
             if t != _CONNECT:
-                raise MalformedPacket("%s before CONNECT" % _packet_name(t))  # [MQTT-3.1.0-1]
+                raise MalformedPacket("%s before CONNECT" % packet_name(t))  # [MQTT-3.1.0-1]
             handle_connect(self, conn, buf, pos, end)
         elif t == _PUBLISH:
             self._publish(conn, b0, buf, pos, end)
         elif t == _PUBACK or t == _PUBREC or t == _PUBREL or t == _PUBCOMP:
             if end - pos != 2:
-                raise MalformedPacket("%s remaining length must be 2" % _packet_name(t))
+                raise MalformedPacket("%s remaining length must be 2" % packet_name(t))
             mid = (buf[pos] << 8) | buf[pos + 1]
             if t == _PUBACK:
                 self._complete(conn, t, mid, AWAIT_PUBACK)
@@ -414,9 +196,7 @@ class Broker:
         elif t == _CONNECT:
             raise MalformedPacket("second CONNECT")  # [MQTT-3.1.0-2]
         else:
-            raise MalformedPacket("%s is not sent by clients" % _packet_name(t))
-
-    # ---- PUBLISH and routing ----
+            raise MalformedPacket("%s is not sent by clients" % packet_name(t))
 
     @micropython.native
     def _publish(self, conn: Conn, b0: int, buf: "Buffer", pos: int, end: int) -> None:
@@ -490,31 +270,6 @@ class Broker:
                              % (str(bytes(buf[ts:te]), "utf-8"), self.config.max_retained_messages))
         self._route(buf, ts, te, ps, pe, qos, msg, b0 & 0x01 == 1, raw)
 
-    def _publish_will(self, will: Message) -> None:
-        data = will.data
-        tlen = will.tlen
-        if will.retain:
-            if len(data) == tlen:
-                self.retained.delete(data, 0, tlen)
-            elif not self.retained.store(will):
-                self.log(_LOG_WARNING, "Retained will not kept: max_retained_messages reached.")
-        self.route_message(will)
-
-    def publish(self, topic: bytes, payload: bytes, qos: int = 0, retain: bool = False) -> None:
-        """Publish from inside the broker, as if a client had sent it."""
-        msg = Message(topic + payload, len(topic), qos, retain)
-        if retain:
-            if payload:
-                self.retained.store(msg)
-            else:
-                self.retained.delete(topic, 0, len(topic))
-        self.route_message(msg)
-
-    def route_message(self, msg: Message) -> None:
-        """Route a message the broker holds (a will, an in-process or $SYS publish)."""
-        tlen = msg.tlen
-        self._route(msg.data, 0, tlen, tlen, len(msg.data), msg.qos, msg, msg.retain)
-
     def local_client(self, client_id: str,
                      on_message: "Optional[Callable[[bytes, bytes, int, bool], None]]" = None
                      ) -> "LocalClient":
@@ -529,7 +284,7 @@ class Broker:
         highest granted QoS [MQTT-3.3.5-1], each copy at min(published, granted) QoS, with RETAIN
         cleared [MQTT-3.3.1-9]. `retain`: the flag it was published with. `raw`: where in buf
         the PUBLISH starts when it came as a QoS 0 copy would go out (flags 0), else -1."""
-        epoch = (self.epoch + 1) & TICKS_MASK
+        epoch = (self.epoch + 1) & _TICKS_MASK
         if epoch == 0:
             # New sessions start with route_mark 0: restart the count above every mark in use.
             for s in self.sessions.values():
@@ -605,21 +360,6 @@ class Broker:
         if self.local_pending:
             self.run_local()
 
-    def run_local(self) -> None:
-        """Hand in-process clients what was routed to them, outside any routing walk. A callback
-        that raises costs its own message, never the broker or another client."""
-        pending = self.local_pending
-        self.local_pending = []
-        for s, topic, payload, qos, retain in pending:
-            local = s.local
-            if local is None:
-                continue
-            try:
-                local.receive(topic, payload, qos, retain)
-            except Exception as e:
-                self.log(_LOG_ERR, "In-process client %s failed in on_message: %r"
-                         % (s.client_id, e))
-
     def deliver(self, s: Session, msg: Message, flags: int) -> None:
         """A QoS > 0 message (or a queued QoS 0 one) for session s: send now if the in-flight
         window has room and nothing is queued ahead of it, else queue it (order is kept).
@@ -638,13 +378,6 @@ class Broker:
     def _enqueue(self, s: Session, msg: Message, flags: int) -> None:
         if not s.enqueue(msg, flags):
             self._dropped(s, "max_queued_messages %d reached" % s.max_queued)
-
-    def _dropped(self, s: Session, why: str) -> None:
-        """s.dropped already counts the message; log the first and every thousandth."""
-        self.messages_dropped += 1
-        if s.dropped == 1 or s.dropped % 1000 == 0:
-            self.log(_LOG_WARNING, "Outgoing messages are being dropped for client %s "
-                     "(%s, %d dropped)." % (s.client_id, why, s.dropped))
 
     def _send_stored(self, s: Session, msg: Message, flags: int) -> bool:
         """Send msg to the connected session s now, if the window and the output allow."""
@@ -673,8 +406,6 @@ class Broker:
             queue.pop(0)
             s.queue_flags.pop(0)
 
-    # ---- acknowledgements ----
-
     def _complete(self, conn: Conn, t: int, mid: int, state: int) -> None:
         """PUBACK (QoS 1) or PUBCOMP (QoS 2) ends a delivery: its slot and packet identifier
         are free again, and a queued message can take them."""
@@ -688,7 +419,7 @@ class Broker:
                 self.pump(s)
         elif self.log_mask & _LOG_DEBUG:
             self.log(_LOG_DEBUG, "Received %s from %s for unknown packet id %d"
-                     % (_packet_name(t), conn.client_id, mid))
+                     % (packet_name(t), conn.client_id, mid))
 
     def _pubrec(self, conn: Conn, mid: int) -> None:
         s = conn.session

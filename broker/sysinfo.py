@@ -8,7 +8,7 @@ import math
 
 from broker import VERSION
 from broker.bytesops import MPY
-from broker.engine import (
+from broker.lifecycle import (
     T_BYTES_RECEIVED, T_BYTES_SENT, T_MESSAGES_DROPPED, T_MESSAGES_RECEIVED, T_MESSAGES_SENT,
     T_PACKETS_RECEIVED, T_PACKETS_SENT,
 )
@@ -21,7 +21,7 @@ if MPY:
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Dict, List
-    from broker.engine import Broker
+    from broker.lifecycle import Lifecycle
 
 _LOADS = (("1min", 60.0), ("5min", 300.0), ("15min", 900.0))
 
@@ -33,7 +33,7 @@ _RATES = (
 
 
 class SysTopics:
-    def __init__(self, broker: "Broker", interval_s: int) -> None:
+    def __init__(self, broker: "Lifecycle", interval_s: int) -> None:
         self.broker = broker
         self.interval_ms = interval_s * 1000
         self.last = 0

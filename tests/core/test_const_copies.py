@@ -3,9 +3,11 @@ them to literals and never loads broker.const while serving); each copy must equ
 """
 from support import MPY, SkipTest
 
-from broker import codec, const, engine, handle_connect, handle_subscribe, local, settings
+from broker import (
+    codec, const, engine, handle_connect, handle_subscribe, lifecycle, local, settings,
+)
 
-MODULES = (codec, engine, handle_connect, handle_subscribe, local, settings)
+MODULES = (codec, engine, handle_connect, handle_subscribe, lifecycle, local, settings)
 
 
 def test_private_copies_equal_broker_const() -> None:
@@ -23,5 +25,5 @@ def test_private_copies_equal_broker_const() -> None:
 
 
 def test_engine_names_packets_in_its_messages() -> None:
-    assert engine._packet_name(const.PUBLISH) == "PUBLISH"
-    assert engine._packet_name(15) == "RESERVED"
+    assert lifecycle.packet_name(const.PUBLISH) == "PUBLISH"
+    assert lifecycle.packet_name(15) == "RESERVED"

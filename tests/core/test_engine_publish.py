@@ -7,7 +7,7 @@ twice, with each packet fed whole and then byte by byte.
 """
 from harness import Hub
 from support import MPY
-from broker import packets
+from broker import engine, packets
 from broker.packets import (
     encode_ack, encode_publish, encode_simple, encode_subscribe, encode_unsubscribe,
 )
@@ -1278,6 +1278,36 @@ def test_heap_low_drops_what_would_need_more_heap_and_serves_the_rest():
     pub.send(encode_publish(b"q0", b"w" * 100))  # fits the buffer QoS 1 made
     assert [p.payload[:1] for p in sub.publishes()] == [b"w"]
     assert not pub.closed and not sub.closed
+
+
+def test_a_qos0_buffer_the_heap_cannot_give_drops_the_copy_not_the_publisher():
+    # heap_low looks at the free total, but a fragmented heap can still refuse a buffer:
+    # that QoS 0 copy is dropped and counted, and the publisher and the other subscriber
+    # are served as usual. (A buffer for output that must go out, such as a PUBACK, still
+    # raises MemoryError and costs the connection being served, as tested in test_alloc.)
+    hub = Hub()
+    pub = connected(hub, "pub")
+    full = connected(hub, "full")
+    roomy = connected(hub, "roomy")
+    for c in (full, roomy):
+        c.subscribe(1, [(b"t", 0)])
+    full.conn.out = bytearray(0)  # as after the idle check: the next copy needs a new buffer
+    real = bytearray
+
+    def refusing(n):
+        if n and hub.broker.messages_received:
+            raise MemoryError("memory allocation failed")
+        return real(n)
+    engine.bytearray = refusing  # the engine's builtin, on both runtimes
+    try:
+        pub.send(encode_publish(b"t", b"x" * 100, qos=1, mid=7))
+    finally:
+        del engine.bytearray
+    assert kinds(pub.recv()) == [(PUBACK, 7)]
+    assert full.publishes() == [] and full.conn.dropped == 1
+    assert [p.payload for p in roomy.publishes()] == [b"x" * 100]
+    assert hub.broker.messages_dropped == 1
+    assert not pub.closed and not full.closed and not roomy.closed
 
 
 def test_slow_subscriber_qos1_window_then_bounded_queue():
