@@ -168,7 +168,9 @@ def test_retained_messages_cross_the_bridge(broker_factory, mqtt_client):
         assert time.monotonic() < deadline, seen
         late = mqtt_client(far, "late-far-%d" % len(seen))
         late.subscribe("status/#", 1)
-        seen = {m.topic: (m.payload, m.retain) for m in drain(late, 0.5)}
+        # a subscriber that came before the hub's message reached mosquitto gets it live, with
+        # RETAIN 0 [MQTT-3.3.1-9]: only what mosquitto kept counts
+        seen = {m.topic: (m.payload, m.retain) for m in drain(late, 0.5) if m.retain}
         late.close()
     assert seen == {"status/far": (b"online", True), "status/hub": (b"up", True)}
     # mosquitto's retained message came in with RETAIN set, so the hub keeps it too
