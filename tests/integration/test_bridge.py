@@ -13,9 +13,10 @@ import time
 
 import pytest
 
-from conftest import KINDS
+from conftest import BRIDGE_HEAP, KINDS
 
-pytestmark = [pytest.mark.integration, pytest.mark.own_broker]
+# the bridge code on top of the broker's: MicroPython gets a bigger heap than the other tests
+pytestmark = [pytest.mark.integration, pytest.mark.own_broker, pytest.mark.heap(BRIDGE_HEAP)]
 
 WAIT = 10.0
 QUIET = 1.0

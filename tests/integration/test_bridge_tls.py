@@ -13,10 +13,11 @@ import time
 
 import pytest
 
-from conftest import HOST, KINDS, free_port
+from conftest import BRIDGE_HEAP, HOST, KINDS, free_port
 from test_bridge import QUIET, WAIT, bridged, drain, hub, probe, state_topic
 
-pytestmark = [pytest.mark.integration, pytest.mark.own_broker]
+# the bridge code on top of the broker's: MicroPython gets a bigger heap than the other tests
+pytestmark = [pytest.mark.integration, pytest.mark.own_broker, pytest.mark.heap(BRIDGE_HEAP)]
 
 
 def tls_remote(broker_factory, pki, cert="server", require_certificate=False):
