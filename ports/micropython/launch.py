@@ -54,6 +54,12 @@ def run(argv: "List[str]", ready: "Optional[Callable[[List[str]], None]]" = None
             return 0 if "-h" in argv or "--help" in argv else 1
         gc.collect()
         from ports.micropython.server import serve
+    except MemoryError:
+        heap = gc.mem_free() + gc.mem_alloc()  # type: ignore[attr-defined]
+        sys.stderr.write("Error: out of memory loading the broker (heap %d KB): give micropython"
+                         " a larger -X heapsize, or run the .mpy files that make flash builds,"
+                         " which need less (make mem lists both)\n" % (heap // 1024))
+        return 1
     finally:
         gc.threshold(-1)  # type: ignore[attr-defined]
     gc.collect()

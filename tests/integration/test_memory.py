@@ -187,3 +187,15 @@ def test_small_clients_are_served_with_the_tiny_heap(broker_factory, broker_kind
         for c in clients:
             c.close()
 
+
+
+def test_a_heap_too_small_to_load_the_broker_stops_start_up_in_one_line(broker_factory,
+                                                                         broker_kind):
+    # Compiling the broker from source needs far more than 48K (make mem): start-up stops with
+    # status 1 and a line that says what to do, not with a MemoryError traceback.
+    b = broker_factory(start=False, kind=broker_kind.with_heap("48K"))
+    b.start([], wait=False)
+    assert b.wait_exit() == 1
+    log = b.log()
+    assert "Error: out of memory loading the broker (heap " in log, log
+    assert "-X heapsize" in log and "Traceback" not in log, log
