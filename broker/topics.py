@@ -138,49 +138,55 @@ def filter_matches(f: Filter, buf: "Buffer", start: int, end: int) -> bool:
     return f.hash  # topic has levels left: only '#' takes them
 
 
-class _Node:
-    """One distinct filter and its subscribers, as parallel lists (session, granted QoS)."""
+class _Node(Filter):
+    """One distinct filter and its subscribers.
 
-    f = None  # type: Optional[Filter]  # compiled, for wildcard filters only
+    `subs` holds them in one flat list, session then granted QoS: [s0, q0, s1, q1, ...]. A
+    wildcard node is its own compiled Filter; an exact one keeps only `filt`, `key` (its dict
+    key) and `subs`. One object and one list per filter: a board's heap holds a subscription in
+    about 100 bytes less than with a separate Filter and a list each for sessions and QoS.
+    """
+
+    wild = False
     next = None  # type: Optional[_Node]  # exact filters sharing a dict key
 
     def __init__(self, filt: bytes, key: "Union[bytes, int]", wild: bool) -> None:
-        self.filt = filt
-        self.key = key
         if wild:
-            self.f = Filter(filt)
-        self.sessions = []  # type: List[Any]
-        self.qos = []  # type: List[int]
+            Filter.__init__(self, filt)
+        else:
+            self.filt = filt
+            self.key = key
+        self.subs = []  # type: List[Any]
 
     def find(self, session: object) -> int:
-        sessions = self.sessions
-        for i in range(len(sessions)):
-            if sessions[i] is session:
+        """The index of session in subs (its QoS follows it), or -1."""
+        subs = self.subs
+        for i in range(0, len(subs), 2):
+            if subs[i] is session:
                 return i
         return -1
 
     def drop(self, i: int) -> None:
-        last = len(self.sessions) - 1
-        self.sessions[i] = self.sessions[last]
-        self.qos[i] = self.qos[last]
-        self.sessions.pop()
-        self.qos.pop()
+        subs = self.subs
+        subs[i] = subs[-2]
+        subs[i + 1] = subs[-1]
+        subs.pop()
+        subs.pop()
 
 
-def _deliver(sessions: "List[Any]", qos: "List[int]", hits: "List[Any]", n: int,
-             epoch: int) -> int:
+def _deliver(subs: "List[Any]", hits: "List[Any]", n: int, epoch: int) -> int:
     """Mark the subscribers of one matching node; n counts the sessions in hits so far."""
-    i = len(sessions)
+    i = len(subs)
     while i:
-        i -= 1
-        s = sessions[i]
+        i -= 2
+        s = subs[i]
         if s.route_mark != epoch:
             s.route_mark = epoch
-            s.route_qos = qos[i]
+            s.route_qos = subs[i + 1]
             hits[n] = s
             n += 1
-        elif qos[i] > s.route_qos:  # one copy per session, at its highest QoS [MQTT-3.3.5-1]
-            s.route_qos = qos[i]
+        elif subs[i + 1] > s.route_qos:  # one copy per session, at its highest QoS [MQTT-3.3.5-1]
+            s.route_qos = subs[i + 1]
     return n
 
 
@@ -224,7 +230,7 @@ class SubscriptionTable:
         if mine is not None:
             node = mine.get(filt)
             if node is not None:
-                node.qos[node.find(session)] = qos
+                node.subs[node.find(session) + 1] = qos
                 return 0
         if self.count >= self.capacity:
             return -1
@@ -243,8 +249,8 @@ class SubscriptionTable:
                 node.next = self._exact.get(key)
                 self._exact[key] = node
                 self.exact_count += 1
-        node.sessions.append(session)
-        node.qos.append(qos)
+        node.subs.append(session)
+        node.subs.append(qos)
         if mine is None:
             mine = {}
             self._by_session[session] = mine
@@ -255,9 +261,9 @@ class SubscriptionTable:
     def _release(self, session: object, node: _Node) -> None:
         node.drop(node.find(session))
         self.count -= 1
-        if node.sessions:
+        if node.subs:
             return
-        if node.f is not None:
+        if node.wild:
             self._wild.remove(node)
             del self._wild_by_filt[node.filt]
             if self._wild_cache is not None:
@@ -298,7 +304,7 @@ class SubscriptionTable:
         mine = self._by_session.get(session)
         if mine is None:
             return []
-        return [(filt, node.qos[node.find(session)]) for filt, node in mine.items()]
+        return [(filt, node.subs[node.find(session) + 1]) for filt, node in mine.items()]
 
     def collect(self, buf: "Buffer", start: int, end: int, hits: "List[Any]", epoch: int) -> int:
         """Put each session with a subscription matching topic buf[start:end] into hits once.
@@ -314,7 +320,7 @@ class SubscriptionTable:
             node = self._exact.get(self._key(buf, start, end))
             while node is not None:
                 if len(node.filt) == end - start and buf.startswith(node.filt, start):
-                    n = _deliver(node.sessions, node.qos, hits, n, epoch)
+                    n = _deliver(node.subs, hits, n, epoch)
                     break
                 node = node.next
         wild = self._wild
@@ -322,8 +328,8 @@ class SubscriptionTable:
         while j:
             j -= 1
             node = wild[j]
-            if filter_matches(node.f, buf, start, end):  # type: ignore[arg-type]
-                n = _deliver(node.sessions, node.qos, hits, n, epoch)
+            if filter_matches(node, buf, start, end):
+                n = _deliver(node.subs, hits, n, epoch)
         return n
 
     def _collect_cached(self, buf: "Buffer", start: int, end: int, hits: "List[Any]",
@@ -333,7 +339,7 @@ class SubscriptionTable:
         n = 0
         node = self._exact.get(key)
         if node is not None:  # bytes keys are exact: no chain
-            n = _deliver(node.sessions, node.qos, hits, n, epoch)
+            n = _deliver(node.subs, hits, n, epoch)
         wild = self._wild
         if wild:
             cache = self._wild_cache
@@ -341,8 +347,8 @@ class SubscriptionTable:
             if found is None:
                 if len(cache) >= _WILD_CACHE_MAX:  # type: ignore[arg-type]
                     cache.clear()  # type: ignore[union-attr]
-                found = tuple([w for w in wild if filter_matches(w.f, buf, start, end)])  # type: ignore[arg-type]
+                found = tuple([w for w in wild if filter_matches(w, buf, start, end)])
                 cache[key] = found  # type: ignore[index]
             for node in found:
-                n = _deliver(node.sessions, node.qos, hits, n, epoch)
+                n = _deliver(node.subs, hits, n, epoch)
         return n
