@@ -40,6 +40,21 @@ def _configure(argv: "List[str]") -> "Optional[Tuple[Config, str]]":
     return config, banner
 
 
+def _preload(config: "Config") -> None:
+    """Import now, while collections run often, the modules this configuration makes the
+    broker load on first use ($SYS alone is some 16 KB of code)."""
+    if config.sys_interval > 0:
+        import broker.sysinfo  # noqa: F401
+    if config.passwords is not None:
+        import broker.auth  # noqa: F401
+    if config.bridges:
+        import ports.micropython.bridge_link  # noqa: F401
+    if any(lst.certfile for lst in config.listeners) or any(b.cafile for b in config.bridges):
+        import ports.micropython.tls  # noqa: F401
+    if any(lst.path for lst in config.listeners):
+        import ports.micropython.unixsock  # noqa: F401
+
+
 def main(argv: "List[str]") -> int:
     return run(argv)
 
@@ -54,6 +69,7 @@ def run(argv: "List[str]", ready: "Optional[Callable[[List[str]], None]]" = None
             return 0 if "-h" in argv or "--help" in argv else 1
         gc.collect()
         from ports.micropython.server import serve
+        _preload(parsed[0])
     except MemoryError:
         heap = gc.mem_free() + gc.mem_alloc()  # type: ignore[attr-defined]
         sys.stderr.write("Error: out of memory loading the broker (heap %d KB): give micropython"
