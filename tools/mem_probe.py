@@ -36,10 +36,10 @@ try:
     import select
     import time
 
-    # What `-m broker` does (ports.micropython.launch): parse, unload the parser, then import
-    # the server.
-    from ports.micropython.launch import _configure
-    _parsed = _configure(["-c", sys.argv[1]])
+    # What `-m broker` does before serving (ports.micropython.launch): parse, unload the
+    # parser, import the server.
+    from ports.micropython.launch import load
+    _parsed = load(["-c", sys.argv[1]])
     if _parsed is None:
         print("ERR start", "bad configuration")
         sys.exit(2)

@@ -59,24 +59,35 @@ def main(argv: "List[str]") -> int:
     return run(argv)
 
 
-def run(argv: "List[str]", ready: "Optional[Callable[[List[str]], None]]" = None) -> int:
-    """main() for a board's main.py: `ready(addresses)` is called once the broker listens
-    (the board prints where to connect)."""
+def load(argv: "List[str]") -> "Optional[Tuple[Config, str]]":
+    """Everything -m broker does before it serves: the configuration and the banner, with
+    ports.micropython.server and the modules the configuration needs imported; None after
+    printing why not (a usage or configuration error, or a heap too small)."""
     gc.threshold(_COMPILE_GC_BYTES)  # type: ignore[attr-defined]
     try:
         parsed = _configure(argv)
         if parsed is None:
-            return 0 if "-h" in argv or "--help" in argv else 1
+            return None
         gc.collect()
-        from ports.micropython.server import serve
+        import ports.micropython.server  # noqa: F401
         _preload(parsed[0])
     except MemoryError:
         heap = gc.mem_free() + gc.mem_alloc()  # type: ignore[attr-defined]
         sys.stderr.write("Error: out of memory loading the broker (heap %d KB): give micropython"
                          " a larger -X heapsize, or run the .mpy files that make flash builds,"
                          " which need less (make mem lists both)\n" % (heap // 1024))
-        return 1
+        return None
     finally:
         gc.threshold(-1)  # type: ignore[attr-defined]
     gc.collect()
+    return parsed
+
+
+def run(argv: "List[str]", ready: "Optional[Callable[[List[str]], None]]" = None) -> int:
+    """main() for a board's main.py: `ready(addresses)` is called once the broker listens
+    (the board prints where to connect)."""
+    parsed = load(argv)
+    if parsed is None:
+        return 0 if "-h" in argv or "--help" in argv else 1
+    from ports.micropython.server import serve  # loaded already
     return serve(parsed[0], parsed[1], ready)
