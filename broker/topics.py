@@ -143,8 +143,8 @@ class _Node(Filter):
 
     `subs` holds them in one flat list, session then granted QoS: [s0, q0, s1, q1, ...]. A
     wildcard node is its own compiled Filter; an exact one keeps only `filt`, `key` (its dict
-    key) and `subs`. One object and one list per filter: a board's heap holds a subscription in
-    about 100 bytes less than with a separate Filter and a list each for sessions and QoS.
+    key) and `subs`. One object and one list per filter instead of three objects: make mem
+    (64-bit) went from 366 to 264 bytes per exact subscription and from 744 to 584 per wildcard.
     """
 
     wild = False
