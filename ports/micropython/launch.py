@@ -59,6 +59,14 @@ def main(argv: "List[str]") -> int:
     return run(argv)
 
 
+def out_of_memory(doing: str) -> None:
+    """Say in one line that the heap is too small for the broker, and what to do about it."""
+    heap = gc.mem_free() + gc.mem_alloc()  # type: ignore[attr-defined]
+    sys.stderr.write("Error: out of memory %s the broker (heap %d KB): give micropython a"
+                     " larger -X heapsize, or run the .mpy files that make flash builds, which"
+                     " need less (make mem lists both)\n" % (doing, heap // 1024))
+
+
 def load(argv: "List[str]") -> "Optional[Tuple[Config, str]]":
     """Everything -m broker does before it serves: the configuration and the banner, with
     ports.micropython.server and the modules the configuration needs imported; None after
@@ -72,10 +80,7 @@ def load(argv: "List[str]") -> "Optional[Tuple[Config, str]]":
         import ports.micropython.server  # noqa: F401
         _preload(parsed[0])
     except MemoryError:
-        heap = gc.mem_free() + gc.mem_alloc()  # type: ignore[attr-defined]
-        sys.stderr.write("Error: out of memory loading the broker (heap %d KB): give micropython"
-                         " a larger -X heapsize, or run the .mpy files that make flash builds,"
-                         " which need less (make mem lists both)\n" % (heap // 1024))
+        out_of_memory("loading")
         return None
     finally:
         gc.threshold(-1)  # type: ignore[attr-defined]

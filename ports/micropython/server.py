@@ -289,6 +289,10 @@ def serve(config: "Config", banner: str,
     except ValueError as e:  # a bridge's TLS files or runtime (ports/micropython/tls.py)
         sys.stderr.write("Error: %s\n" % e)
         return 1
+    except MemoryError:  # its tables and read buffer
+        from ports.micropython.launch import out_of_memory  # loaded: it loaded this module
+        out_of_memory("starting")
+        return 1
     where = ""
     try:
         server.bind()
