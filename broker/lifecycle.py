@@ -61,6 +61,8 @@ def ticks_diff(a: int, b: int) -> int:
 
 
 class Lifecycle:
+    """A broker's tables and its connections' life; broker.engine.Broker adds the routing."""
+
     if TYPE_CHECKING:  # broker.engine.Broker's, called from here
         def reserve(self, conn: Conn, n: int, optional: bool) -> int: ...
         def pump(self, s: Session) -> None: ...
