@@ -13,7 +13,7 @@ from broker import codec
 # Out of alphabetical order on purpose: MicroPython compiles a module from source in transient
 # heap about three times its size, so the larger modules are imported first, while less is
 # loaded (importing the broker from .py then peaks at 100K instead of 112K).
-from broker.lifecycle import Lifecycle, packet_name
+from broker.lifecycle import TICKS_MASK, Lifecycle, packet_name
 from broker.bytesops import MPY, copy_into, micropython
 from broker.codec import MalformedPacket, parse_publish, put_ack, put_publish
 from broker.conn import CLOSED, NEW, NO_OUTPUT, Conn
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
     from broker.local import LocalClient
     Buffer = Union[bytes, bytearray]
 
-_TICKS_MASK = const(0x3FFFFFFF)  # broker.lifecycle.TICKS_MASK
 _OUT_INITIAL = const(256)
 _MESSAGE_OVERHEAD = const(128)  # a stored Message besides its bytes (64-bit MicroPython)
 
@@ -287,7 +286,7 @@ class Broker(Lifecycle):
         highest granted QoS [MQTT-3.3.5-1], each copy at min(published, granted) QoS, with RETAIN
         cleared [MQTT-3.3.1-9]. `retain`: the flag it was published with. `raw`: where in buf
         the PUBLISH starts when it came as a QoS 0 copy would go out (flags 0), else -1."""
-        epoch = (self.epoch + 1) & _TICKS_MASK
+        epoch = (self.epoch + 1) & TICKS_MASK
         if epoch == 0:
             # New sessions start with route_mark 0: restart the count above every mark in use.
             for s in self.sessions.values():
