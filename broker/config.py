@@ -269,13 +269,19 @@ def _tls_option(config: Config, name: str, value: str) -> None:
             raise ConfigError("%s: expected true or false, got '%s'" % (name, value))
         last.require_certificate = value == "true"
         return
+    check_readable(name, value)
+    setattr(last, name, value)
+
+
+def check_readable(name: str, path: str) -> None:
+    """ConfigError naming option `name` unless the file at path can be read: a wrong path is
+    reported with its line; what the file holds is the port's to check at start-up (TLS)."""
     try:
-        with open(value, "rb") as f:
+        with open(path, "rb") as f:
             f.read(1)
     except OSError as e:
         raise ConfigError("%s: cannot read %s: %s"
-                          % (name, value, getattr(e, "strerror", None) or str(e)))
-    setattr(last, name, value)
+                          % (name, path, getattr(e, "strerror", None) or str(e)))
 
 
 def _tls_incomplete(lst: Listener) -> str:

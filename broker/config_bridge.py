@@ -5,7 +5,7 @@ start-up (broker.cli.unload_parser). Errors are ConfigErrors whose message is th
 broker.config adds FILE:LINE. What the options mean: docs/configuration.md, "Bridges".
 """
 from broker.bridge_settings import BOTH, IN, OUT, BridgeSettings, TopicRule
-from broker.config import Config, ConfigError
+from broker.config import Config, ConfigError, check_readable
 from broker.topics import valid_topic_filter, valid_topic_name
 
 # Bridge options this broker recognises but does not implement (yet).
@@ -153,14 +153,7 @@ def bridge_option(config: Config, words: "list[str]", line: int) -> None:
                 raise ConfigError("notification_topic: '%s' is not a valid topic name" % value)
         setattr(b, name, value)
     elif (" %s " % name) in _FILES:
-        # read now, so that a wrong path is named with its line; what is in it, the port's TLS
-        # checks at start-up
-        try:
-            with open(value, "rb") as f:
-                f.read(1)
-        except OSError as e:
-            raise ConfigError("%s: cannot read %s: %s"
-                              % (name, value, getattr(e, "strerror", None) or str(e)))
+        check_readable(name, value)
         setattr(b, name[7:], value)
     elif name == "keepalive_interval":
         b.keepalive_interval = _int(name, value, 5, 65535)
