@@ -30,7 +30,7 @@ from broker.topics import Filter, filter_matches, valid_topic_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Set, Tuple, Union
+    from typing import Any, Dict, List, Optional, Set, Tuple, Union
     from broker.bridge_settings import BridgeSettings, TopicRule
     from broker.engine import Broker
     Buffer = Union[bytes, bytearray]
@@ -341,15 +341,9 @@ class Bridge:
         """The local side's on_message: a message for the remote broker."""
         if self.injecting:
             return
-        rule = None
-        for f, t in self.out_rules:
-            if topic.startswith(t.local_prefix) and filter_matches(f, topic, 0, len(topic)):
-                rule = t
-                break
-        if rule is None:
+        remote = _translate(self.out_rules, topic, False)
+        if remote is None:
             return
-        lp = len(rule.local_prefix)
-        remote = rule.remote_prefix + topic[lp:] if lp or rule.remote_prefix else topic
         if not self.settings.outgoing_retain:
             retain = False
         if qos == 0:
@@ -508,15 +502,9 @@ class Bridge:
         if not valid_topic_name(buf, ts, te):
             raise MalformedPacket("invalid topic name")  # [MQTT-1.5.3-1] [MQTT-3.3.2-2]
         topic = bytes(buf[ts:te])
-        rule = None
-        for f, t in self.in_rules:
-            if topic.startswith(t.remote_prefix) and filter_matches(f, topic, 0, len(topic)):
-                rule = t
-                break
-        if rule is None:
+        local = _translate(self.in_rules, topic, True)
+        if local is None:
             return  # not ours (an old subscription of a persistent session)
-        rp = len(rule.remote_prefix)
-        local = rule.local_prefix + topic[rp:] if rp or rule.local_prefix else topic
         b = self.broker
         if len(local) > b.config.max_topic_length:
             b.log(LOG_WARNING, "Bridge %s: dropped a message whose topic is longer than"
@@ -536,6 +524,23 @@ class Bridge:
     def _notify_local(self, state: bytes) -> None:
         if self.settings.notifications:
             self._inject(self.state_topic, state, 1, self.broker.config.retain_available)
+
+
+def _translate(rules: "List[Tuple[Filter, TopicRule]]", topic: bytes,
+               inbound: bool) -> "Optional[bytes]":
+    """topic as the other side names it, by the first rule that matches it (its prefix swapped
+    for the other side's); None when no rule does."""
+    for f, t in rules:
+        if inbound:
+            src = t.remote_prefix
+            dst = t.local_prefix
+        else:
+            src = t.local_prefix
+            dst = t.remote_prefix
+        if topic.startswith(src) and filter_matches(f, topic, 0, len(topic)):
+            n = len(src)
+            return dst + topic[n:] if n or dst else topic
+    return None
 
 
 def _put_string(out: bytearray, pos: int, s: bytes) -> int:
