@@ -50,24 +50,35 @@ def _no_passphrase() -> str:
     raise ConfigError("the key is encrypted (a passphrase is not supported)")
 
 
+# Failures are worded with the options' names: prefix "" for a listener's, "bridge_" for a
+# bridge's.
+def _load_chain(ctx: ssl.SSLContext, where: str, prefix: str, certfile: str,
+                keyfile: "Optional[str]") -> None:
+    try:
+        ctx.load_cert_chain(certfile, keyfile, _no_passphrase)
+    except ConfigError as e:
+        raise ConfigError("%s: %skeyfile %s: %s" % (where, prefix, keyfile, e))
+    except (ssl.SSLError, OSError) as e:
+        raise ConfigError("%s: cannot use %scertfile %s with %skeyfile %s: %s"
+                          % (where, prefix, certfile, prefix, keyfile, _reason(e)))
+
+
+def _load_cas(ctx: ssl.SSLContext, where: str, prefix: str, cafile: "Optional[str]") -> None:
+    try:
+        ctx.load_verify_locations(cafile=cafile)
+    except (ssl.SSLError, OSError) as e:
+        raise ConfigError("%s: cannot use %scafile %s: %s" % (where, prefix, cafile, _reason(e)))
+
+
 def server_context(lst: Listener) -> ssl.SSLContext:
     """The SSLContext for one listener's certfile, keyfile, cafile and require_certificate.
     A file that cannot be used raises ConfigError naming the listener and the file."""
     where = "listener %s:%d" % (lst.host or "0.0.0.0", lst.port)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.sslsocket_class = _NonBlockingTls
-    try:
-        ctx.load_cert_chain(lst.certfile, lst.keyfile, _no_passphrase)
-    except ConfigError as e:
-        raise ConfigError("%s: keyfile %s: %s" % (where, lst.keyfile, e))
-    except (ssl.SSLError, OSError) as e:
-        raise ConfigError("%s: cannot use certfile %s with keyfile %s: %s"
-                          % (where, lst.certfile, lst.keyfile, _reason(e)))
+    _load_chain(ctx, where, "", lst.certfile, lst.keyfile)
     if lst.cafile:
-        try:
-            ctx.load_verify_locations(cafile=lst.cafile)
-        except (ssl.SSLError, OSError) as e:
-            raise ConfigError("%s: cannot use cafile %s: %s" % (where, lst.cafile, _reason(e)))
+        _load_cas(ctx, where, "", lst.cafile)
     ctx.verify_mode = ssl.CERT_REQUIRED if lst.require_certificate else ssl.CERT_NONE
     return ctx
 
@@ -80,18 +91,9 @@ def client_context(b: "BridgeSettings") -> ssl.SSLContext:
     where = "connection %s" % b.name
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.sslsocket_class = _NonBlockingTls
-    try:
-        ctx.load_verify_locations(cafile=b.cafile)
-    except (ssl.SSLError, OSError) as e:
-        raise ConfigError("%s: cannot use bridge_cafile %s: %s" % (where, b.cafile, _reason(e)))
+    _load_cas(ctx, where, "bridge_", b.cafile)
     if b.certfile:
-        try:
-            ctx.load_cert_chain(b.certfile, b.keyfile, _no_passphrase)
-        except ConfigError as e:
-            raise ConfigError("%s: bridge_keyfile %s: %s" % (where, b.keyfile, e))
-        except (ssl.SSLError, OSError) as e:
-            raise ConfigError("%s: cannot use bridge_certfile %s with bridge_keyfile %s: %s"
-                              % (where, b.certfile, b.keyfile, _reason(e)))
+        _load_chain(ctx, where, "bridge_", b.certfile, b.keyfile)
     # the chain is checked either way, as mosquitto does with bridge_insecure
     ctx.check_hostname = not b.insecure
     return ctx
@@ -121,4 +123,3 @@ def handshake(sock: ssl.SSLSocket) -> str:
 
 def _reason(e: Exception) -> str:
     return getattr(e, "strerror", None) or str(e)
-
