@@ -10,7 +10,8 @@ def _b64(text: str) -> bytes:
     for c in text:  # a2b_base64 skips characters outside the alphabet: refuse them here
         if not ("A" <= c <= "Z" or "a" <= c <= "z" or "0" <= c <= "9" or c in "+/="):
             raise ValueError(c)
-    return a2b_base64(text)
+    # bytes: ports whose binascii is micropython-lib's Python module (webassembly) take no str
+    return a2b_base64(text.encode())
 
 
 def _password_line(text: str) -> "tuple[str, tuple[int, bytes, bytes]]":
@@ -36,7 +37,7 @@ def _password_line(text: str) -> "tuple[str, tuple[int, bytes, bytes]]":
     try:
         salt = _b64(parts[3])
         digest = _b64(parts[4])
-    except ValueError:
+    except Exception:  # binascii.Error (a ValueError); micropython-lib's binascii raises Exception
         raise ConfigError("user '%s': salt and hash must be base64" % user)
     if not salt:
         raise ConfigError("user '%s': empty salt" % user)
