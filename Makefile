@@ -11,13 +11,14 @@ ARGS   ?=
 MYPY_DIRS := $(foreach d,broker ports,$(if $(shell find $(d) -name '*.py' -print -quit 2>/dev/null),$(d)))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test typecheck fuzz mem bench flash sim-stop clean distclean
+.PHONY: help setup run test test-wasm32 typecheck fuzz mem bench flash sim-stop clean distclean
 
 help:
 	@echo "make setup      create .venv with every Python dependency (incl. micropython)"
 	@echo "make run        CPython broker on 127.0.0.1:1883 with the embedded default config"
 	@echo "                (extra arguments: make run ARGS='-v -p 1884')"
-	@echo "make test       typecheck, pytest over tests/, core tests on MicroPython"
+	@echo "make test       typecheck, pytest over tests/, core tests on MicroPython (64-bit unix"
+	@echo "                port, and 32-bit webassembly port when node is there)"
 	@echo "make typecheck  mypy over broker/ and ports/"
 	@echo "make fuzz       property tests (tests/fuzz) at FUZZ_EXAMPLES=20000 examples each"
 	@echo "make mem        heap figures of the MicroPython broker, from .py and from .mpy"
@@ -27,7 +28,7 @@ help:
 	@echo "                a ROMFS image where the firmware has a partition, ROMFS=0: files instead)"
 	@echo "make sim-stop   stop the virtual board that make flash BOARD=sim left running"
 	@echo "make clean      remove caches and build output (keeps .venv)"
-	@echo "make distclean  clean, and remove .venv"
+	@echo "make distclean  clean, and remove .venv and tools/wasm32/node_modules"
 
 setup: $(STAMP)
 
@@ -45,8 +46,20 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy $(MYPY_DIRS)
 
 test: $(STAMP) typecheck
-	$(PY) -m pytest -q
 	$(VENV)/bin/micropython tools/mptest.py tests/core
+	@if command -v node >/dev/null 2>&1; then $(MAKE) --no-print-directory test-wasm32; \
+	elif [ "$$CI" = true ]; then echo "make test: no node command for the 32-bit core tests" >&2; exit 1; \
+	else echo "make test: SKIPPED the core tests on 32-bit MicroPython: no node command (Node.js >= 18.3)"; fi
+	$(PY) -m pytest -q
+
+# The core tests again on a 32-bit MicroPython (the webassembly port, run by Node.js): a board's
+# word size, where an int of 2**30 or more is a heap object the heap-lock tests must not see.
+WASM32 := tools/wasm32/node_modules/.package-lock.json
+$(WASM32): tools/wasm32/package.json tools/wasm32/package-lock.json
+	npm ci --prefix tools/wasm32 --no-audit --no-fund --loglevel=error
+
+test-wasm32: $(WASM32)
+	node tools/wasm32/run.mjs --tree broker --tree ports --tree tests/core tools/mptest.py tests/core
 
 # The property tests of tests/fuzz with many examples each (make test runs them with a few
 # hundred); not part of make test. Failures found are replayed first next time (build/hypothesis).
@@ -87,4 +100,4 @@ clean:
 	find . -path ./$(VENV) -prune -o \( -name '*.pyc' -o -name '*.mpy' \) -type f -exec rm -f {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) tools/wasm32/node_modules
