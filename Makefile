@@ -21,7 +21,8 @@ help:
 	@echo "                port, and 32-bit webassembly port when node is there)"
 	@echo "make typecheck  mypy over broker/ and ports/"
 	@echo "make fuzz       property tests (tests/fuzz) at FUZZ_EXAMPLES=20000 examples each"
-	@echo "make mem        heap figures of the MicroPython broker, from .py and from .mpy"
+	@echo "make mem        heap figures of the MicroPython broker, from .py, .mpy and ROMFS (and"
+	@echo "                32-bit figures on the webassembly port when node is there)"
 	@echo "make bench      benchmarks against mosquitto (BENCH_AMQTT=1: amqtt too); writes docs/benchmarks.md"
 	@echo "make flash      BOARD=rp2|esp32|sim [PORT=/dev/ttyACM0]: compile, copy what changed, start the"
 	@echo "                broker on the board (BOARD=sim: a virtual board, SIM_PORT=N picks its port;"
@@ -68,7 +69,7 @@ fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/fuzz
 
 # A measurement, not a test: prints a table, fails only when the broker cannot start at all.
-mem: $(STAMP)
+mem: $(STAMP) $(if $(shell command -v node),$(WASM32))
 	$(PY) tools/mem.py
 
 # A measurement, not a test: every broker against the same scenarios, the table printed and

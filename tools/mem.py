@@ -1,6 +1,6 @@
 """Heap figures of the MicroPython broker, from .py sources and from mpy-cross output.
 
-    .venv/bin/python tools/mem.py [-c CONFIG] [--only py|mpy|romfs] [--no-bisect] [-v]
+    .venv/bin/python tools/mem.py [-c CONFIG] [--only py|mpy|romfs|wasm32] [--no-bisect] [-v]
 
 (`make mem` runs it with the defaults.) For each variant it prints, with the board-sized
 configuration (default boards/rp2/broker.conf):
@@ -25,6 +25,11 @@ from flash: bytecode and strings are used in place instead of being copied into 
 unix runtime has no memory-mapped flash, so the image is read into the heap first; every
 heap size given for this variant is the figure reported plus the image's size, and the image
 is not counted in any figure.
+
+Last, the heap after import and idle after start-up on a 32-bit MicroPython, the .mpy and ROMFS
+variants only: tools/wasm32/mem.mjs on the webassembly port (`make test-wasm32` installs it),
+where objects have a board's size and a ROMFS image stays outside the heap as in a board's flash.
+That port has no sockets, so the server opens no listener there, and no clients are measured.
 
 It measures, it does not judge: the exit status is 0 whatever the figures, and 1 only when the
 broker could not be started at all (or mpy-cross failed).
@@ -57,6 +62,9 @@ BUILD = ROOT / "build" / "mpy"
 ROMFS_IMAGE = ROOT / "build" / "broker.romfs"
 ROMFS_BOOT = ROOT / "tools" / "romfs_boot.py"
 ROMFS_CWD = ROOT / "build" / "romfs-run"  # holds no broker/: imports come from the image
+WASM32 = ROOT / "tools" / "wasm32"
+WASM32_BUILD = ROOT / "build" / "wasm32" / "mpy"
+WASM32_IMAGE = ROOT / "build" / "wasm32" / "broker.romfs"
 HOST = "127.0.0.1"
 
 IDLE_S = 1.2
@@ -389,17 +397,18 @@ def config_values(src: Path):
     return values
 
 
-def build_mpy() -> str:
-    """Compile broker/ and ports/ (__init__ and micropython/) into build/mpy; '' or an error."""
-    if BUILD.exists():
-        shutil.rmtree(BUILD)
+def build_mpy(dest: Path = BUILD, arch: str = "host") -> str:
+    """Compile broker/ and ports/ (__init__ and micropython/) into dest (build/mpy) for arch
+    (compile_mpy: "" for bytecode only); '' or an error."""
+    if dest.exists():
+        shutil.rmtree(dest)
     sources = sorted((ROOT / "broker").glob("*.py")) + [ROOT / "ports" / "__init__.py"]
     sources += sorted((ROOT / "ports" / "micropython").glob("*.py"))
     for src in sources:
         if not src.exists():
             continue
         rel = src.relative_to(ROOT)
-        err = compile_mpy(src, BUILD / rel.with_suffix(".mpy"), "host", str(rel))
+        err = compile_mpy(src, dest / rel.with_suffix(".mpy"), arch, str(rel))
         if err:
             return err
     return ""
@@ -409,6 +418,42 @@ def romfs_variant() -> str:
     """Pack build/mpy into ROMFS_IMAGE for the ROMFS variant; '' or an error."""
     ROMFS_CWD.mkdir(parents=True, exist_ok=True)
     return build_romfs(BUILD, ROMFS_IMAGE)
+
+
+def build_wasm32() -> str:
+    """The .mpy files and ROMFS image for the 32-bit figures; '' or an error. The webassembly
+    port has no native emitter, so viper functions are compiled as bytecode too (a board runs
+    them as machine code: four small functions)."""
+    err = build_mpy(WASM32_BUILD, "")
+    if err:
+        return err
+    return build_romfs(WASM32_BUILD, WASM32_IMAGE)
+
+
+def measure_wasm32(board: Path) -> dict:
+    """{'.mpy': {...}, 'ROMFS': {...}} of import and idle figures on the 32-bit port, or
+    {'error': why} (no node, or the npm package missing: make test-wasm32 installs it)."""
+    node = shutil.which("node")
+    if node is None:
+        return {"error": "no node command"}
+    if not (WASM32 / "node_modules" / "@micropython").is_dir():
+        return {"error": "the npm package is missing (make test-wasm32 installs it)"}
+    err = build_wasm32()
+    if err:
+        return {"error": err}
+    out = {}
+    for name, how, where in ((".mpy", "--tree", WASM32_BUILD), ("ROMFS", "--romfs", WASM32_IMAGE)):
+        r = subprocess.run([node, str(WASM32 / "mem.mjs"), str(board), how, str(where)],
+                           capture_output=True, text=True, timeout=120)
+        fig = {}
+        for line in r.stdout.splitlines():
+            parts = line.split()
+            if len(parts) >= 3 and parts[0] == "MEM":
+                fig[parts[1]] = int(parts[2])
+        if r.returncode != 0 or "idle" not in fig:
+            return {"error": "%s: %s" % (name, (r.stderr or r.stdout).strip()[-300:])}
+        out[name] = fig
+    return out
 
 
 class Variant:
@@ -788,6 +833,24 @@ def heap(k) -> str:
     return "n/a" if k is None else "%dK" % k
 
 
+def report_wasm32(figs: dict) -> None:
+    print()
+    print("32-bit (MicroPython 1.29's webassembly port under Node.js: a board's word size,"
+          " 16-byte GC blocks; tools/wasm32/mem.mjs):")
+    if "error" in figs:
+        print("  not measured: %s" % figs["error"])
+        return
+    print("%-34s%12s%12s   %s" % ("figure", ".mpy", "ROMFS", "target"))
+    print("  %-32s%12s%12s" % ("heap used after import", kb(figs[".mpy"]["import"]),
+                               kb(figs["ROMFS"]["import"])))
+    idle = [figs[n]["idle"] for n in (".mpy", "ROMFS")]
+    print("  %-32s%12s%12s   < 32 KB: %s" % ("idle after start-up", kb(idle[0]), kb(idle[1]),
+                                             "/".join("yes" if x < TARGET_IDLE else "NO"
+                                                      for x in idle)))
+    print("  (no sockets there: the server is built but opens no listener; viper code runs as"
+          " bytecode; the ROMFS image stays outside the heap, as in a board's flash)")
+
+
 def report(variants, board: Path, elapsed: float) -> None:
     cv = config_values(board)
     print()
@@ -866,7 +929,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-c", "--config", default=str(ROOT / "boards" / "rp2" / "broker.conf"),
                     help="board configuration (default boards/rp2/broker.conf)")
-    ap.add_argument("--only", choices=("py", "mpy", "romfs"), help="measure one variant")
+    ap.add_argument("--only", choices=("py", "mpy", "romfs", "wasm32"),
+                    help="measure one variant (wasm32: only the 32-bit figures)")
     ap.add_argument("--no-bisect", action="store_true", help="skip the smallest-heap search")
     ap.add_argument("-v", "--verbose", action="store_true", help="show each step on stderr")
     args = ap.parse_args(argv)
@@ -903,7 +967,10 @@ def main(argv=None) -> int:
             if not v.started:
                 failed = True
                 print("error: the %s broker could not be started" % v.name, file=sys.stderr)
-    report(variants, board, time.monotonic() - t0)
+    if variants:
+        report(variants, board, time.monotonic() - t0)
+    if args.only in (None, "wasm32"):
+        report_wasm32(measure_wasm32(board))
     return 1 if failed else 0
 
 

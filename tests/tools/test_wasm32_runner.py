@@ -1,9 +1,11 @@
-"""tools/wasm32/run.mjs, the 32-bit MicroPython that `make test` runs the core tests on.
+"""tools/wasm32: the 32-bit MicroPython that `make test` runs the core tests on (run.mjs), and
+the 32-bit heap figures of `make mem` (mem.mjs).
 
-What the core tests take from it on trust: a board's word size, the script's exit status, and
-the decorators it drops. `make test` installs its npm package (make test-wasm32) before pytest.
+What the core tests take from run.mjs on trust: a board's word size, the script's exit status,
+and the decorators it drops. `make test` installs the npm package (make test-wasm32) before pytest.
 """
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -75,3 +77,20 @@ print(add(2, 3), twice(4))
 """)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["5", "8"]
+
+
+def test_mem_reports_32_bit_figures_for_mpy_and_romfs() -> None:
+    _node()
+    r = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "tools" / "mem.py"),
+                        "--only", "wasm32"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    rows = {}
+    for line in r.stdout.splitlines():
+        for label in ("heap used after import", "idle after start-up"):
+            if line.strip().startswith(label):
+                rows[label] = [float(x) for x in re.findall(r"([0-9.]+) KB", line)][:2]
+    assert len(rows) == 2, r.stdout
+    mpy, romfs = rows["idle after start-up"]
+    imported = rows["heap used after import"]
+    # ROMFS leaves the bytecode and strings in the image: far less heap than .mpy files
+    assert 0 < romfs < mpy and imported[1] < romfs and imported[0] < mpy, r.stdout
