@@ -1,0 +1,178 @@
+# A stand-in `socket` module for MicroPython's webassembly port, which has no sockets: the
+# broker's connections are Node.js sockets (tools/wasm32/serve.mjs), and their bytes pass through
+# two buffers in the port's C heap, outside the GC heap, as a board's network stack keeps its
+# packet buffers outside it:
+#
+# - inbox: bytes that arrived for one socket; serve.mjs fills it, calls arrived(sid, n), lets
+#   the server read, and takes back what it left unread (unread(sid)) for later;
+# - outbox: records [sid:2][n:2][n bytes] that write() appends (n = 0xFFFF: close) and
+#   serve.mjs sends on after each call; bytes 0..3 hold the records' total length.
+#
+# Poller stands in for select.poll(): ipoll() never blocks, serve.mjs calls the server's step()
+# whenever something happened, and on a timer.
+import uctypes
+
+AF_INET = 2
+SOCK_STREAM = 1
+SOL_SOCKET = 1
+SO_REUSEADDR = 2
+_EAGAIN = 11
+_POLLIN = 1
+_POLLOUT = 4
+_POLLHUP = 16
+_CLOSE = 0xFFFF
+_HEAD = 4
+
+_inbox = memoryview(bytearray(0))
+_outbox = bytearray(0)
+_listener = None  # type: ignore[var-annotated]
+_pending = []  # sids connected, not yet accepted
+_open = {}  # sid -> socket
+
+
+def setup(in_addr, in_size, out_addr, out_size):
+    global _inbox, _outbox
+    _inbox = memoryview(uctypes.bytearray_at(in_addr, in_size))
+    _outbox = uctypes.bytearray_at(out_addr, out_size)
+
+
+def connected(sid):
+    _pending.append(sid)
+
+
+def arrived(sid, n):
+    s = _open.get(sid)
+    if s is not None:
+        s.avail = n
+        s.off = 0
+
+
+def unread(sid):
+    """How many of the bytes given by arrived() the server has not read; forgets them."""
+    s = _open.get(sid)
+    if s is None:
+        return 0
+    left = s.avail - s.off
+    s.avail = s.off = 0
+    return left
+
+
+def hung_up(sid):
+    s = _open.get(sid)
+    if s is not None:
+        s.eof = True
+
+
+def getaddrinfo(host, port):
+    return [(AF_INET, SOCK_STREAM, 0, "", (host, port))]
+
+
+def _used():
+    return _outbox[0] | (_outbox[1] << 8) | (_outbox[2] << 16) | (_outbox[3] << 24)
+
+
+def _record(sid, n):
+    """Start a record of n bytes for sid; the offset of its data, or -1 when it does not fit."""
+    used = _used()
+    if _HEAD + used + 4 + (0 if n == _CLOSE else n) > len(_outbox):
+        return -1
+    pos = _HEAD + used
+    _outbox[pos] = sid & 0xFF
+    _outbox[pos + 1] = sid >> 8
+    _outbox[pos + 2] = n & 0xFF
+    _outbox[pos + 3] = n >> 8
+    used += 4 + (0 if n == _CLOSE else n)
+    _outbox[0] = used & 0xFF
+    _outbox[1] = (used >> 8) & 0xFF
+    _outbox[2] = (used >> 16) & 0xFF
+    _outbox[3] = used >> 24
+    return pos + 4
+
+
+class socket:
+    def __init__(self, af=AF_INET, kind=SOCK_STREAM, sid=0):
+        self.sid = sid
+        self.avail = 0  # bytes in the inbox for this socket, read up to off
+        self.off = 0
+        self.eof = False
+        self.port = 0
+
+    def setsockopt(self, level, name, value):
+        pass
+
+    def setblocking(self, flag):
+        pass
+
+    def bind(self, addr):
+        self.port = addr[1]
+
+    def listen(self, backlog):
+        global _listener
+        _listener = self
+
+    def accept(self):
+        if not _pending:
+            raise OSError(_EAGAIN)
+        sid = _pending.pop(0)
+        s = socket(sid=sid)
+        _open[sid] = s
+        return s, ("127.0.0.1", sid)
+
+    def readinto(self, buf, n=-1):
+        k = min(self.avail - self.off, len(buf))
+        if 0 <= n < k:
+            k = n
+        if k > 0:
+            buf[0:k] = _inbox[self.off:self.off + k]
+            self.off += k
+            return k
+        if self.eof:
+            return 0
+        return None
+
+    def write(self, buf, off=0, n=-1):
+        if n < 0:
+            n = len(buf) - off
+        n = min(n, 0xFFFE)
+        pos = _record(self.sid, n)
+        if pos < 0:
+            return None
+        _outbox[pos:pos + n] = memoryview(buf)[off:off + n]
+        return n
+
+    def close(self):
+        if self is _listener or _open.pop(self.sid, None) is None:
+            return
+        _record(self.sid, _CLOSE)
+
+
+class Poller:
+    def __init__(self):
+        self.masks = {}
+
+    def register(self, sock, mask=_POLLIN | _POLLOUT):
+        self.masks[sock] = mask
+
+    def modify(self, sock, mask):
+        self.masks[sock] = mask
+
+    def unregister(self, sock):
+        self.masks.pop(sock, None)
+
+    def ipoll(self, timeout=-1, flags=0):
+        ready = []
+        for sock in self.masks:
+            mask = self.masks[sock]
+            if sock is _listener:
+                if _pending:
+                    ready.append((sock, _POLLIN))
+                continue
+            ev = 0
+            unread = sock.avail - sock.off
+            if mask & _POLLIN and (unread or sock.eof):
+                ev |= _POLLIN if unread else _POLLHUP
+            if mask & _POLLOUT and _HEAD + _used() + 64 < len(_outbox):
+                ev |= _POLLOUT
+            if ev:
+                ready.append((sock, ev))
+        return ready

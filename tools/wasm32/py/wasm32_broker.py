@@ -1,0 +1,154 @@
+# The MicroPython broker (ports/micropython/server.py) on the webassembly port, one call at a
+# time from tools/wasm32/serve.mjs, which owns the sockets (see socket.py here) and the clock.
+#
+# The port collects garbage only between two calls from JavaScript, so serve.mjs calls
+# collect() and then the function that reads the heap. Its gc.mem_free() also counts the room
+# the heap could grow into (serve.mjs takes that room away and passes its size as `growth`):
+# the server's heap guard and output cap are given the real free size here.
+import gc
+import sys
+import time
+
+import socket
+
+_base = 0
+_growth = 0
+_parsed = None
+_server = None
+
+
+def collect():
+    gc.collect()
+
+
+def base():
+    global _base
+    _base = gc.mem_alloc()
+    print("MEM base", _base)
+
+
+def _heap_low(n):
+    """ports.micropython.server._heap_low with the real free size."""
+    free = gc.mem_free() - _growth
+    if (free - n) * 16 >= free + gc.mem_alloc():
+        return False
+    gc.collect()  # here it only asks for one when the call returns: the check stays cautious
+    free = gc.mem_free() - _growth
+    return (free - n) * 16 < free + gc.mem_alloc()
+
+
+def import_server():
+    """0 when ports.micropython.server imports in this heap, 1 when it does not fit."""
+    try:
+        import ports.micropython.server  # noqa: F401
+    except MemoryError:
+        return 1
+    return 0
+
+
+def _out_of_memory(doing):
+    # launch.out_of_memory() would count the room the port's heap could grow into
+    sys.stderr.write("Error: out of memory %s the broker (heap %d KB)\n"
+                     % (doing, (gc.mem_free() - _growth + gc.mem_alloc()) // 1024))
+
+
+def configure(config, growth):
+    """launch.load() as `-m broker -c config` runs it, in two calls: this one reads the
+    configuration and unloads the parser, so that the port collects it before load() imports
+    the server (launch.load collects in between itself, which this port does only between
+    calls). 0, or 1 after saying why the broker cannot start."""
+    global _parsed, _growth
+    _growth = growth
+    from ports.micropython import launch
+    try:
+        _parsed = launch._configure(["-c", config])
+    except MemoryError:
+        _out_of_memory("loading")
+        return 1
+    gc.collect()
+    return 0 if _parsed is not None else 1
+
+
+def load():
+    from ports.micropython import launch
+    try:
+        import ports.micropython.server  # noqa: F401
+        launch._preload(_parsed[0])
+    except MemoryError:
+        _out_of_memory("loading")
+        return 1
+    gc.collect()
+    return 0
+
+
+def loaded():
+    print("MEM import", gc.mem_alloc() - _base)
+    print("FROM", sys.modules["broker.engine"].__file__)
+
+
+def start(probe):
+    """Build and bind the server: 0, or 1 after saying why not."""
+    global _server
+    import ports.micropython.server as server
+    server._heap_low = _heap_low
+    config, banner = _parsed
+    for lst in config.listeners:
+        lst.host = "127.0.0.1"  # where serve.mjs listens
+    if not probe:
+        server._log(0x04, banner)
+    try:
+        _server = server.Server(config)
+    except MemoryError:
+        _out_of_memory("starting")
+        return 1
+    heap = gc.mem_free() - _growth + gc.mem_alloc()
+    if _server.broker.out_soft > heap // 8:
+        _server.broker.out_soft = heap // 8
+    _server.poller = socket.Poller()
+    _server.bind()
+    return 0
+
+
+def listening(probe):
+    """Say so, once serve.mjs listens."""
+    if probe:
+        print("LISTENING")
+    else:
+        for address in _server.addresses:
+            sys.stderr.write("%d: listening on %s\n" % (int(time.time()), address))
+
+
+def port():
+    return socket._listener.port
+
+
+def step():
+    _server.step(0)
+    # A board collects when its heap is full; this port only when asked, once the call is over
+    # (an allocation that fails first raises MemoryError): so after every step.
+    gc.collect()
+
+
+def _count(obj, name):
+    table = getattr(obj, name, None)
+    if table is None:
+        return -1
+    if isinstance(table, (dict, list)):
+        return len(table)
+    return getattr(table, "count", -1)
+
+
+def mem(label):
+    b = _server.broker
+    print("MEM %s %d conns=%d sessions=%d subs=%d retained=%d"
+          % (label, gc.mem_alloc() - _base, len(_server.conns), _count(b, "sessions"),
+             _count(b, "subs"), _count(b, "retained")))
+
+
+def stop(probe):
+    _server.broker.shutdown()
+    _server._flush_all()
+    _server.close()
+    if not probe:
+        import ports.micropython.server as server
+        server._log(0x04, "broker terminating")

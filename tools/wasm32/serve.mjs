@@ -1,0 +1,287 @@
+// The MicroPython broker on a 32-bit MicroPython (the webassembly port of 1.29), serving real
+// TCP clients through Node.js, with a heap of fixed size as on a board. tools/mem.py runs it to
+// read the heap figures, and the smallest heap that runs its standard scenario, at a board's
+// word size (16-byte GC blocks).
+//
+//     node tools/wasm32/serve.mjs [-X heapsize=N] (--tree DIR | --romfs IMAGE) -c CONFIG
+//     node tools/wasm32/serve.mjs [-X heapsize=N] (--tree DIR | --romfs IMAGE) --probe CONFIG
+//     node tools/wasm32/serve.mjs [-X heapsize=N] (--tree DIR | --romfs IMAGE) --import-only
+//
+// - --tree DIR: the .mpy files of broker/, ports/ and tools/wasm32/py/ in DIR, copied into the
+//   port's filesystem; --romfs IMAGE: the same in a ROMFS image, which the port keeps outside
+//   the GC heap as a board keeps its ROMFS partition in flash.
+// - -c CONFIG: the broker as `micropython -m broker -c CONFIG` runs it: the banner, then
+//   "listening on HOST:PORT" on stderr; SIGINT or SIGTERM stops it.
+// - --probe CONFIG: the protocol of tools/mem_probe.py on stdout and stdin ("MEM base",
+//   "MEM import", "FROM", "LISTENING", then "MEM <label>" answered per line, "QUIT").
+// - --import-only: `import ports.micropython.server`, exit status 0 when it fits in the heap.
+// - It listens on 127.0.0.1 only, whatever the configuration says.
+//
+// How: the sockets are Node's; their bytes cross into the port through two buffers in its C
+// heap (tools/wasm32/py/socket.py), and every event is one call of the server's step(), after
+// which the port collects garbage (it cannot during a call: a board collects whenever its heap
+// is full, so it needs no more heap than this). The GC heap would grow on demand: this takes
+// all the C heap it could grow into first, so a heap of N is all the broker gets. One thing
+// differs from a board: where start-up runs out of heap, the port sometimes hangs instead of
+// raising MemoryError (tools/mem.py counts a start-up that never says "listening" as failed).
+import fs from "node:fs";
+import net from "node:net";
+import readline from "node:readline";
+import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
+
+const INBOX = 4096;
+const OUTBOX = 256 * 1024;
+const TICK_MS = 100;
+const CLOSE = 0xffff;
+const HOST = "127.0.0.1";
+
+function usage() {
+  process.stderr.write("usage: serve.mjs [-X heapsize=N] (--tree DIR | --romfs IMAGE)"
+    + " (-c CONFIG | --probe CONFIG | --import-only)\n");
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const opts = { heap: 64 * 1024, tree: null, romfs: null, config: null, probe: false,
+    importOnly: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--import-only") {
+      opts.importOnly = true;
+      continue;
+    }
+    const next = argv[i + 1];
+    if (next === undefined) usage();
+    if (a === "-X" && next.startsWith("heapsize=")) {
+      const m = /^heapsize=(\d+)([kKmM]?)$/.exec(next);
+      if (!m) usage();
+      opts.heap = parseInt(m[1], 10) * ({ "": 1, k: 1024, K: 1024, m: 1 << 20, M: 1 << 20 }[m[2]]);
+    } else if (a === "--tree") {
+      opts.tree = next;
+    } else if (a === "--romfs") {
+      opts.romfs = next;
+    } else if (a === "-c" || a === "--probe") {
+      opts.config = next;
+      opts.probe = a === "--probe";
+    } else {
+      usage();
+    }
+    i++;
+  }
+  if ((opts.config === null) === !opts.importOnly || (opts.tree === null) === (opts.romfs === null)) {
+    usage();
+  }
+  return opts;
+}
+
+function copyTree(FS, dir, dest) {
+  FS.mkdirTree(dest);
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = dir + "/" + entry.name;
+    if (entry.isDirectory()) copyTree(FS, full, dest + "/" + entry.name);
+    else if (entry.name.endsWith(".mpy")) FS.writeFile(dest + "/" + entry.name, fs.readFileSync(full));
+  }
+}
+
+// Every free byte of the C heap, largest pieces first, so that the GC heap cannot add an area.
+// Calls between JavaScript and Python still malloc a few bytes each (argument and result slots,
+// short strings), so 64 holes of 64 bytes are left, none next to another: too small for the GC
+// heap to grow into.
+function fillCHeap(module) {
+  const holes = [];
+  for (let i = 0; i < 64; i++) {
+    holes.push(module._malloc(64));
+    module._malloc(64);
+  }
+  for (let size = 1 << 26; size >= 16;) {
+    if (module._malloc(size) === 0) size >>= 1;
+  }
+  for (const p of holes) module._free(p);
+}
+// The port prints a line each time the wasm memory may not grow; those lines are dropped.
+const writeStderr = process.stderr.write.bind(process.stderr);
+process.stderr.write = (chunk, ...rest) => {
+  if (typeof chunk === "string" && chunk.startsWith("Cannot enlarge memory")) return true;
+  return writeStderr(chunk, ...rest);
+};
+
+const opts = parseArgs(process.argv.slice(2));
+let captured = null;
+const decoder = new TextDecoder();
+const options = {
+  heapsize: opts.heap, pystack: 16 * 1024, linebuffer: false,
+  stdout: (bytes) => {
+    if (captured !== null) captured += decoder.decode(bytes);
+    else process.stdout.write(bytes);
+  },
+  stderr: (bytes) => writeStderr(bytes),
+};
+if (opts.romfs !== null) options.romfs = fs.readFileSync(opts.romfs);
+const mp = await loadMicroPython(options);
+const M = mp._module;
+const FS = mp.FS;
+const cwd = "/app";
+if (opts.tree !== null) copyTree(FS, opts.tree, cwd);
+FS.mkdirTree(cwd);
+if (opts.config !== null) FS.writeFile("/broker.conf", fs.readFileSync(opts.config));
+
+captured = "";
+mp.runPython("import micropython\nmicropython.mem_info()");
+const info = /max new split: (\d+)/.exec(captured);
+captured = null;
+if (!info) {
+  writeStderr("serve.mjs: this port's mem_info() names no heap growth\n");
+  process.exit(2);
+}
+const growth = parseInt(info[1], 10);
+const inAddr = M._malloc(INBOX);
+const outAddr = M._malloc(OUTBOX);
+M.HEAPU8.fill(0, outAddr, outAddr + 4);
+mp.runPython("import os, sys\nos.chdir('" + cwd + "')\nsys.path[:] = ['', '/rom', '.frozen']\n"
+  + "import socket, wasm32_broker\n"
+  + "socket.setup(" + [inAddr, INBOX, outAddr, OUTBOX].join(", ") + ")");
+
+// Python's functions, looked up once: a call passes small ints and strings, and compiles
+// nothing (a compiled snippet would take heap a board's broker does not need).
+const b = mp.pyimport("wasm32_broker");
+const shim = mp.pyimport("socket");
+const fn = {};
+for (const name of ["collect", "base", "import_server", "configure", "load", "loaded", "start",
+  "listening",
+  "port", "step", "mem", "stop"]) {
+  fn[name] = b[name];
+}
+for (const name of ["connected", "arrived", "unread", "hung_up"]) fn[name] = shim[name];
+
+function call(name, ...args) {
+  try {
+    return fn[name](...args);
+  } catch (e) {
+    writeStderr((e.message || String(e)).trimEnd() + "\n");
+    process.exit(1);
+  }
+}
+
+const conns = new Map();  // sid -> net.Socket
+
+// Send on what the broker wrote during the last call, and close what it closed.
+function drain() {
+  const heap = M.HEAPU8;
+  const used = heap[outAddr] | (heap[outAddr + 1] << 8) | (heap[outAddr + 2] << 16)
+    | (heap[outAddr + 3] << 24);
+  let pos = outAddr + 4;
+  const end = pos + used;
+  while (pos < end) {
+    const sid = heap[pos] | (heap[pos + 1] << 8);
+    const n = heap[pos + 2] | (heap[pos + 3] << 8);
+    pos += 4;
+    const sock = conns.get(sid);
+    if (n === CLOSE) {
+      if (sock !== undefined) {
+        conns.delete(sid);
+        sock.end();
+      }
+      continue;
+    }
+    if (sock !== undefined) sock.write(Buffer.from(heap.subarray(pos, pos + n)));
+    pos += n;
+  }
+  heap.fill(0, outAddr, outAddr + 4);
+}
+
+function step() {
+  call("step");
+  drain();
+}
+
+function stop(status) {
+  call("stop", opts.probe);
+  drain();
+  process.exit(status);
+}
+
+fillCHeap(M);
+if (opts.importOnly) process.exit(call("import_server"));
+if (opts.probe) {
+  call("collect");
+  call("base");
+}
+if (call("configure", "/broker.conf", growth) !== 0 || call("load") !== 0) process.exit(1);
+if (opts.probe) call("loaded");
+if (call("start", opts.probe) !== 0) process.exit(1);
+
+// Per connection: the chunks the broker has not read yet (it stops reading a client whose
+// output is over its cap), and whether the client has gone once they are read.
+const pending = new Map();  // sid -> {sock, chunks, ended}
+
+// Hand sid's chunks to the broker, one inbox at a time, until it stops reading them.
+function deliver(sid) {
+  const p = pending.get(sid);
+  if (p === undefined) return;
+  while (p.chunks.length > 0) {
+    const chunk = p.chunks[0];
+    const part = chunk.subarray(0, INBOX);
+    M.HEAPU8.set(part, inAddr);
+    call("arrived", sid, part.length);
+    step();
+    const used = part.length - call("unread", sid);
+    if (used === chunk.length) p.chunks.shift();
+    else p.chunks[0] = chunk.subarray(used);
+    if (used === 0) {
+      p.sock.pause();
+      return;
+    }
+  }
+  p.sock.resume();
+  if (p.ended) {
+    pending.delete(sid);
+    call("hung_up", sid);
+    step();
+  }
+}
+
+let nextSid = 1;
+const server = net.createServer((sock) => {
+  const sid = nextSid++;
+  conns.set(sid, sock);
+  pending.set(sid, { sock, chunks: [], ended: false });
+  sock.setNoDelay(true);
+  call("connected", sid);
+  step();
+  sock.on("data", (data) => {
+    const p = pending.get(sid);
+    if (p === undefined) return;
+    p.chunks.push(data);
+    if (p.chunks.length === 1) deliver(sid);
+  });
+  const gone = () => {
+    conns.delete(sid);
+    const p = pending.get(sid);
+    if (p !== undefined && !p.ended) {
+      p.ended = true;
+      deliver(sid);
+    }
+  };
+  sock.on("end", gone);
+  sock.on("error", gone);
+  sock.on("close", gone);
+});
+server.listen(call("port"), HOST, () => call("listening", opts.probe));
+setInterval(() => {
+  step();
+  for (const sid of pending.keys()) deliver(sid);
+}, TICK_MS);
+process.on("SIGINT", () => stop(0));
+process.on("SIGTERM", () => stop(0));
+
+if (opts.probe) {
+  const rl = readline.createInterface({ input: process.stdin });
+  rl.on("line", (line) => {
+    if (line.startsWith("QUIT")) stop(0);
+    if (line.startsWith("MEM")) {
+      call("collect");
+      call("mem", line.slice(3).trim());
+    }
+  });
+  rl.on("close", () => stop(0));
+}
