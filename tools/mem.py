@@ -487,11 +487,11 @@ class Wasm32Variant(Variant):
 
     def command(self, heap_k: int, args: list) -> list:
         if args[0] == str(PROBE):
-            mode = ["--probe", args[1]]
+            mode = ["--probe", "-c", args[1]]
         elif args[0] == "-c":  # smallest_import()
             mode = ["--import-only"]
-        else:  # -m broker -c CONFIG
-            mode = ["-c", args[-1]]
+        else:  # -m broker ARGS
+            mode = args[2:]
         return ([self.node, str(WASM32 / "serve.mjs"), "-X", "heapsize=%dK" % heap_k]
                 + self.where + mode)
 

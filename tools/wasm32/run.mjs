@@ -123,7 +123,8 @@ FS.mkdirTree(process.cwd());
 FS.chdir(process.cwd());
 
 // as the unix port: the script's directory first
-mp.runPython(BOOT + "sys.path[:] = [" + JSON.stringify(path.dirname(opts.script)) + ", '.frozen']\n");
+const scriptDir = JSON.stringify(path.dirname(opts.script));
+mp.runPython(BOOT + "sys.path[:] = [" + scriptDir + ", '.frozen']\n");
 const main = mp.globals.get("_wasm_main");
 const status = main(JSON.stringify([process.cwd(), [opts.script].concat(opts.args)]));
 process.exitCode = typeof status === "number" ? status : 1;

@@ -3,16 +3,17 @@
 // read the heap figures, and the smallest heap that runs its standard scenario, at a board's
 // word size (16-byte GC blocks).
 //
-//     node tools/wasm32/serve.mjs [-X heapsize=N] (--tree DIR | --romfs IMAGE) -c CONFIG
-//     node tools/wasm32/serve.mjs [-X heapsize=N] (--tree DIR | --romfs IMAGE) --probe CONFIG
+//     node tools/wasm32/serve.mjs [-X heapsize=N] (--tree DIR | --romfs IMAGE) [--probe] ARGS...
 //     node tools/wasm32/serve.mjs [-X heapsize=N] (--tree DIR | --romfs IMAGE) --import-only
 //
 // - --tree DIR: the .mpy files of broker/, ports/ and tools/wasm32/py/ in DIR, copied into the
 //   port's filesystem; --romfs IMAGE: the same in a ROMFS image, which the port keeps outside
 //   the GC heap as a board keeps its ROMFS partition in flash.
-// - -c CONFIG: the broker as `micropython -m broker -c CONFIG` runs it: the banner, then
-//   "listening on HOST:PORT" on stderr; SIGINT or SIGTERM stops it.
-// - --probe CONFIG: the protocol of tools/mem_probe.py on stdout and stdin ("MEM base",
+// - ARGS: the broker's, as `micropython -m broker ARGS` takes them (-p PORT, -c FILE, -v): the
+//   banner, then "listening on HOST:PORT" on stderr; SIGINT or SIGTERM stops it. The
+//   directory holding FILE is copied into the port's filesystem at the same path, with the
+//   files the configuration names next to it.
+// - --probe: the protocol of tools/mem_probe.py on stdout and stdin ("MEM base",
 //   "MEM import", "FROM", "LISTENING", then "MEM <label>" answered per line, "QUIT").
 // - --import-only: `import ports.micropython.server`, exit status 0 when it fits in the heap.
 // - It listens on 127.0.0.1 only, whatever the configuration says.
@@ -26,6 +27,7 @@
 // raising MemoryError (tools/mem.py counts a start-up that never says "listening" as failed).
 import fs from "node:fs";
 import net from "node:net";
+import path from "node:path";
 import readline from "node:readline";
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 
@@ -37,41 +39,46 @@ const HOST = "127.0.0.1";
 
 function usage() {
   process.stderr.write("usage: serve.mjs [-X heapsize=N] (--tree DIR | --romfs IMAGE)"
-    + " (-c CONFIG | --probe CONFIG | --import-only)\n");
+    + " ([--probe] ARGS... | --import-only)\n");
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const opts = { heap: 64 * 1024, tree: null, romfs: null, config: null, probe: false,
-    importOnly: false };
-  for (let i = 0; i < argv.length; i++) {
+  const opts = { heap: 64 * 1024, tree: null, romfs: null, probe: false, importOnly: false,
+    args: [] };
+  let i = 0;
+  for (; i < argv.length; i++) {
     const a = argv[i];
+    const next = argv[i + 1];
     if (a === "--import-only") {
       opts.importOnly = true;
-      continue;
-    }
-    const next = argv[i + 1];
-    if (next === undefined) usage();
-    if (a === "-X" && next.startsWith("heapsize=")) {
+    } else if (a === "--probe") {
+      opts.probe = true;
+    } else if (a === "-X" && next !== undefined && next.startsWith("heapsize=")) {
       const m = /^heapsize=(\d+)([kKmM]?)$/.exec(next);
       if (!m) usage();
       opts.heap = parseInt(m[1], 10) * ({ "": 1, k: 1024, K: 1024, m: 1 << 20, M: 1 << 20 }[m[2]]);
-    } else if (a === "--tree") {
-      opts.tree = next;
-    } else if (a === "--romfs") {
-      opts.romfs = next;
-    } else if (a === "-c" || a === "--probe") {
-      opts.config = next;
-      opts.probe = a === "--probe";
+      i++;
+    } else if ((a === "--tree" || a === "--romfs") && next !== undefined) {
+      opts[a.slice(2)] = next;
+      i++;
     } else {
-      usage();
+      break;
     }
-    i++;
   }
-  if ((opts.config === null) === !opts.importOnly || (opts.tree === null) === (opts.romfs === null)) {
+  opts.args = argv.slice(i);
+  if ((opts.tree === null) === (opts.romfs === null) || (opts.importOnly && opts.args.length)) {
     usage();
   }
   return opts;
+}
+
+function copyFiles(FS, dir) {
+  FS.mkdirTree(dir);
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = dir + "/" + entry.name;
+    if (entry.isFile()) FS.writeFile(full, fs.readFileSync(full));
+  }
 }
 
 function copyTree(FS, dir, dest) {
@@ -79,7 +86,9 @@ function copyTree(FS, dir, dest) {
   for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
     const full = dir + "/" + entry.name;
     if (entry.isDirectory()) copyTree(FS, full, dest + "/" + entry.name);
-    else if (entry.name.endsWith(".mpy")) FS.writeFile(dest + "/" + entry.name, fs.readFileSync(full));
+    else if (entry.name.endsWith(".mpy")) {
+      FS.writeFile(dest + "/" + entry.name, fs.readFileSync(full));
+    }
   }
 }
 
@@ -123,7 +132,10 @@ const FS = mp.FS;
 const cwd = "/app";
 if (opts.tree !== null) copyTree(FS, opts.tree, cwd);
 FS.mkdirTree(cwd);
-if (opts.config !== null) FS.writeFile("/broker.conf", fs.readFileSync(opts.config));
+const config = opts.args.indexOf("-c");
+if (config >= 0 && config + 1 < opts.args.length && fs.existsSync(opts.args[config + 1])) {
+  copyFiles(FS, path.dirname(path.resolve(opts.args[config + 1])));
+}
 
 captured = "";
 mp.runPython("import micropython\nmicropython.mem_info()");
@@ -147,17 +159,17 @@ const b = mp.pyimport("wasm32_broker");
 const shim = mp.pyimport("socket");
 const fn = {};
 for (const name of ["collect", "base", "import_server", "configure", "load", "loaded", "start",
-  "listening",
-  "port", "step", "mem", "stop"]) {
+  "listening", "port", "step", "mem", "stop"]) {
   fn[name] = b[name];
 }
-for (const name of ["connected", "arrived", "unread", "hung_up"]) fn[name] = shim[name];
+for (const name of ["connected", "arrived", "unread", "hung_up", "blocked"]) fn[name] = shim[name];
 
 function call(name, ...args) {
   try {
     return fn[name](...args);
   } catch (e) {
-    writeStderr((e.message || String(e)).trimEnd() + "\n");
+    const what = (e.type || e.name) + ": " + String(e.message).trimEnd();
+    writeStderr("serve.mjs: " + name + ": " + what + "\n");
     process.exit(1);
   }
 }
@@ -178,12 +190,18 @@ function drain() {
     const sock = conns.get(sid);
     if (n === CLOSE) {
       if (sock !== undefined) {
+        // close() as a board's: what was written goes first, then the socket is gone and
+        // what the client still sends is refused (end() alone would keep reading it)
         conns.delete(sid);
-        sock.end();
+        sock.end(() => sock.destroy());
       }
       continue;
     }
-    if (sock !== undefined) sock.write(Buffer.from(heap.subarray(pos, pos + n)));
+    if (sock !== undefined && !sock.write(Buffer.from(heap.subarray(pos, pos + n)))) {
+      // what the kernel did not take waits in Node: the broker sees a full socket, as on a
+      // board, until it drains
+      call("blocked", sid, true);
+    }
     pos += n;
   }
   heap.fill(0, outAddr, outAddr + 4);
@@ -206,7 +224,9 @@ if (opts.probe) {
   call("collect");
   call("base");
 }
-if (call("configure", "/broker.conf", growth) !== 0 || call("load") !== 0) process.exit(1);
+const configured = call("configure", JSON.stringify(opts.args), growth);
+if (configured >= 0) process.exit(configured);
+if (call("load") !== 0) process.exit(1);
 if (opts.probe) call("loaded");
 if (call("start", opts.probe) !== 0) process.exit(1);
 
@@ -246,8 +266,12 @@ const server = net.createServer((sock) => {
   conns.set(sid, sock);
   pending.set(sid, { sock, chunks: [], ended: false });
   sock.setNoDelay(true);
-  call("connected", sid);
+  call("connected", sid, sock.remotePort || 0);  // undefined once the peer has reset it
   step();
+  sock.on("drain", () => {
+    call("blocked", sid, false);
+    step();
+  });
   sock.on("data", (data) => {
     const p = pending.get(sid);
     if (p === undefined) return;
@@ -265,6 +289,11 @@ const server = net.createServer((sock) => {
   sock.on("end", gone);
   sock.on("error", gone);
   sock.on("close", gone);
+});
+server.on("error", (e) => {
+  const why = e.code === "EADDRINUSE" ? "address already in use" : e.message;
+  writeStderr("Error: cannot listen on " + HOST + ":" + call("port") + ": " + why + "\n");
+  process.exit(1);
 });
 server.listen(call("port"), HOST, () => call("listening", opts.probe));
 setInterval(() => {

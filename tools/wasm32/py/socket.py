@@ -26,7 +26,7 @@ _HEAD = 4
 _inbox = memoryview(bytearray(0))
 _outbox = bytearray(0)
 _listener = None  # type: ignore[var-annotated]
-_pending = []  # sids connected, not yet accepted
+_pending = []  # (sid, peer port) connected, not yet accepted
 _open = {}  # sid -> socket
 
 
@@ -36,8 +36,8 @@ def setup(in_addr, in_size, out_addr, out_size):
     _outbox = uctypes.bytearray_at(out_addr, out_size)
 
 
-def connected(sid):
-    _pending.append(sid)
+def connected(sid, port):
+    _pending.append((sid, port))
 
 
 def arrived(sid, n):
@@ -55,6 +55,13 @@ def unread(sid):
     left = s.avail - s.off
     s.avail = s.off = 0
     return left
+
+
+def blocked(sid, flag):
+    """Node holds what the kernel did not take: writes wait until it drains."""
+    s = _open.get(sid)
+    if s is not None:
+        s.blocked = flag
 
 
 def hung_up(sid):
@@ -95,6 +102,7 @@ class socket:
         self.avail = 0  # bytes in the inbox for this socket, read up to off
         self.off = 0
         self.eof = False
+        self.blocked = False
         self.port = 0
 
     def setsockopt(self, level, name, value):
@@ -113,10 +121,10 @@ class socket:
     def accept(self):
         if not _pending:
             raise OSError(_EAGAIN)
-        sid = _pending.pop(0)
+        sid, port = _pending.pop(0)
         s = socket(sid=sid)
         _open[sid] = s
-        return s, ("127.0.0.1", sid)
+        return s, ("127.0.0.1", port)
 
     def readinto(self, buf, n=-1):
         k = min(self.avail - self.off, len(buf))
@@ -131,6 +139,8 @@ class socket:
         return None
 
     def write(self, buf, off=0, n=-1):
+        if self.blocked:
+            return None
         if n < 0:
             n = len(buf) - off
         n = min(n, 0xFFFE)
@@ -171,7 +181,7 @@ class Poller:
             unread = sock.avail - sock.off
             if mask & _POLLIN and (unread or sock.eof):
                 ev |= _POLLIN if unread else _POLLHUP
-            if mask & _POLLOUT and _HEAD + _used() + 64 < len(_outbox):
+            if mask & _POLLOUT and not sock.blocked and _HEAD + _used() + 64 < len(_outbox):
                 ev |= _POLLOUT
             if ev:
                 ready.append((sock, ev))

@@ -52,21 +52,25 @@ def _out_of_memory(doing):
                      % (doing, (gc.mem_free() - _growth + gc.mem_alloc()) // 1024))
 
 
-def configure(config, growth):
-    """launch.load() as `-m broker -c config` runs it, in two calls: this one reads the
-    configuration and unloads the parser, so that the port collects it before load() imports
-    the server (launch.load collects in between itself, which this port does only between
-    calls). 0, or 1 after saying why the broker cannot start."""
+def configure(args, growth):
+    """launch.load() as `-m broker ARGS` runs it, in two calls: this one reads the configuration
+    (args: the broker's arguments, as JSON) and unloads the parser, so that the port collects it
+    before load() imports the server (launch.load collects in between itself, which this port
+    does only between calls). -1 to go on, or the exit status after saying why not."""
     global _parsed, _growth
+    import json
     _growth = growth
+    argv = json.loads(args)
     from ports.micropython import launch
     try:
-        _parsed = launch._configure(["-c", config])
+        _parsed = launch._configure(argv)
     except MemoryError:
         _out_of_memory("loading")
         return 1
     gc.collect()
-    return 0 if _parsed is not None else 1
+    if _parsed is None:
+        return 0 if "-h" in argv or "--help" in argv else 1
+    return -1
 
 
 def load():
