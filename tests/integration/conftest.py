@@ -1,7 +1,7 @@
 """Integration fixtures: start a broker process the way a user starts it.
 
 Every integration test runs once per broker kind; the test id names it (``test_x[micropython]``).
-A plain ``pytest`` runs our two runtimes:
+A plain ``pytest`` runs our broker three ways:
 
     cpython      this project's broker, per the launch contract in DESIGN.md:
                  <python> -m broker -p PORT [-c FILE] [-v], run from the repository root,
@@ -14,10 +14,18 @@ A plain ``pytest`` runs our two runtimes:
                  the environment variable BROKER_MPY_HEAP (default 144K; a test marked
                  heap(SIZE) gets SIZE); stopped with SIGINT (Ctrl-C, the contract's way to
                  stop it).
+    wasm32       the same broker on a 32-bit MicroPython with a 64K heap, as a board runs it
+                 after make flash: its .mpy files in a ROMFS image (outside the heap), the
+                 board-sized limits as above, on the webassembly port of MicroPython under
+                 Node.js: node tools/wasm32/serve.mjs -X heapsize=HEAP --romfs IMAGE -p PORT
+                 -c FILE [-v] (the image is built once per session; HEAP from the environment
+                 variable BROKER_WASM32_HEAP, default 64K). That port has no TLS,
+                 unix sockets or outgoing connections: tests that need them are skipped for it,
+                 saying why (WASM32_LACKS).
 
 The environment variable BROKER_UNDER_TEST selects other kinds (a comma-separated list):
 
-    cpython, micropython  only that runtime
+    cpython, micropython, wasm32  only that one
     mosquitto             the reference broker: mosquitto -c FILE, ready once a TCP connect
                           succeeds (mosquitto prints nothing like "listening on")
 
@@ -149,9 +157,20 @@ def _mosquitto_argv(port, config_path, verbose):
 # 106K for `make mem`'s standard scenario (compiling the modules is most of it), and the suite
 # passes down to 128K (the oversize-packet flood test fails at 120K), so it runs at 144K to keep
 # a margin. The bridge tests load the bridge code as well and are marked heap(BRIDGE_HEAP); they
-# pass down to 176K.
+# pass down to 176K. The wasm32 kind, a board's word size with the code in ROMFS, runs the suite
+# at the target itself.
 MPY_HEAP = os.environ.get("BROKER_MPY_HEAP", "144K") or "144K"
 BRIDGE_HEAP = "192K"
+WASM32_HEAP = os.environ.get("BROKER_WASM32_HEAP", "64K") or "64K"
+_NO_TLS = "the webassembly port has no TLS"
+WASM32_LACKS = {
+    "certfile": _NO_TLS, "keyfile": _NO_TLS, "cafile": _NO_TLS,
+    "connection": "tools/wasm32/py/socket.py makes no outgoing connections (bridges)",
+    "listener PATH": "tools/wasm32/serve.mjs listens on TCP only (no unix sockets)",
+    # Not the broker's limit: this port collects garbage only between two calls from Node.js,
+    # and one CONNECT's 1,000 hash rounds make more garbage than 64K holds meanwhile.
+    "password_file": "the webassembly port cannot collect during the password hash",
+}
 
 
 class BrokerKind:
@@ -163,18 +182,22 @@ class BrokerKind:
     base_config: callable -> config lines every start gets (a test's own line for the same
                  option replaces the base line)
     unsupported: option names this broker does not know (such tests are skipped)
+    lacks: {option name: why} for what this kind cannot serve (such tests are skipped, saying
+           why); the name "listener PATH" stands for a listener on a unix socket
     reference: True for the reference broker (tests marked own_broker are skipped)
     stop_signal: what stop() sends first (SIGKILL follows if it does not exit)
     heap: MicroPython heap size (-X heapsize=...), None for other kinds
     """
 
     def __init__(self, name, argv, ready="log", always_config=False, unsupported=(),
-                 reference=False, base_config=None, stop_signal=signal.SIGTERM, heap=None):
+                 reference=False, base_config=None, stop_signal=signal.SIGTERM, heap=None,
+                 lacks=None):
         self.name = name
         self.argv = argv
         self.ready = ready
         self.always_config = always_config
         self.unsupported = frozenset(unsupported)
+        self.lacks = dict(lacks or {})
         self.reference = reference
         self.base_config = base_config
         self.stop_signal = stop_signal
@@ -193,6 +216,29 @@ class BrokerKind:
         return "<BrokerKind %s>" % self.name
 
 
+_WASM32_IMAGE = []  # the ROMFS image, built once per session
+
+
+def _wasm32_prefix():
+    """serve.mjs on the 32-bit webassembly port, the broker's .mpy files in a ROMFS image."""
+    if not (REPO_ROOT / "tools" / "wasm32" / "node_modules" / "@micropython").is_dir():
+        reason = "the webassembly port's npm package is missing: make test-wasm32 installs it"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    if not _WASM32_IMAGE:
+        spec = importlib.util.spec_from_file_location("_tools_mem", REPO_ROOT / "tools" / "mem.py")
+        assert spec is not None and spec.loader is not None
+        mem = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mem)
+        err = mem.build_wasm32()
+        if err:
+            pytest.fail("the wasm32 broker could not be built: %s" % err)
+        _WASM32_IMAGE.append(str(mem.WASM32_IMAGE))
+    return [require_peer("node"), str(REPO_ROOT / "tools" / "wasm32" / "serve.mjs"),
+            "-X", "heapsize=%s" % WASM32_HEAP, "--romfs", _WASM32_IMAGE[0]]
+
+
 def micropython_kind(heap=MPY_HEAP, name="micropython"):
     """The MicroPython broker with board-sized limits and the given heap ("64K", "40000")."""
     return BrokerKind(
@@ -208,14 +254,18 @@ KINDS = {
         "cpython", _launch_contract(lambda: [_our_python(), "-m", "broker"]), ready="log"
     ),
     "micropython": micropython_kind(),
+    "wasm32": BrokerKind(
+        "wasm32", _launch_contract(_wasm32_prefix), ready="log", always_config=True,
+        base_config=board_config_lines, stop_signal=signal.SIGINT, lacks=WASM32_LACKS,
+    ),
     "mosquitto": BrokerKind(
         "mosquitto", _mosquitto_argv, ready="tcp", always_config=True,
         unsupported=OWN_OPTIONS, reference=True,
     ),
 }
 
-# What a plain `pytest` runs: our broker on both runtimes.
-DEFAULT_KINDS = ("cpython", "micropython")
+# What a plain `pytest` runs: our broker on both runtimes, and on the 32-bit one.
+DEFAULT_KINDS = ("cpython", "micropython", "wasm32")
 
 KIND_NAMES = [k.strip() for k in os.environ.get("BROKER_UNDER_TEST", "").split(",")
               if k.strip()] or list(DEFAULT_KINDS)
@@ -304,6 +354,13 @@ class Broker:
     def _config_text(self, config_lines):
         own = [option_name(line) for line in config_lines]
         own = [name for name in own if name is not None]
+        for line in config_lines:
+            words = line.split()
+            name = option_name(line)
+            if name == "listener" and len(words) > 2 and "/" in words[2]:
+                name = "listener PATH"
+            if name in self._kind.lacks:
+                pytest.skip("%s: %s" % (self.kind, self._kind.lacks[name]))
         missing = sorted(set(own) & self._kind.unsupported)
         if missing:
             pytest.skip(
@@ -475,8 +532,8 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_report_header(config):
-    return "brokers under test: %s (BROKER_UNDER_TEST); MicroPython heap %s (BROKER_MPY_HEAP)" % (
-        KIND_NAME, MPY_HEAP)
+    return ("brokers under test: %s (BROKER_UNDER_TEST); MicroPython heap %s (BROKER_MPY_HEAP),"
+            " wasm32 heap %s (BROKER_WASM32_HEAP)" % (KIND_NAME, MPY_HEAP, WASM32_HEAP))
 
 
 @pytest.fixture(scope="session")
