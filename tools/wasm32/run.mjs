@@ -18,22 +18,13 @@
 import fs from "node:fs";
 import path from "node:path";
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
+import { PYSTACK_WORDS, heapSize } from "./options.mjs";
 
 const SKIP_DIRS = new Set(["__pycache__", ".git", "node_modules", ".venv", ".mypy_cache"]);
-// Python frames live on this separate stack in this port; its default (2K words) is too shallow
-// for the test runner calling the broker calling hashlib.
-const PYSTACK_WORDS = 16 * 1024;
 
 function usage() {
   process.stderr.write("usage: run.mjs [-X heapsize=N] [--tree DIR]... SCRIPT [ARGS...]\n");
   process.exit(2);
-}
-
-function parseSize(text) {
-  const m = /^(\d+)([kKmM]?)$/.exec(text);
-  if (!m) usage();
-  const unit = { "": 1, k: 1024, K: 1024, m: 1048576, M: 1048576 }[m[2]];
-  return parseInt(m[1], 10) * unit;
 }
 
 function parseArgs(argv) {
@@ -42,7 +33,8 @@ function parseArgs(argv) {
   for (; i < argv.length; i++) {
     const a = argv[i];
     if (a === "-X" && i + 1 < argv.length && argv[i + 1].startsWith("heapsize=")) {
-      opts.heap = parseSize(argv[++i].slice("heapsize=".length));
+      opts.heap = heapSize(argv[++i].slice("heapsize=".length));
+      if (opts.heap === null) usage();
     } else if (a === "--tree" && i + 1 < argv.length) {
       opts.trees.push(path.resolve(argv[++i]));
     } else if (!a.startsWith("-")) {

@@ -30,6 +30,7 @@ import net from "node:net";
 import path from "node:path";
 import readline from "node:readline";
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
+import { PYSTACK_WORDS, heapSize } from "./options.mjs";
 
 const INBOX = 4096;
 const OUTBOX = 256 * 1024;
@@ -55,9 +56,8 @@ function parseArgs(argv) {
     } else if (a === "--probe") {
       opts.probe = true;
     } else if (a === "-X" && next !== undefined && next.startsWith("heapsize=")) {
-      const m = /^heapsize=(\d+)([kKmM]?)$/.exec(next);
-      if (!m) usage();
-      opts.heap = parseInt(m[1], 10) * ({ "": 1, k: 1024, K: 1024, m: 1 << 20, M: 1 << 20 }[m[2]]);
+      opts.heap = heapSize(next.slice("heapsize=".length));
+      if (opts.heap === null) usage();
       i++;
     } else if ((a === "--tree" || a === "--romfs") && next !== undefined) {
       opts[a.slice(2)] = next;
@@ -118,7 +118,7 @@ const opts = parseArgs(process.argv.slice(2));
 let captured = null;
 const decoder = new TextDecoder();
 const options = {
-  heapsize: opts.heap, pystack: 16 * 1024, linebuffer: false,
+  heapsize: opts.heap, pystack: PYSTACK_WORDS, linebuffer: false,
   stdout: (bytes) => {
     if (captured !== null) captured += decoder.decode(bytes);
     else process.stdout.write(bytes);
