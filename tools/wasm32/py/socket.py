@@ -10,6 +10,8 @@
 #
 # Poller stands in for select.poll(): ipoll() never blocks, serve.mjs calls the server's step()
 # whenever something happened, and on a timer.
+import struct
+
 import uctypes
 
 AF_INET = 2
@@ -75,25 +77,18 @@ def getaddrinfo(host, port):
 
 
 def _used():
-    return _outbox[0] | (_outbox[1] << 8) | (_outbox[2] << 16) | (_outbox[3] << 24)
+    return struct.unpack_from("<I", _outbox, 0)[0]
 
 
 def _record(sid, n):
     """Start a record of n bytes for sid; the offset of its data, or -1 when it does not fit."""
     used = _used()
-    if _HEAD + used + 4 + (0 if n == _CLOSE else n) > len(_outbox):
+    size = 4 + (0 if n == _CLOSE else n)
+    if _HEAD + used + size > len(_outbox):
         return -1
-    pos = _HEAD + used
-    _outbox[pos] = sid & 0xFF
-    _outbox[pos + 1] = sid >> 8
-    _outbox[pos + 2] = n & 0xFF
-    _outbox[pos + 3] = n >> 8
-    used += 4 + (0 if n == _CLOSE else n)
-    _outbox[0] = used & 0xFF
-    _outbox[1] = (used >> 8) & 0xFF
-    _outbox[2] = (used >> 16) & 0xFF
-    _outbox[3] = used >> 24
-    return pos + 4
+    struct.pack_into("<HH", _outbox, _HEAD + used, sid, n)
+    struct.pack_into("<I", _outbox, 0, used + size)
+    return _HEAD + used + 4
 
 
 class socket:

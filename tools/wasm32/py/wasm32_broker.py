@@ -15,6 +15,7 @@ _base = 0
 _growth = 0
 _parsed = None
 _server = None
+_server_module = None  # ports.micropython.server, once start() imported it
 
 
 def collect():
@@ -29,12 +30,13 @@ def base():
 
 def _heap_low(n):
     """ports.micropython.server._heap_low with the real free size."""
+    share = _server_module._HEAP_FREE_SHARE
     free = gc.mem_free() - _growth
-    if (free - n) * 16 >= free + gc.mem_alloc():
+    if (free - n) * share >= free + gc.mem_alloc():
         return False
     gc.collect()  # here it only asks for one when the call returns: the check stays cautious
     free = gc.mem_free() - _growth
-    return (free - n) * 16 < free + gc.mem_alloc()
+    return (free - n) * share < free + gc.mem_alloc()
 
 
 def import_server():
@@ -92,8 +94,9 @@ def loaded():
 
 def start(probe):
     """Build and bind the server: 0, or 1 after saying why not."""
-    global _server
+    global _server, _server_module
     import ports.micropython.server as server
+    _server_module = server
     server._heap_low = _heap_low
     config, banner = _parsed
     for lst in config.listeners:
@@ -105,9 +108,10 @@ def start(probe):
     except MemoryError:
         _out_of_memory("starting")
         return 1
+    # Server() capped out_soft from the heap it saw, which counts the room to grow into
     heap = gc.mem_free() - _growth + gc.mem_alloc()
-    if _server.broker.out_soft > heap // 8:
-        _server.broker.out_soft = heap // 8
+    if _server.broker.out_soft > heap // server._OUT_HEAP_SHARE:
+        _server.broker.out_soft = heap // server._OUT_HEAP_SHARE
     _server.poller = socket.Poller()
     _server.bind()
     return 0
