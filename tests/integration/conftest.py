@@ -19,9 +19,9 @@ A plain ``pytest`` runs our broker three ways:
                  board-sized limits as above, on the webassembly port of MicroPython under
                  Node.js: node tools/wasm32/serve.mjs -X heapsize=HEAP --romfs IMAGE -p PORT
                  -c FILE [-v] (the image is built once per session; HEAP from the environment
-                 variable BROKER_WASM32_HEAP, default 64K). That port has no TLS,
-                 unix sockets or outgoing connections: tests that need them are skipped for it,
-                 saying why (WASM32_LACKS).
+                 variable BROKER_WASM32_HEAP, default 64K). That port has no TLS, and
+                 serve.mjs no unix sockets: tests that need them are skipped for it, saying
+                 why (WASM32_LACKS). Bridges connect out through Node.js, at the same heap.
 
 The environment variable BROKER_UNDER_TEST selects other kinds (a comma-separated list):
 
@@ -165,7 +165,7 @@ WASM32_HEAP = os.environ.get("BROKER_WASM32_HEAP", "64K") or "64K"
 _NO_TLS = "the webassembly port has no TLS"
 WASM32_LACKS = {
     "certfile": _NO_TLS, "keyfile": _NO_TLS, "cafile": _NO_TLS,
-    "connection": "tools/wasm32/py/socket.py makes no outgoing connections (bridges)",
+    "bridge_cafile": _NO_TLS, "bridge_certfile": _NO_TLS, "bridge_keyfile": _NO_TLS,
     "listener PATH": "tools/wasm32/serve.mjs listens on TCP only (no unix sockets)",
     # Not the broker's limit: this port collects garbage only between two calls from Node.js,
     # and one CONNECT's 1,000 hash rounds make more garbage than 64K holds meanwhile.

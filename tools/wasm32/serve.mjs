@@ -16,7 +16,8 @@
 // - --probe: the protocol of tools/mem_probe.py on stdout and stdin ("MEM base",
 //   "MEM import", "FROM", "LISTENING", then "MEM <label>" answered per line, "QUIT").
 // - --import-only: `import ports.micropython.server`, exit status 0 when it fits in the heap.
-// - It listens on 127.0.0.1 only, whatever the configuration says.
+// - It listens on 127.0.0.1 only, whatever the configuration says. A bridge's connection goes
+//   out through Node as well.
 //
 // How: the sockets are Node's; their bytes cross into the port through two buffers in its C
 // heap (tools/wasm32/py/socket.py), and every event is one call of the server's step(), after
@@ -36,6 +37,7 @@ const INBOX = 4096;
 const OUTBOX = 256 * 1024;
 const TICK_MS = 100;
 const CLOSE = 0xffff;
+const CONNECT = 0xfffe;
 const HOST = "127.0.0.1";
 
 function usage() {
@@ -162,7 +164,9 @@ for (const name of ["collect", "base", "import_server", "configure", "load", "lo
   "listening", "port", "step", "mem", "stop"]) {
   fn[name] = b[name];
 }
-for (const name of ["connected", "arrived", "unread", "hung_up", "blocked"]) fn[name] = shim[name];
+for (const name of ["connected", "opened", "refused", "arrived", "unread", "hung_up", "blocked"]) {
+  fn[name] = shim[name];
+}
 
 function call(name, ...args) {
   try {
@@ -193,8 +197,17 @@ function drain() {
         // close() as a board's: what was written goes first, then the socket is gone and
         // what the client still sends is refused (end() alone would keep reading it)
         conns.delete(sid);
-        sock.end(() => sock.destroy());
+        if (sock.connecting) sock.destroy();
+        else sock.end(() => sock.destroy());
       }
+      continue;
+    }
+    if (n === CONNECT) {
+      const port = heap[pos] | (heap[pos + 1] << 8);
+      const len = heap[pos + 2] | (heap[pos + 3] << 8);
+      const host = decoder.decode(heap.subarray(pos + 4, pos + 4 + len));
+      pos += 4 + len;
+      connectOut(sid, host, port);
       continue;
     }
     if (sock !== undefined && !sock.write(Buffer.from(heap.subarray(pos, pos + n)))) {
@@ -260,14 +273,11 @@ function deliver(sid) {
   }
 }
 
-let nextSid = 1;
-const server = net.createServer((sock) => {
-  const sid = nextSid++;
+// Wire sock, numbered sid, to the broker: its bytes in, its end, its drained writes.
+function attach(sid, sock) {
   conns.set(sid, sock);
   pending.set(sid, { sock, chunks: [], ended: false });
   sock.setNoDelay(true);
-  call("connected", sid, sock.remotePort || 0);  // undefined once the peer has reset it
-  step();
   sock.on("drain", () => {
     call("blocked", sid, false);
     step();
@@ -289,6 +299,36 @@ const server = net.createServer((sock) => {
   sock.on("end", gone);
   sock.on("error", gone);
   sock.on("close", gone);
+}
+
+// A bridge's connection: opened() once it is up, refused() if it never is; the broker may
+// close it first (conns no longer holds it).
+function connectOut(sid, host, port) {
+  const sock = net.connect({ host, port });
+  conns.set(sid, sock);
+  const failed = () => {
+    if (conns.get(sid) === sock) {
+      conns.delete(sid);
+      call("refused", sid);
+      step();
+    }
+  };
+  sock.once("error", failed);
+  sock.once("connect", () => {
+    sock.off("error", failed);
+    if (conns.get(sid) !== sock) return;
+    attach(sid, sock);
+    call("opened", sid);
+    step();
+  });
+}
+
+let nextSid = 1;  // socket.py numbers outgoing connections from 0x8000
+const server = net.createServer((sock) => {
+  const sid = nextSid++;
+  attach(sid, sock);
+  call("connected", sid, sock.remotePort || 0);  // undefined once the peer has reset it
+  step();
 });
 server.on("error", (e) => {
   const why = e.code === "EADDRINUSE" ? "address already in use" : e.message;

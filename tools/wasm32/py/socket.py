@@ -5,8 +5,10 @@
 #
 # - inbox: bytes that arrived for one socket; serve.mjs fills it, calls arrived(sid, n), lets
 #   the server read, and takes back what it left unread (unread(sid)) for later;
-# - outbox: records [sid:2][n:2][n bytes] that write() appends (n = 0xFFFF: close) and
-#   serve.mjs sends on after each call; bytes 0..3 hold the records' total length.
+# - outbox: records [sid:2][n:2][n bytes] that write() appends and serve.mjs sends on after
+#   each call; bytes 0..3 hold the records' total length. Two values of n are requests instead:
+#   0xFFFF closes the socket, and 0xFFFE, followed by [port:2][length:2][host], opens an
+#   outgoing connection (a bridge's), which serve.mjs reports with opened() or refused().
 #
 # Poller stands in for select.poll(): ipoll() never blocks, serve.mjs calls the server's step()
 # whenever something happened, and on a timer.
@@ -19,10 +21,15 @@ SOCK_STREAM = 1
 SOL_SOCKET = 1
 SO_REUSEADDR = 2
 _EAGAIN = 11
+_ENOBUFS = 105
+_EINPROGRESS = 115
 _POLLIN = 1
 _POLLOUT = 4
+_POLLERR = 8
 _POLLHUP = 16
 _CLOSE = 0xFFFF
+_CONNECT = 0xFFFE
+_OUTGOING = 0x8000  # sids from here on are outgoing connections; serve.mjs numbers the others
 _HEAD = 4
 
 _inbox = memoryview(bytearray(0))
@@ -30,6 +37,7 @@ _outbox = bytearray(0)
 _listener = None  # type: ignore[var-annotated]
 _pending = []  # (sid, peer port) connected, not yet accepted
 _open = {}  # sid -> socket
+_next_sid = _OUTGOING
 
 
 def setup(in_addr, in_size, out_addr, out_size):
@@ -66,6 +74,19 @@ def blocked(sid, flag):
         s.blocked = flag
 
 
+def opened(sid):
+    s = _open.get(sid)
+    if s is not None:
+        s.connecting = False
+
+
+def refused(sid):
+    s = _open.get(sid)
+    if s is not None:
+        s.connecting = False
+        s.failed = s.eof = True
+
+
 def hung_up(sid):
     s = _open.get(sid)
     if s is not None:
@@ -80,10 +101,11 @@ def _used():
     return struct.unpack_from("<I", _outbox, 0)[0]
 
 
-def _record(sid, n):
-    """Start a record of n bytes for sid; the offset of its data, or -1 when it does not fit."""
+def _record(sid, n, size):
+    """Start a record for sid that says n and holds size bytes; the offset of its data, or -1
+    when it does not fit."""
     used = _used()
-    size = 4 + (0 if n == _CLOSE else n)
+    size += 4
     if _HEAD + used + size > len(_outbox):
         return -1
     struct.pack_into("<HH", _outbox, _HEAD + used, sid, n)
@@ -98,6 +120,8 @@ class socket:
         self.off = 0
         self.eof = False
         self.blocked = False
+        self.connecting = False
+        self.failed = False
         self.port = 0
 
     def setsockopt(self, level, name, value):
@@ -112,6 +136,20 @@ class socket:
     def listen(self, backlog):
         global _listener
         _listener = self
+
+    def connect(self, addr):
+        global _next_sid
+        host = addr[0].encode()
+        self.sid = _next_sid
+        _next_sid += 1
+        pos = _record(self.sid, _CONNECT, 4 + len(host))
+        if pos < 0:
+            raise OSError(_ENOBUFS)
+        struct.pack_into("<HH", _outbox, pos, addr[1], len(host))
+        _outbox[pos + 4:pos + 4 + len(host)] = host
+        _open[self.sid] = self
+        self.connecting = True
+        raise OSError(_EINPROGRESS)
 
     def accept(self):
         if not _pending:
@@ -138,8 +176,8 @@ class socket:
             return None
         if n < 0:
             n = len(buf) - off
-        n = min(n, 0xFFFE)
-        pos = _record(self.sid, n)
+        n = min(n, _CONNECT - 1)
+        pos = _record(self.sid, n, n)
         if pos < 0:
             return None
         _outbox[pos:pos + n] = memoryview(buf)[off:off + n]
@@ -148,7 +186,7 @@ class socket:
     def close(self):
         if self is _listener or _open.pop(self.sid, None) is None:
             return
-        _record(self.sid, _CLOSE)
+        _record(self.sid, _CLOSE, 0)
 
 
 class Poller:
@@ -171,6 +209,11 @@ class Poller:
             if sock is _listener:
                 if _pending:
                     ready.append((sock, _POLLIN))
+                continue
+            if sock.connecting:
+                continue
+            if sock.failed:
+                ready.append((sock, _POLLERR | _POLLHUP))
                 continue
             ev = 0
             unread = sock.avail - sock.off

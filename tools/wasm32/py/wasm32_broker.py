@@ -113,6 +113,8 @@ def start(probe):
     if _server.broker.out_soft > heap // server._OUT_HEAP_SHARE:
         _server.broker.out_soft = heap // server._OUT_HEAP_SHARE
     _server.poller = socket.Poller()
+    if _server.links is not None:  # the bridges' sockets are on the same poll
+        _server.links.poller = _server.poller
     _server.bind()
     return 0
 
