@@ -114,14 +114,17 @@ def _record(sid, n, size):
 
 
 class socket:
+    # class attributes until connect() sets them: an accepted socket, as a board's lwIP one,
+    # keeps its size in the heap figures
+    connecting = False
+    failed = False
+
     def __init__(self, af=AF_INET, kind=SOCK_STREAM, sid=0):
         self.sid = sid
         self.avail = 0  # bytes in the inbox for this socket, read up to off
         self.off = 0
         self.eof = False
         self.blocked = False
-        self.connecting = False
-        self.failed = False
         self.port = 0
 
     def setsockopt(self, level, name, value):
