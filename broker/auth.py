@@ -24,7 +24,9 @@ def digest(password: bytes, salt: bytes, iterations: int) -> bytes:
     tail = salt + password
     h = hashlib.sha256(tail).digest()
     for _ in range(iterations - 1):
-        h = hashlib.sha256(h + tail).digest()
+        s = hashlib.sha256(h)
+        s.update(tail)  # not h + tail: a board's heap is spared one object per round
+        h = s.digest()
     return h
 
 
