@@ -188,7 +188,6 @@ def test_small_clients_are_served_with_the_tiny_heap(broker_factory, broker_kind
             c.close()
 
 
-
 def test_a_heap_too_small_to_load_the_broker_stops_start_up_in_one_line(broker_factory,
                                                                          broker_kind):
     # Compiling the broker from source needs far more than 48K (make mem): start-up stops with
