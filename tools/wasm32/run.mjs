@@ -18,9 +18,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
-import { PYSTACK_WORDS, heapSize } from "./options.mjs";
-
-const SKIP_DIRS = new Set(["__pycache__", ".git", "node_modules", ".venv", ".mypy_cache"]);
+import { PYSTACK_WORDS, copyTree, heapSize } from "./port.mjs";
 
 function usage() {
   process.stderr.write("usage: run.mjs [-X heapsize=N] [--tree DIR]... SCRIPT [ARGS...]\n");
@@ -59,18 +57,9 @@ function interpreted(text) {
   return text.split("\n").filter((line) => !DECORATORS.has(line.trim())).join("\n");
 }
 
-function copyTree(FS, dir) {
-  FS.mkdirTree(dir);
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) {
-      if (!SKIP_DIRS.has(entry.name)) copyTree(FS, full);
-    } else if (entry.isFile() && entry.name.endsWith(".py")) {
-      FS.writeFile(full, interpreted(fs.readFileSync(full, "utf8")));
-    } else if (entry.isFile()) {
-      FS.writeFile(full, fs.readFileSync(full));
-    }
-  }
+// A tree's .py files lose their machine-code decorators; other files are copied as they are.
+function copied(name, full) {
+  return name.endsWith(".py") ? interpreted(fs.readFileSync(full, "utf8")) : fs.readFileSync(full);
 }
 
 const BOOT = `
@@ -108,7 +97,7 @@ const loadOptions = {
 };
 const mp = await loadMicroPython(loadOptions);
 const FS = mp.FS;
-for (const tree of opts.trees) copyTree(FS, tree);
+for (const tree of opts.trees) copyTree(FS, tree, tree, copied);
 FS.mkdirTree(path.dirname(opts.script));
 FS.writeFile(opts.script, interpreted(fs.readFileSync(opts.script, "utf8")));
 FS.mkdirTree(process.cwd());

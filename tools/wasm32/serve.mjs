@@ -31,7 +31,7 @@ import net from "node:net";
 import path from "node:path";
 import readline from "node:readline";
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
-import { PYSTACK_WORDS, heapSize } from "./options.mjs";
+import { PYSTACK_WORDS, copyTree, heapSize } from "./port.mjs";
 
 const INBOX = 4096;
 const OUTBOX = 256 * 1024;
@@ -83,17 +83,6 @@ function copyFiles(FS, dir) {
   }
 }
 
-function copyTree(FS, dir, dest) {
-  FS.mkdirTree(dest);
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const full = dir + "/" + entry.name;
-    if (entry.isDirectory()) copyTree(FS, full, dest + "/" + entry.name);
-    else if (entry.name.endsWith(".mpy")) {
-      FS.writeFile(dest + "/" + entry.name, fs.readFileSync(full));
-    }
-  }
-}
-
 // Every free byte of the C heap, largest pieces first, so that the GC heap cannot add an area.
 // Calls between JavaScript and Python still malloc a few bytes each (argument and result slots,
 // short strings), so 64 holes of 64 bytes are left, none next to another: too small for the GC
@@ -132,7 +121,8 @@ const mp = await loadMicroPython(options);
 const M = mp._module;
 const FS = mp.FS;
 const cwd = "/app";
-if (opts.tree !== null) copyTree(FS, opts.tree, cwd);
+const mpyOnly = (name, full) => (name.endsWith(".mpy") ? fs.readFileSync(full) : null);
+if (opts.tree !== null) copyTree(FS, opts.tree, cwd, mpyOnly);
 FS.mkdirTree(cwd);
 const config = opts.args.indexOf("-c");
 if (config >= 0 && config + 1 < opts.args.length && fs.existsSync(opts.args[config + 1])) {
