@@ -1,6 +1,7 @@
 """CONNECT: validation [MQTT-3.1.2], client identifiers, session takeover and resumption."""
 from broker.codec import MalformedPacket, decode_connect
 from broker.conn import CONNECTED
+from broker.lifecycle import LIMIT_CONNECTIONS
 from broker.session import AWAIT_PUBCOMP, FLAG_QOS_MASK, FLAG_RETAIN, Message, Session
 from broker.topics import valid_topic_name
 
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
 
 
 def _refuse(b: "Broker", conn: "Conn", code: int, why: str) -> None:
-    b.log(_LOG_NOTICE, why)
+    if why:
+        b.log(_LOG_NOTICE, why)
     b.send_connack(conn, False, code)  # session present 0 on refusal [MQTT-3.2.2-4]
     b.close(conn, "", False)
 
@@ -98,9 +100,9 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         b.close(old.conn, "", True)  # [MQTT-3.1.4-2]
         old = b.sessions.get(cid)
     if b.connected >= cfg.max_connections:
-        _refuse(b, conn, _CONNACK_SERVER_UNAVAILABLE,
-                     "Client %s refused: max_connections (%d) reached."
-                     % (cid, cfg.max_connections))
+        b.log_limited(LIMIT_CONNECTIONS, _LOG_NOTICE, "Client %s refused: max_connections (%d)"
+                      " reached." % (cid, cfg.max_connections))
+        _refuse(b, conn, _CONNACK_SERVER_UNAVAILABLE, "")
         return
     if old is not None and c.clean_session:
         b.discard_session(old)  # [MQTT-3.1.2-6]

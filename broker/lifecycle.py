@@ -39,6 +39,16 @@ _OUT_SOFT_MIN = const(4096)
 _OUT_SOFT_MAX = const(262144)
 _PENDING_CONNECTIONS = const(16)  # sockets allowed beyond max_connections, to answer CONNACK 0x03
 
+# Conditions whose log lines come in floods (a storm of clients, a heap that ran out): the first
+# line of each in an interval is logged, the others are counted and summed up in one line when
+# the interval is over (log_limited()).
+LIMIT_OUT_OF_MEMORY = const(0)
+LIMIT_CONNECTIONS = const(1)   # sockets or clients refused: too many connections
+LIMIT_ACCEPT = const(2)        # accept() failing (EMFILE, ENFILE, ENOBUFS)
+LIMIT_MEMORY = const(3)        # messages or clients refused: no room to keep them
+_LIMITS = const(4)
+_LIMIT_INTERVAL_MS = const(10000)
+
 # Indexes of Broker.totals.
 T_PACKETS_RECEIVED = const(0)
 T_PACKETS_SENT = const(1)
@@ -105,6 +115,12 @@ class Lifecycle:
         self.routing = False
         self.local_pending = []  # type: List[Tuple[Session, bytes, bytes, int, bool]]
         self.acl = config.acl  # a broker.acl.Acl with an acl_file, else None
+        # log_limited(): per condition, lines held back in this interval, the last of them and
+        # its level; the interval began at limit_since.
+        self.limit_counts = [0] * _LIMITS
+        self.limit_lines = [""] * _LIMITS
+        self.limit_levels = [0] * _LIMITS
+        self.limit_since = self.now
         self.sys = None  # type: Optional[SysTopics]
         if config.sys_interval > 0:
             from broker.sysinfo import SysTopics
@@ -120,13 +136,39 @@ class Lifecycle:
         if self._log is not None and self.log_mask & level:
             self._log(level, msg)
 
+    def log_limited(self, cond: int, level: int, msg: str) -> None:
+        """Log msg unless a line of the same condition (a LIMIT_* constant) was logged in this
+        interval; then it is counted, and the interval's summary gives the count and the last."""
+        n = self.limit_counts[cond]
+        self.limit_counts[cond] = n + 1
+        if n == 0:
+            self.log(level, msg)
+        else:
+            self.limit_lines[cond] = msg
+            self.limit_levels[cond] = level
+
+    def _log_summaries(self) -> None:
+        if ticks_diff(self.now, self.limit_since) < _LIMIT_INTERVAL_MS:
+            return
+        seconds = ticks_diff(self.now, self.limit_since) // 1000
+        self.limit_since = self.now
+        counts = self.limit_counts
+        for cond in range(_LIMITS):
+            held = counts[cond] - 1
+            if held > 0:
+                self.log(self.limit_levels[cond], "%s (%d more like this in the last %d s)"
+                         % (self.limit_lines[cond], held, seconds))
+                self.limit_lines[cond] = ""
+            counts[cond] = 0
+
     def _name(self, conn: Conn) -> str:
         return conn.client_id if conn.client_id else conn.peer
 
     def accept(self, handle: "Any", peer: str) -> "Optional[Conn]":
         """A socket was accepted. None means over capacity: the port closes it at once."""
         if len(self.conns) >= self.config.max_connections + _PENDING_CONNECTIONS:
-            self.log(_LOG_WARNING, "Refusing connection from %s: too many connections." % peer)
+            self.log_limited(LIMIT_CONNECTIONS, _LOG_WARNING,
+                             "Refusing connection from %s: too many connections." % peer)
             return None
         conn = Conn(handle, peer, self.config.max_packet_size, self.now)
         self.connections_total += 1
@@ -140,7 +182,8 @@ class Lifecycle:
         conn.reader.reset()
         try:
             self.close(conn, "", True)
-            self.log(_LOG_ERR, "Out of memory while serving %s, disconnecting." % self._name(conn))
+            self.log_limited(LIMIT_OUT_OF_MEMORY, _LOG_ERR, "Out of memory while serving %s,"
+                             " disconnecting." % self._name(conn))
         except MemoryError:
             pass
 
@@ -171,6 +214,7 @@ class Lifecycle:
             return
         self.last_check = now
         self._fold_counters()
+        self._log_summaries()
         if self.sys is not None:
             self.sys.tick(elapsed)
         for conn in self.conns[:]:
