@@ -57,6 +57,14 @@ def header_flags_valid(b0: int) -> bool:
     return (b0 & 0x0F) == f
 
 
+def header_flags_valid_31(b0: int) -> bool:
+    """MQTT 3.1 gave PUBREL, SUBSCRIBE and UNSUBSCRIBE QoS 1 and a DUP flag a client sets when it
+    sends one again (0x6A, 0x8A, 0xAA); 3.1.1 made those flags fixed [MQTT-2.2.2-1]. A 3.1
+    client may still set DUP, as mosquitto accepts."""
+    t = b0 >> 4
+    return (t == 6 or t == 8 or t == 10) and b0 & 0x0F == 0x0A
+
+
 class Reader:
     """Frames packets out of a byte stream fed in arbitrary pieces.
 
@@ -71,6 +79,7 @@ class Reader:
     need = 0          # total size of the pending packet, 0 while its header is incomplete
     hlen = 0          # fixed header size of the last header decoded
     ready = False
+    v31 = False       # the connection speaks MQTT 3.1: see header_flags_valid_31
     buf = _NO_PENDING  # type: Buffer
     b0 = 0
     start = 0
@@ -109,7 +118,7 @@ class Reader:
             if pos >= end:
                 return pos
             b0 = src[pos]
-            if not header_flags_valid(b0):
+            if not header_flags_valid(b0) and not (self.v31 and header_flags_valid_31(b0)):
                 raise MalformedPacket("invalid fixed header 0x%02x" % b0)
             total = self._header(src, pos, end)
             if total >= 0 and pos + total <= end:

@@ -43,6 +43,7 @@ _PUBREC = const(5)
 _PUBREL = const(6)
 _SUBSCRIBE = const(8)
 _UNSUBSCRIBE = const(10)
+_DOLLAR = const(0x24)  # '$'
 _LOG_DEBUG = const(0x40)
 _LOG_ERR = const(0x01)
 _LOG_NOTICE = const(0x04)
@@ -56,6 +57,19 @@ if TYPE_CHECKING:
 
 _OUT_INITIAL = const(256)
 _MESSAGE_OVERHEAD = const(128)  # a stored Message besides its bytes (64-bit MicroPython)
+
+
+def _dollar_write_denied(buf: "Buffer", ts: int, te: int) -> bool:
+    """Topics a client may not publish to, whatever the ACL says (mosquitto's rule): $SYS is
+    the broker's own, but for the bridge state that a remote bridge reports into it
+    ($SYS/broker/connection/NAME/state); $share names shared subscriptions, never a topic."""
+    if buf.startswith(b"$SYS", ts):
+        at = ts + 23  # len(b"$SYS/broker/connection/")
+        if not buf.startswith(b"$SYS/broker/connection/", ts):
+            return True
+        slash = buf.find(b"/", at, te)
+        return slash <= at or te - slash != 6 or not buf.startswith(b"/state", slash)
+    return buf.startswith(b"$share", ts)
 
 
 class Broker(Lifecycle):
@@ -240,10 +254,19 @@ class Broker(Lifecycle):
                 self.close(conn, "Client %s has too many QoS 2 messages awaiting PUBREL, "
                            "disconnecting." % conn.client_id, True)
                 return
+        if qos == 2:
+            # acknowledged before it goes on, as mosquitto does: a client subscribed to its
+            # own topic sees its PUBREC first
+            self.send_ack(conn, _PUBREC, mid)
         acl = self.acl
-        if acl is not None and conn.session is not None and conn.session.acl is not None\
-                and not acl.writable(conn.session.acl, buf, ts, te):
+        if buf[ts] == _DOLLAR and _dollar_write_denied(buf, ts, te):
             # 3.1.1 has no way to refuse a PUBLISH: drop it, acknowledge it as usual.
+            if self.log_mask & _LOG_DEBUG:
+                self.log(_LOG_DEBUG, "Denied PUBLISH from %s to '%s' (the broker's own topics)."
+                         % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
+            self.messages_dropped += 1
+        elif acl is not None and conn.session is not None and conn.session.acl is not None\
+                and not acl.writable(conn.session.acl, buf, ts, te):
             self.log(_LOG_NOTICE, "Denied PUBLISH from %s to '%s' (acl_file)."
                      % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
             self.messages_dropped += 1
@@ -253,8 +276,6 @@ class Broker(Lifecycle):
                          pos - conn.reader.hlen if b0 == 0x30 else -1)
         if qos == 1:
             self.send_ack(conn, _PUBACK, mid)
-        elif qos == 2:
-            self.send_ack(conn, _PUBREC, mid)
 
     @micropython.native
     def _accept(self, buf: "Buffer", b0: int, ts: int, te: int, ps: int, pe: int,

@@ -45,6 +45,7 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
                      % (conn.peer, c.protocol_name, c.protocol_level))
         return
     conn.level = c.protocol_level
+    conn.reader.v31 = c.protocol_level == _PROTOCOL_LEVEL_31
     if c.will_topic is not None:
         wt = c.will_topic
         if (len(wt) > cfg.max_topic_length or not valid_topic_name(wt, 0, len(wt))):
@@ -97,7 +98,10 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         return
     if old is not None and old.conn is not None:
         b.log(_LOG_NOTICE, "Client %s already connected, closing old connection." % cid)
-        b.close(old.conn, "", True)  # [MQTT-3.1.4-2]
+        # [MQTT-3.1.4-2]; as mosquitto 2.0, the will goes out only when the session ends with
+        # the old connection: a persistent session continued by a persistent connection is
+        # the same client coming back (MQTT 5's will delay has the same effect)
+        b.close(old.conn, "", old.clean or c.clean_session)
         old = b.sessions.get(cid)
     if b.connected >= cfg.max_connections:
         b.log_limited(LIMIT_CONNECTIONS, _LOG_NOTICE, "Client %s refused: max_connections (%d)"

@@ -41,6 +41,9 @@ class SysTopics:
         self.values = {}  # type: Dict[bytes, Message]
         self.counts = [0] * len(_RATES)
         self.loads = [0.0] * (len(_RATES) * len(_LOADS))
+        # the values exist from the start, so that a subscriber in the first interval gets
+        # them at once, as later ones do
+        self.publish_all(interval_s)
 
     def tick(self, elapsed_ms: int) -> None:
         """Called with the time since the previous call; publishes when an interval is over."""

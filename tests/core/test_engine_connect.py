@@ -753,10 +753,9 @@ def test_takeover_closes_first_connection_MQTT_3_1_4_2():
         assert not b.closed
         assert ack.session_present is True
         assert "Client dev already connected, closing old connection." in hub.log_text()
-        # the first connection's will went out
-        got = w.recv()
-        assert kinds(got) == [PUBLISH] and got[0].topic == b"will/dev"
-        assert got[0].payload == b"a died"
+        # a persistent session continued by a persistent connection: the same client came
+        # back, so its will does not go out (mosquitto 2.0)
+        assert w.recv() == []
         # the subscription moved to the new connection
         publish(pub, b"cmd", b"go", 1)
         assert a.recv() == []
@@ -764,6 +763,23 @@ def test_takeover_closes_first_connection_MQTT_3_1_4_2():
         assert kinds(got) == [PUBLISH] and got[0].payload == b"go"
         ack_all(b, got)
         ping_ok(b)
+
+
+def test_takeover_publishes_the_will_when_either_connection_has_clean_session_1():
+    # [MQTT-3.1.4-2] the old connection is closed; its session ends with it when either side
+    # asked for a clean session, and then its will goes out, as mosquitto 2.0 does.
+    for old_clean, new_clean in ((True, False), (False, True), (True, True)):
+        hub = Hub()
+        w = online(hub, "w", [(b"will/#", 0)])
+        a = hub.client()
+        accepted(a, "dev", clean_session=old_clean, will_topic=b"will/dev",
+                 will_payload=b"a died")
+        b = hub.client()
+        accepted(b, "dev", clean_session=new_clean)
+        assert a.closed and not b.closed
+        got = w.recv()
+        assert kinds(got) == [PUBLISH], (old_clean, new_clean, got)
+        assert got[0].topic == b"will/dev" and got[0].payload == b"a died"
 
 
 def test_takeover_with_clean_session_1_starts_fresh():

@@ -904,22 +904,22 @@ def test_overlapping_subscriptions_one_copy_at_max_qos():
 
 
 def test_dollar_topics_not_matched_by_leading_wildcards():
-    # [MQTT-4.7.2-1] '#' and '+/...' don't match topics starting with '$'; '$SYS/#' does;
-    # also for retained messages sent on subscription.
+    # [MQTT-4.7.2-1] '#' and '+/...' don't match topics starting with '$'; '$data/#' does;
+    # also for retained messages sent on subscription. (Not $SYS: clients may not publish there.)
     hub = Hub()
     subs = {}
-    for filt in (b"#", b"+/x", b"+/+", b"$SYS/#", b"$SYS/+", b"$SYS/x"):
+    for filt in (b"#", b"+/x", b"+/+", b"$data/#", b"$data/+", b"$data/x"):
         s = connected(hub, "s" + str(filt, "utf-8"))
         s.subscribe(1, [(filt, 0)])
         subs[filt] = s
     pub = connected(hub, "pub")
-    pub.send(encode_publish(b"$SYS/x", b"sys", retain=True))
+    pub.send(encode_publish(b"$data/x", b"sys", retain=True))
     pub.send(encode_publish(b"any/x", b"app"))
-    want = {b"#": [b"app"], b"+/x": [b"app"], b"+/+": [b"app"], b"$SYS/#": [b"sys"],
-            b"$SYS/+": [b"sys"], b"$SYS/x": [b"sys"]}
+    want = {b"#": [b"app"], b"+/x": [b"app"], b"+/+": [b"app"], b"$data/#": [b"sys"],
+            b"$data/+": [b"sys"], b"$data/x": [b"sys"]}
     for filt in want:
         assert [p.payload for p in subs[filt].publishes()] == want[filt], filt
-    for filt, n in ((b"#", 0), (b"+/x", 0), (b"+/#", 0), (b"$SYS/#", 1), (b"$SYS/+", 1)):
+    for filt, n in ((b"#", 0), (b"+/x", 0), (b"+/#", 0), (b"$data/#", 1), (b"$data/+", 1)):
         late = connected(hub, "late")
         codes, ps = sub_get(late, 1, [(filt, 0)])
         assert len(ps) == n, filt
@@ -1331,3 +1331,75 @@ def test_slow_subscriber_qos1_window_then_bounded_queue():
         got = drain_acking(sub)
         assert [g[:3] for g in got] == [b"%03d" % i for i in range(window + 10)]
         assert s.inflight == 0 and len(s.queue) == 0
+
+
+# ---- issue 15: behaviours a mosquitto user relies on ---------------------------------------------
+
+def test_client_publish_to_sys_is_acknowledged_never_routed_or_retained():
+    # mosquitto drops what clients publish into $SYS (the broker's own topics) and $share
+    # (shared subscriptions, never a topic), acknowledged per QoS; only the bridge state that
+    # a remote bridge reports ($SYS/broker/connection/NAME/state) goes through.
+    hub = Hub("sys_interval 0\n")
+    watcher = connected(hub, "watcher")
+    watcher.subscribe(1, [(b"$SYS/#", 2), (b"$share/#", 2)])
+    pub = connected(hub, "pub")
+    for qos, topic in ((0, b"$SYS/broker/version"), (1, b"$SYS/broker/version"),
+                       (2, b"$SYS"), (1, b"$SYSTEM/x"), (1, b"$SYS/broker/connection/x/y"),
+                       (1, b"$SYS/broker/connection//state"), (1, b"$share/g/t")):
+        pub.send(encode_publish(topic, b"fake", qos=qos, mid=5, retain=True))
+        got = pub.recv()
+        if qos == 1:
+            assert kinds(got) == [(PUBACK, 5)], topic
+        elif qos == 2:
+            assert kinds(got) == [(PUBREC, 5)], topic
+            pub.send(encode_ack(PUBREL, 5))
+            assert kinds(pub.recv()) == [(PUBCOMP, 5)]
+        else:
+            assert got == []
+    assert watcher.publishes() == []
+    assert hub.broker.retained.count == 0
+    assert not pub.closed
+    pub.send(encode_publish(b"$SYS/broker/connection/site/state", b"1", qos=1, mid=6,
+                            retain=True))
+    assert kinds(pub.recv()) == [(PUBACK, 6)]
+    assert [p.payload for p in watcher.publishes()] == [b"1"]
+    late = connected(hub, "late")
+    codes, ps = sub_get(late, 1, [(b"$SYS/#", 0)])
+    assert [(p.topic, p.retain) for p in ps] == [(b"$SYS/broker/connection/site/state", True)]
+
+
+def test_qos2_pubrec_goes_out_before_the_message_is_routed():
+    # mosquitto acknowledges a QoS 2 PUBLISH before anything goes onward: a client subscribed
+    # to its own topic gets its PUBREC before its own message.
+    for split in SPLITS:
+        hub = Hub()
+        c = connected(hub, "self")
+        c.subscribe(1, [(b"echo", 2)])
+        c.send(encode_publish(b"echo", b"m", qos=2, mid=3), split)
+        got = c.recv()
+        assert [p.type for p in got] == [PUBREC, PUBLISH], kinds(got)
+        assert got[0].mid == 3 and got[1].payload == b"m"
+
+
+def test_mqtt31_client_may_set_dup_on_pubrel_subscribe_unsubscribe():
+    # MQTT 3.1 sends PUBREL, SUBSCRIBE and UNSUBSCRIBE at QoS 1, with DUP set on a re-send
+    # (0x6A, 0x8A, 0xAA); mosquitto accepts them from 3.1 clients. 3.1.1 fixed those flags
+    # [MQTT-2.2.2-1] [MQTT-3.6.1-1]: there they close the connection.
+    def with_dup(packet):
+        return bytes([packet[0] | 0x08]) + packet[1:]
+    for split in SPLITS:
+        hub = Hub()
+        old = hub.client()
+        old.connect("old", protocol_level=3)
+        old.send(with_dup(encode_subscribe(1, [(b"t", 2)])), split)
+        assert [p.type for p in old.recv()] == [SUBACK]
+        old.send(encode_publish(b"t", b"x", qos=2, mid=2), split)
+        assert kinds(old.recv())[0] == (PUBREC, 2)
+        old.send(with_dup(encode_ack(PUBREL, 2)), split)
+        assert kinds(old.recv()) == [(PUBCOMP, 2)]
+        old.send(with_dup(encode_unsubscribe(3, [b"t"])), split)
+        assert kinds(old.recv()) == [(UNSUBACK, 3)]
+        assert alive(old)
+    for raw in (with_dup(encode_ack(PUBREL, 2)), with_dup(encode_subscribe(1, [(b"t", 0)])),
+                with_dup(encode_unsubscribe(1, [b"t"]))):
+        assert_closes(raw, "", raw)

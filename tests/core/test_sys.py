@@ -82,3 +82,16 @@ def test_sys_interval_0_publishes_nothing_and_loads_nothing():
     c.subscribe(1, [(b"$SYS/#", 0)])
     hub.advance(30000)
     assert c.publishes() == []
+
+
+def test_sys_values_reach_a_subscriber_in_the_first_interval():
+    # a new $SYS subscriber gets the current values at once, also before the first interval
+    # after start-up is over (as it does later, and as mosquitto does)
+    hub = Hub("sys_interval 10\n")
+    mon = hub.client()
+    mon.connect("monitor")
+    mon.subscribe(1, [(b"$SYS/#", 0)])
+    got = _values(mon.publishes())
+    assert got["$SYS/broker/version"].startswith("broker version ")
+    assert got["$SYS/broker/uptime"] == "0 seconds"
+    assert "$SYS/broker/clients/connected" in got
