@@ -129,6 +129,8 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         conn.username = c.username
     if rules is not None:
         s.acl = rules
+        if present:
+            _drop_unreadable(b, s)
     conn.state = CONNECTED
     b.connected += 1
     if b.connected > b.connected_max:
@@ -145,6 +147,34 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
                        _CONNACK_ACCEPTED)  # [MQTT-3.2.2-2] [MQTT-3.2.2-3]
     if present:
         resume(b, s)
+
+def _drop_unreadable(b: "Broker", s: Session) -> None:
+    """A session continued by a connection of another user keeps its subscriptions (every
+    message routed to it is checked against the new user's rules), but what was queued or in
+    flight for the previous user and that this one may not read is dropped, as in mosquitto 2.0
+    (its connection_check_acl)."""
+    from broker.acl import READ, can  # only with an acl_file
+    rules = s.acl
+    dropped = 0
+    i = 0
+    while i < len(s.queue):
+        m = s.queue[i]
+        if can(rules, READ, m.data, 0, m.tlen):
+            i += 1
+        else:
+            s.queue.pop(i)
+            s.queue_flags.pop(i)
+            dropped += 1
+    for i in range(len(s.slot_state)):
+        m = s.slot_msg[i]
+        if m is not None and not can(rules, READ, m.data, 0, m.tlen):
+            s.release_slot(i)
+            dropped += 1
+    if dropped:
+        b.messages_dropped += dropped
+        b.log(_LOG_NOTICE, "Client %s: %d queued or in-flight messages dropped: not readable by"
+              " its new user (acl_file)." % (s.client_id, dropped))
+
 
 def _generate_id(b: "Broker") -> str:
     while True:

@@ -275,3 +275,41 @@ def test_will_topic_must_be_writable() -> None:
     assert c.closed
     ok = client(hub, "w2", "alice")  # and without a will she is accepted
     assert not ok.closed
+
+
+def test_session_continued_by_another_user_gets_only_what_that_user_may_read() -> None:
+    # Issue 15: alice's persistent session, continued by bob with her client id, keeps its
+    # subscriptions and its queue, but bob receives only what his own rules let him read:
+    # queued and in-flight messages for alice are dropped, later ones are checked at routing,
+    # retained ones when sent (mosquitto 2.0 does the same).
+    hub = hub_with("topic readwrite #\nuser alice\ntopic read a/#\nuser bob\ntopic read b/#\n"
+                   "topic read a/public\n")
+    pub = client(hub, "pub")
+    pub.send(encode_publish(b"a/ret", b"r", retain=True))
+    alice = hub.client()
+    assert alice.connect("alice-id", username="alice", clean_session=False).return_code == 0
+    assert alice.subscribe(1, [(b"a/#", 1)]) == [1]
+    assert topics(alice) == [b"a/ret"]
+    pub.send(encode_publish(b"a/inflight", b"1", 1, mid=1))
+    assert topics(alice) == [b"a/inflight"]  # sent, never acknowledged
+    alice.lose()
+    pub.send(encode_publish(b"a/private", b"2", 1, mid=2))
+    pub.send(encode_publish(b"a/public", b"3", 1, mid=3))
+    bob = hub.client()
+    ack = bob.connect("alice-id", username="bob", clean_session=False)
+    assert ack.return_code == 0 and ack.session_present
+    assert topics(bob) == [b"a/public"]
+    assert "Client alice-id: 2 queued or in-flight messages dropped: not readable by its new" \
+        " user (acl_file)." in hub.lines, hub.lines
+    pub.send(encode_publish(b"a/private", b"4", 1, mid=4))
+    pub.send(encode_publish(b"a/public", b"5", 1, mid=5))
+    assert [p.payload for p in bob.publishes()] == [b"5"]
+    assert bob.subscribe(2, [(b"a/#", 0)]) == [0]  # a/public overlaps: granted, as in mosquitto
+    assert topics(bob) == []  # a/ret: not his to read
+    bob.lose()
+    alice = hub.client()
+    assert alice.connect("alice-id", username="alice", clean_session=False).return_code == 0
+    # bob's unacknowledged messages are sent again; what he could not read was dropped,
+    # not kept for her
+    assert [(p.topic, p.payload) for p in alice.publishes()] == [(b"a/public", b"3"),
+                                                                 (b"a/public", b"5")]

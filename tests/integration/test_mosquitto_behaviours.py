@@ -4,6 +4,10 @@ broker kind; `BROKER_UNDER_TEST=mosquitto` checks that the reference broker does
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from raw_mqtt import (
@@ -99,3 +103,40 @@ def test_sys_subscriber_gets_values_at_once_after_start(broker_factory, raw_clie
     assert c.subscribe([("$SYS/broker/uptime", 0)]) == [0]
     p = c.recv_packet(WAIT)
     assert p.type == PUBLISH and p.topic == "$SYS/broker/uptime" and p.retain, p
+
+
+@pytest.fixture
+def file_dir(broker_kind, tmp_path):
+    """Where a test writes the files its configuration names: next to the configuration file,
+    which the wasm32 kind copies with them; for mosquitto, which drops root for its own user,
+    a directory it can read (pytest's tmp_path is private to root)."""
+    if broker_kind.name != "mosquitto":
+        yield tmp_path
+        return
+    path = Path(tempfile.mkdtemp(prefix="broker-acl-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_session_taken_over_by_another_user_delivers_only_what_they_may_read(
+        broker_factory, raw_client, file_dir):
+    acl = file_dir / "users.acl"
+    acl.write_text("topic readwrite #\nuser alice\ntopic read a/#\nuser bob\ntopic read b/#\n")
+    b = broker_factory(["acl_file %s" % acl, "allow_anonymous true"])
+    alice = raw_client(b)
+    assert alice.connect("alice-id", clean_session=False, username="alice").return_code == 0
+    assert alice.subscribe([("a/#", 1)]) == [1]
+    alice.disconnect()
+    pub = raw_client(b)
+    assert pub.connect("writer").return_code == 0
+    pub.publish("a/private", b"for alice", qos=1)
+    bob = raw_client(b)
+    ack = bob.connect("alice-id", clean_session=False, username="bob")
+    assert ack.return_code == 0 and ack.session_present
+    assert bob.subscribe([("b/#", 1)], packet_id=2) == [1]
+    pub.publish("a/private", b"for alice again", qos=1, packet_id=2)
+    pub.publish("b/mine", b"for bob", qos=1, packet_id=3)
+    p = bob.recv_packet(WAIT)
+    assert (p.type, p.topic, p.payload) == (PUBLISH, "b/mine", b"for bob"), p
+    assert bob.is_open()  # and nothing else came before the PINGRESP
