@@ -166,8 +166,8 @@ def _drop_unreadable(b: "Broker", s: Session) -> None:
             s.queue_flags.pop(i)
             dropped += 1
     for i in range(len(s.slot_state)):
-        m = s.slot_msg[i]
-        if m is not None and not can(rules, READ, m.data, 0, m.tlen):
+        sent = s.slot_msg[i]
+        if sent is not None and not can(rules, READ, sent.data, 0, sent.tlen):
             s.release_slot(i)
             dropped += 1
     if dropped:
