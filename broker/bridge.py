@@ -23,7 +23,7 @@ from broker.const import (
     SUBACK, SUBACK_FAILURE, SUBSCRIBE, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION, LOG_DEBUG, LOG_ERR,
     LOG_NOTICE, LOG_WARNING, PACKET_NAMES, PROTOCOL_LEVEL_31, const,
 )
-from broker.lifecycle import ticks_diff
+from broker.lifecycle import LIMIT_MEMORY, ticks_diff
 from broker.local import LocalClient
 from broker.session import AWAIT_PUBACK, AWAIT_PUBCOMP, AWAIT_PUBREC, Message
 from broker.topics import Filter, filter_matches, valid_topic_name
@@ -491,33 +491,40 @@ class Bridge:
         if qos == 2 and mid in self.qos2_in:
             self._ack(PUBREC, mid)  # a re-sent PUBLISH: routed once only
             return
-        self._route_in(b0, buf, v.topic_start, v.topic_end, v.payload_start, v.payload_end)
+        if not self._route_in(b0, buf, v.topic_start, v.topic_end, v.payload_start,
+                              v.payload_end):
+            # no room to keep it here: unacknowledged, the remote broker sends it again
+            self.broker.log_limited(LIMIT_MEMORY, LOG_WARNING, "Bridge %s: no room to keep an"
+                                    " incoming message, reconnecting." % self.name)
+            self.must_close = True
+            return
         if qos == 1:
             self._ack(PUBACK, mid)
         elif qos == 2:
             self.qos2_in.add(mid)
             self._ack(PUBREC, mid)
 
-    def _route_in(self, b0: int, buf: "Buffer", ts: int, te: int, ps: int, pe: int) -> None:
+    def _route_in(self, b0: int, buf: "Buffer", ts: int, te: int, ps: int, pe: int) -> bool:
+        """Route an incoming message locally; False when there is no room to keep it."""
         if not valid_topic_name(buf, ts, te):
             raise MalformedPacket("invalid topic name")  # [MQTT-1.5.3-1] [MQTT-3.3.2-2]
         topic = bytes(buf[ts:te])
         local = _translate(self.in_rules, topic, True)
         if local is None:
-            return  # not ours (an old subscription of a persistent session)
+            return True  # not ours (an old subscription of a persistent session)
         b = self.broker
         if len(local) > b.config.max_topic_length:
             b.log(LOG_WARNING, "Bridge %s: dropped a message whose topic is longer than"
                   " max_topic_length here (%d bytes)." % (self.name, len(local)))
-            return
+            return True
         b.messages_received += 1
-        self._inject(local, bytes(buf[ps:pe]), (b0 >> 1) & 3,
-                     bool(b0 & 1) and b.config.retain_available)
+        return self._inject(local, bytes(buf[ps:pe]), (b0 >> 1) & 3,
+                            bool(b0 & 1) and b.config.retain_available)
 
-    def _inject(self, topic: bytes, payload: bytes, qos: int, retain: bool) -> None:
+    def _inject(self, topic: bytes, payload: bytes, qos: int, retain: bool) -> bool:
         self.injecting = True
         try:
-            self.broker.publish(topic, payload, qos, retain)
+            return self.broker.publish(topic, payload, qos, retain)
         finally:
             self.injecting = False
 

@@ -34,6 +34,10 @@ _INTS = {
     "max_topic_length": (1, 65535, 0, 0),
     "sys_interval": (0, 65535, 0, 0),
     "connect_timeout": (1, 65535, 0, 0),
+    "max_subscriptions_per_client": (1, _BIG, 0, 0),
+    "max_retained_per_client": (1, _BIG, 0, 0),
+    "memory_limit": (0, _BIG, 0, 0),
+    "max_queued_bytes": (0, _BIG, 0, 0),
 }  # type: dict[str, tuple[int, int, int, int]]
 
 _BOOLS = " allow_anonymous queue_qos0_messages retain_available "
@@ -48,8 +52,8 @@ _LOG_TYPES = {
 _UNSUPPORTED = (
     " psk_file psk_hint plugin auth_plugin per_listener_settings"
     " allow_zero_length_clientid auto_id_prefix upgrade_outgoing_qos max_qos max_inflight_bytes"
-    " max_queued_bytes memory_limit message_size_limit persistence persistence_file"
-    " persistence_location persistent_client_expiration autosave_interval autosave_on_changes"
+    " message_size_limit persistence persistence_file"
+    " persistence_location autosave_interval autosave_on_changes"
     " include_dir user pid_file connection_messages log_facility log_timestamp"
     " log_timestamp_format set_tcp_nodelay protocol mount_point socket_domain bind_interface"
     " http_dir websockets_log_level use_identity_as_username use_subject_as_username"
@@ -107,6 +111,30 @@ def _int(name: str, text: str) -> int:
     return int(text)
 
 
+# Units of a duration, mosquitto's (a month is 30 days, a year 365) and seconds.
+_UNITS = {"s": 1, "h": 3600, "d": 86400, "w": 604800, "m": 2592000, "y": 31536000}
+
+
+def _duration(name: str, text: str) -> int:
+    """Seconds from mosquitto's duration syntax: a positive integer and a unit (14d, 2m, 1y)."""
+    unit = _UNITS.get(text[-1:], 0)
+    digits = text[:-1]
+    if not unit or not digits or not _digits_only(digits) or int(digits) == 0:
+        raise ConfigError("%s: expected a positive number and a unit (s, h, d, w, m for months,"
+                          " y), such as 14d, got '%s'" % (name, text))
+    seconds = int(digits) * unit
+    if seconds > _BIG:
+        raise ConfigError("%s: %s is longer than %d seconds" % (name, text, _BIG))
+    return seconds
+
+
+def _digits_only(text: str) -> bool:
+    for c in text:
+        if c < "0" or c > "9":
+            return False
+    return True
+
+
 def default_listener(config: Config, port_override: "int | None") -> None:
     """Apply the command line's -p: with no listener, listen on 127.0.0.1 at port_override
     (1883 when None); otherwise -p replaces the port of the first TCP listener, or, when the
@@ -156,7 +184,7 @@ def _option(config: Config, words: "list[str]", line: int) -> None:
         raise _not_supported("option '%s'" % name)
     known = name in _INTS or (" %s " % name) in _BOOLS or name in (
         "listener", "port", "bind_address", "log_type", "log_dest", "socket_mode",
-        "password_file", "acl_file") or name in _TLS
+        "password_file", "acl_file", "persistent_client_expiration") or name in _TLS
     if not known:
         raise ConfigError("unknown option '%s'" % name)
     if n == 0:
@@ -206,6 +234,8 @@ def _option(config: Config, words: "list[str]", line: int) -> None:
         config.listeners.append(lst)
         config._lines[id(lst)] = line
         config._last = lst
+    elif name == "persistent_client_expiration":
+        config.persistent_client_expiration = _duration(name, value)
     elif name == "password_file":
         from broker.passfile import load_passwords  # only with a password_file
         config.passwords = load_passwords(value)

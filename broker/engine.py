@@ -13,15 +13,18 @@ from broker import codec
 # Out of alphabetical order on purpose: MicroPython compiles a module from source in transient
 # heap about three times its size, so the larger modules are imported first, while less is
 # loaded (importing the broker from .py then peaks at 100K instead of 112K).
-from broker.lifecycle import TICKS_MASK, Lifecycle, packet_name
+from broker.lifecycle import LIMIT_MEMORY, TICKS_MASK, Lifecycle, packet_name
 from broker.bytesops import MPY, copy_into, micropython
-from broker.codec import MalformedPacket, parse_publish, put_ack, put_publish
+from broker.codec import (
+    MalformedPacket, parse_publish, put_ack, put_publish, put_remaining_length,
+)
 from broker.conn import CLOSED, NEW, NO_OUTPUT, Conn
 from broker.handle_connect import handle_connect
 from broker.handle_subscribe import handle_subscribe, handle_unsubscribe
+from broker.retain import FULL as RETAINED_FULL
 from broker.session import (
-    AWAIT_PUBACK, AWAIT_PUBCOMP, AWAIT_PUBREC, FLAG_QOS_MASK, FLAG_RETAIN, QOS2_FULL, QOS2_NEW,
-    QOS2_RESENT, Message, Session, message_from,
+    AWAIT_PUBACK, AWAIT_PUBCOMP, AWAIT_PUBREC, FLAG_QOS_MASK, FLAG_RETAIN, MESSAGE_OVERHEAD,
+    QOS2_FULL, QOS2_NEW, QOS2_RESENT, Message, Session, message_from,
 )
 from broker.topics import valid_topic_name
 
@@ -56,7 +59,7 @@ if TYPE_CHECKING:
     Buffer = Union[bytes, bytearray]
 
 _OUT_INITIAL = const(256)
-_MESSAGE_OVERHEAD = const(128)  # a stored Message besides its bytes (64-bit MicroPython)
+_SPOOL_HEAD = const(9)  # a spooled PUBLISH's head: fixed header, topic length, packet id
 
 
 def _dollar_write_denied(buf: "Buffer", ts: int, te: int) -> bool:
@@ -117,6 +120,8 @@ class Broker(Lifecycle):
                     copy_into(out, 0, out, conn.ooff, k)
                 else:  # (CPython copies overlapping slices safely only through a temporary)
                     out[0:k] = out[conn.ooff:conn.olen]
+                if conn.sp_msg is not None:
+                    conn.sp_at -= conn.ooff  # a spooled message's place moves with the bytes
                 conn.ooff = 0
                 conn.olen = k
                 end = k + n
@@ -207,7 +212,7 @@ class Broker(Lifecycle):
         elif t == _DISCONNECT:
             if end != pos:
                 raise MalformedPacket("DISCONNECT remaining length must be 0")
-            conn.will = None  # [MQTT-3.14.4-3]
+            self.set_will(conn, None)  # [MQTT-3.14.4-3]
             self.close(conn, "Client %s disconnected." % conn.client_id, False)
         elif t == _CONNECT:
             raise MalformedPacket("second CONNECT")  # [MQTT-3.1.0-2]
@@ -242,8 +247,8 @@ class Broker(Lifecycle):
         mid = v.mid
         ps = v.payload_start
         pe = v.payload_end
+        s = conn.session
         if qos == 2:
-            s = conn.session
             got = s.qos2_received(mid) if s is not None else QOS2_NEW
             if got == QOS2_RESENT:
                 self.send_ack(conn, _PUBREC, mid)  # a re-sent PUBLISH: deliver once only
@@ -254,10 +259,6 @@ class Broker(Lifecycle):
                 self.close(conn, "Client %s has too many QoS 2 messages awaiting PUBREL, "
                            "disconnecting." % conn.client_id, True)
                 return
-        if qos == 2:
-            # acknowledged before it goes on, as mosquitto does: a client subscribed to its
-            # own topic sees its PUBREC first
-            self.send_ack(conn, _PUBREC, mid)
         acl = self.acl
         if buf[ts] == _DOLLAR and _dollar_write_denied(buf, ts, te):
             # 3.1.1 has no way to refuse a PUBLISH: drop it, acknowledge it as usual.
@@ -265,33 +266,103 @@ class Broker(Lifecycle):
                 self.log(_LOG_DEBUG, "Denied PUBLISH from %s to '%s' (the broker's own topics)."
                          % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
             self.messages_dropped += 1
-        elif acl is not None and conn.session is not None and conn.session.acl is not None\
-                and not acl.writable(conn.session.acl, buf, ts, te):
+        elif acl is not None and s is not None and s.acl is not None\
+                and not acl.writable(s.acl, buf, ts, te):
             self.log(_LOG_NOTICE, "Denied PUBLISH from %s to '%s' (acl_file)."
                      % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
             self.messages_dropped += 1
         else:
+            n = self._collect(buf, ts, te)
+            msg = None
+            if (b0 & 0x01 and pe > ps) or (
+                    (qos or self.config.queue_qos0_messages) and self._must_keep(n, qos)):
+                # What is acknowledged can be delivered: a message that cannot be kept is
+                # refused before any acknowledgement, and 3.1.1's only refusal is to close
+                # the connection, so that the client sends it again.
+                msg = self._keep(conn, buf, n)
+                if msg is None:
+                    if qos == 2 and s is not None:
+                        s.qos2_released(mid)
+                    return
+            if qos == 2:
+                # acknowledged before it goes on, as mosquitto does: a client subscribed to
+                # its own topic sees its PUBREC first
+                self.send_ack(conn, _PUBREC, mid)
+            if b0 & 0x01:
+                self._retain(conn, buf, ts, te, msg if pe > ps else None)
             # a PUBLISH with no flags goes out to QoS 0 subscribers byte for byte as it came
-            self._accept(buf, b0, ts, te, ps, pe, qos,
-                         pos - conn.reader.hlen if b0 == 0x30 else -1)
+            self._deliver(n, buf, ts, te, ps, pe, qos, msg, b0 & 0x01 == 1,
+                          pos - conn.reader.hlen if b0 == 0x30 else -1)
+            if qos == 1:
+                self.send_ack(conn, _PUBACK, mid)
+            return
         if qos == 1:
             self.send_ack(conn, _PUBACK, mid)
+        elif qos == 2:
+            self.send_ack(conn, _PUBREC, mid)
 
-    @micropython.native
-    def _accept(self, buf: "Buffer", b0: int, ts: int, te: int, ps: int, pe: int,
-                qos: int, raw: int) -> None:
-        """Retain (if asked) and route a PUBLISH that passed every check; raw: see _route."""
-        msg = None
-        if b0 & 0x01:
-            if pe == ps:
-                self.retained.delete(buf, ts, te)  # [MQTT-3.3.1-10] [MQTT-3.3.1-11]
-            else:
-                msg = message_from(buf, ts, te, ps, pe, qos, True)
-                if not self.retained.store(msg):
-                    self.log(_LOG_WARNING, "Retained message on '%s' not kept: "
-                             "max_retained_messages (%d) reached."
-                             % (str(bytes(buf[ts:te]), "utf-8"), self.config.max_retained_messages))
-        self._route(buf, ts, te, ps, pe, qos, msg, b0 & 0x01 == 1, raw)
+    def _must_keep(self, n: int, qos: int) -> bool:
+        """Whether routing to hits[0:n] needs a kept copy of the message: a subscriber gets it
+        at QoS 1 or 2, or it is queued for an offline session (queue_qos0_messages)."""
+        hits = self.hits
+        queue0 = self.config.queue_qos0_messages
+        for i in range(n):
+            s = hits[i]
+            if s.local is None and ((qos and s.route_qos) or (queue0 and s.conn is None)):
+                return True
+        return False
+
+    def room_for(self, size: int) -> str:
+        """Why a message of size bytes (topic and payload) cannot be kept, or "" when it can:
+        memory_limit, and on a small heap the heap itself."""
+        need = size + MESSAGE_OVERHEAD
+        limit = self.memory_limit
+        if limit and self.ledger.bytes + need > limit:
+            return "memory_limit %d reached, %d in use" % (limit, self.ledger.bytes)
+        if self.heap_low is not None and self.heap_low(need):
+            return "the heap is nearly full"
+        return ""
+
+    def _keep(self, conn: Conn, buf: "Buffer", n: int) -> "Optional[Message]":
+        """The kept copy of the PUBLISH in buf that self.pub describes, routed to hits[0:n];
+        None when there is no room for it, after closing the publisher's connection (with its
+        will) and clearing hits. (Few arguments: MicroPython puts a larger frame on the heap.)"""
+        v = self.pub
+        ts = v.topic_start
+        te = v.topic_end
+        why = self.room_for(te - ts + v.payload_end - v.payload_start)
+        if not why:
+            try:
+                return message_from(buf, ts, te, v.payload_start, v.payload_end, v.qos,
+                                    v.b0 & 0x01 == 1)
+            except MemoryError:
+                why = "the heap has no block that large"
+        hits = self.hits
+        for i in range(n):
+            hits[i] = None
+        self.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Client %s: no room to keep a message of %d"
+                         " bytes on '%s' (%s), disconnecting: it is sent again on reconnection."
+                         % (conn.client_id, te - ts + v.payload_end - v.payload_start,
+                            str(bytes(buf[ts:te]), "utf-8"), why))
+        self.close(conn, "", True)
+        return None
+
+    def _retain(self, conn: Conn, buf: "Buffer", ts: int, te: int,
+                msg: "Optional[Message]") -> None:
+        """A PUBLISH with RETAIN set: keep msg as its topic's retained message, or clear it
+        (msg None: an empty payload) [MQTT-3.3.1-5] [MQTT-3.3.1-10] [MQTT-3.3.1-11]."""
+        if msg is None:
+            self.retained.delete(buf, ts, te)
+            return
+        why = self.retained.store(msg, conn.client_id, self.retained_share)
+        if why:
+            self.log(_LOG_WARNING, "Retained message on '%s' not kept: %s reached."
+                     % (str(bytes(buf[ts:te]), "utf-8"), self._retained_limit(why)))
+
+    def _retained_limit(self, why: int) -> str:
+        if why == RETAINED_FULL:
+            return "max_retained_messages (%d)" % self.config.max_retained_messages
+        return "max_retained_per_client (%d)" % self.retained_share
 
     def local_client(self, client_id: str,
                      on_message: "Optional[Callable[[bytes, bytes, int, bool], None]]" = None
@@ -301,12 +372,9 @@ class Broker(Lifecycle):
         return LocalClient(self, client_id, on_message)
 
     @micropython.native
-    def _route(self, buf: "Buffer", ts: int, te: int, ps: int, pe: int, qos: int,
-               msg: "Optional[Message]", retain: bool = False, raw: int = -1) -> None:
-        """Deliver to every session with a matching subscription, once per session at the
-        highest granted QoS [MQTT-3.3.5-1], each copy at min(published, granted) QoS, with RETAIN
-        cleared [MQTT-3.3.1-9]. `retain`: the flag it was published with. `raw`: where in buf
-        the PUBLISH starts when it came as a QoS 0 copy would go out (flags 0), else -1."""
+    def _collect(self, buf: "Buffer", ts: int, te: int) -> int:
+        """Put every session with a subscription matching topic buf[ts:te] into hits[0:n],
+        once, with its highest granted QoS in route_qos [MQTT-3.3.5-1]; returns n."""
         epoch = (self.epoch + 1) & TICKS_MASK
         if epoch == 0:
             # New sessions start with route_mark 0: restart the count above every mark in use.
@@ -314,8 +382,21 @@ class Broker(Lifecycle):
                 s.route_mark = 0
             epoch = 1
         self.epoch = epoch
+        return self.subs.collect(buf, ts, te, self.hits, epoch)
+
+    @micropython.native
+    def _route(self, buf: "Buffer", ts: int, te: int, ps: int, pe: int, qos: int,
+               msg: "Optional[Message]", retain: bool = False) -> None:
+        self._deliver(self._collect(buf, ts, te), buf, ts, te, ps, pe, qos, msg, retain, -1)
+
+    @micropython.native
+    def _deliver(self, n: int, buf: "Buffer", ts: int, te: int, ps: int, pe: int, qos: int,
+                 msg: "Optional[Message]", retain: bool, raw: int) -> None:
+        """Deliver to the sessions in hits[0:n] (see _collect), each copy at min(published,
+        granted) QoS, with RETAIN cleared [MQTT-3.3.1-9]; msg is the kept copy when one is
+        needed (_must_keep). `retain`: the flag it was published with. `raw`: where in buf the
+        PUBLISH starts when it came as a QoS 0 copy would go out (flags 0), else -1."""
         hits = self.hits
-        n = self.subs.collect(buf, ts, te, hits, epoch)
         self.routing = True  # in-process clients wait: their callbacks may publish (and route)
         acl = self.acl
         # Every QoS 0 copy is the same packet: the first is encoded into its subscriber's
@@ -362,30 +443,19 @@ class Broker(Lifecycle):
                             if self.log_mask & _LOG_DEBUG:
                                 self._trace("Sending PUBLISH to", conn, 0x30, 0, buf, ts, te,
                                             pe - ps)
-                elif self.config.queue_qos0_messages:
-                    if msg is None:
-                        msg = message_from(buf, ts, te, ps, pe, qos, False)
+                elif msg is not None and self.config.queue_qos0_messages:
                     self._enqueue(s, msg, 0)
                 else:
                     self.messages_dropped += 1
-            else:
-                if msg is None:
-                    if self.heap_low is not None\
-                            and self.heap_low(te - ts + pe - ps + _MESSAGE_OVERHEAD):
-                        # A stored copy would exhaust a small heap: like a full queue, the
-                        # message is dropped for this client (the publisher was served).
-                        s.dropped += 1
-                        self._dropped(s, "heap nearly full")
-                        continue
-                    msg = message_from(buf, ts, te, ps, pe, qos, False)
+            elif msg is not None:
                 self.deliver(s, msg, q)
         self.routing = False
         if self.local_pending:
             self.run_local()
 
     def deliver(self, s: Session, msg: Message, flags: int) -> None:
-        """A QoS > 0 message (or a queued QoS 0 one) for session s: send now if the in-flight
-        window has room and nothing is queued ahead of it, else queue it (order is kept).
+        """A kept message (QoS 1 or 2, or a queued QoS 0 one) for session s: send now if the
+        in-flight window has room and nothing waits ahead of it, else queue it (order is kept).
         An in-process client gets it at once: it has no wire to lose it on."""
         if s.local is not None:
             self.local_pending.append((s, msg.topic(), msg.payload(), flags & FLAG_QOS_MASK,
@@ -393,41 +463,119 @@ class Broker(Lifecycle):
             if not self.routing:
                 self.run_local()
             return
-        conn = s.conn
-        if conn is not None and not s.queue and self._send_stored(s, msg, flags):
+        if s.conn is not None and not s.queue and not s.resend\
+                and self._send_stored(s, msg, flags):
             return
         self._enqueue(s, msg, flags)
 
     def _enqueue(self, s: Session, msg: Message, flags: int) -> None:
         if not s.enqueue(msg, flags):
-            self._dropped(s, "max_queued_messages %d reached" % s.max_queued)
+            if len(s.queue) >= s.max_queued:
+                why = "max_queued_messages %d reached" % s.max_queued
+            else:
+                why = "max_queued_bytes %d reached" % s.max_queued_bytes
+            self._dropped(s, why)
 
     def _send_stored(self, s: Session, msg: Message, flags: int) -> bool:
-        """Send msg to the connected session s now, if the window and the output allow."""
-        conn = s.conn
+        """Send kept msg to the connected session s now, if its window and output allow."""
         q = flags & FLAG_QOS_MASK
+        if q and not s.window_open():
+            return False
         b0 = 0x30 | (q << 1) | (1 if flags & FLAG_RETAIN else 0)
-        data = msg.data
-        tlen = msg.tlen
-        if q == 0:
-            return self.write_publish(conn, b0, 0, data, 0, tlen, tlen, len(data), True)
-        if not s.window_open():
+        pos = self._room(s.conn, b0, msg)
+        if pos == -2:
             return False
-        if conn.pending() + codec.publish_size(b0, tlen, len(data) - tlen) > self.out_soft\
-                and conn.pending():
-            return False
-        i = s.take_slot(msg, flags)
-        self.write_publish(conn, b0, s.slot_mid[i], data, 0, tlen, tlen, len(data), False)
+        mid = 0
+        if q:
+            i = s.take_slot(msg, flags)  # (before slot_mid is read: it may allocate the slots)
+            mid = s.slot_mid[i]
+        self._put_stored(s.conn, pos, b0, mid, msg)
         return True
 
+    def _resend(self, s: Session, i: int) -> bool:
+        """Send in-flight slot i again after a reconnection: PUBLISH with DUP set, or the
+        PUBREL of a QoS 2 message already received [MQTT-4.4.0-1]; False: not now."""
+        conn = s.conn
+        mid = s.slot_mid[i]
+        if s.slot_state[i] == AWAIT_PUBCOMP:
+            self.send_ack(conn, _PUBREL, mid)
+            return True
+        msg = s.slot_msg[i]
+        if msg is None:
+            return True
+        flags = s.slot_flags[i]
+        b0 = 0x38 | ((flags & FLAG_QOS_MASK) << 1) | (1 if flags & FLAG_RETAIN else 0)
+        pos = self._room(conn, b0, msg)
+        if pos == -2:
+            return False
+        self._put_stored(conn, pos, b0, mid, msg)
+        return True
+
+    def _room(self, conn: Conn, b0: int, msg: Message) -> int:
+        """Where a kept message goes out: copied into conn's output at the offset returned
+        when it fits without growing the output past out_soft or the heap; -1: sent from its
+        own buffer (spooled), when it does not and no other message is being spooled to conn;
+        -2: not now (the port calls drained() once conn's output is out)."""
+        tlen = msg.tlen
+        size = codec.publish_size(b0, tlen, len(msg.data) - tlen)
+        pos = self.reserve(conn, size, True) if size <= self.copy_max else -1
+        if pos < 0 and conn.sp_msg is not None:
+            return -2
+        return pos
+
+    def _put_stored(self, conn: Conn, pos: int, b0: int, mid: int, msg: Message) -> None:
+        data = msg.data
+        tlen = msg.tlen
+        if pos >= 0:
+            put_publish(conn.out, pos, b0, mid, data, 0, tlen, tlen, len(data))
+        else:
+            self._spool(conn, b0, mid, msg)
+        self.messages_sent += 1
+        if self.log_mask & _LOG_DEBUG:
+            self._trace("Sending PUBLISH to", conn, b0, mid, data, 0, tlen, len(data) - tlen)
+
+    def _spool(self, conn: Conn, b0: int, mid: int, msg: Message) -> None:
+        """Send msg from its own buffer, after what conn's output holds now: a kept message
+        never needs a second copy of itself, or an output buffer its size (Conn.chunk)."""
+        head = conn.sp_head
+        if len(head) < _SPOOL_HEAD:
+            head = conn.sp_head = bytearray(_SPOOL_HEAD)
+        tlen = msg.tlen
+        rl = 2 + len(msg.data) + (2 if b0 & 0x06 else 0)
+        head[0] = b0
+        p = put_remaining_length(head, 1, rl)
+        head[p] = tlen >> 8
+        head[p + 1] = tlen & 0xFF
+        head[p + 2] = mid >> 8
+        head[p + 3] = mid & 0xFF
+        conn.sp_hlen = p + 2
+        conn.sp_qos = b0 & 0x06
+        conn.sp_seg = 0
+        conn.sp_off = 0
+        conn.sp_left = p + rl
+        conn.sp_at = conn.olen
+        conn.sp_msg = msg
+        conn.busy = True
+        self.packets_sent += 1
+        self.bytes_sent += p + rl
+        if not conn.in_wq:
+            conn.in_wq = True
+            self.wq.append(conn)
+
     def pump(self, s: Session) -> None:
-        """Move queued messages into the in-flight window while it has room."""
-        queue = s.queue
-        while queue and s.conn is not None:
-            if not self._send_stored(s, queue[0], s.queue_flags[0]):
+        """Send what waits for a connected session while its window and output allow: first
+        in-flight messages to send again (resume), then the queue, in order."""
+        while s.conn is not None:
+            if s.resend:
+                if not self._resend(s, s.resend[0]):
+                    return
+                s.resend.pop(0)
+            elif s.queue:
+                if not self._send_stored(s, s.queue[0], s.queue_flags[0]):
+                    return
+                s.unqueue(0)
+            else:
                 return
-            queue.pop(0)
-            s.queue_flags.pop(0)
 
     def _complete(self, conn: Conn, t: int, mid: int, state: int) -> None:
         """PUBACK (QoS 1) or PUBCOMP (QoS 2) ends a delivery: its slot and packet identifier
@@ -451,7 +599,7 @@ class Broker(Lifecycle):
         i = s.find_slot(mid, AWAIT_PUBREC)
         if i >= 0:
             s.slot_state[i] = AWAIT_PUBCOMP
-            s.slot_msg[i] = None  # the message is delivered; only its identifier is kept
+            s.forget_message(i)  # the message is delivered; only its identifier is kept
             self.send_ack(conn, _PUBREL, mid)  # [MQTT-4.3.3-1]
         elif s.find_slot(mid, AWAIT_PUBCOMP) >= 0:
             self.send_ack(conn, _PUBREL, mid)
@@ -461,4 +609,3 @@ class Broker(Lifecycle):
         if s is not None:
             s.qos2_released(mid)
         self.send_ack(conn, _PUBCOMP, mid)  # [MQTT-4.3.3-2]
-

@@ -1,8 +1,8 @@
 """CONNECT: validation [MQTT-3.1.2], client identifiers, session takeover and resumption."""
 from broker.codec import MalformedPacket, decode_connect
 from broker.conn import CONNECTED
-from broker.lifecycle import LIMIT_CONNECTIONS
-from broker.session import AWAIT_PUBCOMP, FLAG_QOS_MASK, FLAG_RETAIN, Message, Session
+from broker.lifecycle import LIMIT_CONNECTIONS, LIMIT_MEMORY
+from broker.session import Message, Session
 from broker.topics import valid_topic_name
 
 try:
@@ -12,7 +12,6 @@ except ImportError:
         return x
 
 # Values from broker.const, defined here so that MicroPython compiles them to literals.
-_PUBREL = const(6)
 _CONNACK_ACCEPTED = const(0)
 _CONNACK_BAD_USERNAME_OR_PASSWORD = const(4)
 _CONNACK_IDENTIFIER_REJECTED = const(2)
@@ -21,6 +20,7 @@ _CONNACK_SERVER_UNAVAILABLE = const(3)
 _CONNACK_UNACCEPTABLE_PROTOCOL_VERSION = const(1)
 _PROTOCOL_LEVEL_31 = const(3)
 _LOG_NOTICE = const(0x04)
+_LOG_WARNING = const(0x02)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -91,6 +91,13 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
                     "Client %s from %s: will topic '%s' not allowed by acl_file, refused."
                     % (cid, conn.peer, str(will, "utf-8")))
             return
+    if c.will_topic is not None:
+        why = b.room_for(len(c.will_topic) + len(c.will_payload))
+        if why:  # a client is admitted only with what it asks the broker to keep
+            b.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Client %s refused: no room to keep its"
+                          " will (%s)." % (cid, why))
+            _refuse(b, conn, _CONNACK_SERVER_UNAVAILABLE, "")
+            return
     old = b.sessions.get(cid)
     if old is not None and old.local is not None:
         _refuse(b, conn, _CONNACK_IDENTIFIER_REJECTED,
@@ -111,16 +118,12 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     if old is not None and c.clean_session:
         b.discard_session(old)  # [MQTT-3.1.2-6]
         old = None
-    if old is None and len(b.sessions) >= cfg.max_sessions:
-        _refuse(b, conn, _CONNACK_SERVER_UNAVAILABLE,
-                     "Client %s refused: max_sessions (%d) reached." % (cid, cfg.max_sessions))
+    if old is None and len(b.sessions) >= cfg.max_sessions and not _evict(b, cid):
+        _refuse(b, conn, _CONNACK_SERVER_UNAVAILABLE, "Client %s refused: max_sessions (%d)"
+                " reached and every session is connected." % (cid, cfg.max_sessions))
         return
     present = old is not None
-    if old is None:
-        s = Session(cid, c.clean_session, cfg.max_inflight_messages, cfg.max_queued_messages)
-        b.add_session(cid, s)
-    else:
-        s = old
+    s = old if old is not None else b.new_session(cid, c.clean_session)
     s.clean = c.clean_session
     s.conn = conn
     conn.session = s
@@ -138,7 +141,7 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     conn.keepalive_ms = c.keepalive * 1500  # [MQTT-3.1.2-24]
     if c.will_topic is not None:
         data = c.will_topic + c.will_payload
-        conn.will = Message(data, len(c.will_topic), c.will_qos, c.will_retain)
+        b.set_will(conn, Message(data, len(c.will_topic), c.will_qos, c.will_retain))
     b.log(_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d)."
              % (conn.peer, cid, 1 if conn.level == _PROTOCOL_LEVEL_31 else 2,
                 1 if c.clean_session else 0, c.keepalive))
@@ -162,8 +165,7 @@ def _drop_unreadable(b: "Broker", s: Session) -> None:
         if can(rules, READ, m.data, 0, m.tlen):
             i += 1
         else:
-            s.queue.pop(i)
-            s.queue_flags.pop(i)
+            s.unqueue(i)
             dropped += 1
     for i in range(len(s.slot_state)):
         sent = s.slot_msg[i]
@@ -176,6 +178,20 @@ def _drop_unreadable(b: "Broker", s: Session) -> None:
               " its new user (acl_file)." % (s.client_id, dropped))
 
 
+def _evict(b: "Broker", cid: str) -> bool:
+    """Make room in a full session table: a new client is never locked out by sessions whose
+    clients went away; the one seen least recently goes (with what was queued for it)."""
+    victim = b.least_recently_seen()
+    if victim is None:
+        return False
+    b.discard_session(victim)
+    b.sessions_evicted += 1
+    b.log(_LOG_NOTICE, "Client %s: discarding the session of offline client %s (not seen for %d"
+          " s) to make room: max_sessions (%d) reached."
+          % (cid, victim.client_id, b.seconds - victim.seen, b.config.max_sessions))
+    return True
+
+
 def _generate_id(b: "Broker") -> str:
     while True:
         b.auto_ids += 1
@@ -184,18 +200,8 @@ def _generate_id(b: "Broker") -> str:
             return cid
 
 def resume(b: "Broker", s: Session) -> None:
-    """Re-send unacknowledged PUBLISH (DUP set) and PUBREL packets with their original
-    identifiers, in their original order [MQTT-4.4.0-1], then whatever was queued."""
-    conn = s.conn
-    for i in s.inflight_order():
-        mid = s.slot_mid[i]
-        if s.slot_state[i] == AWAIT_PUBCOMP:
-            b.send_ack(conn, _PUBREL, mid)
-        else:
-            msg = s.slot_msg[i]
-            if msg is not None:
-                flags = s.slot_flags[i]
-                b0 = 0x38 | ((flags & FLAG_QOS_MASK) << 1) | (1 if flags & FLAG_RETAIN else 0)
-                b.write_publish(conn, b0, mid, msg.data, 0, msg.tlen, msg.tlen,
-                                    len(msg.data), False)
+    """Send unacknowledged PUBLISH (DUP set) and PUBREL packets again with their original
+    identifiers, in their original order [MQTT-4.4.0-1], then whatever was queued; what the
+    output cannot take yet goes out as it drains (Broker.pump)."""
+    s.resend = s.inflight_order()
     b.pump(s)

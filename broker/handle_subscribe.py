@@ -53,12 +53,15 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
             b.log(_LOG_NOTICE, "Denied SUBSCRIBE of %s to '%s' (acl_file)."
                   % (conn.client_id, str(filt, "utf-8")))
             continue
-        r = b.subs.subscribe(s, filt, q)
+        r = b.subs.subscribe(s, filt, q, b.subscription_share)
         if r < 0:
             codes.append(_SUBACK_FAILURE)
-            b.log(_LOG_WARNING, "Subscription of %s to '%s' refused: max_subscriptions "
-                     "(%d) reached." % (conn.client_id, str(filt, "utf-8"),
-                                        b.config.max_subscriptions))
+            if r == -1:
+                why = "max_subscriptions (%d)" % b.config.max_subscriptions
+            else:  # one client may not take the whole table from the others
+                why = "max_subscriptions_per_client (%d)" % b.subscription_share
+            b.log(_LOG_WARNING, "Subscription of %s to '%s' refused: %s reached."
+                  % (conn.client_id, str(filt, "utf-8"), why))
             continue
         codes.append(q)
         granted.append((filt, q))

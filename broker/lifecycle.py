@@ -11,7 +11,7 @@ from broker.topics import SubscriptionTable
 from broker.codec import Publish, put_ack
 from broker.conn import CLOSED, CONNECTED, NO_OUTPUT, Conn
 from broker.retain import RetainedTable
-from broker.session import Message, Session
+from broker.session import Ledger, Message, Session
 
 try:
     from micropython import const
@@ -76,8 +76,9 @@ class Lifecycle:
     if TYPE_CHECKING:  # broker.engine.Broker's, called from here
         def reserve(self, conn: Conn, n: int, optional: bool) -> int: ...
         def pump(self, s: Session) -> None: ...
+        def room_for(self, size: int) -> str: ...
         def _route(self, buf: "Buffer", ts: int, te: int, ps: int, pe: int, qos: int,
-                   msg: "Optional[Message]", retain: bool = False, raw: int = -1) -> None: ...
+                   msg: "Optional[Message]", retain: bool = False) -> None: ...
 
     def __init__(self, config: "Config", log: "Optional[Callable[[int, str], None]]" = None,
                  now: int = 0) -> None:
@@ -86,11 +87,19 @@ class Lifecycle:
         self._log = log
         self.now = now & TICKS_MASK
         self.last_check = self.now
+        # Seconds since start-up, for what is counted in hours and days (the ms clock wraps
+        # after 12 days); ms_left carries what tick() has not yet counted in whole seconds.
+        self.seconds = 0
+        self.ms_left = 0
+        self.sessions_expired = 0
+        self.sessions_evicted = 0
         self.conns = []  # type: List[Conn]
         self.connected = 0
         self.sessions = {}  # type: Dict[str, Session]
         self.subs = SubscriptionTable(config.max_subscriptions)
-        self.retained = RetainedTable(config.max_retained_messages)
+        # the application messages kept (retained, queued, in flight, wills), in bytes
+        self.ledger = Ledger()
+        self.retained = RetainedTable(config.max_retained_messages, ledger=self.ledger)
         self.wq = []  # type: List[Conn]
         # routing's scratch list: one slot per session that a topic could match, grown by
         # add_session() (at connect time, never while routing)
@@ -100,6 +109,18 @@ class Lifecycle:
         self.auto_ids = 0
         self.out_soft = min(_OUT_SOFT_MAX, max(_OUT_SOFT_MIN, 2 * config.max_packet_size))
         self.heap_low = None  # type: Optional[Callable[[int], bool]]  # see reserve()
+        # Kept messages up to this size are copied into a connection's output, larger ones
+        # are sent from their own buffer (Broker._room); a port with a small heap lowers it.
+        self.copy_max = self.out_soft
+        # memory_limit and max_queued_bytes; a port with a small heap gives them defaults
+        # from the heap when the configuration sets none (0: no limit)
+        self.memory_limit = config.memory_limit
+        self.max_queued_bytes = config.max_queued_bytes
+        # one client's share of the subscription and retained tables
+        self.subscription_share = (config.max_subscriptions_per_client
+                                   or max(1, config.max_subscriptions // 2))
+        self.retained_share = (config.max_retained_per_client
+                               or max(1, config.max_retained_messages // 2))
         # Traffic counters since the last tick (small ints on the hot path, even on a 32-bit
         # board); tick() adds them to `totals`, indexed by the T_* constants.
         self.packets_received = 0
@@ -202,7 +223,7 @@ class Lifecycle:
     def drained(self, conn: Conn) -> None:
         """The port flushed all of conn's output: queued messages can go out."""
         s = conn.session
-        if conn.state == CONNECTED and s is not None and s.queue:
+        if conn.state == CONNECTED and s is not None and (s.queue or s.resend):
             self.pump(s)
 
     def tick(self, now: int) -> None:
@@ -215,6 +236,12 @@ class Lifecycle:
         self.last_check = now
         self._fold_counters()
         self._log_summaries()
+        ms = self.ms_left + elapsed
+        self.ms_left = ms % 1000
+        if ms >= 1000:
+            self.seconds += ms // 1000
+            if self.config.persistent_client_expiration:
+                self._expire_sessions()
         if self.sys is not None:
             self.sys.tick(elapsed)
         for conn in self.conns[:]:
@@ -233,6 +260,25 @@ class Lifecycle:
             elif ticks_diff(self.now, conn.opened) > self.config.connect_timeout * 1000:
                 self.close(conn, "Client %s sent no CONNECT in time, disconnecting."
                            % conn.peer, False)
+
+    def _expire_sessions(self) -> None:
+        """persistent_client_expiration: offline sessions not seen for that long end."""
+        limit = self.config.persistent_client_expiration
+        expired = [s for s in self.sessions.values()
+                   if s.conn is None and s.local is None and self.seconds - s.seen >= limit]
+        for s in expired:
+            self.discard_session(s)
+            self.sessions_expired += 1
+            self.log(_LOG_NOTICE, "Expiring client %s: not seen for %d s"
+                     " (persistent_client_expiration)." % (s.client_id, self.seconds - s.seen))
+
+    def least_recently_seen(self) -> "Optional[Session]":
+        """The offline session whose client was connected longest ago, or None."""
+        found = None
+        for s in self.sessions.values():
+            if s.conn is None and s.local is None and (found is None or s.seen < found.seen):
+                found = s
+        return found
 
     def _fold_counters(self) -> None:
         t = self.totals
@@ -282,17 +328,19 @@ class Lifecycle:
         conn.session = None
         if s is not None:
             s.conn = None
+            s.seen = self.seconds
             if s.clean:
                 self.discard_session(s)
         will = conn.will
-        conn.will = None
         if not conn.in_wq:
             conn.in_wq = True
             self.wq.append(conn)
         if why:
             self.log(_LOG_NOTICE, why)
-        if send_will and will is not None:
-            self._publish_will(will)
+        if will is not None:
+            if send_will:
+                self._publish_will(will, conn.client_id)
+            self.set_will(conn, None)
 
     def _protocol_error(self, conn: Conn, reason: str) -> None:
         self.log(_LOG_NOTICE, "Client %s sent a malformed or invalid packet (%s), disconnecting."
@@ -301,22 +349,44 @@ class Lifecycle:
 
     def discard_session(self, s: Session) -> None:
         self.subs.remove_session(s)
-        s.clear_inflight()
+        s.clear()
         if self.sessions.get(s.client_id) is s:
             del self.sessions[s.client_id]
 
-    def _publish_will(self, will: Message) -> None:
+    def new_session(self, client_id: str, clean: bool) -> Session:
+        cfg = self.config
+        s = Session(client_id, clean, cfg.max_inflight_messages, cfg.max_queued_messages,
+                    self.ledger)
+        if self.max_queued_bytes:
+            s.max_queued_bytes = self.max_queued_bytes
+        self.add_session(client_id, s)
+        return s
+
+    def set_will(self, conn: Conn, will: "Optional[Message]") -> None:
+        """A connection's will, kept (and counted) until it is published or dropped."""
+        old = conn.will
+        if old is not None:
+            self.ledger.release(old)
+        conn.will = will
+        if will is not None:
+            self.ledger.hold(will)
+
+    def _publish_will(self, will: Message, owner: str) -> None:
         data = will.data
         tlen = will.tlen
         if will.retain:
             if len(data) == tlen:
                 self.retained.delete(data, 0, tlen)
-            elif not self.retained.store(will):
-                self.log(_LOG_WARNING, "Retained will not kept: max_retained_messages reached.")
+            elif self.retained.store(will, owner, self.retained_share):
+                self.log(_LOG_WARNING, "Retained will of %s not kept: its share of the retained"
+                         " table is taken, or max_retained_messages reached." % owner)
         self.route_message(will)
 
-    def publish(self, topic: bytes, payload: bytes, qos: int = 0, retain: bool = False) -> None:
-        """Publish from inside the broker, as if a client had sent it."""
+    def publish(self, topic: bytes, payload: bytes, qos: int = 0, retain: bool = False) -> bool:
+        """Publish from inside the broker, as if a client had sent it; False when there is no
+        room to keep it (see Broker.room_for): nothing is delivered then."""
+        if (qos or retain) and self.room_for(len(topic) + len(payload)):
+            return False
         msg = Message(topic + payload, len(topic), qos, retain)
         if retain:
             if payload:
@@ -324,6 +394,7 @@ class Lifecycle:
             else:
                 self.retained.delete(topic, 0, len(topic))
         self.route_message(msg)
+        return True
 
     def route_message(self, msg: Message) -> None:
         """Route a message the broker holds (a will, an in-process or $SYS publish)."""

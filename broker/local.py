@@ -52,9 +52,8 @@ class LocalClient:
         self.broker = broker
         self.client_id = client_id
         self.on_message = on_message
-        s = Session(client_id, True, cfg.max_inflight_messages, cfg.max_queued_messages)
+        s = broker.new_session(client_id, True)
         s.local = self
-        broker.add_session(client_id, s)
         self.session = s  # type: Optional[Session]
 
     def _session(self) -> Session:
@@ -67,8 +66,11 @@ class LocalClient:
             self.on_message(topic, payload, qos, retain)
 
     def publish(self, topic: "Text", payload: "Text" = b"", qos: int = 0,
-                retain: bool = False) -> None:
-        """Publish as a network client would; an invalid topic or QoS raises ValueError."""
+                retain: bool = False) -> bool:
+        """Publish as a network client would; an invalid topic or QoS raises ValueError. False
+        when a message that must be kept (QoS 1 or 2, or retained) finds no room (memory_limit,
+        or a heap nearly full): nothing is delivered then, as a network client's PUBLISH would
+        not be acknowledged."""
         self._session()
         t = _bytes(topic)
         cfg = self.broker.config
@@ -78,7 +80,7 @@ class LocalClient:
             raise ValueError("QoS must be 0, 1 or 2")
         if retain and not cfg.retain_available:
             raise ValueError("retained messages are not available (retain_available false)")
-        self.broker.publish(t, _bytes(payload), qos, retain)
+        return self.broker.publish(t, _bytes(payload), qos, retain)
 
     def subscribe(self, topic_filter: "Text", qos: int = 0) -> int:
         """Subscribe; returns the granted QoS, or 0x80 when the subscription table is full.

@@ -32,15 +32,56 @@ FLAG_QOS_MASK = const(0x03)
 FLAG_RETAIN = const(0x04)
 
 
+# What a kept message costs besides its bytes: the Message and its bytearray objects (64-bit
+# MicroPython; a board needs about half).
+MESSAGE_OVERHEAD = const(128)
+
+
+class Ledger:
+    """The bytes of the application messages the broker keeps (retained, queued, in flight,
+    wills), each message counted once however many tables hold it, with MESSAGE_OVERHEAD:
+    what memory_limit is measured against. Every table that keeps a message holds a reference
+    through hold() and lets it go through release()."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.messages = 0
+
+    def hold(self, m: "Message") -> None:
+        if m.refs == 0:
+            self.bytes += len(m.data) + MESSAGE_OVERHEAD
+            self.messages += 1
+        m.refs += 1
+
+    def release(self, m: "Message") -> None:
+        m.refs -= 1
+        if m.refs == 0:
+            self.bytes -= len(m.data) + MESSAGE_OVERHEAD
+            self.messages -= 1
+
+
 class Message:
     """An application message that has to be kept: retained, queued, in flight, or a will.
     `data` holds the topic followed by the payload, so one buffer and four offsets describe it."""
 
+    owner = ""  # a retained message: the client id that set it (broker.retain), "" for none
+
     def __init__(self, data: "Buffer", tlen: int, qos: int, retain: bool) -> None:
         self.data = data
         self.tlen = tlen
-        self.qos = qos
-        self.retain = retain
+        # QoS and RETAIN share one field, so that the reference count (Ledger) keeps a
+        # Message at four fields: MicroPython gives a fifth a larger table (32 bytes more per
+        # message on a 64-bit build, 16 on a board)
+        self.flags = qos | (FLAG_RETAIN if retain else 0)
+        self.refs = 0
+
+    @property
+    def qos(self) -> int:
+        return self.flags & FLAG_QOS_MASK
+
+    @property
+    def retain(self) -> bool:
+        return self.flags & FLAG_RETAIN != 0
 
     def topic(self) -> bytes:
         return bytes(self.data[:self.tlen])
@@ -73,6 +114,7 @@ class Session:
     seq = 0
     cursor = 0
     dropped = 0
+    seen = 0  # Broker.seconds when its client was last connected (offline sessions)
     slot_mid = ()  # type: List[int]  # type: ignore[assignment]
     slot_state = ()  # type: List[int]  # type: ignore[assignment]
     slot_flags = ()  # type: List[int]  # type: ignore[assignment]
@@ -80,16 +122,23 @@ class Session:
     slot_msg = ()  # type: List[Optional[Message]]  # type: ignore[assignment]
     queue = ()  # type: List[Message]  # type: ignore[assignment]
     queue_flags = ()  # type: List[int]  # type: ignore[assignment]
+    queued_bytes = 0  # topic and payload bytes in the queue (max_queued_bytes)
+    max_queued_bytes = 0  # 0: no limit
+    # In-flight slots to send again, in their first order, that the output could not take yet
+    # when the session resumed (broker.handle_connect.resume); the queue waits behind them.
+    resend = ()  # type: List[int]  # type: ignore[assignment]
     qos2_in = None  # type: Optional[Set[int]]
     acl = None  # type: Any  # with an acl_file: this client's rules (broker.acl.rules_for)
     local = None  # type: Any  # an in-process client (broker.local.LocalClient) owns this session
 
-    def __init__(self, client_id: str, clean: bool, max_inflight: int, max_queued: int) -> None:
+    def __init__(self, client_id: str, clean: bool, max_inflight: int, max_queued: int,
+                 ledger: Ledger) -> None:
         self.client_id = client_id
         self.clean = clean
         self.conn = None  # type: Any
         self.size = max_inflight
         self.max_queued = max_queued
+        self.ledger = ledger
 
     def _allocate(self) -> None:
         n = self.size
@@ -120,6 +169,7 @@ class Session:
         self.slot_mid[i] = mid
         state[i] = AWAIT_PUBACK if flags & FLAG_QOS_MASK == 1 else AWAIT_PUBREC
         self.slot_flags[i] = flags
+        self.ledger.hold(msg)
         self.slot_msg[i] = msg
         self.seq += 1
         self.slot_seq[i] = self.seq
@@ -137,8 +187,15 @@ class Session:
 
     def release_slot(self, i: int) -> None:
         self.slot_state[i] = FREE
-        self.slot_msg[i] = None
+        self.forget_message(i)
         self.inflight -= 1
+
+    def forget_message(self, i: int) -> None:
+        """Slot i no longer needs its message (delivered: QoS 2 keeps only its identifier)."""
+        msg = self.slot_msg[i]
+        if msg is not None:
+            self.slot_msg[i] = None
+            self.ledger.release(msg)
 
     def inflight_order(self) -> "List[int]":
         """Busy slots in the order their messages were first sent [MQTT-4.6.0-1]."""
@@ -147,15 +204,28 @@ class Session:
         return busy
 
     def enqueue(self, msg: Message, flags: int) -> bool:
-        if len(self.queue) >= self.max_queued:
+        """Queue msg; False (and counted as dropped) past max_queued_messages or
+        max_queued_bytes."""
+        n = len(msg.data)
+        if len(self.queue) >= self.max_queued or (
+                self.max_queued_bytes and self.queued_bytes + n > self.max_queued_bytes):
             self.dropped += 1
             return False
         if not self.queue_flags:
             self.queue = []
             self.queue_flags = []
+        self.ledger.hold(msg)
         self.queue.append(msg)
         self.queue_flags.append(flags)
+        self.queued_bytes += n
         return True
+
+    def unqueue(self, i: int) -> None:
+        """Take the i-th queued message out of the queue (sent, or dropped)."""
+        msg = self.queue.pop(i)
+        self.queue_flags.pop(i)
+        self.queued_bytes -= len(msg.data)
+        self.ledger.release(msg)
 
     def qos2_received(self, mid: int) -> int:
         """Note an incoming QoS 2 packet identifier: QOS2_NEW, QOS2_RESENT if it was already
@@ -175,7 +245,12 @@ class Session:
         if self.qos2_in is not None:
             self.qos2_in.discard(mid)
 
-    def clear_inflight(self) -> None:
+    def clear(self) -> None:
+        """Let go of every message the session holds (it ends)."""
         for i in range(len(self.slot_state)):
             if self.slot_state[i] != FREE:
                 self.release_slot(i)
+        while self.queue:
+            self.unqueue(len(self.queue) - 1)
+        if self.resend:
+            del self.resend[:]

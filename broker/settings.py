@@ -68,6 +68,15 @@ class Config:
         self.max_topic_length = 65535
         self.sys_interval = 10  # seconds between $SYS updates; 0: no $SYS publishing
         self.connect_timeout = 10  # seconds a new socket has to send CONNECT (our own option)
+        # offline persistent sessions not seen for this many seconds are removed; 0: never
+        self.persistent_client_expiration = 0
+        # one client's share of the subscription and retained tables; 0: half of each
+        self.max_subscriptions_per_client = 0
+        self.max_retained_per_client = 0
+        # bytes of kept messages (all) and of one client's queue; 0: no limit (on MicroPython
+        # the port derives both from the heap when they are 0)
+        self.memory_limit = 0
+        self.max_queued_bytes = 0
         # password_file, as read at start-up: username -> (iterations, salt, hash) (broker.auth);
         # None when there is no password_file.
         self.passwords = None  # type: dict[str, tuple[int, bytes, bytes]] | None

@@ -84,6 +84,8 @@ class SysTopics:
         self._set("clients/disconnected", str(offline))
         self._set("clients/maximum", str(b.connected_max))
         self._set("clients/total", str(b.connected + offline))
+        self._set("clients/expired", str(b.sessions_expired))
+        self._set("clients/evicted", str(b.sessions_evicted))
         t = b.totals
         self._set("messages/received", str(t[T_PACKETS_RECEIVED]))
         self._set("messages/sent", str(t[T_PACKETS_SENT]))

@@ -223,15 +223,18 @@ class SubscriptionTable:
             node = node.next
         return node
 
-    def subscribe(self, session: object, filt: bytes, qos: int) -> int:
+    def subscribe(self, session: object, filt: bytes, qos: int, share: int = 0) -> int:
         """1 if added; 0 if this session's identical filter had its QoS replaced [MQTT-3.8.4-3];
-        -1 if the table is full (nothing changed)."""
+        -1 if the table is full, -2 if the session holds `share` filters already (0: no such
+        limit); nothing changes on a refusal."""
         mine = self._by_session.get(session)
         if mine is not None:
             node = mine.get(filt)
             if node is not None:
                 node.subs[node.find(session) + 1] = qos
                 return 0
+            if share and len(mine) >= share:
+                return -2
         if self.count >= self.capacity:
             return -1
         node = self._lookup(filt)

@@ -268,20 +268,24 @@ class Server:
         sock = conn.handle
         if sock.fileno() < 0:
             return
-        if conn.olen > conn.ooff:
+        n = conn.chunk()
+        while n:
             try:
-                sent = sock.send(memoryview(conn.out)[conn.ooff:conn.olen])
+                sent = sock.send(memoryview(conn.cbuf)[conn.coff:conn.coff + n])
             except (BlockingIOError, InterruptedError):
-                sent = 0
+                break
             except OSError as e:
                 self.broker.lost(conn, e.strerror or "socket error")
                 self._drop(conn)
                 return
             conn.sent(sent)
+            if sent < n:
+                break
+            n = conn.chunk()
         if conn.state == CLOSED:
             self._drop(conn)
         else:
-            if conn.olen:
+            if n:
                 # A peer that does not read is not read either, so answers cannot pile up. Half
                 # the cap leaves room for the answers to one more read without growing past it.
                 mask = _OUT if conn.pending() > self.broker.out_soft // 2 else _IN | _OUT
@@ -290,7 +294,7 @@ class Server:
             if mask != conn.polled:  # one epoll_ctl less per flush in the common case
                 self.poller.modify(sock.fileno(), mask)
                 conn.polled = mask
-            if not conn.olen:
+            if not n:
                 self.broker.drained(conn)
 
     def _drop(self, conn: Conn) -> None:

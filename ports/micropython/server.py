@@ -249,17 +249,23 @@ class Server:
         sock = conn.handle
         if sock not in self.conns:
             return
-        if conn.olen > conn.ooff:
+        n = conn.chunk()
+        while n:
             try:
-                sent = sock.write(conn.out, conn.ooff, conn.olen - conn.ooff)
+                sent = sock.write(conn.cbuf, conn.coff, n)
             except (OSError, ValueError):  # ValueError: as in _read
                 self.broker.lost(conn, "socket error")
                 self._drop(conn)
                 return
-            conn.sent(sent or 0)
+            if not sent:
+                break
+            conn.sent(sent)
+            if sent < n:
+                break
+            n = conn.chunk()
         if conn.state == CLOSED:
             self._drop(conn)
-        elif conn.olen:
+        elif n:
             # A peer that does not read is not read either, so answers cannot pile up. Half the
             # cap leaves room for the answers to one more read without growing past it.
             over = conn.pending() > self.broker.out_soft // 2

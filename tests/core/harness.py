@@ -8,6 +8,17 @@ from broker.const import CONNACK, PUBLISH, SUBACK
 from broker.engine import CLOSED, Broker
 
 
+def drain(conn: "object") -> bytes:
+    """Everything a port would send on conn now (Conn.chunk / Conn.sent), as one bytes."""
+    out = bytearray()
+    n = conn.chunk()  # type: ignore[attr-defined]
+    while n:
+        out += conn.cbuf[conn.coff:conn.coff + n]  # type: ignore[attr-defined]
+        conn.sent(n)  # type: ignore[attr-defined]
+        n = conn.chunk()  # type: ignore[attr-defined]
+    return bytes(out)
+
+
 class Client:
     """One fake connection. send() feeds bytes (optionally one byte per feed call);
     recv() returns the packets the engine wrote since the last call."""
@@ -30,9 +41,7 @@ class Client:
             self.hub.broker.feed(conn, buf, len(buf))
 
     def recv(self) -> "list":
-        conn = self.conn
-        data = bytes(conn.out[conn.ooff:conn.olen])
-        conn.ooff = conn.olen = 0
+        data = drain(self.conn)
         out = self.backlog
         self.backlog = []
         pos = 0
@@ -41,7 +50,7 @@ class Client:
             if self.reader.ready:
                 r = self.reader
                 out.append(packets.decode(r.b0, r.buf, r.start, r.end))
-        self.hub.broker.drained(conn)
+        self.hub.broker.drained(self.conn)
         return out
 
     @property

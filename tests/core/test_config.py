@@ -644,3 +644,24 @@ def test_unload_parser_forgets_config_and_cli() -> None:
                 sys.modules["broker." + name] = mod
             if attr is not None:
                 setattr(broker, name, attr)
+
+
+def test_persistent_client_expiration_takes_mosquittos_durations():
+    for text, seconds in (("14d", 14 * 86400), ("2m", 2 * 30 * 86400), ("1y", 365 * 86400),
+                          ("1w", 7 * 86400), ("3h", 3 * 3600), ("90s", 90)):
+        assert parse("persistent_client_expiration %s\n" % text
+                     ).persistent_client_expiration == seconds, text
+    assert parse("").persistent_client_expiration == 0  # never, as in mosquitto
+    for bad in ("14", "d", "0h", "1x", "-1d", "1.5d", "100y"):
+        msg = error_of("persistent_client_expiration %s\n" % bad)
+        assert msg.startswith("broker.conf:1: persistent_client_expiration: "), msg
+        assert bad in msg, msg
+
+
+def test_per_client_shares_of_the_tables():
+    c = parse("max_subscriptions_per_client 5\nmax_retained_per_client 2\n")
+    assert (c.max_subscriptions_per_client, c.max_retained_per_client) == (5, 2)
+    d = parse("")
+    assert (d.max_subscriptions_per_client, d.max_retained_per_client) == (0, 0)  # half
+    msg = error_of("max_retained_per_client 0\n")
+    assert msg.startswith("broker.conf:1: max_retained_per_client: 0 is out of range"), msg

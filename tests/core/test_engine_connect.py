@@ -1134,36 +1134,71 @@ def test_max_connections_refuses_with_connack_3():
         ping_ok(d)
 
 
-def test_max_sessions_refuses_new_client_ids_with_connack_3():
+def test_max_sessions_full_of_offline_sessions_discards_the_least_recently_seen():
+    # Issue 15: a new client is never locked out by sessions whose clients went away; the one
+    # seen least recently is discarded (logged, counted); only when every session in the table
+    # is connected is a new client refused with CONNACK 0x03.
     for split in SPLITS:
         hub = Hub("max_sessions 2\n")
         a = online(hub, "a", [(b"t", 1)], clean_session=False)
         b = online(hub, "b", clean_session=False)
         a.send(encode_simple(DISCONNECT))
+        hub.advance(2000)
         b.lose()
+        hub.advance(3000)
+        c = hub.client()
+        assert accepted(c, "c", split, clean_session=False).session_present is False
+        assert "Client c: discarding the session of offline client a (not seen for 5 s) to" \
+            " make room: max_sessions (2) reached." in hub.lines, hub.lines
+        assert hub.broker.sessions_evicted == 1
+        assert sorted(hub.broker.sessions) == ["b", "c"]
+        # b's session is still there
+        b = hub.client()
+        assert accepted(b, "b", split, clean_session=False).session_present is True
+        # a takeover does not count as a new session
+        b2 = hub.client()
+        assert accepted(b2, "b", split, clean_session=False).session_present is True
+        assert b.closed
+        # every session connected: refused
         for clean in (False, True):
-            c = hub.client()
-            got = connect_packets(c, "c", split, clean_session=clean)
+            d = hub.client()
+            got = connect_packets(d, "d", split, clean_session=clean)
             assert kinds(got) == [CONNACK] and got[0].return_code == 3, (clean, kinds(got))
             assert got[0].session_present is False
-            assert c.closed
-        assert "max_sessions (2) reached" in hub.log_text()
-        # the stored sessions resume
-        a = hub.client()
-        assert accepted(a, "a", split, clean_session=False).session_present is True
-        # a takeover does not count as a new session
-        a2 = hub.client()
-        assert accepted(a2, "a", split, clean_session=False).session_present is True
-        assert a.closed
-        c = hub.client()
-        got = connect_packets(c, "c", split)
-        assert kinds(got) == [CONNACK] and got[0].return_code == 3
-        # once a session is discarded (clean session 1 on "b"), its place is free
-        b = hub.client()
-        accepted(b, "b", split, clean_session=True)
-        b.send(encode_simple(DISCONNECT))
-        c = hub.client()
-        assert accepted(c, "c", split).session_present is False
+            assert d.closed
+        assert "Client d refused: max_sessions (2) reached and every session is connected." \
+            in hub.lines
+        # once a session ends (clean session 1), its place is free
+        b2.send(encode_simple(DISCONNECT))
+        bc = hub.client()
+        accepted(bc, "b", split, clean_session=True)
+        bc.send(encode_simple(DISCONNECT))
+        d = hub.client()
+        assert accepted(d, "d", split).session_present is False
+
+
+def test_persistent_client_expiration_removes_offline_sessions_not_seen_for_that_long():
+    # mosquitto's persistent_client_expiration; $SYS/broker/clients/expired counts them
+    hub = Hub("persistent_client_expiration 1h\nsys_interval 1\n")
+    pub = online(hub, "pub", keepalive=0)
+    old = online(hub, "old", [(b"t", 1)], clean_session=False)
+    old.lose()
+    hub.advance(1800 * 1000)
+    back = online(hub, "back", [(b"t", 1)], clean_session=False)
+    back.lose()
+    hub.advance(1800 * 1000 - 1000)
+    assert sorted(hub.broker.sessions) == ["back", "old", "pub"]
+    hub.advance(2000)
+    assert sorted(hub.broker.sessions) == ["back", "pub"]
+    assert "Expiring client old: not seen for 3600 s (persistent_client_expiration)." \
+        in hub.lines, [line for line in hub.lines if "xpir" in line]
+    mon = online(hub, "mon", [(b"$SYS/broker/clients/expired", 0)])
+    assert [p.payload for p in mon.recv()] == [b"1"]
+    # the one that came back within the hour resumes its session
+    c = hub.client()
+    assert accepted(c, "back", clean_session=False).session_present is True
+    publish(pub, b"t", b"still", 1)
+    assert [p.payload for p in c.recv()] == [b"still"]
 
 
 def test_allow_anonymous_false_refuses_with_connack_5():

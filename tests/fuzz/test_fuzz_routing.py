@@ -9,8 +9,10 @@ matching granted QoS, capped by the published QoS [MQTT-3.3.5-1]; RETAIN cleared
 [MQTT-3.8.4-3] [MQTT-3.8.4-4]; persistent sessions keep their subscriptions and queue QoS 1/2
 messages (QoS 0 too with queue_qos0_messages) while offline [MQTT-3.1.2-5], delivered in order
 on reconnection; a clean session ends with its connection [MQTT-3.1.2-6]; the will of a client
-that is lost or taken over is published [MQTT-3.1.2-8], the will of one that sent DISCONNECT is not
-[MQTT-3.14.4-3].
+that is lost is published [MQTT-3.1.2-8], the will of one that sent DISCONNECT is not
+[MQTT-3.14.4-3], and the will of one taken over [MQTT-3.1.4-2] only when either connection has
+clean session 1 (mosquitto 2.0: a persistent session continued by a persistent connection is the
+same client coming back).
 
 Every client reads and acknowledges everything after each step (so nothing stays in flight); each
 client's messages must be those of the model as a multiset, and its non-retained ones in the same
@@ -67,8 +69,11 @@ class Model:
 
     def connect(self, cid: str, clean: bool, will: "tuple | None") -> bool:
         """Returns session present."""
-        if cid in self.online:
-            self.lose(cid)  # taken over [MQTT-3.1.4-2]
+        if cid in self.online:  # taken over [MQTT-3.1.4-2]
+            if clean or self.sessions[cid]["clean"]:
+                self.lose(cid)
+            else:
+                self.disconnect(cid)
         s = self.sessions.get(cid)
         present = s is not None and not clean
         if not present:

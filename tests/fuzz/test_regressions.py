@@ -41,8 +41,10 @@ def reentrant_hub(config: str = "") -> "tuple":
         subs.append(c)
     loc = hub.broker.local_client("loc", lambda t, p, q, r: loc.publish(b"resp", b"re:" + p))
     loc.subscribe("req")
-    loc.subscribe("$SYS/broker/uptime")
+    loc.subscribe("$SYS/broker/uptime")  # the current value comes at once, and its answer
     loc.subscribe("will")
+    for c in subs:
+        c.recv()
     return hub, subs
 
 

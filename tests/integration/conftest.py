@@ -118,7 +118,8 @@ require_peer = _load_require_peer()
 
 # Options that exist only in this project's broker (table sizes); mosquitto has no such names.
 OWN_OPTIONS = frozenset(
-    ["max_subscriptions", "max_retained_messages", "max_sessions", "max_topic_length"]
+    ["max_subscriptions", "max_retained_messages", "max_sessions", "max_topic_length",
+     "max_subscriptions_per_client", "max_retained_per_client"]
 )
 
 
