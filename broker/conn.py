@@ -42,18 +42,17 @@ class Conn:
     dropped = 0
     polled = 0  # the port's poll mask for this connection (the engine never reads it)
     topic_ok = None  # type: Optional[bytes]  # (CPython) the last topic name found valid
-    # A kept message being sent from its own buffer (spool()), between out[ooff:sp_at] and
-    # out[sp_at:olen]: its head (fixed header and topic length, then the packet identifier) is
-    # in sp_head; sp_seg is the part being sent (0 head, 1 topic, 2 packet id, 3 payload),
-    # sp_off how much of it is out, sp_left the bytes still to send.
+    # A kept message being sent from its own buffer (broker.delivery.spool()), between
+    # out[ooff:sp_at] and out[sp_at:olen]: its bytes are sp_head[0:sp_hlen] (fixed header and
+    # topic length), the topic, sp_head[sp_hlen:sp_hlen + sp_idlen] (the packet identifier),
+    # the payload; sp_done of its sp_size bytes are out.
     sp_msg = None  # type: Optional[Message]
     sp_at = 0
     sp_head = NO_OUTPUT
     sp_hlen = 0
-    sp_qos = 0
-    sp_seg = 0
-    sp_off = 0
-    sp_left = 0
+    sp_idlen = 0
+    sp_done = 0
+    sp_size = 0
     # what chunk() points the port at
     cbuf = NO_OUTPUT  # type: Buffer
     coff = 0
@@ -67,54 +66,47 @@ class Conn:
 
     def pending(self) -> int:
         """Bytes still to send, the spooled message's included."""
-        return self.olen - self.ooff + self.sp_left
+        n = self.olen - self.ooff
+        if self.sp_msg is not None:
+            n += self.sp_size - self.sp_done
+        return n
 
     def chunk(self) -> int:
         """What to send next, for the port: cbuf[coff:coff + n], n returned (0: nothing)."""
-        msg = self.sp_msg
-        if msg is None or self.ooff < self.sp_at:
+        m = self.sp_msg
+        if m is None or self.ooff < self.sp_at:
             self.cbuf = self.out
             self.coff = self.ooff
-            return (self.olen if msg is None else self.sp_at) - self.ooff
-        seg = self.sp_seg
-        if seg == 0 or seg == 2:
+            return (self.olen if m is None else self.sp_at) - self.ooff
+        # the spooled message's four parts, one after the other
+        d = self.sp_done
+        h = self.sp_hlen
+        t = m.tlen
+        if d < h:
             self.cbuf = self.sp_head
-            start = 0 if seg == 0 else self.sp_hlen
-            end = self.sp_hlen if seg == 0 else self.sp_hlen + 2
-        else:
-            self.cbuf = msg.data
-            start = 0 if seg == 1 else msg.tlen
-            end = msg.tlen if seg == 1 else len(msg.data)
-        self.coff = start + self.sp_off
-        return end - self.coff
+            self.coff = d
+            return h - d
+        d -= h
+        if d < t:
+            self.cbuf = m.data
+            self.coff = d
+            return t - d
+        d -= t
+        if d < self.sp_idlen:
+            self.cbuf = self.sp_head
+            self.coff = h + d
+            return self.sp_idlen - d
+        self.cbuf = m.data
+        self.coff = d - self.sp_idlen + t
+        return len(m.data) - self.coff
 
     def sent(self, n: int) -> None:
         """The port wrote n bytes of what chunk() pointed at."""
         if self.sp_msg is None or self.ooff < self.sp_at:
             self.ooff += n
-            if self.ooff == self.olen and self.sp_msg is None:
-                self.ooff = self.olen = 0
-            return
-        self.sp_left -= n
-        if self.sp_left == 0:
-            self.sp_msg = None
-            self.sp_off = 0
-            if self.ooff == self.olen:
-                self.ooff = self.olen = 0
-            return
-        self.sp_off += n
-        if self.coff + n == self._seg_end():
-            self.sp_off = 0
-            self.sp_seg += 1
-            if self.sp_seg == 2 and not self.sp_qos:
-                self.sp_seg = 3
-
-    def _seg_end(self) -> int:
-        seg = self.sp_seg
-        if seg == 0:
-            return self.sp_hlen
-        if seg == 2:
-            return self.sp_hlen + 2
-        msg = self.sp_msg
-        assert msg is not None
-        return msg.tlen if seg == 1 else len(msg.data)
+        else:
+            self.sp_done += n
+            if self.sp_done == self.sp_size:
+                self.sp_msg = None
+        if self.ooff == self.olen and self.sp_msg is None:
+            self.ooff = self.olen = 0

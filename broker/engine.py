@@ -4,29 +4,24 @@ A port hands every connection's bytes to feed(); the engine parses them in place
 tables and appends whatever each connection must receive to that connection's output buffer.
 Connections with output (or that must be closed) are listed in `Broker.wq` for the port to flush.
 Timers enter through tick(now_ms). A single dispatch in _packet(); this module holds the
-routing path (PUBLISH in, deliveries and acknowledgements out). CONNECT and SUBSCRIBE /
-UNSUBSCRIBE are handled in their own modules (broker.handle_connect, broker.handle_subscribe),
-and the tables and a connection's life around it in broker.lifecycle, which also keeps each
-module small enough to compile inside a board's heap.
+routing path (matching subscriptions and writing the copies out). Each packet a client sends is
+handled in its own module (broker.handle_connect, broker.handle_publish for PUBLISH and the
+acknowledgements, broker.handle_subscribe), kept messages go out through broker.delivery, and
+the tables and a connection's life around them are in broker.lifecycle.
 """
 from broker import codec
 # Out of alphabetical order on purpose: MicroPython compiles a module from source in transient
 # heap about three times its size, so the larger modules are imported first, while less is
-# loaded (importing the broker from .py then peaks at 100K instead of 112K).
-from broker.lifecycle import LIMIT_MEMORY, TICKS_MASK, Lifecycle, packet_name
+# loaded.
+from broker.lifecycle import TICKS_MASK, Lifecycle, packet_name
+from broker.handle_publish import handle_ack, handle_publish, handle_pubrec, handle_pubrel
 from broker.bytesops import MPY, copy_into, micropython
-from broker.codec import (
-    MalformedPacket, parse_publish, put_ack, put_publish, put_remaining_length,
-)
-from broker.conn import CLOSED, NEW, NO_OUTPUT, Conn
+from broker.codec import MalformedPacket, put_ack, put_publish
+from broker.conn import CLOSED, CONNECTED, NEW, NO_OUTPUT, Conn
+from broker.delivery import deliver, enqueue, pump
 from broker.handle_connect import handle_connect
 from broker.handle_subscribe import handle_subscribe, handle_unsubscribe
-from broker.retain import FULL as RETAINED_FULL
-from broker.session import (
-    AWAIT_PUBACK, AWAIT_PUBCOMP, AWAIT_PUBREC, FLAG_QOS_MASK, FLAG_RETAIN, MESSAGE_OVERHEAD,
-    QOS2_FULL, QOS2_NEW, QOS2_RESENT, Message, Session, message_from,
-)
-from broker.topics import valid_topic_name
+from broker.session import AWAIT_PUBACK, AWAIT_PUBCOMP, MESSAGE_OVERHEAD, Message
 
 try:
     from micropython import const
@@ -46,11 +41,8 @@ _PUBREC = const(5)
 _PUBREL = const(6)
 _SUBSCRIBE = const(8)
 _UNSUBSCRIBE = const(10)
-_DOLLAR = const(0x24)  # '$'
 _LOG_DEBUG = const(0x40)
 _LOG_ERR = const(0x01)
-_LOG_NOTICE = const(0x04)
-_LOG_WARNING = const(0x02)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,20 +51,6 @@ if TYPE_CHECKING:
     Buffer = Union[bytes, bytearray]
 
 _OUT_INITIAL = const(256)
-_SPOOL_HEAD = const(9)  # a spooled PUBLISH's head: fixed header, topic length, packet id
-
-
-def _dollar_write_denied(buf: "Buffer", ts: int, te: int) -> bool:
-    """Topics a client may not publish to, whatever the ACL says (mosquitto's rule): $SYS is
-    the broker's own, but for the bridge state that a remote bridge reports into it
-    ($SYS/broker/connection/NAME/state); $share names shared subscriptions, never a topic."""
-    if buf.startswith(b"$SYS", ts):
-        at = ts + 23  # len(b"$SYS/broker/connection/")
-        if not buf.startswith(b"$SYS/broker/connection/", ts):
-            return True
-        slash = buf.find(b"/", at, te)
-        return slash <= at or te - slash != 6 or not buf.startswith(b"/state", slash)
-    return buf.startswith(b"$share", ts)
 
 
 class Broker(Lifecycle):
@@ -154,6 +132,12 @@ class Broker(Lifecycle):
             self.wq.append(conn)
         return pos
 
+    def drained(self, conn: Conn) -> None:
+        """The port flushed all of conn's output: what waits for it can go out."""
+        s = conn.session
+        if conn.state == CONNECTED and s is not None and (s.queue or s.resend):
+            pump(self, s)
+
     def send_ack(self, conn: Conn, packet_type: int, mid: int) -> None:
         pos = self.reserve(conn, 4, False)
         if pos >= 0:
@@ -183,19 +167,19 @@ class Broker(Lifecycle):
                 raise MalformedPacket("%s before CONNECT" % packet_name(t))  # [MQTT-3.1.0-1]
             handle_connect(self, conn, buf, pos, end)
         elif t == _PUBLISH:
-            self._publish(conn, b0, buf, pos, end)
+            handle_publish(self, conn, b0, buf, pos, end)
         elif t == _PUBACK or t == _PUBREC or t == _PUBREL or t == _PUBCOMP:
             if end - pos != 2:
                 raise MalformedPacket("%s remaining length must be 2" % packet_name(t))
             mid = (buf[pos] << 8) | buf[pos + 1]
             if t == _PUBACK:
-                self._complete(conn, t, mid, AWAIT_PUBACK)
+                handle_ack(self, conn, t, mid, AWAIT_PUBACK)
             elif t == _PUBREC:
-                self._pubrec(conn, mid)
+                handle_pubrec(self, conn, mid)
             elif t == _PUBREL:
-                self._pubrel(conn, mid)
+                handle_pubrel(self, conn, mid)
             else:
-                self._complete(conn, t, mid, AWAIT_PUBCOMP)
+                handle_ack(self, conn, t, mid, AWAIT_PUBCOMP)
         elif t == _SUBSCRIBE:
             handle_subscribe(self, conn, buf, pos, end)
         elif t == _UNSUBSCRIBE:
@@ -219,99 +203,6 @@ class Broker(Lifecycle):
         else:
             raise MalformedPacket("%s is not sent by clients" % packet_name(t))
 
-    @micropython.native
-    def _publish(self, conn: Conn, b0: int, buf: "Buffer", pos: int, end: int) -> None:
-        v = self.pub
-        parse_publish(v, b0, buf, pos, end)
-        ts = v.topic_start
-        te = v.topic_end
-        qos = v.qos
-        if te - ts > self.config.max_topic_length:
-            raise MalformedPacket("topic longer than max_topic_length")
-        last = conn.topic_ok
-        if last is None or te - ts != len(last) or not buf.startswith(last, ts):
-            if not valid_topic_name(buf, ts, te):
-                raise MalformedPacket("invalid topic name")  # [MQTT-3.3.2-2] [MQTT-4.7.3-1]
-            if not MPY:  # (a copy per new topic: not on a board's heap)
-                conn.topic_ok = bytes(buf[ts:te])
-        if qos == 0 and b0 & 0x08:
-            raise MalformedPacket("DUP set on a QoS 0 PUBLISH")  # [MQTT-3.3.1-2]
-        if qos and v.mid == 0:
-            raise MalformedPacket("packet identifier 0")  # [MQTT-2.3.1-1]
-        if b0 & 0x01 and not self.config.retain_available:
-            raise MalformedPacket("RETAIN set but retain_available is false")
-        self.messages_received += 1
-        if self.log_mask & _LOG_DEBUG:
-            self._trace("Received PUBLISH from", conn, b0, v.mid, buf, ts, te,
-                        v.payload_end - v.payload_start)
-        mid = v.mid
-        ps = v.payload_start
-        pe = v.payload_end
-        s = conn.session
-        if qos == 2:
-            got = s.qos2_received(mid) if s is not None else QOS2_NEW
-            if got == QOS2_RESENT:
-                self.send_ack(conn, _PUBREC, mid)  # a re-sent PUBLISH: deliver once only
-                return
-            if got == QOS2_FULL:
-                # 3.1.1 cannot refuse a PUBLISH; a client that never releases its QoS 2
-                # messages would hold the broker's memory, so it loses the connection.
-                self.close(conn, "Client %s has too many QoS 2 messages awaiting PUBREL, "
-                           "disconnecting." % conn.client_id, True)
-                return
-        acl = self.acl
-        if buf[ts] == _DOLLAR and _dollar_write_denied(buf, ts, te):
-            # 3.1.1 has no way to refuse a PUBLISH: drop it, acknowledge it as usual.
-            if self.log_mask & _LOG_DEBUG:
-                self.log(_LOG_DEBUG, "Denied PUBLISH from %s to '%s' (the broker's own topics)."
-                         % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
-            self.messages_dropped += 1
-        elif acl is not None and s is not None and s.acl is not None\
-                and not acl.writable(s.acl, buf, ts, te):
-            self.log(_LOG_NOTICE, "Denied PUBLISH from %s to '%s' (acl_file)."
-                     % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
-            self.messages_dropped += 1
-        else:
-            n = self._collect(buf, ts, te)
-            msg = None
-            if (b0 & 0x01 and pe > ps) or (
-                    (qos or self.config.queue_qos0_messages) and self._must_keep(n, qos)):
-                # What is acknowledged can be delivered: a message that cannot be kept is
-                # refused before any acknowledgement, and 3.1.1's only refusal is to close
-                # the connection, so that the client sends it again.
-                msg = self._keep(conn, buf, n)
-                if msg is None:
-                    if qos == 2 and s is not None:
-                        s.qos2_released(mid)
-                    return
-            if qos == 2:
-                # acknowledged before it goes on, as mosquitto does: a client subscribed to
-                # its own topic sees its PUBREC first
-                self.send_ack(conn, _PUBREC, mid)
-            if b0 & 0x01:
-                self._retain(conn, buf, ts, te, msg if pe > ps else None)
-            # a PUBLISH with no flags goes out to QoS 0 subscribers byte for byte as it came
-            self._deliver(n, buf, ts, te, ps, pe, qos, msg, b0 & 0x01 == 1,
-                          pos - conn.reader.hlen if b0 == 0x30 else -1)
-            if qos == 1:
-                self.send_ack(conn, _PUBACK, mid)
-            return
-        if qos == 1:
-            self.send_ack(conn, _PUBACK, mid)
-        elif qos == 2:
-            self.send_ack(conn, _PUBREC, mid)
-
-    def _must_keep(self, n: int, qos: int) -> bool:
-        """Whether routing to hits[0:n] needs a kept copy of the message: a subscriber gets it
-        at QoS 1 or 2, or it is queued for an offline session (queue_qos0_messages)."""
-        hits = self.hits
-        queue0 = self.config.queue_qos0_messages
-        for i in range(n):
-            s = hits[i]
-            if s.local is None and ((qos and s.route_qos) or (queue0 and s.conn is None)):
-                return True
-        return False
-
     def room_for(self, size: int) -> str:
         """Why a message of size bytes (topic and payload) cannot be kept, or "" when it can:
         memory_limit, and on a small heap the heap itself."""
@@ -322,47 +213,6 @@ class Broker(Lifecycle):
         if self.heap_low is not None and self.heap_low(need):
             return "the heap is nearly full"
         return ""
-
-    def _keep(self, conn: Conn, buf: "Buffer", n: int) -> "Optional[Message]":
-        """The kept copy of the PUBLISH in buf that self.pub describes, routed to hits[0:n];
-        None when there is no room for it, after closing the publisher's connection (with its
-        will) and clearing hits. (Few arguments: MicroPython puts a larger frame on the heap.)"""
-        v = self.pub
-        ts = v.topic_start
-        te = v.topic_end
-        why = self.room_for(te - ts + v.payload_end - v.payload_start)
-        if not why:
-            try:
-                return message_from(buf, ts, te, v.payload_start, v.payload_end, v.qos,
-                                    v.b0 & 0x01 == 1)
-            except MemoryError:
-                why = "the heap has no block that large"
-        hits = self.hits
-        for i in range(n):
-            hits[i] = None
-        self.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Client %s: no room to keep a message of %d"
-                         " bytes on '%s' (%s), disconnecting: it is sent again on reconnection."
-                         % (conn.client_id, te - ts + v.payload_end - v.payload_start,
-                            str(bytes(buf[ts:te]), "utf-8"), why))
-        self.close(conn, "", True)
-        return None
-
-    def _retain(self, conn: Conn, buf: "Buffer", ts: int, te: int,
-                msg: "Optional[Message]") -> None:
-        """A PUBLISH with RETAIN set: keep msg as its topic's retained message, or clear it
-        (msg None: an empty payload) [MQTT-3.3.1-5] [MQTT-3.3.1-10] [MQTT-3.3.1-11]."""
-        if msg is None:
-            self.retained.delete(buf, ts, te)
-            return
-        why = self.retained.store(msg, conn.client_id, self.retained_share)
-        if why:
-            self.log(_LOG_WARNING, "Retained message on '%s' not kept: %s reached."
-                     % (str(bytes(buf[ts:te]), "utf-8"), self._retained_limit(why)))
-
-    def _retained_limit(self, why: int) -> str:
-        if why == RETAINED_FULL:
-            return "max_retained_messages (%d)" % self.config.max_retained_messages
-        return "max_retained_per_client (%d)" % self.retained_share
 
     def local_client(self, client_id: str,
                      on_message: "Optional[Callable[[bytes, bytes, int, bool], None]]" = None
@@ -444,168 +294,11 @@ class Broker(Lifecycle):
                                 self._trace("Sending PUBLISH to", conn, 0x30, 0, buf, ts, te,
                                             pe - ps)
                 elif msg is not None and self.config.queue_qos0_messages:
-                    self._enqueue(s, msg, 0)
+                    enqueue(self, s, msg, 0)
                 else:
                     self.messages_dropped += 1
             elif msg is not None:
-                self.deliver(s, msg, q)
+                deliver(self, s, msg, q)
         self.routing = False
         if self.local_pending:
             self.run_local()
-
-    def deliver(self, s: Session, msg: Message, flags: int) -> None:
-        """A kept message (QoS 1 or 2, or a queued QoS 0 one) for session s: send now if the
-        in-flight window has room and nothing waits ahead of it, else queue it (order is kept).
-        An in-process client gets it at once: it has no wire to lose it on."""
-        if s.local is not None:
-            self.local_pending.append((s, msg.topic(), msg.payload(), flags & FLAG_QOS_MASK,
-                                       bool(flags & FLAG_RETAIN)))
-            if not self.routing:
-                self.run_local()
-            return
-        if s.conn is not None and not s.queue and not s.resend\
-                and self._send_stored(s, msg, flags):
-            return
-        self._enqueue(s, msg, flags)
-
-    def _enqueue(self, s: Session, msg: Message, flags: int) -> None:
-        if not s.enqueue(msg, flags):
-            if len(s.queue) >= s.max_queued:
-                why = "max_queued_messages %d reached" % s.max_queued
-            else:
-                why = "max_queued_bytes %d reached" % s.max_queued_bytes
-            self._dropped(s, why)
-
-    def _send_stored(self, s: Session, msg: Message, flags: int) -> bool:
-        """Send kept msg to the connected session s now, if its window and output allow."""
-        q = flags & FLAG_QOS_MASK
-        if q and not s.window_open():
-            return False
-        b0 = 0x30 | (q << 1) | (1 if flags & FLAG_RETAIN else 0)
-        pos = self._room(s.conn, b0, msg)
-        if pos == -2:
-            return False
-        mid = 0
-        if q:
-            i = s.take_slot(msg, flags)  # (before slot_mid is read: it may allocate the slots)
-            mid = s.slot_mid[i]
-        self._put_stored(s.conn, pos, b0, mid, msg)
-        return True
-
-    def _resend(self, s: Session, i: int) -> bool:
-        """Send in-flight slot i again after a reconnection: PUBLISH with DUP set, or the
-        PUBREL of a QoS 2 message already received [MQTT-4.4.0-1]; False: not now."""
-        conn = s.conn
-        mid = s.slot_mid[i]
-        if s.slot_state[i] == AWAIT_PUBCOMP:
-            self.send_ack(conn, _PUBREL, mid)
-            return True
-        msg = s.slot_msg[i]
-        if msg is None:
-            return True
-        flags = s.slot_flags[i]
-        b0 = 0x38 | ((flags & FLAG_QOS_MASK) << 1) | (1 if flags & FLAG_RETAIN else 0)
-        pos = self._room(conn, b0, msg)
-        if pos == -2:
-            return False
-        self._put_stored(conn, pos, b0, mid, msg)
-        return True
-
-    def _room(self, conn: Conn, b0: int, msg: Message) -> int:
-        """Where a kept message goes out: copied into conn's output at the offset returned
-        when it fits without growing the output past out_soft or the heap; -1: sent from its
-        own buffer (spooled), when it does not and no other message is being spooled to conn;
-        -2: not now (the port calls drained() once conn's output is out)."""
-        tlen = msg.tlen
-        size = codec.publish_size(b0, tlen, len(msg.data) - tlen)
-        pos = self.reserve(conn, size, True) if size <= self.copy_max else -1
-        if pos < 0 and conn.sp_msg is not None:
-            return -2
-        return pos
-
-    def _put_stored(self, conn: Conn, pos: int, b0: int, mid: int, msg: Message) -> None:
-        data = msg.data
-        tlen = msg.tlen
-        if pos >= 0:
-            put_publish(conn.out, pos, b0, mid, data, 0, tlen, tlen, len(data))
-        else:
-            self._spool(conn, b0, mid, msg)
-        self.messages_sent += 1
-        if self.log_mask & _LOG_DEBUG:
-            self._trace("Sending PUBLISH to", conn, b0, mid, data, 0, tlen, len(data) - tlen)
-
-    def _spool(self, conn: Conn, b0: int, mid: int, msg: Message) -> None:
-        """Send msg from its own buffer, after what conn's output holds now: a kept message
-        never needs a second copy of itself, or an output buffer its size (Conn.chunk)."""
-        head = conn.sp_head
-        if len(head) < _SPOOL_HEAD:
-            head = conn.sp_head = bytearray(_SPOOL_HEAD)
-        tlen = msg.tlen
-        rl = 2 + len(msg.data) + (2 if b0 & 0x06 else 0)
-        head[0] = b0
-        p = put_remaining_length(head, 1, rl)
-        head[p] = tlen >> 8
-        head[p + 1] = tlen & 0xFF
-        head[p + 2] = mid >> 8
-        head[p + 3] = mid & 0xFF
-        conn.sp_hlen = p + 2
-        conn.sp_qos = b0 & 0x06
-        conn.sp_seg = 0
-        conn.sp_off = 0
-        conn.sp_left = p + rl
-        conn.sp_at = conn.olen
-        conn.sp_msg = msg
-        conn.busy = True
-        self.packets_sent += 1
-        self.bytes_sent += p + rl
-        if not conn.in_wq:
-            conn.in_wq = True
-            self.wq.append(conn)
-
-    def pump(self, s: Session) -> None:
-        """Send what waits for a connected session while its window and output allow: first
-        in-flight messages to send again (resume), then the queue, in order."""
-        while s.conn is not None:
-            if s.resend:
-                if not self._resend(s, s.resend[0]):
-                    return
-                s.resend.pop(0)
-            elif s.queue:
-                if not self._send_stored(s, s.queue[0], s.queue_flags[0]):
-                    return
-                s.unqueue(0)
-            else:
-                return
-
-    def _complete(self, conn: Conn, t: int, mid: int, state: int) -> None:
-        """PUBACK (QoS 1) or PUBCOMP (QoS 2) ends a delivery: its slot and packet identifier
-        are free again, and a queued message can take them."""
-        s = conn.session
-        if s is None:
-            return
-        i = s.find_slot(mid, state)
-        if i >= 0:
-            s.release_slot(i)
-            if s.queue:
-                self.pump(s)
-        elif self.log_mask & _LOG_DEBUG:
-            self.log(_LOG_DEBUG, "Received %s from %s for unknown packet id %d"
-                     % (packet_name(t), conn.client_id, mid))
-
-    def _pubrec(self, conn: Conn, mid: int) -> None:
-        s = conn.session
-        if s is None:
-            return
-        i = s.find_slot(mid, AWAIT_PUBREC)
-        if i >= 0:
-            s.slot_state[i] = AWAIT_PUBCOMP
-            s.forget_message(i)  # the message is delivered; only its identifier is kept
-            self.send_ack(conn, _PUBREL, mid)  # [MQTT-4.3.3-1]
-        elif s.find_slot(mid, AWAIT_PUBCOMP) >= 0:
-            self.send_ack(conn, _PUBREL, mid)
-
-    def _pubrel(self, conn: Conn, mid: int) -> None:
-        s = conn.session
-        if s is not None:
-            s.qos2_released(mid)
-        self.send_ack(conn, _PUBCOMP, mid)  # [MQTT-4.3.3-2]

@@ -2,6 +2,7 @@
 from broker.codec import MalformedPacket, decode_connect
 from broker.conn import CONNECTED
 from broker.lifecycle import LIMIT_CONNECTIONS, LIMIT_MEMORY
+from broker.delivery import pump
 from broker.session import Message, Session
 from broker.topics import valid_topic_name
 
@@ -204,4 +205,4 @@ def resume(b: "Broker", s: Session) -> None:
     identifiers, in their original order [MQTT-4.4.0-1], then whatever was queued; what the
     output cannot take yet goes out as it drains (Broker.pump)."""
     s.resend = s.inflight_order()
-    b.pump(s)
+    pump(b, s)

@@ -3,6 +3,7 @@ from broker.codec import (
     MalformedPacket, decode_subscribe, decode_unsubscribe, put_remaining_length,
     remaining_length_size,
 )
+from broker.delivery import deliver
 from broker.session import FLAG_RETAIN
 from broker.topics import Filter, valid_topic_filter
 
@@ -90,11 +91,11 @@ def send_retained(b: "Broker", s: "Session", filt: bytes, q: int) -> None:
     rules = s.acl
     for m in b.retained.matching(f):
         if rules is None or _may_read(rules, m):
-            b.deliver(s, m, FLAG_RETAIN | (m.qos if m.qos < q else q))
+            deliver(b, s, m, FLAG_RETAIN | (m.qos if m.qos < q else q))
     if b.sys is not None:
         for m in b.sys.matching(f):
             if rules is None or _may_read(rules, m):
-                b.deliver(s, m, FLAG_RETAIN)
+                deliver(b, s, m, FLAG_RETAIN)
 
 
 def _may_subscribe(rules: "Any", filt: bytes) -> bool:

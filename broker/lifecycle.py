@@ -75,7 +75,6 @@ class Lifecycle:
 
     if TYPE_CHECKING:  # broker.engine.Broker's, called from here
         def reserve(self, conn: Conn, n: int, optional: bool) -> int: ...
-        def pump(self, s: Session) -> None: ...
         def room_for(self, size: int) -> str: ...
         def _route(self, buf: "Buffer", ts: int, te: int, ps: int, pe: int, qos: int,
                    msg: "Optional[Message]", retain: bool = False) -> None: ...
@@ -219,12 +218,6 @@ class Lifecycle:
             self.close(conn, "Client %s closed its connection." % conn.client_id, True)
         else:
             self.close(conn, "", True)
-
-    def drained(self, conn: Conn) -> None:
-        """The port flushed all of conn's output: queued messages can go out."""
-        s = conn.session
-        if conn.state == CONNECTED and s is not None and (s.queue or s.resend):
-            self.pump(s)
 
     def tick(self, now: int) -> None:
         """Advance the clock (ms, wrapping at TICKS_MASK); enforce keepalive [MQTT-3.1.2-24]."""

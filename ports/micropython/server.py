@@ -19,6 +19,7 @@ except ImportError:
 
 # Values from broker.const, defined here so that MicroPython compiles them to literals.
 _LOG_NOTICE = const(0x04)
+_LOG_WARNING = const(0x02)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,6 +31,8 @@ _SCRATCH_MIN = 1024
 _OUT_HEAP_SHARE = 8
 _BACKLOG_MAX = 128
 _HEAP_FREE_SHARE = 16
+_COPY_MIN = 256
+_COPY_HEAP_SHARE = 64
 _POLL_MS = 250
 _IN = select.POLLIN
 _OUT = select.POLLOUT
@@ -46,13 +49,19 @@ def _peer(addr: "Any") -> str:
     return "unknown"
 
 
+def _heap_free() -> int:
+    """The heap's free bytes (tools/wasm32 replaces it: that port's figure counts the room its
+    heap could grow into, which a board's has not)."""
+    return gc.mem_free()  # type: ignore[attr-defined]
+
+
 def _heap_low(n: int) -> bool:
     """True when a new buffer of n bytes would leave less than a sixteenth of the heap free."""
-    free = gc.mem_free()  # type: ignore[attr-defined]
+    free = _heap_free()
     if (free - n) * _HEAP_FREE_SHARE >= free + gc.mem_alloc():  # type: ignore[attr-defined]
         return False
     gc.collect()  # what looked used may be garbage not yet collected
-    free = gc.mem_free()  # type: ignore[attr-defined]
+    free = _heap_free()
     return (free - n) * _HEAP_FREE_SHARE < free + gc.mem_alloc()  # type: ignore[attr-defined]
 
 
@@ -67,12 +76,16 @@ class Server:
         # The engine sizes a slow subscriber's output cap from max_packet_size alone (up to
         # 256 KB with no limit set); here one connection may not take more than an eighth of
         # the heap, or a single client that stops reading could exhaust it.
-        heap = gc.mem_free() + gc.mem_alloc()  # type: ignore[attr-defined]
+        heap = _heap_free() + gc.mem_alloc()  # type: ignore[attr-defined]
         if self.broker.out_soft > heap // _OUT_HEAP_SHARE:
             self.broker.out_soft = heap // _OUT_HEAP_SHARE
         # ... and all of them together leave a sixteenth of the heap free for everything else:
-        # past that, QoS 0 deliveries that need a bigger buffer are dropped (and counted).
+        # past that, QoS 0 deliveries that need a bigger buffer are dropped (and counted), and
+        # messages that would have to be kept are refused before they are acknowledged.
         self.broker.heap_low = _heap_low
+        # A kept message larger than this goes out from its own buffer rather than through a
+        # grown output buffer (Broker._room): a board cannot hold a copy of each per subscriber.
+        self.broker.copy_max = min(self.broker.out_soft, max(_COPY_MIN, heap // _COPY_HEAP_SHARE))
         self.poller = select.poll()
         self.listeners = {}  # type: Dict[Any, int]
         self.conns = {}  # type: Dict[Any, Conn]
@@ -125,6 +138,20 @@ class Server:
                 self.tls[sock] = ctx
             self.poller.register(sock, _IN)
             self.addresses.append("%s:%d" % (host, lst.port))
+
+    def plan(self) -> str:
+        """Check the configuration against the heap once everything is loaded and bound, and
+        size the budgets of kept messages from it; the reason it cannot work, or ""."""
+        import ports.micropython as package
+        from ports.micropython import heapplan
+        try:
+            error, warning = heapplan.plan(self.broker, self.config, _heap_free)
+        finally:  # start-up only: not kept loaded (the package keeps its submodules too)
+            del sys.modules["ports.micropython.heapplan"]
+            delattr(package, "heapplan")
+        if warning:
+            _log(_LOG_WARNING, "Warning: %s." % warning)
+        return error
 
     def step(self, timeout_ms: int) -> None:
         """One turn of the loop: wait up to timeout_ms for sockets, serve them, run the timers,
@@ -302,6 +329,11 @@ def serve(config: "Config", banner: str,
     where = ""
     try:
         server.bind()
+    except MemoryError:  # a TLS listener's context
+        server.close_listeners()
+        from ports.micropython.launch import out_of_memory  # loaded: it loaded this module
+        out_of_memory("starting")
+        return 1
     except OSError as e:
         reason = "address already in use" if e.args and e.args[0] == _EADDRINUSE else str(e)
         where = ", ".join(["%s:%d" % (lst.host or "0.0.0.0", lst.port)
@@ -319,6 +351,11 @@ def serve(config: "Config", banner: str,
     if where:
         server.close_listeners()  # removes the socket files of the unix listeners opened
         sys.stderr.write("Error: cannot listen on %s: %s\n" % (where, reason))
+        return 1
+    error = server.plan()
+    if error:
+        server.close_listeners()
+        sys.stderr.write("Error: %s\n" % error)
         return 1
     for address in server.addresses:
         sys.stderr.write("%d: listening on %s\n" % (int(time.time()), address))

@@ -1,0 +1,228 @@
+"""PUBLISH from a client and the acknowledgements of deliveries: validation, the QoS 2 flow
+on the receiving side [MQTT-4.3.3], what clients may not publish, the decision to keep a message
+before it is acknowledged, retained messages [MQTT-3.3.1-5], and PUBACK / PUBREC / PUBREL /
+PUBCOMP for the messages the broker sends [MQTT-4.3.2] [MQTT-4.3.3].
+
+The routing itself (Broker._collect, Broker._deliver) is the engine's; kept messages go out
+through broker.delivery.
+"""
+from broker.bytesops import MPY, micropython
+from broker.codec import MalformedPacket, parse_publish
+from broker.conn import Conn
+from broker.delivery import pump
+from broker.lifecycle import LIMIT_MEMORY, packet_name
+from broker.retain import FULL as RETAINED_FULL
+from broker.session import (
+    AWAIT_PUBCOMP, AWAIT_PUBREC, QOS2_FULL, QOS2_NEW, QOS2_RESENT, Message, message_from,
+)
+from broker.topics import valid_topic_name
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):  # type: ignore[no-untyped-def,misc]
+        return x
+
+# Values from broker.const, defined here so that MicroPython compiles them to literals.
+_PUBACK = const(4)
+_PUBREC = const(5)
+_PUBREL = const(6)
+_PUBCOMP = const(7)
+_DOLLAR = const(0x24)  # '$'
+_LOG_DEBUG = const(0x40)
+_LOG_NOTICE = const(0x04)
+_LOG_WARNING = const(0x02)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Union
+    from broker.engine import Broker
+    Buffer = Union[bytes, bytearray]
+
+
+def _dollar_write_denied(buf: "Buffer", ts: int, te: int) -> bool:
+    """Topics a client may not publish to, whatever the ACL says (mosquitto's rule): $SYS is
+    the broker's own, but for the bridge state that a remote bridge reports into it
+    ($SYS/broker/connection/NAME/state); $share names shared subscriptions, never a topic."""
+    if buf.startswith(b"$SYS", ts):
+        at = ts + 23  # len(b"$SYS/broker/connection/")
+        if not buf.startswith(b"$SYS/broker/connection/", ts):
+            return True
+        slash = buf.find(b"/", at, te)
+        return slash <= at or te - slash != 6 or not buf.startswith(b"/state", slash)
+    return buf.startswith(b"$share", ts)
+
+
+@micropython.native
+def handle_publish(b: "Broker", conn: Conn, b0: int, buf: "Buffer", pos: int, end: int) -> None:
+    v = b.pub
+    parse_publish(v, b0, buf, pos, end)
+    ts = v.topic_start
+    te = v.topic_end
+    qos = v.qos
+    if te - ts > b.config.max_topic_length:
+        raise MalformedPacket("topic longer than max_topic_length")
+    last = conn.topic_ok
+    if last is None or te - ts != len(last) or not buf.startswith(last, ts):
+        if not valid_topic_name(buf, ts, te):
+            raise MalformedPacket("invalid topic name")  # [MQTT-3.3.2-2] [MQTT-4.7.3-1]
+        if not MPY:  # (a copy per new topic: not on a board's heap)
+            conn.topic_ok = bytes(buf[ts:te])
+    if qos == 0 and b0 & 0x08:
+        raise MalformedPacket("DUP set on a QoS 0 PUBLISH")  # [MQTT-3.3.1-2]
+    if qos and v.mid == 0:
+        raise MalformedPacket("packet identifier 0")  # [MQTT-2.3.1-1]
+    if b0 & 0x01 and not b.config.retain_available:
+        raise MalformedPacket("RETAIN set but retain_available is false")
+    b.messages_received += 1
+    if b.log_mask & _LOG_DEBUG:
+        b._trace("Received PUBLISH from", conn, b0, v.mid, buf, ts, te,
+                    v.payload_end - v.payload_start)
+    mid = v.mid
+    ps = v.payload_start
+    pe = v.payload_end
+    s = conn.session
+    if qos == 2:
+        got = s.qos2_received(mid) if s is not None else QOS2_NEW
+        if got == QOS2_RESENT:
+            b.send_ack(conn, _PUBREC, mid)  # a re-sent PUBLISH: deliver once only
+            return
+        if got == QOS2_FULL:
+            # 3.1.1 cannot refuse a PUBLISH; a client that never releases its QoS 2
+            # messages would hold the broker's memory, so it loses the connection.
+            b.close(conn, "Client %s has too many QoS 2 messages awaiting PUBREL, "
+                       "disconnecting." % conn.client_id, True)
+            return
+    acl = b.acl
+    if buf[ts] == _DOLLAR and _dollar_write_denied(buf, ts, te):
+        # 3.1.1 has no way to refuse a PUBLISH: drop it, acknowledge it as usual.
+        if b.log_mask & _LOG_DEBUG:
+            b.log(_LOG_DEBUG, "Denied PUBLISH from %s to '%s' (the broker's own topics)."
+                     % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
+        b.messages_dropped += 1
+    elif acl is not None and s is not None and s.acl is not None\
+            and not acl.writable(s.acl, buf, ts, te):
+        b.log(_LOG_NOTICE, "Denied PUBLISH from %s to '%s' (acl_file)."
+                 % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
+        b.messages_dropped += 1
+    else:
+        n = b._collect(buf, ts, te)
+        msg = None
+        if (b0 & 0x01 and pe > ps) or (
+                (qos or b.config.queue_qos0_messages) and _must_keep(b, n, qos)):
+            # What is acknowledged can be delivered: a message that cannot be kept is
+            # refused before any acknowledgement, and 3.1.1's only refusal is to close
+            # the connection, so that the client sends it again.
+            msg = _keep(b, conn, buf, n)
+            if msg is None:
+                if qos == 2 and s is not None:
+                    s.qos2_released(mid)
+                return
+        if qos == 2:
+            # acknowledged before it goes on, as mosquitto does: a client subscribed to
+            # its own topic sees its PUBREC first
+            b.send_ack(conn, _PUBREC, mid)
+        if b0 & 0x01:
+            _retain(b, conn, buf, ts, te, msg if pe > ps else None)
+        # a PUBLISH with no flags goes out to QoS 0 subscribers byte for byte as it came
+        b._deliver(n, buf, ts, te, ps, pe, qos, msg, b0 & 0x01 == 1,
+                      pos - conn.reader.hlen if b0 == 0x30 else -1)
+        if qos == 1:
+            b.send_ack(conn, _PUBACK, mid)
+        return
+    if qos == 1:
+        b.send_ack(conn, _PUBACK, mid)
+    elif qos == 2:
+        b.send_ack(conn, _PUBREC, mid)
+
+
+def _must_keep(b: "Broker", n: int, qos: int) -> bool:
+    """Whether routing to hits[0:n] needs a kept copy of the message: a subscriber gets it
+    at QoS 1 or 2, or it is queued for an offline session (queue_qos0_messages)."""
+    hits = b.hits
+    queue0 = b.config.queue_qos0_messages
+    for i in range(n):
+        s = hits[i]
+        if s.local is None and ((qos and s.route_qos) or (queue0 and s.conn is None)):
+            return True
+    return False
+
+
+def _keep(b: "Broker", conn: Conn, buf: "Buffer", n: int) -> "Optional[Message]":
+    """The kept copy of the PUBLISH in buf that b.pub describes, routed to hits[0:n];
+    None when there is no room for it, after closing the publisher's connection (with its
+    will) and clearing hits. (Few arguments: MicroPython puts a larger frame on the heap.)"""
+    v = b.pub
+    ts = v.topic_start
+    te = v.topic_end
+    why = b.room_for(te - ts + v.payload_end - v.payload_start)
+    if not why:
+        try:
+            return message_from(buf, ts, te, v.payload_start, v.payload_end, v.qos,
+                                v.b0 & 0x01 == 1)
+        except MemoryError:
+            why = "the heap has no block that large"
+    hits = b.hits
+    for i in range(n):
+        hits[i] = None
+    b.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Client %s: no room to keep a message of %d"
+                     " bytes on '%s' (%s), disconnecting: it is sent again on reconnection."
+                     % (conn.client_id, te - ts + v.payload_end - v.payload_start,
+                        str(bytes(buf[ts:te]), "utf-8"), why))
+    b.close(conn, "", True)
+    return None
+
+
+def _retain(b: "Broker", conn: Conn, buf: "Buffer", ts: int, te: int,
+            msg: "Optional[Message]") -> None:
+    """A PUBLISH with RETAIN set: keep msg as its topic's retained message, or clear it
+    (msg None: an empty payload) [MQTT-3.3.1-5] [MQTT-3.3.1-10] [MQTT-3.3.1-11]."""
+    if msg is None:
+        b.retained.delete(buf, ts, te)
+        return
+    why = b.retained.store(msg, conn.client_id, b.retained_share)
+    if why:
+        b.log(_LOG_WARNING, "Retained message on '%s' not kept: %s reached."
+                 % (str(bytes(buf[ts:te]), "utf-8"), _retained_limit(b, why)))
+
+
+def _retained_limit(b: "Broker", why: int) -> str:
+    if why == RETAINED_FULL:
+        return "max_retained_messages (%d)" % b.config.max_retained_messages
+    return "max_retained_per_client (%d)" % b.retained_share
+
+
+def handle_ack(b: "Broker", conn: Conn, t: int, mid: int, state: int) -> None:
+    """PUBACK (QoS 1) or PUBCOMP (QoS 2) ends a delivery: its slot and packet identifier
+    are free again, and a queued message can take them."""
+    s = conn.session
+    if s is None:
+        return
+    i = s.find_slot(mid, state)
+    if i >= 0:
+        s.release_slot(i)
+        if s.queue:
+            pump(b, s)
+    elif b.log_mask & _LOG_DEBUG:
+        b.log(_LOG_DEBUG, "Received %s from %s for unknown packet id %d"
+                 % (packet_name(t), conn.client_id, mid))
+
+
+def handle_pubrec(b: "Broker", conn: Conn, mid: int) -> None:
+    s = conn.session
+    if s is None:
+        return
+    i = s.find_slot(mid, AWAIT_PUBREC)
+    if i >= 0:
+        s.slot_state[i] = AWAIT_PUBCOMP
+        s.forget_message(i)  # the message is delivered; only its identifier is kept
+        b.send_ack(conn, _PUBREL, mid)  # [MQTT-4.3.3-1]
+    elif s.find_slot(mid, AWAIT_PUBCOMP) >= 0:
+        b.send_ack(conn, _PUBREL, mid)
+
+
+def handle_pubrel(b: "Broker", conn: Conn, mid: int) -> None:
+    s = conn.session
+    if s is not None:
+        s.qos2_released(mid)
+    b.send_ack(conn, _PUBCOMP, mid)  # [MQTT-4.3.3-2]

@@ -1,0 +1,67 @@
+"""The heap plan, checked once at start-up on MicroPython: does the configuration fit the heap,
+and how much of it may kept messages take (memory_limit, max_queued_bytes, when the
+configuration sets neither). Imported by ports.micropython.server.serve() and dropped again
+once it has run: a board keeps none of this.
+
+The costs are measured by `make mem` (per idle client, per subscription, per retained message,
+at a board's word size and on 64-bit), in machine words, rounded up: a 32-bit board needs about
+half the bytes a 64-bit build does for the same objects.
+"""
+import gc
+import sys
+
+from broker.session import MESSAGE_OVERHEAD
+from broker.settings import DEFAULT_MAX_CONNECTIONS, Config
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Tuple
+    from broker.engine import Broker
+
+_WORD = 8 if sys.maxsize > 0x7FFFFFFF else 4
+_CONNECTION_WORDS = 256  # a connection, its socket, and the buffers it works with
+_SESSION_WORDS = 32
+_SUBSCRIPTION_WORDS = 64
+_RETAINED_WORDS = 40  # besides its bytes, which the ledger counts
+_MESSAGE_MIN = 1024  # the room for messages may not be less than one message of this size
+_HEAP_FREE_SHARE = 16  # ports.micropython.server's: a sixteenth of the heap stays free
+_PLANNED_CONNECTIONS = 8  # without max_connections in the configuration
+
+
+def plan(broker: "Broker", config: "Config", heap_free: "Callable[[], int]"
+         ) -> "Tuple[str, str]":
+    """(error, warning): an error when the configuration cannot work in this heap, a warning
+    when its tables, once full, would not fit beside its connections; each one line or ""."""
+    gc.collect()
+    used = gc.mem_alloc()  # type: ignore[attr-defined]
+    free = heap_free()
+    heap = used + free
+    conns = config.max_connections
+    if conns == DEFAULT_MAX_CONNECTIONS:
+        conns = _PLANNED_CONNECTIONS
+    message = min(config.max_packet_size, _MESSAGE_MIN) + MESSAGE_OVERHEAD
+    room = free - heap // _HEAP_FREE_SHARE - conns * _CONNECTION_WORDS * _WORD
+    if room < message:
+        return ("the configuration does not fit a heap of %d KB: %d KB are in use after"
+                " start-up, a sixteenth stays free, and %d connections need about %d KB,"
+                " which leaves no room for messages: lower max_connections or"
+                " max_packet_size, or give a larger heap"
+                % (heap // 1024, used // 1024, conns,
+                   conns * _CONNECTION_WORDS * _WORD // 1024), "")
+    if not config.memory_limit:
+        broker.memory_limit = room
+    if not config.max_queued_bytes:
+        broker.max_queued_bytes = max(room // 2, message)
+    tables = (config.max_sessions * _SESSION_WORDS
+              + config.max_subscriptions * _SUBSCRIPTION_WORDS
+              + config.max_retained_messages * _RETAINED_WORDS) * _WORD
+    defaults = Config()  # sized for CPython: not a choice this configuration made
+    chosen = (config.max_sessions, config.max_subscriptions, config.max_retained_messages) != (
+        defaults.max_sessions, defaults.max_subscriptions, defaults.max_retained_messages)
+    if chosen and tables + message > room:
+        return ("", "the tables of this configuration, once full, need about %d KB of the %d KB"
+                " left for messages in a heap of %d KB: sessions, subscriptions or retained"
+                " messages may be refused for memory before their limits (max_sessions,"
+                " max_subscriptions, max_retained_messages)"
+                % (tables // 1024, room // 1024, heap // 1024))
+    return ("", "")
