@@ -22,7 +22,10 @@ if TYPE_CHECKING:
     from typing import Dict, List, Optional, Tuple, Union
     Buffer = Union[bytes, bytearray]
     Rules = List[Tuple[int, Filter]]
+    from broker.engine import Broker
+    from broker.session import Session
 
+LOG_NOTICE = 0x04
 READ = 1
 WRITE = 2
 DENY = 4  # a `deny` rule: checked before the rules that grant
@@ -117,6 +120,32 @@ def overlap(a: "List[bytes]", b: "List[bytes]") -> bool:
         i += 1
     rest = a[i:] if i < len(a) else b[i:]
     return not rest or rest == [b"#"]
+
+
+def drop_unreadable(b: "Broker", s: "Session") -> None:
+    """A session continued by a connection of another user keeps its subscriptions (every
+    message routed to it is checked against the new user's rules), but what was queued or in
+    flight for the previous user and that this one may not read is dropped, as in mosquitto 2.0
+    (its connection_check_acl)."""
+    rules = s.acl
+    dropped = 0
+    i = 0
+    while i < len(s.queue):
+        m = s.queue[i]
+        if can(rules, READ, m.data, 0, m.tlen):
+            i += 1
+        else:
+            s.unqueue(i)
+            dropped += 1
+    for i in range(len(s.slot_state)):
+        sent = s.slot_msg[i]
+        if sent is not None and not can(rules, READ, sent.data, 0, sent.tlen):
+            s.release_slot(i)
+            dropped += 1
+    if dropped:
+        b.messages_dropped += dropped
+        b.log(LOG_NOTICE, "Client %s: %d queued or in-flight messages dropped: not readable by"
+              " its new user (acl_file)." % (s.client_id, dropped))
 
 
 def parse(text: str, filename: str = "<acl>") -> Acl:

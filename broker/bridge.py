@@ -25,7 +25,9 @@ from broker.const import (
 )
 from broker.lifecycle import LIMIT_MEMORY, ticks_diff
 from broker.local import LocalClient
-from broker.session import AWAIT_PUBACK, AWAIT_PUBCOMP, AWAIT_PUBREC, Message
+from broker.session import (
+    AWAIT_PUBACK, AWAIT_PUBCOMP, AWAIT_PUBREC, FLAG_QOS_MASK, FLAG_RETAIN, Message,
+)
 from broker.topics import Filter, filter_matches, valid_topic_name
 
 TYPE_CHECKING = False
@@ -376,13 +378,14 @@ class Bridge:
                             % (self.name, self.max_queued, self.dropped))
 
     def _send_new(self, msg: Message) -> None:
-        if msg.qos == 0:
-            self._send_stored(0x31 if msg.retain else 0x30, 0, msg)
+        qos = msg.flags & FLAG_QOS_MASK
+        if qos == 0:
+            self._send_stored(0x31 if msg.flags & FLAG_RETAIN else 0x30, 0, msg)
             return
         mid = self._mid()
-        self.inflight[mid] = [AWAIT_PUBACK if msg.qos == 1 else AWAIT_PUBREC, msg]
+        self.inflight[mid] = [AWAIT_PUBACK if qos == 1 else AWAIT_PUBREC, msg]
         self.order.append(mid)
-        self._send_stored(0x30 | (msg.qos << 1) | (1 if msg.retain else 0), mid, msg)
+        self._send_stored(_b0(0x30, msg), mid, msg)
 
     def _pump(self) -> None:
         queue = self.queue
@@ -439,7 +442,7 @@ class Bridge:
             if e[0] == AWAIT_PUBCOMP or msg is None:
                 self._ack(PUBREL, mid)
             else:
-                self._send_stored(0x38 | (msg.qos << 1) | (1 if msg.retain else 0), mid, msg)
+                self._send_stored(_b0(0x38, msg), mid, msg)
         if self.settings.notifications:
             self._notify_local(b"1")
             if not self.settings.notifications_local_only:
@@ -531,6 +534,11 @@ class Bridge:
     def _notify_local(self, state: bytes) -> None:
         if self.settings.notifications:
             self._inject(self.state_topic, state, 1, self.broker.config.retain_available)
+
+
+def _b0(base: int, msg: Message) -> int:
+    """A PUBLISH's first byte for msg: base (0x30, or 0x38 with DUP) with its QoS and RETAIN."""
+    return base | ((msg.flags & FLAG_QOS_MASK) << 1) | (1 if msg.flags & FLAG_RETAIN else 0)
 
 
 def _translate(rules: "List[Tuple[Filter, TopicRule]]", topic: bytes,

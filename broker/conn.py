@@ -75,9 +75,11 @@ class Conn:
         """What to send next, for the port: cbuf[coff:coff + n], n returned (0: nothing)."""
         m = self.sp_msg
         if m is None or self.ooff < self.sp_at:
-            self.cbuf = self.out
-            self.coff = self.ooff
-            return (self.olen if m is None else self.sp_at) - self.ooff
+            n = (self.olen if m is None else self.sp_at) - self.ooff
+            if n:  # (else cbuf would hold on to a buffer the idle check gives back)
+                self.cbuf = self.out
+                self.coff = self.ooff
+            return n
         # the spooled message's four parts, one after the other
         d = self.sp_done
         h = self.sp_hlen
@@ -110,3 +112,4 @@ class Conn:
                 self.sp_msg = None
         if self.ooff == self.olen and self.sp_msg is None:
             self.ooff = self.olen = 0
+            self.cbuf = NO_OUTPUT  # nor a spooled message's

@@ -4,8 +4,7 @@ through: copied into a connection's output buffer when it has room, otherwise se
 message's own buffer (spooled, Conn.chunk), so that delivering never needs a second copy.
 """
 from broker.codec import publish_size, put_publish, put_remaining_length
-from broker.conn import Conn
-from broker.session import AWAIT_PUBCOMP, FLAG_QOS_MASK, FLAG_RETAIN, Message, Session
+from broker.session import AWAIT_PUBCOMP, FLAG_QOS_MASK, FLAG_RETAIN
 
 try:
     from micropython import const
@@ -19,18 +18,20 @@ _LOG_DEBUG = const(0x40)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from broker.conn import Conn
     from broker.engine import Broker
+    from broker.session import Message, Session
 
 _SPOOL_HEAD = const(9)  # a spooled PUBLISH's head: fixed header, topic length, packet id
 
 
-def deliver(b: "Broker", s: Session, msg: Message, flags: int) -> None:
+def deliver(b: "Broker", s: "Session", msg: "Message", flags: int) -> None:
     """A kept message (QoS 1 or 2, or a queued QoS 0 one) for session s: send now if the
     in-flight window has room and nothing waits ahead of it, else queue it (order is kept).
     An in-process client gets it at once: it has no wire to lose it on."""
     if s.local is not None:
         b.local_pending.append((s, msg.topic(), msg.payload(), flags & FLAG_QOS_MASK,
-                                   bool(flags & FLAG_RETAIN)))
+                                bool(flags & FLAG_RETAIN)))
         if not b.routing:
             b.run_local()
         return
@@ -40,16 +41,17 @@ def deliver(b: "Broker", s: Session, msg: Message, flags: int) -> None:
     enqueue(b, s, msg, flags)
 
 
-def enqueue(b: "Broker", s: Session, msg: Message, flags: int) -> None:
+def enqueue(b: "Broker", s: "Session", msg: "Message", flags: int) -> None:
+    """Queue msg for s, or drop it for s (counted, logged) past its queue's limits."""
     if not s.enqueue(msg, flags):
         if len(s.queue) >= s.max_queued:
             why = "max_queued_messages %d reached" % s.max_queued
         else:
-            why = "max_queued_bytes %d reached" % s.max_queued_bytes
+            why = "max_queued_bytes %d reached" % s.ledger.queue_limit
         b._dropped(s, why)
 
 
-def send_stored(b: "Broker", s: Session, msg: Message, flags: int) -> bool:
+def send_stored(b: "Broker", s: "Session", msg: "Message", flags: int) -> bool:
     """Send kept msg to the connected session s now, if its window and output allow."""
     q = flags & FLAG_QOS_MASK
     if q and not s.window_open():
@@ -66,7 +68,7 @@ def send_stored(b: "Broker", s: Session, msg: Message, flags: int) -> bool:
     return True
 
 
-def resend(b: "Broker", s: Session, i: int) -> bool:
+def resend(b: "Broker", s: "Session", i: int) -> bool:
     """Send in-flight slot i again after a reconnection: PUBLISH with DUP set, or the
     PUBREL of a QoS 2 message already received [MQTT-4.4.0-1]; False: not now."""
     conn = s.conn
@@ -86,7 +88,7 @@ def resend(b: "Broker", s: Session, i: int) -> bool:
     return True
 
 
-def _room(b: "Broker", conn: Conn, b0: int, msg: Message) -> int:
+def _room(b: "Broker", conn: "Conn", b0: int, msg: "Message") -> int:
     """Where a kept message goes out: copied into conn's output at the offset returned
     when it fits without growing the output past out_soft or the heap; -1: sent from its
     own buffer (spooled), when it does not and no other message is being spooled to conn;
@@ -99,7 +101,7 @@ def _room(b: "Broker", conn: Conn, b0: int, msg: Message) -> int:
     return pos
 
 
-def _put_stored(b: "Broker", conn: Conn, pos: int, b0: int, mid: int, msg: Message) -> None:
+def _put_stored(b: "Broker", conn: "Conn", pos: int, b0: int, mid: int, msg: "Message") -> None:
     data = msg.data
     tlen = msg.tlen
     if pos >= 0:
@@ -111,7 +113,7 @@ def _put_stored(b: "Broker", conn: Conn, pos: int, b0: int, mid: int, msg: Messa
         b._trace("Sending PUBLISH to", conn, b0, mid, data, 0, tlen, len(data) - tlen)
 
 
-def _spool(b: "Broker", conn: Conn, b0: int, mid: int, msg: Message) -> None:
+def _spool(b: "Broker", conn: "Conn", b0: int, mid: int, msg: "Message") -> None:
     """Send msg from its own buffer, after what conn's output holds now: a kept message
     never needs a second copy of itself, or an output buffer its size (Conn.chunk)."""
     head = conn.sp_head
@@ -140,7 +142,7 @@ def _spool(b: "Broker", conn: Conn, b0: int, mid: int, msg: Message) -> None:
         b.wq.append(conn)
 
 
-def pump(b: "Broker", s: Session) -> None:
+def pump(b: "Broker", s: "Session") -> None:
     """Send what waits for a connected session while its window and output allow: first
     in-flight messages to send again (resume), then the queue, in order."""
     while s.conn is not None:

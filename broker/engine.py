@@ -17,11 +17,11 @@ from broker.lifecycle import TICKS_MASK, Lifecycle, packet_name
 from broker.handle_publish import handle_ack, handle_publish, handle_pubrec, handle_pubrel
 from broker.bytesops import MPY, copy_into, micropython
 from broker.codec import MalformedPacket, put_ack, put_publish
-from broker.conn import CLOSED, CONNECTED, NEW, NO_OUTPUT, Conn
+from broker.conn import CLOSED, CONNECTED, NEW, NO_OUTPUT
 from broker.delivery import deliver, enqueue, pump
 from broker.handle_connect import handle_connect
 from broker.handle_subscribe import handle_subscribe, handle_unsubscribe
-from broker.session import AWAIT_PUBACK, AWAIT_PUBCOMP, MESSAGE_OVERHEAD, Message
+from broker.session import AWAIT_PUBACK, AWAIT_PUBCOMP, MESSAGE_OVERHEAD
 
 try:
     from micropython import const
@@ -47,7 +47,9 @@ _LOG_ERR = const(0x01)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable, Optional, Union
+    from broker.conn import Conn
     from broker.local import LocalClient
+    from broker.session import Message
     Buffer = Union[bytes, bytearray]
 
 _OUT_INITIAL = const(256)
@@ -55,7 +57,7 @@ _OUT_INITIAL = const(256)
 
 class Broker(Lifecycle):
     @micropython.native
-    def feed(self, conn: Conn, buf: "Buffer", n: int) -> None:
+    def feed(self, conn: "Conn", buf: "Buffer", n: int) -> None:
         """Bytes buf[0:n] arrived on conn."""
         if conn.state == CLOSED:
             return
@@ -78,7 +80,7 @@ class Broker(Lifecycle):
             self.close(conn, "", True)
 
     @micropython.native
-    def reserve(self, conn: Conn, n: int, optional: bool) -> int:
+    def reserve(self, conn: "Conn", n: int, optional: bool) -> int:
         """Room for n more bytes in conn's output; the offset to write at, or -1.
         Optional output (QoS 0 deliveries) is refused past the soft cap so that a subscriber
         that stops reading cannot make the broker grow; anything else is always accepted (the
@@ -132,13 +134,13 @@ class Broker(Lifecycle):
             self.wq.append(conn)
         return pos
 
-    def drained(self, conn: Conn) -> None:
+    def drained(self, conn: "Conn") -> None:
         """The port flushed all of conn's output: what waits for it can go out."""
         s = conn.session
         if conn.state == CONNECTED and s is not None and (s.queue or s.resend):
             pump(self, s)
 
-    def send_ack(self, conn: Conn, packet_type: int, mid: int) -> None:
+    def send_ack(self, conn: "Conn", packet_type: int, mid: int) -> None:
         pos = self.reserve(conn, 4, False)
         if pos >= 0:
             put_ack(conn.out, pos, (packet_type << 4) | (2 if packet_type == _PUBREL else 0), mid)
@@ -146,7 +148,7 @@ class Broker(Lifecycle):
                 self.log(_LOG_DEBUG, "Sending %s to %s (m%d)"
                          % (packet_name(packet_type), conn.client_id, mid))
 
-    def write_publish(self, conn: Conn, b0: int, mid: int, src: "Buffer", ts: int, te: int,
+    def write_publish(self, conn: "Conn", b0: int, mid: int, src: "Buffer", ts: int, te: int,
                        ps: int, pe: int, optional: bool) -> bool:
         size = codec.publish_size(b0, te - ts, pe - ps)
         pos = self.reserve(conn, size, optional)
@@ -159,7 +161,7 @@ class Broker(Lifecycle):
         return True
 
     @micropython.native
-    def _packet(self, conn: Conn, b0: int, buf: "Buffer", pos: int, end: int) -> None:
+    def _packet(self, conn: "Conn", b0: int, buf: "Buffer", pos: int, end: int) -> None:
         t = b0 >> 4
         self.packets_received += 1
         if conn.state == NEW:
@@ -207,7 +209,7 @@ class Broker(Lifecycle):
         """Why a message of size bytes (topic and payload) cannot be kept, or "" when it can:
         memory_limit, and on a small heap the heap itself."""
         need = size + MESSAGE_OVERHEAD
-        limit = self.memory_limit
+        limit = self.ledger.limit
         if limit and self.ledger.bytes + need > limit:
             return "memory_limit %d reached, %d in use" % (limit, self.ledger.bytes)
         if self.heap_low is not None and self.heap_low(need):

@@ -3,7 +3,7 @@ from broker.codec import MalformedPacket, decode_connect
 from broker.conn import CONNECTED
 from broker.lifecycle import LIMIT_CONNECTIONS, LIMIT_MEMORY
 from broker.delivery import pump
-from broker.session import Message, Session
+from broker.session import Message
 from broker.topics import valid_topic_name
 
 try:
@@ -28,7 +28,13 @@ if TYPE_CHECKING:
     from typing import Union
     from broker.conn import Conn
     from broker.engine import Broker
+    from broker.session import Session
     Buffer = Union[bytes, bytearray]
+
+
+def _evict(b: "Broker", cid: str) -> bool:
+    from broker.expiry import evict  # only when the session table is full
+    return evict(b, cid)
 
 
 def _refuse(b: "Broker", conn: "Conn", code: int, why: str) -> None:
@@ -46,7 +52,8 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
                      % (conn.peer, c.protocol_name, c.protocol_level))
         return
     conn.level = c.protocol_level
-    conn.reader.v31 = c.protocol_level == _PROTOCOL_LEVEL_31
+    if c.protocol_level == _PROTOCOL_LEVEL_31:
+        conn.reader.v31 = True
     if c.will_topic is not None:
         wt = c.will_topic
         if (len(wt) > cfg.max_topic_length or not valid_topic_name(wt, 0, len(wt))):
@@ -134,7 +141,8 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     if rules is not None:
         s.acl = rules
         if present:
-            _drop_unreadable(b, s)
+            from broker.acl import drop_unreadable  # loaded: rules came from it
+            drop_unreadable(b, s)
     conn.state = CONNECTED
     b.connected += 1
     if b.connected > b.connected_max:
@@ -152,47 +160,6 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     if present:
         resume(b, s)
 
-def _drop_unreadable(b: "Broker", s: Session) -> None:
-    """A session continued by a connection of another user keeps its subscriptions (every
-    message routed to it is checked against the new user's rules), but what was queued or in
-    flight for the previous user and that this one may not read is dropped, as in mosquitto 2.0
-    (its connection_check_acl)."""
-    from broker.acl import READ, can  # only with an acl_file
-    rules = s.acl
-    dropped = 0
-    i = 0
-    while i < len(s.queue):
-        m = s.queue[i]
-        if can(rules, READ, m.data, 0, m.tlen):
-            i += 1
-        else:
-            s.unqueue(i)
-            dropped += 1
-    for i in range(len(s.slot_state)):
-        sent = s.slot_msg[i]
-        if sent is not None and not can(rules, READ, sent.data, 0, sent.tlen):
-            s.release_slot(i)
-            dropped += 1
-    if dropped:
-        b.messages_dropped += dropped
-        b.log(_LOG_NOTICE, "Client %s: %d queued or in-flight messages dropped: not readable by"
-              " its new user (acl_file)." % (s.client_id, dropped))
-
-
-def _evict(b: "Broker", cid: str) -> bool:
-    """Make room in a full session table: a new client is never locked out by sessions whose
-    clients went away; the one seen least recently goes (with what was queued for it)."""
-    victim = b.least_recently_seen()
-    if victim is None:
-        return False
-    b.discard_session(victim)
-    b.sessions_evicted += 1
-    b.log(_LOG_NOTICE, "Client %s: discarding the session of offline client %s (not seen for %d"
-          " s) to make room: max_sessions (%d) reached."
-          % (cid, victim.client_id, b.seconds - victim.seen, b.config.max_sessions))
-    return True
-
-
 def _generate_id(b: "Broker") -> str:
     while True:
         b.auto_ids += 1
@@ -200,7 +167,7 @@ def _generate_id(b: "Broker") -> str:
         if cid not in b.sessions:
             return cid
 
-def resume(b: "Broker", s: Session) -> None:
+def resume(b: "Broker", s: "Session") -> None:
     """Send unacknowledged PUBLISH (DUP set) and PUBREL packets again with their original
     identifiers, in their original order [MQTT-4.4.0-1], then whatever was queued; what the
     output cannot take yet goes out as it drains (Broker.pump)."""

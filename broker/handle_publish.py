@@ -8,12 +8,11 @@ through broker.delivery.
 """
 from broker.bytesops import MPY, micropython
 from broker.codec import MalformedPacket, parse_publish
-from broker.conn import Conn
 from broker.delivery import pump
 from broker.lifecycle import LIMIT_MEMORY, packet_name
-from broker.retain import FULL as RETAINED_FULL
+from broker.retain import FULL as RETAINED_FULL, retained_share
 from broker.session import (
-    AWAIT_PUBCOMP, AWAIT_PUBREC, QOS2_FULL, QOS2_NEW, QOS2_RESENT, Message, message_from,
+    AWAIT_PUBCOMP, AWAIT_PUBREC, QOS2_FULL, QOS2_NEW, QOS2_RESENT, message_from,
 )
 from broker.topics import valid_topic_name
 
@@ -36,7 +35,9 @@ _LOG_WARNING = const(0x02)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Optional, Union
+    from broker.conn import Conn
     from broker.engine import Broker
+    from broker.session import Message
     Buffer = Union[bytes, bytearray]
 
 
@@ -54,7 +55,8 @@ def _dollar_write_denied(buf: "Buffer", ts: int, te: int) -> bool:
 
 
 @micropython.native
-def handle_publish(b: "Broker", conn: Conn, b0: int, buf: "Buffer", pos: int, end: int) -> None:
+def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, end: int) -> None:
+    """PUBLISH from a client [MQTT-3.3]: checked, kept if it must be, acknowledged, routed."""
     v = b.pub
     parse_publish(v, b0, buf, pos, end)
     ts = v.topic_start
@@ -77,7 +79,7 @@ def handle_publish(b: "Broker", conn: Conn, b0: int, buf: "Buffer", pos: int, en
     b.messages_received += 1
     if b.log_mask & _LOG_DEBUG:
         b._trace("Received PUBLISH from", conn, b0, v.mid, buf, ts, te,
-                    v.payload_end - v.payload_start)
+                 v.payload_end - v.payload_start)
     mid = v.mid
     ps = v.payload_start
     pe = v.payload_end
@@ -91,19 +93,19 @@ def handle_publish(b: "Broker", conn: Conn, b0: int, buf: "Buffer", pos: int, en
             # 3.1.1 cannot refuse a PUBLISH; a client that never releases its QoS 2
             # messages would hold the broker's memory, so it loses the connection.
             b.close(conn, "Client %s has too many QoS 2 messages awaiting PUBREL, "
-                       "disconnecting." % conn.client_id, True)
+                    "disconnecting." % conn.client_id, True)
             return
     acl = b.acl
     if buf[ts] == _DOLLAR and _dollar_write_denied(buf, ts, te):
         # 3.1.1 has no way to refuse a PUBLISH: drop it, acknowledge it as usual.
         if b.log_mask & _LOG_DEBUG:
             b.log(_LOG_DEBUG, "Denied PUBLISH from %s to '%s' (the broker's own topics)."
-                     % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
+                  % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
         b.messages_dropped += 1
     elif acl is not None and s is not None and s.acl is not None\
             and not acl.writable(s.acl, buf, ts, te):
         b.log(_LOG_NOTICE, "Denied PUBLISH from %s to '%s' (acl_file)."
-                 % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
+              % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
         b.messages_dropped += 1
     else:
         n = b._collect(buf, ts, te)
@@ -126,7 +128,7 @@ def handle_publish(b: "Broker", conn: Conn, b0: int, buf: "Buffer", pos: int, en
             _retain(b, conn, buf, ts, te, msg if pe > ps else None)
         # a PUBLISH with no flags goes out to QoS 0 subscribers byte for byte as it came
         b._deliver(n, buf, ts, te, ps, pe, qos, msg, b0 & 0x01 == 1,
-                      pos - conn.reader.hlen if b0 == 0x30 else -1)
+                   pos - conn.reader.hlen if b0 == 0x30 else -1)
         if qos == 1:
             b.send_ack(conn, _PUBACK, mid)
         return
@@ -148,7 +150,7 @@ def _must_keep(b: "Broker", n: int, qos: int) -> bool:
     return False
 
 
-def _keep(b: "Broker", conn: Conn, buf: "Buffer", n: int) -> "Optional[Message]":
+def _keep(b: "Broker", conn: "Conn", buf: "Buffer", n: int) -> "Optional[Message]":
     """The kept copy of the PUBLISH in buf that b.pub describes, routed to hits[0:n];
     None when there is no room for it, after closing the publisher's connection (with its
     will) and clearing hits. (Few arguments: MicroPython puts a larger frame on the heap.)"""
@@ -166,33 +168,32 @@ def _keep(b: "Broker", conn: Conn, buf: "Buffer", n: int) -> "Optional[Message]"
     for i in range(n):
         hits[i] = None
     b.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Client %s: no room to keep a message of %d"
-                     " bytes on '%s' (%s), disconnecting: it is sent again on reconnection."
-                     % (conn.client_id, te - ts + v.payload_end - v.payload_start,
-                        str(bytes(buf[ts:te]), "utf-8"), why))
+                  " bytes on '%s' (%s), disconnecting: it is sent again on reconnection."
+                  % (conn.client_id, te - ts + v.payload_end - v.payload_start,
+                     str(bytes(buf[ts:te]), "utf-8"), why))
     b.close(conn, "", True)
     return None
 
 
-def _retain(b: "Broker", conn: Conn, buf: "Buffer", ts: int, te: int,
+def _retain(b: "Broker", conn: "Conn", buf: "Buffer", ts: int, te: int,
             msg: "Optional[Message]") -> None:
     """A PUBLISH with RETAIN set: keep msg as its topic's retained message, or clear it
     (msg None: an empty payload) [MQTT-3.3.1-5] [MQTT-3.3.1-10] [MQTT-3.3.1-11]."""
     if msg is None:
         b.retained.delete(buf, ts, te)
         return
-    why = b.retained.store(msg, conn.client_id, b.retained_share)
+    share = retained_share(b.config)
+    why = b.retained.store(msg, conn.client_id, share)
     if why:
+        if why == RETAINED_FULL:
+            limit = "max_retained_messages (%d)" % b.config.max_retained_messages
+        else:
+            limit = "max_retained_per_client (%d)" % share
         b.log(_LOG_WARNING, "Retained message on '%s' not kept: %s reached."
-                 % (str(bytes(buf[ts:te]), "utf-8"), _retained_limit(b, why)))
+              % (str(bytes(buf[ts:te]), "utf-8"), limit))
 
 
-def _retained_limit(b: "Broker", why: int) -> str:
-    if why == RETAINED_FULL:
-        return "max_retained_messages (%d)" % b.config.max_retained_messages
-    return "max_retained_per_client (%d)" % b.retained_share
-
-
-def handle_ack(b: "Broker", conn: Conn, t: int, mid: int, state: int) -> None:
+def handle_ack(b: "Broker", conn: "Conn", t: int, mid: int, state: int) -> None:
     """PUBACK (QoS 1) or PUBCOMP (QoS 2) ends a delivery: its slot and packet identifier
     are free again, and a queued message can take them."""
     s = conn.session
@@ -205,10 +206,11 @@ def handle_ack(b: "Broker", conn: Conn, t: int, mid: int, state: int) -> None:
             pump(b, s)
     elif b.log_mask & _LOG_DEBUG:
         b.log(_LOG_DEBUG, "Received %s from %s for unknown packet id %d"
-                 % (packet_name(t), conn.client_id, mid))
+              % (packet_name(t), conn.client_id, mid))
 
 
-def handle_pubrec(b: "Broker", conn: Conn, mid: int) -> None:
+def handle_pubrec(b: "Broker", conn: "Conn", mid: int) -> None:
+    """PUBREC for a QoS 2 message the broker sent: PUBREL [MQTT-4.3.3-1]."""
     s = conn.session
     if s is None:
         return
@@ -216,13 +218,14 @@ def handle_pubrec(b: "Broker", conn: Conn, mid: int) -> None:
     if i >= 0:
         s.slot_state[i] = AWAIT_PUBCOMP
         s.forget_message(i)  # the message is delivered; only its identifier is kept
-        b.send_ack(conn, _PUBREL, mid)  # [MQTT-4.3.3-1]
+        b.send_ack(conn, _PUBREL, mid)
     elif s.find_slot(mid, AWAIT_PUBCOMP) >= 0:
         b.send_ack(conn, _PUBREL, mid)
 
 
-def handle_pubrel(b: "Broker", conn: Conn, mid: int) -> None:
+def handle_pubrel(b: "Broker", conn: "Conn", mid: int) -> None:
+    """PUBREL for a QoS 2 message a client sent: PUBCOMP [MQTT-4.3.3-2]."""
     s = conn.session
     if s is not None:
         s.qos2_released(mid)
-    b.send_ack(conn, _PUBCOMP, mid)  # [MQTT-4.3.3-2]
+    b.send_ack(conn, _PUBCOMP, mid)

@@ -4,7 +4,7 @@ from broker.codec import (
     remaining_length_size,
 )
 from broker.delivery import deliver
-from broker.session import FLAG_RETAIN
+from broker.session import FLAG_QOS_MASK, FLAG_RETAIN
 from broker.topics import Filter, valid_topic_filter
 
 try:
@@ -43,6 +43,9 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
     assert s is not None
     codes = []
     granted = []
+    # one client may not take the whole table from the others
+    cfg = b.config
+    share = cfg.max_subscriptions_per_client or max(1, cfg.max_subscriptions // 2)
     for filt, q in topics:
         if len(filt) > b.config.max_topic_length:
             codes.append(_SUBACK_FAILURE)
@@ -54,13 +57,13 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
             b.log(_LOG_NOTICE, "Denied SUBSCRIBE of %s to '%s' (acl_file)."
                   % (conn.client_id, str(filt, "utf-8")))
             continue
-        r = b.subs.subscribe(s, filt, q, b.subscription_share)
+        r = b.subs.subscribe(s, filt, q, share)
         if r < 0:
             codes.append(_SUBACK_FAILURE)
             if r == -1:
                 why = "max_subscriptions (%d)" % b.config.max_subscriptions
-            else:  # one client may not take the whole table from the others
-                why = "max_subscriptions_per_client (%d)" % b.subscription_share
+            else:
+                why = "max_subscriptions_per_client (%d)" % share
             b.log(_LOG_WARNING, "Subscription of %s to '%s' refused: %s reached."
                   % (conn.client_id, str(filt, "utf-8"), why))
             continue
@@ -91,7 +94,8 @@ def send_retained(b: "Broker", s: "Session", filt: bytes, q: int) -> None:
     rules = s.acl
     for m in b.retained.matching(f):
         if rules is None or _may_read(rules, m):
-            deliver(b, s, m, FLAG_RETAIN | (m.qos if m.qos < q else q))
+            mq = m.flags & FLAG_QOS_MASK
+            deliver(b, s, m, FLAG_RETAIN | (mq if mq < q else q))
     if b.sys is not None:
         for m in b.sys.matching(f):
             if rules is None or _may_read(rules, m):

@@ -10,8 +10,8 @@ the heap when it runs from source.
 from broker.topics import SubscriptionTable
 from broker.codec import Publish, put_ack
 from broker.conn import CLOSED, CONNECTED, NO_OUTPUT, Conn
-from broker.retain import RetainedTable
-from broker.session import Ledger, Message, Session
+from broker.retain import RetainedTable, retained_share
+from broker.session import FLAG_QOS_MASK, FLAG_RETAIN, Ledger, Message, Session
 
 try:
     from micropython import const
@@ -73,6 +73,13 @@ def ticks_diff(a: int, b: int) -> int:
 class Lifecycle:
     """A broker's tables and its connections' life; broker.engine.Broker adds the routing."""
 
+    # Made when first needed (a quiet broker keeps none of them): log_limited()'s counts and
+    # when they began; sessions ended by broker.expiry.
+    limited = None  # type: Optional[List[Any]]
+    limited_since = 0
+    sessions_expired = 0
+    sessions_evicted = 0
+
     if TYPE_CHECKING:  # broker.engine.Broker's, called from here
         def reserve(self, conn: Conn, n: int, optional: bool) -> int: ...
         def room_for(self, size: int) -> str: ...
@@ -90,14 +97,14 @@ class Lifecycle:
         # after 12 days); ms_left carries what tick() has not yet counted in whole seconds.
         self.seconds = 0
         self.ms_left = 0
-        self.sessions_expired = 0
-        self.sessions_evicted = 0
         self.conns = []  # type: List[Conn]
         self.connected = 0
         self.sessions = {}  # type: Dict[str, Session]
         self.subs = SubscriptionTable(config.max_subscriptions)
-        # the application messages kept (retained, queued, in flight, wills), in bytes
-        self.ledger = Ledger()
+        # the application messages kept (retained, queued, in flight, wills), in bytes; a port
+        # with a small heap gives the limits defaults from the heap when the configuration
+        # sets none
+        self.ledger = Ledger(config.memory_limit, config.max_queued_bytes)
         self.retained = RetainedTable(config.max_retained_messages, ledger=self.ledger)
         self.wq = []  # type: List[Conn]
         # routing's scratch list: one slot per session that a topic could match, grown by
@@ -111,15 +118,6 @@ class Lifecycle:
         # Kept messages up to this size are copied into a connection's output, larger ones
         # are sent from their own buffer (Broker._room); a port with a small heap lowers it.
         self.copy_max = self.out_soft
-        # memory_limit and max_queued_bytes; a port with a small heap gives them defaults
-        # from the heap when the configuration sets none (0: no limit)
-        self.memory_limit = config.memory_limit
-        self.max_queued_bytes = config.max_queued_bytes
-        # one client's share of the subscription and retained tables
-        self.subscription_share = (config.max_subscriptions_per_client
-                                   or max(1, config.max_subscriptions // 2))
-        self.retained_share = (config.max_retained_per_client
-                               or max(1, config.max_retained_messages // 2))
         # Traffic counters since the last tick (small ints on the hot path, even on a 32-bit
         # board); tick() adds them to `totals`, indexed by the T_* constants.
         self.packets_received = 0
@@ -135,12 +133,6 @@ class Lifecycle:
         self.routing = False
         self.local_pending = []  # type: List[Tuple[Session, bytes, bytes, int, bool]]
         self.acl = config.acl  # a broker.acl.Acl with an acl_file, else None
-        # log_limited(): per condition, lines held back in this interval, the last of them and
-        # its level; the interval began at limit_since.
-        self.limit_counts = [0] * _LIMITS
-        self.limit_lines = [""] * _LIMITS
-        self.limit_levels = [0] * _LIMITS
-        self.limit_since = self.now
         self.sys = None  # type: Optional[SysTopics]
         if config.sys_interval > 0:
             from broker.sysinfo import SysTopics
@@ -159,27 +151,28 @@ class Lifecycle:
     def log_limited(self, cond: int, level: int, msg: str) -> None:
         """Log msg unless a line of the same condition (a LIMIT_* constant) was logged in this
         interval; then it is counted, and the interval's summary gives the count and the last."""
-        n = self.limit_counts[cond]
-        self.limit_counts[cond] = n + 1
-        if n == 0:
+        held = self.limited
+        if held is None:  # per condition: lines held back, the last one and its level
+            held = self.limited = [0, "", 0] * _LIMITS
+            self.limited_since = self.now
+        i = cond * 3
+        held[i] += 1
+        if held[i] == 1:
             self.log(level, msg)
         else:
-            self.limit_lines[cond] = msg
-            self.limit_levels[cond] = level
+            held[i + 1] = msg
+            held[i + 2] = level
 
     def _log_summaries(self) -> None:
-        if ticks_diff(self.now, self.limit_since) < _LIMIT_INTERVAL_MS:
+        held = self.limited
+        if held is None or ticks_diff(self.now, self.limited_since) < _LIMIT_INTERVAL_MS:
             return
-        seconds = ticks_diff(self.now, self.limit_since) // 1000
-        self.limit_since = self.now
-        counts = self.limit_counts
-        for cond in range(_LIMITS):
-            held = counts[cond] - 1
-            if held > 0:
-                self.log(self.limit_levels[cond], "%s (%d more like this in the last %d s)"
-                         % (self.limit_lines[cond], held, seconds))
-                self.limit_lines[cond] = ""
-            counts[cond] = 0
+        seconds = ticks_diff(self.now, self.limited_since) // 1000
+        self.limited = None
+        for i in range(0, len(held), 3):
+            if held[i] > 1:
+                self.log(held[i + 2], "%s (%d more like this in the last %d s)"
+                         % (held[i + 1], held[i] - 1, seconds))
 
     def _name(self, conn: Conn) -> str:
         return conn.client_id if conn.client_id else conn.peer
@@ -234,7 +227,8 @@ class Lifecycle:
         if ms >= 1000:
             self.seconds += ms // 1000
             if self.config.persistent_client_expiration:
-                self._expire_sessions()
+                from broker.expiry import expire  # only with persistent_client_expiration
+                expire(self)
         if self.sys is not None:
             self.sys.tick(elapsed)
         for conn in self.conns[:]:
@@ -253,25 +247,6 @@ class Lifecycle:
             elif ticks_diff(self.now, conn.opened) > self.config.connect_timeout * 1000:
                 self.close(conn, "Client %s sent no CONNECT in time, disconnecting."
                            % conn.peer, False)
-
-    def _expire_sessions(self) -> None:
-        """persistent_client_expiration: offline sessions not seen for that long end."""
-        limit = self.config.persistent_client_expiration
-        expired = [s for s in self.sessions.values()
-                   if s.conn is None and s.local is None and self.seconds - s.seen >= limit]
-        for s in expired:
-            self.discard_session(s)
-            self.sessions_expired += 1
-            self.log(_LOG_NOTICE, "Expiring client %s: not seen for %d s"
-                     " (persistent_client_expiration)." % (s.client_id, self.seconds - s.seen))
-
-    def least_recently_seen(self) -> "Optional[Session]":
-        """The offline session whose client was connected longest ago, or None."""
-        found = None
-        for s in self.sessions.values():
-            if s.conn is None and s.local is None and (found is None or s.seen < found.seen):
-                found = s
-        return found
 
     def _fold_counters(self) -> None:
         t = self.totals
@@ -350,8 +325,6 @@ class Lifecycle:
         cfg = self.config
         s = Session(client_id, clean, cfg.max_inflight_messages, cfg.max_queued_messages,
                     self.ledger)
-        if self.max_queued_bytes:
-            s.max_queued_bytes = self.max_queued_bytes
         self.add_session(client_id, s)
         return s
 
@@ -367,10 +340,10 @@ class Lifecycle:
     def _publish_will(self, will: Message, owner: str) -> None:
         data = will.data
         tlen = will.tlen
-        if will.retain:
+        if will.flags & FLAG_RETAIN:
             if len(data) == tlen:
                 self.retained.delete(data, 0, tlen)
-            elif self.retained.store(will, owner, self.retained_share):
+            elif self.retained.store(will, owner, retained_share(self.config)):
                 self.log(_LOG_WARNING, "Retained will of %s not kept: its share of the retained"
                          " table is taken, or max_retained_messages reached." % owner)
         self.route_message(will)
@@ -392,7 +365,9 @@ class Lifecycle:
     def route_message(self, msg: Message) -> None:
         """Route a message the broker holds (a will, an in-process or $SYS publish)."""
         tlen = msg.tlen
-        self._route(msg.data, 0, tlen, tlen, len(msg.data), msg.qos, msg, msg.retain)
+        flags = msg.flags
+        self._route(msg.data, 0, tlen, tlen, len(msg.data), flags & FLAG_QOS_MASK, msg,
+                    flags & FLAG_RETAIN != 0)
 
     def run_local(self) -> None:
         """Hand in-process clients what was routed to them, outside any routing walk. A callback

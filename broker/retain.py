@@ -1,11 +1,14 @@
 """The fixed-capacity retained-message table: one message per topic [MQTT-3.3.1-5]."""
 from broker.bytesops import equal_at, topic_key
-from broker.session import Ledger, Message
-from broker.topics import Filter, filter_matches
+from broker.session import Ledger
+from broker.topics import filter_matches
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Dict, List, Optional, Union
+    from typing import Any, Callable, Dict, List, Optional, Union
+    from broker.session import Message
+    from broker.settings import Config
+    from broker.topics import Filter
     Buffer = Union[bytes, bytearray]
     Key = Union[bytes, int]
 
@@ -16,9 +19,18 @@ FULL = 1   # the table is full and the topic has no retained message to replace
 SHARE = 2  # its owner holds its share of the table already
 
 
+def retained_share(config: "Config") -> int:
+    """How many retained messages one client may have set: max_retained_per_client, by default
+    half the table, so that one client cannot take every slot from the others."""
+    return config.max_retained_per_client or max(1, config.max_retained_messages // 2)
+
+
 class RetainedTable:
     """Keyed like the exact subscriptions (bytesops.topic_key); a key may be an int hash on
-    MicroPython, so each key holds a short list of messages told apart by their topic bytes."""
+    MicroPython, so each key holds a short chain of messages told apart by their topic bytes.
+    A chain is one flat list, message then the client id that set it ("" for the broker's own
+    messages): [m0, owner0, m1, owner1, ...], one list slot per owner rather than a field in
+    every Message."""
 
     def __init__(self, capacity: int, key: "Callable[[Buffer, int, int], Key]" = topic_key,
                  ledger: "Optional[Ledger]" = None) -> None:
@@ -26,18 +38,18 @@ class RetainedTable:
         self.count = 0
         self.key = key
         self.ledger = ledger if ledger is not None else Ledger()
-        self.table = {}  # type: Dict[Key, List[Message]]
+        self.table = {}  # type: Dict[Key, List[Any]]
         self.owned = {}  # type: Dict[str, int]  # client id -> retained messages it set
 
-    def _index(self, chain: "List[Message]", buf: "Buffer", ts: int, te: int) -> int:
+    def _index(self, chain: "List[Any]", buf: "Buffer", ts: int, te: int) -> int:
         n = te - ts
-        for i in range(len(chain)):
+        for i in range(0, len(chain), 2):
             m = chain[i]
             if m.tlen == n and equal_at(m.data, 0, buf, ts, n):
                 return i
         return -1
 
-    def store(self, msg: Message, owner: str = "", share: int = 0) -> int:
+    def store(self, msg: "Message", owner: str = "", share: int = 0) -> int:
         """Keep msg as the retained message of its topic, replacing any other [MQTT-3.3.1-5]:
         KEPT, FULL, or SHARE when `owner` (a client id; "" for the broker's own messages, never
         limited) holds `share` retained messages already and would hold one more."""
@@ -47,29 +59,28 @@ class RetainedTable:
         if i < 0 and self.count >= self.capacity:
             return FULL
         if owner and share and self.owned.get(owner, 0) >= share\
-                and (i < 0 or chain[i].owner != owner):  # type: ignore[index]
+                and (i < 0 or chain[i + 1] != owner):  # type: ignore[index]
             return SHARE
-        self._own(msg, owner)
+        self.ledger.hold(msg)
+        if owner:
+            self.owned[owner] = self.owned.get(owner, 0) + 1
         if chain is None:
-            self.table[k] = [msg]
+            self.table[k] = [msg, owner]
         elif i >= 0:
-            self._disown(chain[i])
+            self._forget(chain, i)
             chain[i] = msg
+            chain[i + 1] = owner
             return KEPT
         else:
             chain.append(msg)
+            chain.append(owner)
         self.count += 1
         return KEPT
 
-    def _own(self, msg: Message, owner: str) -> None:
-        self.ledger.hold(msg)
-        if owner:
-            msg.owner = owner
-            self.owned[owner] = self.owned.get(owner, 0) + 1
-
-    def _disown(self, msg: Message) -> None:
-        self.ledger.release(msg)
-        owner = msg.owner
+    def _forget(self, chain: "List[Any]", i: int) -> None:
+        """The message at chain[i] leaves the table (or is replaced)."""
+        self.ledger.release(chain[i])
+        owner = chain[i + 1]
         if owner:
             n = self.owned[owner] - 1
             if n:
@@ -86,13 +97,15 @@ class RetainedTable:
         i = self._index(chain, buf, ts, te)
         if i < 0:
             return False
-        self._disown(chain.pop(i))
+        self._forget(chain, i)
+        chain.pop(i + 1)
+        chain.pop(i)
         if not chain:
             del self.table[k]
         self.count -= 1
         return True
 
-    def matching(self, f: Filter) -> "List[Message]":
+    def matching(self, f: "Filter") -> "List[Message]":
         """Retained messages whose topic matches filter f (subscribe time: allocation is fine)."""
         if not f.wild:
             chain = self.table.get(self.key(f.filt, 0, len(f.filt)))
@@ -102,7 +115,8 @@ class RetainedTable:
             return [chain[i]] if i >= 0 else []
         found = []
         for chain in self.table.values():
-            for m in chain:
+            for i in range(0, len(chain), 2):
+                m = chain[i]
                 if filter_matches(f, m.data, 0, m.tlen):
                     found.append(m)
         return found

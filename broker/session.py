@@ -39,13 +39,16 @@ MESSAGE_OVERHEAD = const(128)
 
 class Ledger:
     """The bytes of the application messages the broker keeps (retained, queued, in flight,
-    wills), each message counted once however many tables hold it, with MESSAGE_OVERHEAD:
-    what memory_limit is measured against. Every table that keeps a message holds a reference
-    through hold() and lets it go through release()."""
+    wills), each message counted once however many tables hold it, with MESSAGE_OVERHEAD, and
+    the limits on them: `limit` for all (memory_limit), `queue_limit` for one session's queue
+    (max_queued_bytes), 0 for none. Every table that keeps a message holds a reference through
+    hold() and lets it go through release()."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 0, queue_limit: int = 0) -> None:
         self.bytes = 0
         self.messages = 0
+        self.limit = limit
+        self.queue_limit = queue_limit
 
     def hold(self, m: "Message") -> None:
         if m.refs == 0:
@@ -64,24 +67,14 @@ class Message:
     """An application message that has to be kept: retained, queued, in flight, or a will.
     `data` holds the topic followed by the payload, so one buffer and four offsets describe it."""
 
-    owner = ""  # a retained message: the client id that set it (broker.retain), "" for none
-
     def __init__(self, data: "Buffer", tlen: int, qos: int, retain: bool) -> None:
         self.data = data
         self.tlen = tlen
-        # QoS and RETAIN share one field, so that the reference count (Ledger) keeps a
-        # Message at four fields: MicroPython gives a fifth a larger table (32 bytes more per
-        # message on a 64-bit build, 16 on a board)
+        # QoS and RETAIN in one field (FLAG_QOS_MASK, FLAG_RETAIN, as a delivery's flags), so
+        # that the reference count (Ledger) keeps a Message at four fields: MicroPython gives a
+        # fifth a larger table (32 bytes more per message on a 64-bit build, 16 on a board)
         self.flags = qos | (FLAG_RETAIN if retain else 0)
         self.refs = 0
-
-    @property
-    def qos(self) -> int:
-        return self.flags & FLAG_QOS_MASK
-
-    @property
-    def retain(self) -> bool:
-        return self.flags & FLAG_RETAIN != 0
 
     def topic(self) -> bytes:
         return bytes(self.data[:self.tlen])
@@ -123,7 +116,6 @@ class Session:
     queue = ()  # type: List[Message]  # type: ignore[assignment]
     queue_flags = ()  # type: List[int]  # type: ignore[assignment]
     queued_bytes = 0  # topic and payload bytes in the queue (max_queued_bytes)
-    max_queued_bytes = 0  # 0: no limit
     # In-flight slots to send again, in their first order, that the output could not take yet
     # when the session resumed (broker.handle_connect.resume); the queue waits behind them.
     resend = ()  # type: List[int]  # type: ignore[assignment]
@@ -207,8 +199,8 @@ class Session:
         """Queue msg; False (and counted as dropped) past max_queued_messages or
         max_queued_bytes."""
         n = len(msg.data)
-        if len(self.queue) >= self.max_queued or (
-                self.max_queued_bytes and self.queued_bytes + n > self.max_queued_bytes):
+        limit = self.ledger.queue_limit
+        if len(self.queue) >= self.max_queued or (limit and self.queued_bytes + n > limit):
             self.dropped += 1
             return False
         if not self.queue_flags:

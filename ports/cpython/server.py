@@ -15,7 +15,8 @@ import time
 from broker.cli import USAGE, UsageError, banner, parse_args
 from broker.config import Config, ConfigError
 from broker.const import LOG_ERR, LOG_NOTICE
-from broker.engine import CLOSED, Broker, Conn
+from broker.conn import CLOSED, Conn
+from broker.engine import Broker
 from broker.lifecycle import TICKS_MASK
 from ports.unixfiles import remove_unix_files
 

@@ -48,10 +48,11 @@ def plan(broker: "Broker", config: "Config", heap_free: "Callable[[], int]"
                 " max_packet_size, or give a larger heap"
                 % (heap // 1024, used // 1024, conns,
                    conns * _CONNECTION_WORDS * _WORD // 1024), "")
+    ledger = broker.ledger
     if not config.memory_limit:
-        broker.memory_limit = room
+        ledger.limit = room
     if not config.max_queued_bytes:
-        broker.max_queued_bytes = max(room // 2, message)
+        ledger.queue_limit = max(room // 2, message)
     tables = (config.max_sessions * _SESSION_WORDS
               + config.max_subscriptions * _SUBSCRIPTION_WORDS
               + config.max_retained_messages * _RETAINED_WORDS) * _WORD

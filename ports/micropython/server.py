@@ -9,7 +9,8 @@ import socket
 import sys
 import time
 
-from broker.engine import CLOSED, Broker, Conn
+from broker.conn import CLOSED
+from broker.engine import Broker
 
 try:
     from micropython import const
@@ -24,6 +25,7 @@ _LOG_WARNING = const(0x02)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional
+    from broker.conn import Conn
     from broker.settings import Config
 
 _SCRATCH = 4096
@@ -250,7 +252,7 @@ class Server:
         self.conns[sock] = conn
         self.poller.register(sock, _IN)
 
-    def _read(self, conn: Conn) -> None:
+    def _read(self, conn: "Conn") -> None:
         try:
             n = conn.handle.readinto(self.scratch)
         except (OSError, ValueError):  # ValueError: mbedTLS refused a client certificate
@@ -272,7 +274,7 @@ class Server:
             conn.in_wq = False
             self._flush(conn)
 
-    def _flush(self, conn: Conn) -> None:
+    def _flush(self, conn: "Conn") -> None:
         sock = conn.handle
         if sock not in self.conns:
             return
@@ -301,7 +303,7 @@ class Server:
             self.poller.modify(sock, _IN)
             self.broker.drained(conn)
 
-    def _drop(self, conn: Conn) -> None:
+    def _drop(self, conn: "Conn") -> None:
         sock = conn.handle
         if self.conns.pop(sock, None) is None:
             return

@@ -1,0 +1,42 @@
+"""Sessions that end without their client: persistent_client_expiration, and making room in a
+full session table. Imported only when the configuration sets an expiration, or the session
+table is full when a new client connects."""
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+    from broker.lifecycle import Lifecycle
+    from broker.session import Session
+
+_LOG_NOTICE = 0x04
+
+
+def expire(b: "Lifecycle") -> None:
+    """Offline sessions not seen for persistent_client_expiration seconds end."""
+    limit = b.config.persistent_client_expiration
+    now = b.seconds
+    expired = [s for s in b.sessions.values()
+               if s.conn is None and s.local is None and now - s.seen >= limit]
+    for s in expired:
+        b.discard_session(s)
+        b.sessions_expired += 1
+        b.log(_LOG_NOTICE, "Expiring client %s: not seen for %d s (persistent_client_expiration)."
+              % (s.client_id, now - s.seen))
+
+
+def evict(b: "Lifecycle", cid: str) -> bool:
+    """Make room in a full session table for the new client cid: a new client is never locked
+    out by sessions whose clients went away; the one seen least recently goes (with what was
+    queued for it). False when every session is connected."""
+    victim = None  # type: Optional[Session]
+    for s in b.sessions.values():
+        if s.conn is None and s.local is None and (victim is None or s.seen < victim.seen):
+            victim = s
+    if victim is None:
+        return False
+    b.discard_session(victim)
+    b.sessions_evicted += 1
+    b.log(_LOG_NOTICE, "Client %s: discarding the session of offline client %s (not seen for %d"
+          " s) to make room: max_sessions (%d) reached."
+          % (cid, victim.client_id, b.seconds - victim.seen, b.config.max_sessions))
+    return True
