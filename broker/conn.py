@@ -11,6 +11,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Optional, Union
     from broker.session import Message, Session
+    from broker.spool import Spool
     Buffer = Union[bytes, bytearray]
 
 # Connection states.
@@ -42,17 +43,7 @@ class Conn:
     dropped = 0
     polled = 0  # the port's poll mask for this connection (the engine never reads it)
     topic_ok = None  # type: Optional[bytes]  # (CPython) the last topic name found valid
-    # A kept message being sent from its own buffer (broker.delivery.spool()), between
-    # out[ooff:sp_at] and out[sp_at:olen]: its bytes are sp_head[0:sp_hlen] (fixed header and
-    # topic length), the topic, sp_head[sp_hlen:sp_hlen + sp_idlen] (the packet identifier),
-    # the payload; sp_done of its sp_size bytes are out.
-    sp_msg = None  # type: Optional[Message]
-    sp_at = 0
-    sp_head = NO_OUTPUT
-    sp_hlen = 0
-    sp_idlen = 0
-    sp_done = 0
-    sp_size = 0
+    spool = None  # type: Optional[Spool]  # a kept message sent from its own buffer
     # what chunk() points the port at
     cbuf = NO_OUTPUT  # type: Buffer
     coff = 0
@@ -67,49 +58,31 @@ class Conn:
     def pending(self) -> int:
         """Bytes still to send, the spooled message's included."""
         n = self.olen - self.ooff
-        if self.sp_msg is not None:
-            n += self.sp_size - self.sp_done
+        sp = self.spool
+        if sp is not None:
+            n += sp.size - sp.done
         return n
 
     def chunk(self) -> int:
         """What to send next, for the port: cbuf[coff:coff + n], n returned (0: nothing)."""
-        m = self.sp_msg
-        if m is None or self.ooff < self.sp_at:
-            n = (self.olen if m is None else self.sp_at) - self.ooff
-            if n:  # (else cbuf would hold on to a buffer the idle check gives back)
-                self.cbuf = self.out
-                self.coff = self.ooff
-            return n
-        # the spooled message's four parts, one after the other
-        d = self.sp_done
-        h = self.sp_hlen
-        t = m.tlen
-        if d < h:
-            self.cbuf = self.sp_head
-            self.coff = d
-            return h - d
-        d -= h
-        if d < t:
-            self.cbuf = m.data
-            self.coff = d
-            return t - d
-        d -= t
-        if d < self.sp_idlen:
-            self.cbuf = self.sp_head
-            self.coff = h + d
-            return self.sp_idlen - d
-        self.cbuf = m.data
-        self.coff = d - self.sp_idlen + t
-        return len(m.data) - self.coff
+        sp = self.spool
+        if sp is not None and self.ooff >= sp.at:
+            return sp.chunk(self)
+        n = (self.olen if sp is None else sp.at) - self.ooff
+        if n:  # (else cbuf would hold on to a buffer the idle check gives back)
+            self.cbuf = self.out
+            self.coff = self.ooff
+        return n
 
     def sent(self, n: int) -> None:
         """The port wrote n bytes of what chunk() pointed at."""
-        if self.sp_msg is None or self.ooff < self.sp_at:
+        sp = self.spool
+        if sp is None or self.ooff < sp.at:
             self.ooff += n
         else:
-            self.sp_done += n
-            if self.sp_done == self.sp_size:
-                self.sp_msg = None
-        if self.ooff == self.olen and self.sp_msg is None:
+            sp.done += n
+            if sp.done == sp.size:
+                self.spool = sp = None
+        if self.ooff == self.olen and sp is None:
             self.ooff = self.olen = 0
             self.cbuf = NO_OUTPUT  # nor a spooled message's

@@ -3,7 +3,7 @@ the queue behind it, sending again after a reconnection [MQTT-4.4.0-1], and the 
 through: copied into a connection's output buffer when it has room, otherwise sent from the
 message's own buffer (spooled, Conn.chunk), so that delivering never needs a second copy.
 """
-from broker.codec import publish_size, put_publish, put_remaining_length
+from broker.codec import publish_size, put_publish
 from broker.session import AWAIT_PUBCOMP, FLAG_QOS_MASK, FLAG_RETAIN
 
 try:
@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from broker.conn import Conn
     from broker.engine import Broker
     from broker.session import Message, Session
-
-_SPOOL_HEAD = const(9)  # a spooled PUBLISH's head: fixed header, topic length, packet id
 
 
 def deliver(b: "Broker", s: "Session", msg: "Message", flags: int) -> None:
@@ -56,90 +54,48 @@ def send_stored(b: "Broker", s: "Session", msg: "Message", flags: int) -> bool:
     q = flags & FLAG_QOS_MASK
     if q and not s.window_open():
         return False
-    b0 = 0x30 | (q << 1) | (1 if flags & FLAG_RETAIN else 0)
-    pos = _room(b, s.conn, b0, msg)
-    if pos == -2:
-        return False
-    mid = 0
-    if q:
-        i = s.take_slot(msg, flags)  # (before slot_mid is read: it may allocate the slots)
-        mid = s.slot_mid[i]
-    _put_stored(b, s.conn, pos, b0, mid, msg)
-    return True
+    return _send(b, s, 0x30 | (q << 1) | (1 if flags & FLAG_RETAIN else 0), msg, flags, 0)
 
 
 def resend(b: "Broker", s: "Session", i: int) -> bool:
     """Send in-flight slot i again after a reconnection: PUBLISH with DUP set, or the
     PUBREL of a QoS 2 message already received [MQTT-4.4.0-1]; False: not now."""
-    conn = s.conn
     mid = s.slot_mid[i]
     if s.slot_state[i] == AWAIT_PUBCOMP:
-        b.send_ack(conn, _PUBREL, mid)
+        b.send_ack(s.conn, _PUBREL, mid)
         return True
     msg = s.slot_msg[i]
     if msg is None:
         return True
     flags = s.slot_flags[i]
     b0 = 0x38 | ((flags & FLAG_QOS_MASK) << 1) | (1 if flags & FLAG_RETAIN else 0)
-    pos = _room(b, conn, b0, msg)
-    if pos == -2:
-        return False
-    _put_stored(b, conn, pos, b0, mid, msg)
-    return True
+    return _send(b, s, b0, msg, 0, mid)
 
 
-def _room(b: "Broker", conn: "Conn", b0: int, msg: "Message") -> int:
-    """Where a kept message goes out: copied into conn's output at the offset returned
-    when it fits without growing the output past out_soft or the heap; -1: sent from its
-    own buffer (spooled), when it does not and no other message is being spooled to conn;
-    -2: not now (the port calls drained() once conn's output is out)."""
-    tlen = msg.tlen
-    size = publish_size(b0, tlen, len(msg.data) - tlen)
-    pos = b.reserve(conn, size, True) if size <= b.copy_max else -1
-    if pos < 0 and conn.sp_msg is not None:
-        return -2
-    return pos
-
-
-def _put_stored(b: "Broker", conn: "Conn", pos: int, b0: int, mid: int, msg: "Message") -> None:
+def _send(b: "Broker", s: "Session", b0: int, msg: "Message", flags: int, mid: int) -> bool:
+    """Send kept msg to s as a PUBLISH with first byte b0: copied into its output when that
+    fits under out_soft and the heap, else from its own buffer (broker.spool), one message at
+    a time; False: not now (the port calls drained() once the output is out). QoS 1 or 2 in
+    `flags` takes an in-flight slot and its packet identifier, else `mid` is used."""
+    conn = s.conn
     data = msg.data
     tlen = msg.tlen
+    size = publish_size(b0, tlen, len(data) - tlen)
+    pos = b.reserve(conn, size, True) if size <= b.copy_max else -1
+    if pos < 0 and conn.spool is not None:
+        return False
+    if flags & FLAG_QOS_MASK:
+        i = s.take_slot(msg, flags)  # (before slot_mid is read: it may allocate the slots)
+        mid = s.slot_mid[i]
     if pos >= 0:
         put_publish(conn.out, pos, b0, mid, data, 0, tlen, tlen, len(data))
     else:
-        _spool(b, conn, b0, mid, msg)
+        from broker.spool import spool  # the first time a message does not fit
+        spool(b, conn, b0, mid, msg)
     b.messages_sent += 1
     if b.log_mask & _LOG_DEBUG:
         b._trace("Sending PUBLISH to", conn, b0, mid, data, 0, tlen, len(data) - tlen)
-
-
-def _spool(b: "Broker", conn: "Conn", b0: int, mid: int, msg: "Message") -> None:
-    """Send msg from its own buffer, after what conn's output holds now: a kept message
-    never needs a second copy of itself, or an output buffer its size (Conn.chunk)."""
-    head = conn.sp_head
-    if len(head) < _SPOOL_HEAD:
-        head = conn.sp_head = bytearray(_SPOOL_HEAD)
-    tlen = msg.tlen
-    idlen = 2 if b0 & 0x06 else 0
-    rl = 2 + len(msg.data) + idlen
-    head[0] = b0
-    p = put_remaining_length(head, 1, rl)
-    head[p] = tlen >> 8
-    head[p + 1] = tlen & 0xFF
-    head[p + 2] = mid >> 8
-    head[p + 3] = mid & 0xFF
-    conn.sp_hlen = p + 2
-    conn.sp_idlen = idlen
-    conn.sp_done = 0
-    conn.sp_size = p + rl
-    conn.sp_at = conn.olen
-    conn.sp_msg = msg
-    conn.busy = True
-    b.packets_sent += 1
-    b.bytes_sent += p + rl
-    if not conn.in_wq:
-        conn.in_wq = True
-        b.wq.append(conn)
+    return True
 
 
 def pump(b: "Broker", s: "Session") -> None:

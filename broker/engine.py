@@ -100,8 +100,8 @@ class Broker(Lifecycle):
                     copy_into(out, 0, out, conn.ooff, k)
                 else:  # (CPython copies overlapping slices safely only through a temporary)
                     out[0:k] = out[conn.ooff:conn.olen]
-                if conn.sp_msg is not None:
-                    conn.sp_at -= conn.ooff  # a spooled message's place moves with the bytes
+                if conn.spool is not None:
+                    conn.spool.at -= conn.ooff  # a spooled message's place moves with the bytes
                 conn.ooff = 0
                 conn.olen = k
                 end = k + n

@@ -351,7 +351,11 @@ class Lifecycle:
     def publish(self, topic: bytes, payload: bytes, qos: int = 0, retain: bool = False) -> bool:
         """Publish from inside the broker, as if a client had sent it; False when there is no
         room to keep it (see Broker.room_for): nothing is delivered then."""
-        if (qos or retain) and self.room_for(len(topic) + len(payload)):
+        why = self.room_for(len(topic) + len(payload)) if qos or retain else ""
+        if why:
+            self.log_limited(LIMIT_MEMORY, _LOG_WARNING, "No room to keep a message of %d bytes"
+                             " on '%s' (%s): not published." % (len(topic) + len(payload),
+                                                               str(topic, "utf-8"), why))
             return False
         msg = Message(topic + payload, len(topic), qos, retain)
         if retain:
