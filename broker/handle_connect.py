@@ -32,11 +32,6 @@ if TYPE_CHECKING:
     Buffer = Union[bytes, bytearray]
 
 
-def _evict(b: "Broker", cid: str) -> bool:
-    from broker.expiry import evict  # only when the session table is full
-    return evict(b, cid)
-
-
 def _refuse(b: "Broker", conn: "Conn", code: int, why: str) -> None:
     if why:
         b.log(_LOG_NOTICE, why)
@@ -126,10 +121,12 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     if old is not None and c.clean_session:
         b.discard_session(old)  # [MQTT-3.1.2-6]
         old = None
-    if old is None and len(b.sessions) >= cfg.max_sessions and not _evict(b, cid):
-        _refuse(b, conn, _CONNACK_SERVER_UNAVAILABLE, "Client %s refused: max_sessions (%d)"
-                " reached and every session is connected." % (cid, cfg.max_sessions))
-        return
+    if old is None and len(b.sessions) >= cfg.max_sessions:
+        from broker.expiry import evict  # only when the session table is full
+        if not evict(b, cid):
+            _refuse(b, conn, _CONNACK_SERVER_UNAVAILABLE, "Client %s refused: max_sessions"
+                    " (%d) reached and every session is connected." % (cid, cfg.max_sessions))
+            return
     present = old is not None
     s = old if old is not None else b.new_session(cid, c.clean_session)
     s.clean = c.clean_session

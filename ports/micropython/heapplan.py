@@ -1,7 +1,7 @@
 """The heap plan, checked once at start-up on MicroPython: does the configuration fit the heap,
 and how much of it may kept messages take (memory_limit, max_queued_bytes, when the
-configuration sets neither). Imported by ports.micropython.server.serve() and dropped again
-once it has run: a board keeps none of this.
+configuration sets neither). Imported by ports.micropython.server.serve(), and it unloads
+itself once it has run: a board keeps none of this.
 
 The costs are measured by `make mem` (per idle client, per subscription, per retained message,
 at a board's word size and on 64-bit), in machine words, rounded up: a 32-bit board needs about
@@ -26,12 +26,25 @@ _RETAINED_WORDS = 40  # besides its bytes, which the ledger counts
 _MESSAGE_MIN = 1024  # the room for messages may not be less than one message of this size
 _HEAP_FREE_SHARE = 16  # ports.micropython.server's: a sixteenth of the heap stays free
 _PLANNED_CONNECTIONS = 8  # without max_connections in the configuration
+_LOG_WARNING = 0x02
 
 
-def plan(broker: "Broker", config: "Config", heap_free: "Callable[[], int]"
-         ) -> "Tuple[str, str]":
-    """(error, warning): an error when the configuration cannot work in this heap, a warning
-    when its tables, once full, would not fit beside its connections; each one line or ""."""
+def plan(broker: "Broker", config: "Config", heap_free: "Callable[[], int]",
+         log: "Callable[[int, str], None]") -> str:
+    """Check the configuration against the heap once everything is loaded and bound, and
+    size the budgets of kept messages from it; the reason it cannot work, or "". A warning is
+    logged when its tables, once full, would not fit beside its connections."""
+    import ports.micropython as package
+    del sys.modules[__name__]  # start-up only: the caller's reference is the last one
+    delattr(package, "heapplan")
+    error, warning = _plan(broker, config, heap_free)
+    if warning:
+        log(_LOG_WARNING, "Warning: %s." % warning)
+    return error
+
+
+def _plan(broker: "Broker", config: "Config", heap_free: "Callable[[], int]"
+          ) -> "Tuple[str, str]":
     gc.collect()
     used = gc.mem_alloc()  # type: ignore[attr-defined]
     free = heap_free()

@@ -20,7 +20,6 @@ except ImportError:
 
 # Values from broker.const, defined here so that MicroPython compiles them to literals.
 _LOG_NOTICE = const(0x04)
-_LOG_WARNING = const(0x02)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -140,20 +139,6 @@ class Server:
                 self.tls[sock] = ctx
             self.poller.register(sock, _IN)
             self.addresses.append("%s:%d" % (host, lst.port))
-
-    def plan(self) -> str:
-        """Check the configuration against the heap once everything is loaded and bound, and
-        size the budgets of kept messages from it; the reason it cannot work, or ""."""
-        import ports.micropython as package
-        from ports.micropython import heapplan
-        try:
-            error, warning = heapplan.plan(self.broker, self.config, _heap_free)
-        finally:  # start-up only: not kept loaded (the package keeps its submodules too)
-            del sys.modules["ports.micropython.heapplan"]
-            delattr(package, "heapplan")
-        if warning:
-            _log(_LOG_WARNING, "Warning: %s." % warning)
-        return error
 
     def step(self, timeout_ms: int) -> None:
         """One turn of the loop: wait up to timeout_ms for sockets, serve them, run the timers,
@@ -354,7 +339,9 @@ def serve(config: "Config", banner: str,
         server.close_listeners()  # removes the socket files of the unix listeners opened
         sys.stderr.write("Error: cannot listen on %s: %s\n" % (where, reason))
         return 1
-    error = server.plan()
+    from ports.micropython.heapplan import plan  # start-up only: it unloads itself
+    error = plan(server.broker, config, _heap_free, _log)
+    del plan
     if error:
         server.close_listeners()
         sys.stderr.write("Error: %s\n" % error)

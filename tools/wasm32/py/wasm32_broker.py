@@ -4,7 +4,7 @@
 # The port collects garbage only between two calls from JavaScript, so serve.mjs calls
 # collect() and then the function that reads the heap. Its gc.mem_free() also counts the room
 # the heap could grow into (serve.mjs takes that room away and passes its size as `growth`):
-# the server's heap guard and output cap are given the real free size here.
+# the server is given the real free size here (its _heap_free()).
 import gc
 import sys
 import time
@@ -15,7 +15,6 @@ _base = 0
 _growth = 0
 _parsed = None
 _server = None
-_server_module = None  # ports.micropython.server, once start() imported it
 
 
 def collect():
@@ -28,15 +27,9 @@ def base():
     print("MEM base", _base)
 
 
-def _heap_low(n):
-    """ports.micropython.server._heap_low with the real free size."""
-    share = _server_module._HEAP_FREE_SHARE
-    free = gc.mem_free() - _growth
-    if (free - n) * share >= free + gc.mem_alloc():
-        return False
-    gc.collect()  # here it only asks for one when the call returns: the check stays cautious
-    free = gc.mem_free() - _growth
-    return (free - n) * share < free + gc.mem_alloc()
+def _heap_free():
+    """ports.micropython.server._heap_free without the room the heap could grow into."""
+    return gc.mem_free() - _growth
 
 
 def import_server():
@@ -94,10 +87,9 @@ def loaded():
 
 def start(probe):
     """Build and bind the server: 0, or 1 after saying why not."""
-    global _server, _server_module
+    global _server
     import ports.micropython.server as server
-    _server_module = server
-    server._heap_low = _heap_low
+    server._heap_free = _heap_free
     config, banner = _parsed
     for lst in config.listeners:
         lst.host = "127.0.0.1"  # where serve.mjs listens
@@ -108,14 +100,15 @@ def start(probe):
     except MemoryError:
         _out_of_memory("starting")
         return 1
-    # Server() capped out_soft from the heap it saw, which counts the room to grow into
-    heap = gc.mem_free() - _growth + gc.mem_alloc()
-    if _server.broker.out_soft > heap // server._OUT_HEAP_SHARE:
-        _server.broker.out_soft = heap // server._OUT_HEAP_SHARE
     _server.poller = socket.Poller()
     if _server.links is not None:  # the bridges' sockets are on the same poll
         _server.links.poller = _server.poller
     _server.bind()
+    from ports.micropython.heapplan import plan  # as server.serve() does
+    error = plan(_server.broker, config, _heap_free, server._log)
+    if error:
+        sys.stderr.write("Error: %s\n" % error)
+        return 1
     return 0
 
 
