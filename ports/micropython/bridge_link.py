@@ -68,6 +68,14 @@ class Links:
         link = self.by_sock.get(sock)
         if link is None:
             return
+        try:
+            self._event(link, sock, flags, now)
+        except MemoryError:
+            # this attempt is lost, not the bridge: it tries again after restart_timeout, and
+            # what it has not sent is still queued
+            self._drop(link, now, "out of memory")
+
+    def _event(self, link: Link, sock: "Any", flags: int, now: int) -> None:
         b = link.bridge
         if link.connecting:
             if flags & _ERR:

@@ -49,23 +49,30 @@ def _plan(broker: "Broker", config: "Config", heap_free: "Callable[[], int]"
     used = gc.mem_alloc()  # type: ignore[attr-defined]
     free = heap_free()
     heap = used + free
+    conn = _CONNECTION_WORDS * _WORD
+    message = min(config.max_packet_size, _MESSAGE_MIN) + MESSAGE_OVERHEAD
+    usable = free - heap // _HEAP_FREE_SHARE
+    if usable < conn + message:
+        return ("the configuration does not fit a heap of %d KB: %d KB are in use after"
+                " start-up and a sixteenth stays free, which leaves no room to serve a client:"
+                " give a larger heap, or configure less (the code of password_file, acl_file,"
+                " TLS, bridges and $SYS is in the heap with the rest)"
+                % (heap // 1024, used // 1024), "")
     conns = config.max_connections
     if conns == DEFAULT_MAX_CONNECTIONS:
         conns = _PLANNED_CONNECTIONS
-    message = min(config.max_packet_size, _MESSAGE_MIN) + MESSAGE_OVERHEAD
-    room = free - heap // _HEAP_FREE_SHARE - conns * _CONNECTION_WORDS * _WORD
-    if room < message:
-        return ("the configuration does not fit a heap of %d KB: %d KB are in use after"
-                " start-up, a sixteenth stays free, and %d connections need about %d KB,"
-                " which leaves no room for messages: lower max_connections or"
-                " max_packet_size, or give a larger heap"
-                % (heap // 1024, used // 1024, conns,
-                   conns * _CONNECTION_WORDS * _WORD // 1024), "")
+    # Kept messages may take what max_connections clients leave, and at least half of it
+    # when they would need more: then fewer clients are served at once (CONNACK 0x03).
+    room = usable - conns * conn
     ledger = broker.ledger
     if not config.memory_limit:
-        ledger.limit = room
+        ledger.limit = max(room, usable // 2)
     if not config.max_queued_bytes:
-        ledger.queue_limit = max(room // 2, message)
+        ledger.queue_limit = max(ledger.limit // 2, message)
+    if room < message:
+        return ("", "%d connections (max_connections) need about %d KB of the %d KB free after"
+                " start-up in a heap of %d KB: fewer clients may be served at once"
+                % (conns, conns * conn // 1024, free // 1024, heap // 1024))
     tables = (config.max_sessions * _SESSION_WORDS
               + config.max_subscriptions * _SUBSCRIPTION_WORDS
               + config.max_retained_messages * _RETAINED_WORDS) * _WORD

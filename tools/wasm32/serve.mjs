@@ -151,7 +151,7 @@ const b = mp.pyimport("wasm32_broker");
 const shim = mp.pyimport("socket");
 const fn = {};
 for (const name of ["collect", "base", "import_server", "configure", "load", "loaded", "start",
-  "listening", "port", "step", "mem", "stop"]) {
+  "plan", "listening", "port", "step", "mem", "stop"]) {
   fn[name] = b[name];
 }
 for (const name of ["connected", "opened", "refused", "arrived", "unread", "hung_up", "blocked"]) {
@@ -232,6 +232,9 @@ if (configured >= 0) process.exit(configured);
 if (call("load") !== 0) process.exit(1);
 if (opts.probe) call("loaded");
 if (call("start", opts.probe) !== 0) process.exit(1);
+// the heap plan reads what is in use: only once what start-up left is collected
+call("collect");
+if (call("plan") !== 0) process.exit(1);
 
 // Per connection: the chunks the broker has not read yet (it stops reading a client whose
 // output is over its cap), and whether the client has gone once they are read.

@@ -104,8 +104,15 @@ def start(probe):
     if _server.links is not None:  # the bridges' sockets are on the same poll
         _server.links.poller = _server.poller
     _server.bind()
-    from ports.micropython.heapplan import plan  # as server.serve() does
-    error = plan(_server.broker, config, _heap_free, server._log)
+    return 0
+
+
+def plan():
+    """The heap plan, as server.serve() runs it after bind(): 0, or 1 after saying why not.
+    A call of its own, so that the port has collected what start-up left."""
+    import ports.micropython.server as server
+    from ports.micropython.heapplan import plan
+    error = plan(_server.broker, _server.config, _heap_free, server._log)
     if error:
         sys.stderr.write("Error: %s\n" % error)
         return 1
