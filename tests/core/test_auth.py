@@ -72,6 +72,92 @@ def test_check_round_trip() -> None:
     assert check((5, SALT, digest(binary, SALT, 5)), binary)
 
 
+# Hashes made by broker.auth before it hashed long passwords first: a password of up to 64 bytes
+# (SHA-256's block size) must still match the entries files hold.
+OLD_HASHES = (
+    (b"secret", 1000, "SsHNHL3FursW5IEZAt6g4f1HuawFC1tCaeNk4yyoHAA="),
+    (b"", 1000, "KY60GcJn5CLD6yeem+d/5H7/HJbfqhRkRxVecotslOE="),
+    (bytes(range(64)), 1000, "81NRJ2qZmsFWm/dWF+91/jElNj6ofl6Ya73o1Gg+63E="),
+    (bytes(range(64)), 1, "a5KM35dCWcaOCBJ70c+5tYxvoTO0cqg7eXaEtG1thdw="),
+)
+
+
+def test_passwords_up_to_64_bytes_hash_as_before() -> None:
+    for pw, iterations, want in OLD_HASHES:
+        assert b64(digest(pw, SALT, iterations)) == want, (len(pw), iterations)
+        assert check((iterations, SALT, digest(pw, SALT, iterations)), pw)
+
+
+def test_longer_password_is_hashed_once_first() -> None:
+    for n in (65, 100, 4096, 65535):  # 65535: the longest an MQTT password can be
+        pw = (bytes(range(256)) * 256)[:n]
+        key = hashlib.sha256(pw).digest()
+        assert digest(pw, SALT, 3) == digest(key, SALT, 3), n
+        assert digest(pw, SALT, 1) == hashlib.sha256(SALT + key).digest(), n
+        entry = (3, SALT, digest(pw, SALT, 3))
+        assert check(entry, pw), n
+        # As with HMAC's keys, the 32-byte SHA-256 of a long password is an equivalent
+        # password: knowing it takes a preimage of SHA-256, no easier than the password.
+        assert check(entry, key), n
+        assert not check(entry, pw[:-1] + b"\x00"), n
+
+
+def test_passwd_tool_entries_follow_the_same_rule() -> None:
+    from broker.passwd import entry
+    old = entry("u", bytes(range(64)), SALT, 1000)
+    assert old == "u:$sha256$1000$%s$%s" % (b64(SALT), OLD_HASHES[2][2]), old
+    long_pw = b"L" * 60000
+    users = parse_passwords("%s\n%s\n" % (entry("u", long_pw, SALT, 5),
+                                           entry("v", long_pw, b"salt")))
+    assert check(users["u"], long_pw) and check(users["v"], long_pw)
+    assert users["u"][2] == digest(hashlib.sha256(long_pw).digest(), SALT, 5)
+    assert not check(users["u"], long_pw + b"L")
+
+
+class _Sha256:
+    def __init__(self, fed: "list", data: bytes) -> None:
+        self.fed = fed
+        self.h = hashlib.sha256()
+        self.update(data)
+
+    def update(self, data: bytes) -> None:
+        self.fed.append(len(data))
+        self.h.update(data)
+
+    def digest(self) -> bytes:
+        return self.h.digest()
+
+
+class _CountingHashlib:
+    """Stands in for hashlib in broker.auth: fed lists the length of every piece of data hashed,
+    in order, which is the work a check does (one SHA-256 object per round)."""
+
+    def __init__(self) -> None:
+        self.fed = []  # type: list
+
+    def sha256(self, data: bytes = b"") -> _Sha256:
+        return _Sha256(self.fed, data)
+
+
+def work_of(fn: "object", *args: object) -> "list":
+    """The lengths hashed while fn(*args) runs (see _CountingHashlib)."""
+    import broker.auth
+    counting = _CountingHashlib()
+    broker.auth.hashlib = counting  # type: ignore[assignment]
+    try:
+        fn(*args)  # type: ignore[operator]
+    finally:
+        broker.auth.hashlib = hashlib
+    return counting.fed
+
+
+def test_long_password_is_read_once_not_every_round() -> None:
+    short = work_of(digest, b"k" * 32, SALT, 1000)
+    assert short == [12 + 32] + [32, 12 + 32] * 999, short[:4]
+    assert work_of(digest, b"p" * 65535, SALT, 1000) == [65535] + short
+    assert work_of(digest, b"p" * 64, SALT, 1000) == [12 + 64] + [32, 12 + 64] * 999
+
+
 # --- the file ------------------------------------------------------------------------------
 
 def test_file_is_read_into_config() -> None:
