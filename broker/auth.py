@@ -37,16 +37,21 @@ def digest(password: bytes, salt: bytes, iterations: int) -> bytes:
     return h
 
 
-def check(entry: "Optional[Tuple[int, bytes, bytes]]", password: "Optional[bytes]") -> bool:
-    """True when password matches entry (a config.passwords value); False for a missing entry
-    or password. Compares every byte, so the time taken does not tell where they differ."""
-    if entry is None or password is None:
-        return False
+def check(entry: "Optional[Tuple[int, bytes, bytes]]", password: "Optional[bytes]",
+          dummy: "Optional[Tuple[int, bytes, bytes]]" = None) -> bool:
+    """True when password matches entry (a config.passwords value). A missing entry (an unknown
+    user) is checked against dummy (config.password_dummy; None: an entry shaped as the passwd
+    tool makes them) and a missing password as an empty one, then refused: the work done, and
+    so the time taken, does not tell an unknown user or a missing password from a wrong
+    password. Compares every byte, so the time does not tell where they differ either."""
+    ok = entry is not None and password is not None
+    if entry is None:
+        entry = dummy or (DEFAULT_ITERATIONS, bytes(12), bytes(32))
     iterations, salt, want = entry
-    got = digest(bytes(password), salt, iterations)
+    got = digest(b"" if password is None else password, salt, iterations)
     if len(got) != len(want):
         return False
     diff = 0
     for i in range(len(got)):
         diff |= got[i] ^ want[i]
-    return diff == 0
+    return ok and diff == 0

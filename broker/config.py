@@ -207,8 +207,9 @@ def _option(config: Config, words: "list[str]", line: int) -> None:
         config._lines[id(lst)] = line
         config._last = lst
     elif name == "password_file":
-        from broker.passfile import load_passwords  # only with a password_file
+        from broker.passfile import dummy_entry, load_passwords  # only with a password_file
         config.passwords = load_passwords(value)
+        config.password_dummy = dummy_entry(config.passwords)
     elif name == "acl_file":
         from broker.acl import AclError, load  # only with an acl_file
         try:

@@ -8,7 +8,7 @@ from binascii import b2a_base64
 
 from broker.auth import DEFAULT_ITERATIONS, check, digest
 from broker.config import ConfigError, parse
-from broker.passfile import parse_passwords
+from broker.passfile import dummy_entry, parse_passwords
 from broker.const import CONNACK
 from broker.packets import encode_connect
 from harness import Hub
@@ -156,6 +156,66 @@ def test_long_password_is_read_once_not_every_round() -> None:
     assert short == [12 + 32] + [32, 12 + 32] * 999, short[:4]
     assert work_of(digest, b"p" * 65535, SALT, 1000) == [65535] + short
     assert work_of(digest, b"p" * 64, SALT, 1000) == [12 + 64] + [32, 12 + 64] * 999
+
+
+# --- the work a refusal costs ---------------------------------------------------------------
+
+def refusal_work(hub: Hub, **kw: object) -> "list":
+    """The lengths hashed while hub answers a CONNECT with kw, which must be refused with 4."""
+    got = []  # type: list
+    fed = work_of(lambda: got.append(connack(hub, **kw)))
+    assert got == [(4, True)], (kw, got)
+    return fed
+
+
+def test_unknown_user_costs_what_a_wrong_password_does() -> None:
+    hub = hub_with([("alice", b"wonder"), ("bob", b"builder")])
+    wrong = refusal_work(hub, username="alice", password=b"wondex")
+    assert wrong == [12 + 6] + [32, 12 + 6] * (DEFAULT_ITERATIONS - 1), wrong[:4]
+    assert refusal_work(hub, username="bob", password=b"wondex") == wrong
+    assert refusal_work(hub, username="mallory", password=b"wondex") == wrong
+    assert refusal_work(hub, username="", password=b"wondex") == wrong
+    assert refusal_work(hub, username="alice", password=b"wonder" * 20) == \
+        refusal_work(hub, username="mallory", password=b"wonder" * 20)
+    # no password: checked as an empty one, for a known user and an unknown one alike
+    empty = refusal_work(hub, username="alice", password=b"")
+    assert len(empty) == 2 * DEFAULT_ITERATIONS - 1, len(empty)
+    assert refusal_work(hub, username="alice") == empty
+    assert refusal_work(hub, username="mallory") == empty
+    assert refusal_work(hub, username="mallory", password=b"") == empty
+    assert connack(hub, username="alice", password=b"wonder") == (0, False)
+
+
+def test_unknown_user_in_a_file_of_mixed_counts() -> None:
+    # The count most users have: an unknown user looks like carol and dave, not like alice.
+    write_file(PATH, "%s\n%s\n%s\n" % (line("alice", b"a", 50, b"0123456789abcdef"),
+                                          line("carol", b"c", 7), line("dave", b"d", 7)))
+    try:
+        hub = Hub("password_file %s\nallow_anonymous false\n" % PATH)
+    finally:
+        remove_file(PATH)
+    unknown = refusal_work(hub, username="mallory", password=b"x")
+    assert unknown == refusal_work(hub, username="carol", password=b"x")
+    assert unknown == [12 + 1] + [32, 12 + 1] * 6, unknown
+    assert len(refusal_work(hub, username="alice", password=b"x")) == 2 * 50 - 1
+
+
+def test_dummy_entry_is_shaped_like_most_entries() -> None:
+    def e(iterations: int, salt_len: int) -> "tuple[int, bytes, bytes]":
+        return iterations, b"s" * salt_len, b"h" * 32
+    users = {"a": e(1000, 12), "b": e(5000, 16), "c": e(5000, 16), "d": e(20, 8)}
+    assert dummy_entry(users) == (5000, bytes(16), bytes(32))
+    assert dummy_entry({"a": e(1000, 12), "b": e(300, 9)}) == (300, bytes(9), bytes(32))
+    assert dummy_entry({"a": e(1, 1)}) == (1, bytes(1), bytes(32))
+    assert dummy_entry({}) is None
+    # None: the tool's shape, DEFAULT_ITERATIONS rounds and a 12-byte salt
+    tool = (DEFAULT_ITERATIONS, SALT, digest(b"pw", SALT, DEFAULT_ITERATIONS))
+    assert work_of(check, None, b"pX") == work_of(check, tool, b"pX")
+    assert work_of(check, None, b"pX", None) == work_of(check, tool, b"pX")
+    assert not check(None, b"pw") and not check(None, b"pw", e(3, 12))
+    assert not check(None, None) and not check(tool, None)
+    zeros = (3, SALT, bytes(32))
+    assert not check(zeros, b"") and not check(None, b"", zeros)
 
 
 # --- the file ------------------------------------------------------------------------------
