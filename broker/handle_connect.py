@@ -75,7 +75,7 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         return
     if cfg.passwords is not None and (c.username is not None or c.password is not None):
         from broker.auth import check  # only with a password_file
-        if not check(cfg.passwords.get(c.username or ""), c.password):
+        if not check(cfg.passwords.get(c.username or ""), c.password, cfg.password_dummy):
             _refuse(b, conn, _CONNACK_BAD_USERNAME_OR_PASSWORD,
                     "Client %s from %s: bad username or password." % (cid, conn.peer))
             return

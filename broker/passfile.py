@@ -76,6 +76,28 @@ def parse_passwords(text: str, filename: str = "<passwords>"
     return users
 
 
+def dummy_entry(users: "dict[str, tuple[int, bytes, bytes]]"
+                ) -> "tuple[int, bytes, bytes] | None":
+    """The entry an unknown user's password is checked against (config.password_dummy), shaped
+    like the file's entries so that the check costs what a known user's does: the iteration
+    count most users have (the smaller on a tie: made-up names should not cost the most), with
+    a salt as long as theirs. A user with another count can still be told from an unknown one
+    by the time a check takes; no dummy helps a file with mixed counts there. The hash is all
+    zeros, which no password gives, and check() refuses an unknown user whatever it is. None
+    with no users: check() then uses the passwd tool's shape."""
+    counts = {}  # type: dict[int, int]
+    for e in users.values():
+        counts[e[0]] = counts.get(e[0], 0) + 1
+    best = 0
+    for it in counts:
+        if best == 0 or counts[it] > counts[best] or (counts[it] == counts[best] and it < best):
+            best = it
+    for e in users.values():
+        if e[0] == best:
+            return best, bytes(len(e[1])), bytes(32)
+    return None
+
+
 def load_passwords(path: str) -> "dict[str, tuple[int, bytes, bytes]]":
     """Read a password_file (see docs/configuration.md); ConfigError when it cannot be read or
     a line is malformed."""

@@ -80,6 +80,9 @@ class Config:
         # password_file, as read at start-up: username -> (iterations, salt, hash) (broker.auth);
         # None when there is no password_file.
         self.passwords = None  # type: dict[str, tuple[int, bytes, bytes]] | None
+        # What an unknown user's password is checked against, so that the check takes as long
+        # as a known user's (broker.passfile.dummy_entry); set with passwords.
+        self.password_dummy = None  # type: tuple[int, bytes, bytes] | None
         # acl_file, as read at start-up (a broker.acl.Acl); None when there is no acl_file.
         self.acl = None  # type: Acl | None
         # One per `connection` section (broker.bridge_settings); empty: no bridge code loaded.

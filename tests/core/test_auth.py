@@ -8,7 +8,7 @@ from binascii import b2a_base64
 
 from broker.auth import DEFAULT_ITERATIONS, check, digest
 from broker.config import ConfigError, parse
-from broker.passfile import parse_passwords
+from broker.passfile import dummy_entry, parse_passwords
 from broker.const import CONNACK
 from broker.packets import encode_connect
 from harness import Hub
@@ -70,6 +70,152 @@ def test_check_round_trip() -> None:
     assert not check((11, SALT, entry[2]), b"pw")  # the iterations count
     binary = b"\xff\x00\xfe"  # passwords are binary in MQTT
     assert check((5, SALT, digest(binary, SALT, 5)), binary)
+
+
+# Hashes made by broker.auth before it hashed long passwords first: a password of up to 64 bytes
+# (SHA-256's block size) must still match the entries files hold.
+OLD_HASHES = (
+    (b"secret", 1000, "SsHNHL3FursW5IEZAt6g4f1HuawFC1tCaeNk4yyoHAA="),
+    (b"", 1000, "KY60GcJn5CLD6yeem+d/5H7/HJbfqhRkRxVecotslOE="),
+    (bytes(range(64)), 1000, "81NRJ2qZmsFWm/dWF+91/jElNj6ofl6Ya73o1Gg+63E="),
+    (bytes(range(64)), 1, "a5KM35dCWcaOCBJ70c+5tYxvoTO0cqg7eXaEtG1thdw="),
+)
+
+
+def test_passwords_up_to_64_bytes_hash_as_before() -> None:
+    for pw, iterations, want in OLD_HASHES:
+        assert b64(digest(pw, SALT, iterations)) == want, (len(pw), iterations)
+        assert check((iterations, SALT, digest(pw, SALT, iterations)), pw)
+
+
+def test_longer_password_is_hashed_once_first() -> None:
+    for n in (65, 100, 4096, 65535):  # 65535: the longest an MQTT password can be
+        pw = (bytes(range(256)) * 256)[:n]
+        key = hashlib.sha256(pw).digest()
+        assert digest(pw, SALT, 3) == digest(key, SALT, 3), n
+        assert digest(pw, SALT, 1) == hashlib.sha256(SALT + key).digest(), n
+        entry = (3, SALT, digest(pw, SALT, 3))
+        assert check(entry, pw), n
+        # As with HMAC's keys, the 32-byte SHA-256 of a long password is an equivalent
+        # password: knowing it takes a preimage of SHA-256, no easier than the password.
+        assert check(entry, key), n
+        assert not check(entry, pw[:-1] + b"\x00"), n
+
+
+def test_passwd_tool_entries_follow_the_same_rule() -> None:
+    from broker.passwd import entry
+    old = entry("u", bytes(range(64)), SALT, 1000)
+    assert old == "u:$sha256$1000$%s$%s" % (b64(SALT), OLD_HASHES[2][2]), old
+    long_pw = b"L" * 60000
+    users = parse_passwords("%s\n%s\n" % (entry("u", long_pw, SALT, 5),
+                                           entry("v", long_pw, b"salt")))
+    assert check(users["u"], long_pw) and check(users["v"], long_pw)
+    assert users["u"][2] == digest(hashlib.sha256(long_pw).digest(), SALT, 5)
+    assert not check(users["u"], long_pw + b"L")
+
+
+class _Sha256:
+    def __init__(self, fed: "list", data: bytes) -> None:
+        self.fed = fed
+        self.h = hashlib.sha256()
+        self.update(data)
+
+    def update(self, data: bytes) -> None:
+        self.fed.append(len(data))
+        self.h.update(data)
+
+    def digest(self) -> bytes:
+        return self.h.digest()
+
+
+class _CountingHashlib:
+    """Stands in for hashlib in broker.auth: fed lists the length of every piece of data hashed,
+    in order, which is the work a check does (one SHA-256 object per round)."""
+
+    def __init__(self) -> None:
+        self.fed = []  # type: list
+
+    def sha256(self, data: bytes = b"") -> _Sha256:
+        return _Sha256(self.fed, data)
+
+
+def work_of(fn: "object", *args: object) -> "list":
+    """The lengths hashed while fn(*args) runs (see _CountingHashlib)."""
+    import broker.auth
+    counting = _CountingHashlib()
+    broker.auth.hashlib = counting  # type: ignore[assignment]
+    try:
+        fn(*args)  # type: ignore[operator]
+    finally:
+        broker.auth.hashlib = hashlib
+    return counting.fed
+
+
+def test_long_password_is_read_once_not_every_round() -> None:
+    short = work_of(digest, b"k" * 32, SALT, 1000)
+    assert short == [12 + 32] + [32, 12 + 32] * 999, short[:4]
+    assert work_of(digest, b"p" * 65535, SALT, 1000) == [65535] + short
+    assert work_of(digest, b"p" * 64, SALT, 1000) == [12 + 64] + [32, 12 + 64] * 999
+
+
+# --- the work a refusal costs ---------------------------------------------------------------
+
+def refusal_work(hub: Hub, **kw: object) -> "list":
+    """The lengths hashed while hub answers a CONNECT with kw, which must be refused with 4."""
+    got = []  # type: list
+    fed = work_of(lambda: got.append(connack(hub, **kw)))
+    assert got == [(4, True)], (kw, got)
+    return fed
+
+
+def test_unknown_user_costs_what_a_wrong_password_does() -> None:
+    hub = hub_with([("alice", b"wonder"), ("bob", b"builder")])
+    wrong = refusal_work(hub, username="alice", password=b"wondex")
+    assert wrong == [12 + 6] + [32, 12 + 6] * (DEFAULT_ITERATIONS - 1), wrong[:4]
+    assert refusal_work(hub, username="bob", password=b"wondex") == wrong
+    assert refusal_work(hub, username="mallory", password=b"wondex") == wrong
+    assert refusal_work(hub, username="", password=b"wondex") == wrong
+    assert refusal_work(hub, username="alice", password=b"wonder" * 20) == \
+        refusal_work(hub, username="mallory", password=b"wonder" * 20)
+    # no password: checked as an empty one, for a known user and an unknown one alike
+    empty = refusal_work(hub, username="alice", password=b"")
+    assert len(empty) == 2 * DEFAULT_ITERATIONS - 1, len(empty)
+    assert refusal_work(hub, username="alice") == empty
+    assert refusal_work(hub, username="mallory") == empty
+    assert refusal_work(hub, username="mallory", password=b"") == empty
+    assert connack(hub, username="alice", password=b"wonder") == (0, False)
+
+
+def test_unknown_user_in_a_file_of_mixed_counts() -> None:
+    # The count most users have: an unknown user looks like carol and dave, not like alice.
+    write_file(PATH, "%s\n%s\n%s\n" % (line("alice", b"a", 50, b"0123456789abcdef"),
+                                          line("carol", b"c", 7), line("dave", b"d", 7)))
+    try:
+        hub = Hub("password_file %s\nallow_anonymous false\n" % PATH)
+    finally:
+        remove_file(PATH)
+    unknown = refusal_work(hub, username="mallory", password=b"x")
+    assert unknown == refusal_work(hub, username="carol", password=b"x")
+    assert unknown == [12 + 1] + [32, 12 + 1] * 6, unknown
+    assert len(refusal_work(hub, username="alice", password=b"x")) == 2 * 50 - 1
+
+
+def test_dummy_entry_is_shaped_like_most_entries() -> None:
+    def e(iterations: int, salt_len: int) -> "tuple[int, bytes, bytes]":
+        return iterations, b"s" * salt_len, b"h" * 32
+    users = {"a": e(1000, 12), "b": e(5000, 16), "c": e(5000, 16), "d": e(20, 8)}
+    assert dummy_entry(users) == (5000, bytes(16), bytes(32))
+    assert dummy_entry({"a": e(1000, 12), "b": e(300, 9)}) == (300, bytes(9), bytes(32))
+    assert dummy_entry({"a": e(1, 1)}) == (1, bytes(1), bytes(32))
+    assert dummy_entry({}) is None
+    # None: the tool's shape, DEFAULT_ITERATIONS rounds and a 12-byte salt
+    tool = (DEFAULT_ITERATIONS, SALT, digest(b"pw", SALT, DEFAULT_ITERATIONS))
+    assert work_of(check, None, b"pX") == work_of(check, tool, b"pX")
+    assert work_of(check, None, b"pX", None) == work_of(check, tool, b"pX")
+    assert not check(None, b"pw") and not check(None, b"pw", e(3, 12))
+    assert not check(None, None) and not check(tool, None)
+    zeros = (3, SALT, bytes(32))
+    assert not check(zeros, b"") and not check(None, b"", zeros)
 
 
 # --- the file ------------------------------------------------------------------------------

@@ -124,12 +124,25 @@ def test_log_dest() -> None:
 
 
 def test_log_dest_refused() -> None:
-    msg = error_of("log_dest syslog\n")
-    assert msg == "broker.conf:1: log_dest 'syslog' is not supported by this broker (yet)", msg
-    msg = error_of("log_dest file /var/log/mqtt.log\n")
-    assert msg.startswith("broker.conf:1: 'log_dest' takes one value"), msg
+    # mosquitto's other destinations, in each form mosquitto accepts: not supported (yet)
+    unsupported = "log_dest '%s' is not supported by this broker (yet)"
+    for text, dest, hint in (
+            ("log_dest syslog", "syslog", ""),
+            ("log_dest topic", "topic", ""),
+            ("log_dest dlt", "dlt", ""),
+            ("log_dest none", "none", "; 'log_type none' logs nothing"),
+            ("log_dest file /var/log/mqtt.log", "file", "; redirect stderr"),
+            ("log_dest file /var/log/my mqtt.log", "file", "; redirect stderr"),
+            ("log_dest file", "file", "; redirect stderr")):
+        msg = error_of("log_type all\n%s\n" % text)
+        want = "broker.conf:2: " + unsupported % dest + hint
+        assert msg.startswith(want) and (hint or msg == want), (msg, want)
     msg = error_of("log_dest screen\n")
     assert msg == "broker.conf:1: log_dest: expected stderr or stdout, got 'screen'", msg
+    msg = error_of("log_dest\n")
+    assert msg == "broker.conf:1: 'log_dest' needs a value", msg
+    msg = error_of("log_dest stderr now\n")
+    assert msg == "broker.conf:1: 'log_dest' takes one value, got 2", msg
 
 
 # --- log_type -------------------------------------------------------------------------------

@@ -68,3 +68,38 @@ def test_passwd_tool_delete_and_malformed_file(broker_factory, tmp_path):
     assert b.wait_exit() != 0
     assert "%s:2: user 'carol': expected a hash" % path in b.log(), b.log()
 
+
+LONG = "L" * 60000  # a 60 KB password: MQTT allows up to 65535 bytes
+
+
+# A 60 KB CONNECT is gathered whole and its password copied twice (codec.read_binary) before it
+# is checked: blocks of 60 KB that the micropython kind's board-sized 144K heap cannot hold, and
+# that a fragmented 320K one cannot place (a board sets max_packet_size 4096). 512K can.
+@pytest.mark.heap("512K")
+def test_refusals_then_a_valid_login(broker_factory, mqtt_client, raw_client, tmp_path):
+    """An unknown user, a wrong password and a 60 KB one are each refused with 0x04 and the
+    connection closed; the broker then serves valid logins, one with a 60 KB password that the
+    tool set."""
+    path = tmp_path / "passwd"
+    make_passwd(path, ("alice", "wonderland"), ("carol", LONG))
+    b = broker_factory(["password_file %s" % path, "allow_anonymous false",
+                        "max_packet_size 65536"])  # room for the long passwords
+
+    for cid, user, password in (("unknown", "mallory", "wonderland"),
+                                ("unknown-long", "mallory", LONG),
+                                ("wrong", "alice", "wonderlanx"),
+                                ("no-password", "alice", None),
+                                ("long", "alice", LONG),
+                                ("long-wrong", "carol", LONG[:-1] + "l")):
+        c = raw_client(b)
+        ack = c.connect(cid, username=user, password=password)
+        assert ack.return_code == 4, (cid, ack)  # bad user name or password
+        assert c.wait_closed() == [], cid
+
+    ok = connect(mqtt_client, b, "good", "alice", "wonderland")
+    assert ok.reason_code.value == 0, ok.reason_code
+    ok.subscribe("t/auth", qos=1)
+    long_ok = connect(mqtt_client, b, "good-long", "carol", LONG)
+    assert long_ok.reason_code.value == 0, long_ok.reason_code
+    long_ok.publish("t/auth", b"hello", qos=1)
+    assert ok.get().payload == b"hello"
