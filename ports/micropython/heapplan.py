@@ -67,8 +67,11 @@ def _plan(broker: "Broker", config: "Config", heap_free: "Callable[[], int]"
     ledger = broker.ledger
     if not config.memory_limit:
         ledger.limit = max(room, usable // 2)
+    # One client's queue may take all of it by default: past max_queued_bytes a message is
+    # dropped for that client after it was acknowledged, which only a limit the configuration
+    # chose may do; past memory_limit it is refused before.
     if not config.max_queued_bytes:
-        ledger.queue_limit = max(ledger.limit // 2, message)
+        ledger.queue_limit = ledger.limit
     if room < message:
         return ("", "%d connections (max_connections) need about %d KB of the %d KB free after"
                 " start-up in a heap of %d KB: fewer clients may be served at once"
