@@ -314,9 +314,13 @@ def serve(config: "Config", banner: str,
         out_of_memory("starting")
         return 1
     where = ""
+    error = ""
     try:
         server.bind()
-    except MemoryError:  # a TLS listener's context
+        from ports.micropython.heapplan import plan  # start-up only: it unloads itself
+        error = plan(server.broker, config, _heap_free, _log)
+        del plan
+    except MemoryError:  # a TLS listener's context, or the plan's own code
         server.close_listeners()
         from ports.micropython.launch import out_of_memory  # loaded: it loaded this module
         out_of_memory("starting")
@@ -339,9 +343,6 @@ def serve(config: "Config", banner: str,
         server.close_listeners()  # removes the socket files of the unix listeners opened
         sys.stderr.write("Error: cannot listen on %s: %s\n" % (where, reason))
         return 1
-    from ports.micropython.heapplan import plan  # start-up only: it unloads itself
-    error = plan(server.broker, config, _heap_free, _log)
-    del plan
     if error:
         server.close_listeners()
         sys.stderr.write("Error: %s\n" % error)
