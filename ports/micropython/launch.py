@@ -79,6 +79,9 @@ def load(argv: "List[str]") -> "Optional[Tuple[Config, str]]":
         gc.collect()
         import ports.micropython.server  # noqa: F401
         _preload(parsed[0])
+        # The heap plan runs once at the end of start-up and then unloads itself; compiled
+        # from source then, beside the server's buffers, it would be start-up's peak.
+        import ports.micropython.heapplan  # noqa: F401
     except MemoryError:
         out_of_memory("loading")
         return None
