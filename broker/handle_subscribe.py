@@ -4,6 +4,7 @@ from broker.codec import (
     remaining_length_size,
 )
 from broker.delivery import deliver
+from broker.lifecycle import LIMIT_MEMORY
 from broker.session import FLAG_QOS_MASK, FLAG_RETAIN
 from broker.topics import Filter, valid_topic_filter
 
@@ -22,6 +23,7 @@ _LOG_NOTICE = const(0x04)
 _LOG_SUBSCRIBE = const(0x10)
 _LOG_UNSUBSCRIBE = const(0x20)
 _LOG_WARNING = const(0x02)
+_SUBSCRIPTION_BYTES = const(512)  # what a subscription may take of the heap (64-bit, make mem)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,6 +58,11 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
             codes.append(_SUBACK_FAILURE)
             b.log(_LOG_NOTICE, "Denied SUBSCRIBE of %s to '%s' (acl_file)."
                   % (conn.client_id, str(filt, "utf-8")))
+            continue
+        if b.heap_low is not None and b.heap_low(_SUBSCRIPTION_BYTES + 2 * len(filt)):
+            codes.append(_SUBACK_FAILURE)  # refused, before the heap runs out under the table
+            b.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Subscription of %s to '%s' refused: the"
+                          " heap is nearly full." % (conn.client_id, str(filt, "utf-8")))
             continue
         r = b.subs.subscribe(s, filt, q, share)
         if r < 0:

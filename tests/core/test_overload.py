@@ -236,3 +236,14 @@ def test_one_client_holds_at_most_its_share_of_the_retained_messages():
     a.send(encode_publish(b"a/2", b"", retain=True))  # cleared: room for another of a's
     a.send(encode_publish(b"a/3", b"z", retain=True))
     assert hub.broker.retained.owned == {"a": 2, "b": 2}
+
+
+def test_a_subscription_the_heap_has_no_room_for_is_refused_with_0x80():
+    hub = Hub()
+    c = _online(hub, "c")
+    hub.broker.heap_low = lambda n: True
+    assert c.subscribe(1, [(b"a", 0), (b"b/+", 1)]) == [0x80, 0x80]
+    assert "Subscription of c to 'a' refused: the heap is nearly full." in hub.lines
+    hub.broker.heap_low = lambda n: False
+    assert c.subscribe(2, [(b"a", 0)]) == [0]
+    assert not c.closed
