@@ -167,6 +167,6 @@ def _generate_id(b: "Broker") -> str:
 def resume(b: "Broker", s: "Session") -> None:
     """Send unacknowledged PUBLISH (DUP set) and PUBREL packets again with their original
     identifiers, in their original order [MQTT-4.4.0-1], then whatever was queued; what the
-    output cannot take yet goes out as it drains (Broker.pump)."""
+    output cannot take yet goes out as it drains (broker.delivery.pump)."""
     s.resend = s.inflight_order()
     pump(b, s)
