@@ -6,7 +6,8 @@ MicroPython: no slices, no tuples, no bound methods, no strings.
 
 Valid filters: "#", "+", "/", "//", "+/+", "/#", "sport/#", "sport/+/player1", "+/tennis/#".
 Invalid filters: "", "sport+", "+a", "a#", "#/", "sport/#/x", "sport/tennis#", anything with U+0000
-or bad UTF-8.
+or bad UTF-8, and, as in mosquitto 2.0, a filter or topic name with more than 200 '/' (201 levels:
+TOPIC_HIERARCHY_LIMIT in its lib/util_topic.c), which bounds how deep the routing walk goes.
 """
 from broker.bytesops import MPY, topic_key, utf8_valid
 
@@ -27,6 +28,7 @@ _PLUS = const(0x2B)    # '+'
 _HASH = const(0x23)    # '#'
 _DOLLAR = const(0x24)  # '$'
 _WILD_CACHE_MAX = const(4096)  # topics remembered with their matching wildcard filters
+_SLASHES_MAX = const(200)  # '/' in a topic name or filter, as mosquitto counts them
 
 
 def valid_topic_name(buf: "Buffer", start: int, end: int) -> bool:
@@ -35,6 +37,8 @@ def valid_topic_name(buf: "Buffer", start: int, end: int) -> bool:
         return False
     if buf.find(b"+", start, end) >= 0 or buf.find(b"#", start, end) >= 0:
         return False  # no wildcards in a topic name [MQTT-3.3.2-2] [MQTT-4.7.1-1]
+    if end - start > _SLASHES_MAX and buf.count(b"/", start, end) > _SLASHES_MAX:
+        return False
     return utf8_valid(buf, start, end)  # UTF-8, no U+0000 [MQTT-1.5.3-1] [MQTT-4.7.3-2]
 
 
@@ -42,6 +46,8 @@ def valid_topic_filter(filt: bytes) -> bool:
     """A SUBSCRIBE/UNSUBSCRIBE topic filter (length limit: the caller's)."""
     n = len(filt)
     if n == 0 or not utf8_valid(filt, 0, n):  # [MQTT-4.7.3-1] [MQTT-4.7.3-2]
+        return False
+    if n > _SLASHES_MAX and filt.count(b"/") > _SLASHES_MAX:
         return False
     pos = 0
     while True:

@@ -362,6 +362,11 @@ def test_invalid_will_topic_closes_MQTT_3_1_3_10_MQTT_4_7_1_1():
         closed_silently(encode_connect("c", will_topic=topic, will_payload=b"x"), topic)
 
 
+def test_will_topic_past_200_slashes_closes_as_in_mosquitto():
+    # mosquitto 2.0's limit (TOPIC_HIERARCHY_LIMIT): more than 200 '/' in a topic name
+    topic = b"/" * 201
+    closed_silently(encode_connect("c", will_topic=topic, will_payload=b"x"), topic)
+
 # --- client identifier [MQTT-3.1.3-5..9] -------------------------------------------------------
 
 def test_empty_client_id_clean_1_gets_a_unique_id_MQTT_3_1_3_6():

@@ -793,6 +793,25 @@ def test_invalid_topic_filters_close():
         assert_closes(encode_subscribe(1, [(b"ok", 0), (filt, 0)]), "", filt)
 
 
+def test_more_than_200_slashes_close_as_in_mosquitto():
+    # mosquitto 2.0's limit, not the specification's (TOPIC_HIERARCHY_LIMIT): a topic name or
+    # filter with more than 200 '/' is malformed in PUBLISH, SUBSCRIBE and UNSUBSCRIBE alike.
+    ok = b"/".join([b"a"] * 201)
+    over = ok + b"/a"
+    assert_closes(encode_publish(over, b"x"), "", "PUBLISH")
+    assert_closes(encode_subscribe(1, [(over, 0)]), "", "SUBSCRIBE")
+    assert_closes(encode_subscribe(1, [(b"+/" * 201 + b"#", 0)]), "", "SUBSCRIBE +/#")
+    assert_closes(encode_unsubscribe(1, [over]), "", "UNSUBSCRIBE")
+    # 200 are served
+    hub, sub, pub = three()
+    assert sub.subscribe(1, [(ok, 1), (b"+/" * 200 + b"#", 0)]) == [1, 0]
+    pub.send(encode_publish(ok, b"deep", qos=1, mid=3))
+    assert kinds(pub.recv()) == [(PUBACK, 3)]
+    assert [(p.topic, p.payload) for p in sub.publishes()] == [(ok, b"deep")]
+    sub.send(encode_unsubscribe(2, [ok]))
+    assert kinds(sub.recv()) == [(UNSUBACK, 2)]
+    assert alive(sub) and alive(pub)
+
 def test_subscribe_with_no_filter_closes():
     # [MQTT-3.8.3-3] at least one Topic Filter / QoS pair; [MQTT-3.10.3-2] likewise UNSUBSCRIBE.
     assert_closes(bytes((0x82, 2, 0, 1)), "", "SUBSCRIBE without payload")

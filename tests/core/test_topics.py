@@ -218,6 +218,23 @@ def test_invalid_topic_names() -> None:
     assert not name_ok(b"\xff")
 
 
+def test_at_most_200_slashes_as_mosquitto() -> None:
+    # Not the specification's rule but mosquitto 2.0's (TOPIC_HIERARCHY_LIMIT in its
+    # lib/util_topic.c): more than 200 '/' in a topic name or filter is invalid, which bounds how
+    # deep a routing walk goes.
+    ok = b"/".join([b"a"] * 201)  # 200 '/', 201 levels
+    over = ok + b"/a"
+    assert name_ok(ok) and not name_ok(over)
+    assert name_ok(b"/" * 200) and not name_ok(b"/" * 201)
+    assert valid_topic_filter(ok) and not valid_topic_filter(over)
+    assert valid_topic_filter(b"+/" * 200 + b"#")
+    assert not valid_topic_filter(b"+/" * 201 + b"#")
+    assert not valid_topic_filter(b"/" * 201)
+    # counted between start and end only
+    buf = bytearray(b"/" * 204)
+    assert valid_topic_name(buf, 2, 202) and not valid_topic_name(buf, 1, 202)
+
+
 def test_topic_name_in_place() -> None:
     buf = bytearray(b"xx+#sport/tennis\x00yy")
     assert valid_topic_name(buf, 4, 16)
