@@ -6,8 +6,9 @@ messages the broker publishes itself (wills, in-process clients). None of it is 
 path, and keeping it apart halves the engine module, which MicroPython must compile within
 the heap when it runs from source.
 """
-# broker.topics first: the largest of these to compile from source (see broker.engine's imports)
-from broker.topics import SubscriptionTable
+# broker.subscriptions first: the largest of these to compile from source (see broker.engine's
+# imports)
+from broker.subscriptions import SubscriptionTable
 from broker.codec import Publish, put_ack
 from broker.conn import CLOSED, CONNECTED, NO_OUTPUT, Conn
 from broker.retain import RetainedTable, retained_share

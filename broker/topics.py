@@ -1,21 +1,21 @@
-"""Topic names, topic filters and the fixed-size subscription table (MQTT 3.1.1 section 4.7).
+"""Topic names and topic filters: validation and matching (MQTT 3.1.1 section 4.7). The table
+of subscriptions is broker.subscriptions.
 
-Topics and filters are bytes end to end. The routing path (`filter_matches`,
-`SubscriptionTable.collect`) works on a buffer plus integer offsets and allocates nothing on
-MicroPython: no slices, no tuples, no bound methods, no strings.
+Topics and filters are bytes end to end. The routing path (`valid_topic_name`, `filter_matches`)
+works on a buffer plus integer offsets and allocates nothing on MicroPython: no slices, no
+tuples, no bound methods, no strings.
 
 Valid filters: "#", "+", "/", "//", "+/+", "/#", "sport/#", "sport/+/player1", "+/tennis/#".
 Invalid filters: "", "sport+", "+a", "a#", "#/", "sport/#/x", "sport/tennis#", anything with U+0000
 or bad UTF-8, and, as in mosquitto 2.0, a filter or topic name with more than 200 '/' (201 levels:
 TOPIC_HIERARCHY_LIMIT in its lib/util_topic.c), which bounds how deep the routing walk goes.
 """
-from broker.bytesops import MPY, topic_key, utf8_valid
+from broker.bytesops import utf8_valid
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+    from typing import Optional, Tuple, Union
     Buffer = Union[bytes, bytearray]
-    KeyFunc = Callable[[Buffer, int, int], Union[bytes, int]]
 
 try:
     from micropython import const
@@ -27,7 +27,6 @@ _SLASH = const(0x2F)   # '/'
 _PLUS = const(0x2B)    # '+'
 _HASH = const(0x23)    # '#'
 _DOLLAR = const(0x24)  # '$'
-_WILD_CACHE_MAX = const(4096)  # topics remembered with their matching wildcard filters
 _SLASHES_MAX = const(200)  # '/' in a topic name or filter, as mosquitto counts them
 
 
@@ -142,222 +141,3 @@ def filter_matches(f: Filter, buf: "Buffer", start: int, end: int) -> bool:
                 return False
         start += 1
     return f.hash  # topic has levels left: only '#' takes them
-
-
-class _Node(Filter):
-    """One distinct filter and its subscribers.
-
-    `subs` holds them in one flat list, session then granted QoS: [s0, q0, s1, q1, ...]. A
-    wildcard node is its own compiled Filter; an exact one keeps only `filt`, `key` (its dict
-    key) and `subs`. One object and one list per filter instead of three objects: make mem
-    (64-bit) went from 366 to 264 bytes per exact subscription and from 744 to 584 per wildcard.
-    """
-
-    wild = False
-    next = None  # type: Optional[_Node]  # exact filters sharing a dict key
-
-    def __init__(self, filt: bytes, key: "Union[bytes, int]", wild: bool) -> None:
-        if wild:
-            Filter.__init__(self, filt)
-        else:
-            self.filt = filt
-            self.key = key
-        self.subs = []  # type: List[Any]
-
-    def find(self, session: object) -> int:
-        """The index of session in subs (its QoS follows it), or -1."""
-        subs = self.subs
-        for i in range(0, len(subs), 2):
-            if subs[i] is session:
-                return i
-        return -1
-
-    def drop(self, i: int) -> None:
-        subs = self.subs
-        subs[i] = subs[-2]
-        subs[i + 1] = subs[-1]
-        subs.pop()
-        subs.pop()
-
-
-def _deliver(subs: "List[Any]", hits: "List[Any]", n: int, epoch: int) -> int:
-    """Mark the subscribers of one matching node; n counts the sessions in hits so far."""
-    i = len(subs)
-    while i:
-        i -= 2
-        s = subs[i]
-        if s.route_mark != epoch:
-            s.route_mark = epoch
-            s.route_qos = subs[i + 1]
-            hits[n] = s
-            n += 1
-        elif subs[i + 1] > s.route_qos:  # one copy per session, at its highest QoS [MQTT-3.3.5-1]
-            s.route_qos = subs[i + 1]
-    return n
-
-
-class SubscriptionTable:
-    """All subscriptions of all sessions, at most `capacity` of them.
-
-    Exact filters: a dict keyed by `key(filt, 0, len(filt))` (bytes on CPython, an int hash on
-    MicroPython) whose values are chains of nodes, checked byte for byte. Wildcard filters: a list
-    of nodes, each tested once per routed topic. Per session: a dict filter -> node.
-    """
-
-    def __init__(self, capacity: int, key: "KeyFunc" = topic_key) -> None:
-        self.capacity = capacity
-        self.count = 0  # (session, filter) subscriptions
-        self.exact_count = 0  # distinct exact filters
-        self.wildcard_count = 0  # distinct wildcard filters
-        self._key = key
-        self._exact = {}  # type: Dict[Union[bytes, int], _Node]
-        self._wild = []  # type: List[_Node]
-        self._wild_by_filt = {}  # type: Dict[bytes, _Node]
-        # CPython: topic -> the wildcard nodes matching it, so a topic seen before skips the
-        # filters; emptied whenever a wildcard filter comes or goes. Not on MicroPython, whose
-        # keys are hashes and whose heap cannot hold it; nor with a caller's key function.
-        self._wild_cache = None  # type: Optional[Dict[Union[bytes, int], Tuple[_Node, ...]]]
-        if not MPY and key is topic_key:
-            self._wild_cache = {}
-        self._by_session = {}  # type: Dict[object, Dict[bytes, _Node]]
-
-    def _lookup(self, filt: bytes) -> "Optional[_Node]":
-        if has_wildcard(filt):
-            return self._wild_by_filt.get(filt)
-        node = self._exact.get(self._key(filt, 0, len(filt)))
-        while node is not None and node.filt != filt:
-            node = node.next
-        return node
-
-    def subscribe(self, session: object, filt: bytes, qos: int, share: int = 0) -> int:
-        """1 if added; 0 if this session's identical filter had its QoS replaced [MQTT-3.8.4-3];
-        -1 if the table is full, -2 if the session holds `share` filters already (0: no such
-        limit); nothing changes on a refusal."""
-        mine = self._by_session.get(session)
-        if mine is not None:
-            node = mine.get(filt)
-            if node is not None:
-                node.subs[node.find(session) + 1] = qos
-                return 0
-            if share and len(mine) >= share:
-                return -2
-        if self.count >= self.capacity:
-            return -1
-        node = self._lookup(filt)
-        if node is None:
-            wild = has_wildcard(filt)
-            key = b"" if wild else self._key(filt, 0, len(filt))  # type: Union[bytes, int]
-            node = _Node(filt, key, wild)
-            if wild:
-                self._wild.append(node)
-                self._wild_by_filt[filt] = node
-                if self._wild_cache is not None:
-                    self._wild_cache.clear()
-                self.wildcard_count += 1
-            else:
-                node.next = self._exact.get(key)
-                self._exact[key] = node
-                self.exact_count += 1
-        node.subs.append(session)
-        node.subs.append(qos)
-        if mine is None:
-            mine = {}
-            self._by_session[session] = mine
-        mine[filt] = node
-        self.count += 1
-        return 1
-
-    def _release(self, session: object, node: _Node) -> None:
-        node.drop(node.find(session))
-        self.count -= 1
-        if node.subs:
-            return
-        if node.wild:
-            self._wild.remove(node)
-            del self._wild_by_filt[node.filt]
-            if self._wild_cache is not None:
-                self._wild_cache.clear()
-            self.wildcard_count -= 1
-            return
-        head = self._exact[node.key]
-        if head is node:
-            if node.next is None:
-                del self._exact[node.key]
-            else:
-                self._exact[node.key] = node.next
-        else:
-            while head.next is not node:
-                head = head.next  # type: ignore[assignment]
-            head.next = node.next
-        node.next = None
-        self.exact_count -= 1
-
-    def unsubscribe(self, session: object, filt: bytes) -> bool:
-        mine = self._by_session.get(session)
-        if mine is None or filt not in mine:
-            return False
-        self._release(session, mine.pop(filt))
-        if not mine:
-            del self._by_session[session]
-        return True
-
-    def remove_session(self, session: object) -> int:
-        mine = self._by_session.pop(session, None)
-        if mine is None:
-            return 0
-        for node in mine.values():
-            self._release(session, node)
-        return len(mine)
-
-    def filters_of(self, session: object) -> "List[Tuple[bytes, int]]":
-        mine = self._by_session.get(session)
-        if mine is None:
-            return []
-        return [(filt, node.subs[node.find(session) + 1]) for filt, node in mine.items()]
-
-    def collect(self, buf: "Buffer", start: int, end: int, hits: "List[Any]", epoch: int) -> int:
-        """Put each session with a subscription matching topic buf[start:end] into hits once.
-
-        Sets s.route_mark = epoch and s.route_qos = the highest granted QoS among its matching
-        subscriptions. Returns how many sessions were put into hits[0:n]. Allocation-free on
-        MicroPython.
-        """
-        if self._wild_cache is not None:
-            return self._collect_cached(buf, start, end, hits, epoch)
-        n = 0
-        if self.exact_count:
-            node = self._exact.get(self._key(buf, start, end))
-            while node is not None:
-                if len(node.filt) == end - start and buf.startswith(node.filt, start):
-                    n = _deliver(node.subs, hits, n, epoch)
-                    break
-                node = node.next
-        wild = self._wild
-        j = len(wild)
-        while j:
-            j -= 1
-            node = wild[j]
-            if filter_matches(node, buf, start, end):
-                n = _deliver(node.subs, hits, n, epoch)
-        return n
-
-    def _collect_cached(self, buf: "Buffer", start: int, end: int, hits: "List[Any]",
-                        epoch: int) -> int:
-        """collect() on CPython: the topic's bytes are the key of both dicts."""
-        key = self._key(buf, start, end)
-        n = 0
-        node = self._exact.get(key)
-        if node is not None:  # bytes keys are exact: no chain
-            n = _deliver(node.subs, hits, n, epoch)
-        wild = self._wild
-        if wild:
-            cache = self._wild_cache
-            found = cache.get(key)  # type: ignore[union-attr]
-            if found is None:
-                if len(cache) >= _WILD_CACHE_MAX:  # type: ignore[arg-type]
-                    cache.clear()  # type: ignore[union-attr]
-                found = tuple([w for w in wild if filter_matches(w, buf, start, end)])
-                cache[key] = found  # type: ignore[index]
-            for node in found:
-                n = _deliver(node.subs, hits, n, epoch)
-        return n

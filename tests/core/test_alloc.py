@@ -81,6 +81,45 @@ def test_qos0_routing_allocates_nothing() -> None:
         assert sizes[i] == expect[i] * (ROUNDS + 1) * BATCH * len(packet), (i, sizes[i])
 
 
+def test_qos0_routing_through_wildcard_levels_allocates_nothing() -> None:
+    # The tree of wildcard filters: '+' and '#' branches matching at once at several depths, a
+    # filter of 40 levels, and filters that share levels without matching.
+    if not MPY:
+        raise SkipTest("heap_lock exists only on MicroPython")
+    b = _hub()
+    pub = _client(b, "pub", [])
+    deep = b"/".join([b"+"] * 40)
+    subs = [
+        _client(b, "s1", [(b"+/+/temp/#", 0), (b"plant/+/+/x", 0)]),
+        _client(b, "s2", [(b"plant/+/temp/+/#", 1), (b"+/line1/#", 0)]),
+        _client(b, "s3", [(b"#", 0), (b"plant/line2/#", 0)]),
+        _client(b, "s4", [(deep, 0), (b"+/+/+/+", 1)]),
+        _client(b, "s5", [(b"plant/+/hum", 0), (b"+/line1/temp/b", 0), (deep + b"/#", 0)]),
+    ]
+    expect = [1, 1, 1, 1, 0]
+    packet = encode_publish(b"plant/line1/temp/a", b"x" * 64)
+    stream = bytearray(packet * BATCH)
+    sizes = [0] * len(subs)
+    n = len(stream)
+    b.tick(1000)
+    feed = b.feed
+    locked = False
+    try:
+        for r in range(ROUNDS + 1):
+            if r == 1:
+                micropython.heap_lock()
+                locked = True
+            feed(pub, stream, n)
+            _drain(subs, sizes)
+    finally:
+        if locked:
+            micropython.heap_unlock()
+    assert pub.state != CLOSED
+    for i in range(len(subs)):
+        assert subs[i].state != CLOSED, i
+        assert sizes[i] == expect[i] * (ROUNDS + 1) * BATCH * len(packet), (i, sizes[i])
+
+
 def test_qos1_routing_allocates_only_the_stored_message() -> None:
     # A QoS 1 message must be kept until every subscriber acknowledges it [MQTT-4.3.2-1]: one
     # Message object plus one buffer holding topic and payload. Nothing else may allocate.

@@ -2,9 +2,10 @@
 
 Plain functions with plain asserts: pytest runs them on CPython, tools/mptest.py on MicroPython.
 """
+from broker.bytesops import topic_key
+from broker.subscriptions import SubscriptionTable
 from broker.topics import (
     Filter,
-    SubscriptionTable,
     filter_matches,
     has_wildcard,
     valid_topic_filter,
@@ -31,6 +32,12 @@ def m(filt: bytes, topic: bytes) -> bool:
 
 def name_ok(topic: bytes) -> bool:
     return valid_topic_name(topic, 0, len(topic))
+
+
+def tree_empty(table: SubscriptionTable) -> bool:
+    """The table holds no level of any wildcard filter (they are given back with the last one)."""
+    root = table._root
+    return root.kids == {} and root.plus is None and root.hash is None and root.subs is None
 
 
 def route(table: SubscriptionTable, topic: bytes, epoch: int, nsess: int = 16) -> "Dict[str, int]":
@@ -479,6 +486,18 @@ def test_capacity_full() -> None:
     assert t.count == 3
 
 
+def test_share_per_session() -> None:
+    # one session may hold at most `share` filters (max_subscriptions_per_client): -2 beyond
+    t = SubscriptionTable(10)
+    a, b = Sess("a"), Sess("b")
+    assert t.subscribe(a, b"x/+", 0, 2) == 1
+    assert t.subscribe(a, b"y", 0, 2) == 1
+    assert t.subscribe(a, b"z/#", 0, 2) == -2
+    assert t.subscribe(a, b"x/+", 1, 2) == 0  # replacing a QoS adds nothing
+    assert t.subscribe(b, b"z/#", 0, 2) == 1
+    assert t.count == 3 and t.wildcard_count == 2
+    assert route(t, b"z/q", 1) == {"b": 0} and route(t, b"x/q", 2) == {"a": 1}
+
 def test_unsubscribe() -> None:
     t = SubscriptionTable(10)
     a, b = Sess("a"), Sess("b")
@@ -498,7 +517,7 @@ def test_unsubscribe() -> None:
     assert t.count == 0 and t.wildcard_count == 0
     assert route(t, b"x/y", 3) == {}
     assert t.filters_of(a) == [] and t.filters_of(b) == []
-    assert t._exact == {} and t._wild == [] and t._by_session == {}
+    assert t._exact == {} and tree_empty(t) and t._by_session == {}
 
 
 def test_remove_session() -> None:
@@ -518,7 +537,7 @@ def test_remove_session() -> None:
     assert route(t, b"c/d", 3) == {"b": 0}
     assert t.remove_session(b) == 2
     assert t.count == 0 and t.exact_count == 0 and t.wildcard_count == 0
-    assert t._exact == {} and t._wild == [] and t._by_session == {}
+    assert t._exact == {} and tree_empty(t) and t._by_session == {}
 
 
 def test_filters_of() -> None:
@@ -625,9 +644,235 @@ def test_distinct_wildcard_nodes_shared() -> None:
         assert t.subscribe(s, b"a/+", 1) == 1
         assert t.subscribe(s, b"a/b", 0) == 1
     assert t.wildcard_count == 1 and t.exact_count == 1 and t.count == 10
-    assert len(t._wild) == 1
     got = route(t, b"a/b", 1)
     assert len(got) == 5 and all(q == 1 for q in got.values())
+    for s in ss[1:]:
+        assert t.unsubscribe(s, b"a/+")
+    assert t.wildcard_count == 1 and route(t, b"a/c", 2) == {"0": 1}
+
+
+# --- the tree of wildcard filters ---------------------------------------------------------------
+
+def _rnd(seed: "List[int]", n: int) -> int:
+    seed[0] = (seed[0] * 1103515245 + 12345) & 0x7FFFFFFF
+    return (seed[0] >> 8) % n
+
+
+def _gen(seed: "List[int]", wild: bool) -> bytes:
+    """A random topic name (or filter, with wild) of 1 to 4 levels from a small alphabet."""
+    words = (b"", b"a", b"b", b"ab", b"$a")
+    parts = []  # type: List[bytes]
+    for _ in range(1 + _rnd(seed, 4)):
+        if wild and _rnd(seed, 3) == 0:
+            parts.append(b"+")
+        else:
+            parts.append(words[_rnd(seed, len(words))])
+    if wild and _rnd(seed, 3) == 0:
+        parts.append(b"#")
+    return b"/".join(parts)
+
+
+def _tree_against_reference(t: SubscriptionTable) -> None:
+    seed = [4242]
+    sessions = [Sess(str(i)) for i in range(6)]
+    held = {}  # type: Dict[Any, int]  # (session index, filter) -> granted QoS
+    epoch = 0
+    matched = 0
+    for step in range(400):
+        filt = _gen(seed, True)
+        i = _rnd(seed, len(sessions))
+        if valid_topic_filter(filt):
+            if _rnd(seed, 4) == 0:
+                assert t.unsubscribe(sessions[i], filt) == ((i, filt) in held)
+                held.pop((i, filt), None)
+            else:
+                q = _rnd(seed, 3)
+                assert t.subscribe(sessions[i], filt, q) == (0 if (i, filt) in held else 1)
+                held[(i, filt)] = q
+        if step % 40 == 39:  # a session leaves with all its filters
+            t.remove_session(sessions[i])
+            for k in list(held):
+                if k[0] == i:
+                    del held[k]
+            # the tree is what the filters held make, whatever came and went before
+            fresh = SubscriptionTable(1000, key=t._key)
+            for k in held:
+                fresh.subscribe(sessions[k[0]], k[1], 0)
+            assert tree_runs(t) == tree_runs(fresh)
+        topic = _gen(seed, False)
+        if not name_ok(topic):
+            continue
+        want = {}  # type: Dict[str, int]
+        for k in held:
+            if _ref_match(k[1], topic):
+                name = sessions[k[0]].name
+                want[name] = max(want.get(name, 0), held[k])
+        epoch += 1
+        assert route(t, topic, epoch) == want, (topic, held)
+        matched += len(want)
+    assert t.count == len(held) and matched > 100
+    for s in sessions:
+        t.remove_session(s)
+    assert t.count == 0 and t.wildcard_count == 0 and tree_empty(t)
+
+
+def test_tree_against_reference() -> None:
+    # many filters at once, sharing levels, coming and going: each routed topic gets the
+    # sessions _ref_match finds, once each at their highest QoS [MQTT-3.3.5-1], '$' topics
+    # unmatched by a leading wildcard [MQTT-4.7.2-1], '#' taking the parent level [MQTT-4.7.1-2]
+    _tree_against_reference(SubscriptionTable(1000))
+
+
+def test_tree_with_colliding_keys() -> None:
+    # as MicroPython's 24-bit level hashes may collide: every literal level below a level
+    # shares one key, told apart byte for byte along the chain
+    _tree_against_reference(SubscriptionTable(1000, key=_same_key))
+
+
+def test_tree_every_branch_at_once() -> None:
+    # Every filter of six levels of 'a' or '+' (64), and '#' after each prefix of them: a topic
+    # of six 'a' levels matches all of them, with a '+' branch waiting at every level.
+    t = SubscriptionTable(1000)
+    ss = []  # type: List[Sess]
+    for bits in range(64):
+        parts = [b"+" if bits >> k & 1 else b"a" for k in range(6)]
+        s = Sess("f%d" % bits)
+        ss.append(s)
+        assert t.subscribe(s, b"/".join(parts), 1) == 1
+        assert t.subscribe(s, b"/".join(parts[:bits % 6] + [b"#"]), 0) == 1
+    got = route(t, b"a/a/a/a/a/a", 1, 64)
+    assert len(got) == 64 and all(q == 1 for q in got.values())
+    got = route(t, b"a/b/a/b/a/b", 2, 64)  # the '+' filters, and '#' where they lead
+    assert got["f63"] == 1 and got["f42"] == 1 and got["f0"] == 0 and "f21" not in got
+    assert route(t, b"a/a/a/a/a/a/a", 3, 64) == {"f%d" % i: 0 for i in range(64)}
+    for s in ss:
+        assert t.remove_session(s) == 2
+    assert tree_empty(t) and t.wildcard_count == 0
+
+
+def tree_runs(table: SubscriptionTable) -> "List[bytes]":
+    """Every node of the tree as the levels from the root to the end of its run, sorted."""
+    out = []  # type: List[bytes]
+    todo = [(table._root, b"")]
+    while todo:
+        node, above = todo.pop()
+        below = list(node.kids.values()) if node.kids else []
+        for kid in below[:]:
+            while kid.next is not None:
+                kid = kid.next
+                below.append(kid)
+        if node.plus is not None:
+            below.append(node.plus)
+        for kid in below:
+            levels = kid.lev if node is table._root else above + b"/" + kid.lev
+            out.append(levels)
+            todo.append((kid, levels))
+    return sorted(out)
+
+
+def test_tree_runs_part_and_join() -> None:
+    # A node holds the levels no two filters part in: a filter costs about its length, however
+    # many levels it has; runs part where a filter parts from them and join again when it goes.
+    t = SubscriptionTable(20)
+    a = Sess("a")
+    assert t.subscribe(a, b"a/b/c/+/x", 0) == 1
+    assert tree_runs(t) == [b"a/b/c/+/x"]
+    assert t.subscribe(a, b"a/b/d/#", 0) == 1
+    assert tree_runs(t) == [b"a/b", b"a/b/c/+/x", b"a/b/d"]
+    assert t.subscribe(a, b"a/+/c", 1) == 1
+    assert tree_runs(t) == [b"a", b"a/+/c", b"a/b", b"a/b/c/+/x", b"a/b/d"]
+    assert t.subscribe(a, b"a/b/c/+/y", 2) == 1
+    assert tree_runs(t) == [b"a", b"a/+/c", b"a/b", b"a/b/c/+", b"a/b/c/+/x", b"a/b/c/+/y",
+                            b"a/b/d"]
+    assert t.subscribe(a, b"a/b", 0) == 1  # exact: not in the tree
+    assert route(t, b"a/b/c/q/y", 1) == {"a": 2}
+    assert route(t, b"a/b/c", 2) == {"a": 1}
+    assert route(t, b"a/b/d", 3) == {"a": 0}
+    assert t.unsubscribe(a, b"a/+/c")
+    assert tree_runs(t) == [b"a/b", b"a/b/c/+", b"a/b/c/+/x", b"a/b/c/+/y", b"a/b/d"]
+    assert t.unsubscribe(a, b"a/b/c/+/x")
+    assert tree_runs(t) == [b"a/b", b"a/b/c/+/y", b"a/b/d"]
+    assert t.unsubscribe(a, b"a/b/d/#")
+    assert tree_runs(t) == [b"a/b/c/+/y"]
+    assert route(t, b"a/b/c/q/y", 4) == {"a": 2}
+    assert t.remove_session(a) == 2 and tree_empty(t)
+
+
+def test_tree_deepest_filters() -> None:
+    # 201 levels, the most a filter may have (see test_at_most_200_slashes_as_mosquitto)
+    t = SubscriptionTable(10)
+    a, b, c = Sess("a"), Sess("b"), Sess("c")
+    deep = b"/".join([b"+"] * 201)
+    assert valid_topic_filter(deep)
+    assert t.subscribe(a, deep, 0) == 1
+    assert t.subscribe(b, b"/".join([b"+"] * 200) + b"/x", 1) == 1
+    assert t.subscribe(c, b"/".join([b"l"] * 100) + b"/#", 2) == 1
+    topic = b"/".join([b"l"] * 200 + [b"x"])
+    assert name_ok(topic)
+    assert route(t, topic, 1) == {"a": 0, "b": 1, "c": 2}
+    assert route(t, b"/" * 200, 2) == {"a": 0}
+    assert route(t, b"/".join([b"l"] * 101), 3) == {"c": 2}
+    assert route(t, b"/".join([b"l"] * 99), 4) == {}
+    assert t.unsubscribe(a, deep) and t.unsubscribe(b, b"/".join([b"+"] * 200) + b"/x")
+    assert route(t, topic, 5) == {"c": 2}
+    assert t.unsubscribe(c, b"/".join([b"l"] * 100) + b"/#")
+    assert tree_empty(t) and t.wildcard_count == 0
+
+
+def test_tree_gives_back_only_unused_levels() -> None:
+    t = SubscriptionTable(20)
+    a, b = Sess("a"), Sess("b")
+    for f in (b"x/+/y/#", b"x/+/y", b"x/z/+", b"#", b"+", b"x/z"):
+        assert t.subscribe(a, f, 1) == 1
+    assert t.subscribe(b, b"x/+/y", 2) == 1
+    assert route(t, b"x/z/y", 1) == {"a": 1, "b": 2}
+    assert t.unsubscribe(a, b"x/+/y/#")  # its levels are x/+/y's too
+    assert route(t, b"x/z/y", 2) == {"a": 1, "b": 2}
+    assert route(t, b"x/z/y/w", 3) == {"a": 1}
+    assert t.unsubscribe(a, b"x/+/y") and t.unsubscribe(b, b"x/+/y")
+    assert route(t, b"x/q/y", 4) == {"a": 1}  # '#' only
+    assert route(t, b"x/z/q", 5) == {"a": 1}
+    assert t.unsubscribe(a, b"#")
+    assert route(t, b"x/z/q", 6) == {"a": 1}  # x/z/+
+    assert route(t, b"x/q/y", 7) == {}
+    assert route(t, b"x/z", 8) == {"a": 1}  # the exact filter
+    assert t.unsubscribe(a, b"x/z/+") and t.unsubscribe(a, b"+")
+    assert tree_empty(t) and t.wildcard_count == 0 and t.exact_count == 1
+    assert route(t, b"x/z", 9) == {"a": 1}
+
+
+def test_subscribe_out_of_memory_changes_nothing() -> None:
+    # Should the heap run out half way through a subscription (here: the key of one level), the
+    # table is as it was: no node of the tree left behind or split, no subscriber, no count.
+    failing = [b""]
+
+    def key(buf: "bytes | bytearray", start: int, end: int) -> "bytes | int":
+        if end - start == len(failing[0]) and buf[start:end] == failing[0]:
+            failing[0] = b""  # once: the rollback finds the heap back
+            raise MemoryError
+        return topic_key(buf, start, end)
+
+    t = SubscriptionTable(10, key=key)
+    a, b = Sess("a"), Sess("b")
+    assert t.subscribe(a, b"x/y/+", 1) == 1
+    # the first two fail once x/y/+ is split where they part from it, the third before any change
+    for filt, lev in ((b"x/y/z/w/#", b"z"), (b"x/q/w/+", b"q"), (b"x/y/+/w", b"w"),
+                      (b"e/f", b"e/f")):
+        failing[0] = lev
+        try:
+            t.subscribe(b, filt, 0)
+            raise AssertionError(filt)
+        except MemoryError:
+            pass
+        assert t.count == 1 and t.wildcard_count == 1 and t.exact_count == 0, filt
+        assert t.filters_of(b) == [] and list(t._by_session) == [a], filt
+        assert [k.lev for k in t._root.kids.values()] == [b"x/y/+"], filt
+    assert route(t, b"x/y/z", 1) == {"a": 1}
+    assert route(t, b"x/y/z/w", 2) == {}
+    assert t.subscribe(b, b"x/y/+/w", 2) == 1  # no leftovers in the way either
+    assert route(t, b"x/y/z/w", 3) == {"b": 2}
+    assert t.unsubscribe(a, b"x/y/+") and t.unsubscribe(b, b"x/y/+/w")
+    assert tree_empty(t)
 
 
 # --- zero allocation on MicroPython -------------------------------------------------------------
@@ -686,6 +931,51 @@ def test_collect_no_alloc_under_heap_lock() -> None:
     assert names[last] == b"sport/tennis/player1"
     got = sorted([(hits[i].name, hits[i].route_qos) for i in range(counts[999])])
     assert got == [("0", 0), ("1", 2), ("2", 1), ("3", 0), ("4", 2)]
+
+
+def test_walk_no_alloc_under_heap_lock() -> None:
+    # The tree of wildcard filters walked with '+' and '#' branches matching at once, at several
+    # depths, with a colliding chain of literal levels, for topics at offsets in a bytearray.
+    if not MPY:
+        raise SkipTest("heap_lock exists only on MicroPython")
+    import micropython
+
+    t = SubscriptionTable(200)
+    ss = [Sess(str(i)) for i in range(8)]
+    filters = (
+        (0, b"plant/+/temp", 0), (1, b"plant/#", 1), (2, b"+/+/temp", 2), (3, b"#", 0),
+        (4, b"+/line1/#", 1), (5, b"plant/line1/+", 2), (6, b"+/+/+/+", 0),
+        (7, b"/".join([b"+"] * 40) + b"/#", 1), (7, b"plant/line2/+", 0), (0, b"$SYS/+", 1),
+    )
+    for i, f, q in filters:
+        assert t.subscribe(ss[i], f, q) == 1
+    deep = b"/".join([b"d"] * 60)
+    names = (b"plant/line1/temp", b"plant/line2/temp", b"plant", b"x/line1", b"a/b/c/d",
+             b"$SYS/broker", deep, b"plant//temp")
+    bufs = []  # type: List[bytearray]
+    expect = []  # type: List[int]
+    epoch = 0
+    for nm in names:
+        epoch += 1
+        bufs.append(bytearray(b"##" + nm + b"/xyz"))
+        expect.append(len(route(t, nm, epoch)))
+    assert expect == [6, 5, 2, 2, 2, 1, 2, 4]
+    hits = [None] * len(ss)  # type: List[Any]
+    counts = [0] * 800
+    epoch = 100
+    k = len(names)
+    micropython.heap_lock()
+    try:
+        i = 0
+        while i < 800:
+            j = i % k
+            counts[i] = t.collect(bufs[j], 2, 2 + len(names[j]), hits, epoch)
+            epoch += 1
+            i += 1
+    finally:
+        micropython.heap_unlock()
+    for i in range(800):
+        assert counts[i] == expect[i % k], (i, counts[i])
 
 
 def test_validation_and_match_no_alloc_under_heap_lock() -> None:

@@ -10,7 +10,8 @@ from hypothesis import given, strategies as st
 from broker import topics
 from broker.retain import KEPT, RetainedTable
 from broker.session import Message
-from broker.topics import Filter, SubscriptionTable, filter_matches
+from broker.subscriptions import SubscriptionTable
+from broker.topics import Filter, filter_matches
 
 from mqtt_strategies import examples, filters_any, filters_valid, topic_names, valid_filter
 

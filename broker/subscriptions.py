@@ -1,0 +1,283 @@
+"""The fixed-size table of subscriptions (MQTT 3.1.1 sections 3.8 and 4.7).
+
+Exact filters: a dict keyed by `key(filt, 0, len(filt))` (bytes on CPython, an int hash on
+MicroPython) whose values are chains of nodes, checked byte for byte. Wildcard filters: the tree
+of broker.filtertree, as mosquitto keeps all its filters, walked along the topic's levels: routing
+costs what the topic's levels and the filters sharing them cost, never what the other filters do.
+Per session: a dict filter -> its subscriber list. `collect` works on a buffer plus integer
+offsets and allocates nothing on MicroPython.
+"""
+from broker.bytesops import equal_at, micropython, topic_key
+from broker.filtertree import FilterTree, Node, unchain
+from broker.topics import has_wildcard
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+    Buffer = Union[bytes, bytearray]
+    Take = Callable[[List[Any], List[Any], int, int], int]
+    from broker.filtertree import KeyFunc as KeyFunc
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):  # type: ignore[no-untyped-def,misc]
+        return x
+
+_SLASH = const(0x2F)   # '/'
+_PLUS = const(0x2B)    # '+'
+_HASH = const(0x23)    # '#'
+_DOLLAR = const(0x24)  # '$'
+
+
+def _find(subs: "List[Any]", session: object) -> int:
+    """The index of session in subs (its QoS follows it), or -1."""
+    for i in range(0, len(subs), 2):
+        if subs[i] is session:
+            return i
+    return -1
+
+
+def _drop(subs: "List[Any]", i: int) -> None:
+    subs[i] = subs[-2]
+    subs[i + 1] = subs[-1]
+    subs.pop()
+    subs.pop()
+
+
+def _deliver(subs: "List[Any]", hits: "List[Any]", n: int, epoch: int) -> int:
+    """Mark the subscribers of one matching filter; n counts the sessions in hits so far."""
+    i = len(subs)
+    while i:
+        i -= 2
+        s = subs[i]
+        if s.route_mark != epoch:
+            s.route_mark = epoch
+            s.route_qos = subs[i + 1]
+            hits[n] = s
+            n += 1
+        elif subs[i + 1] > s.route_qos:  # one copy per session, at its highest QoS [MQTT-3.3.5-1]
+            s.route_qos = subs[i + 1]
+    return n
+
+
+class SubscriptionTable(FilterTree):
+    """All subscriptions of all sessions, at most `capacity` of them (see the module's text)."""
+
+    def __init__(self, capacity: int, key: "KeyFunc" = topic_key) -> None:
+        FilterTree.__init__(self, key)
+        self.capacity = capacity
+        self.count = 0  # (session, filter) subscriptions
+        self.exact_count = 0  # distinct exact filters
+        self.wildcard_count = 0  # distinct wildcard filters
+        self._exact = {}  # type: Dict[Union[bytes, int], Node]
+        self._by_session = {}  # type: Dict[object, Dict[bytes, List[Any]]]
+
+    def _subs(self, filt: bytes, create: bool) -> "Optional[List[Any]]":
+        """The subscriber list of filt (made empty where missing, with create), or None."""
+        if has_wildcard(filt):
+            node = self.node(filt, create)
+        else:
+            key = self._key(filt, 0, len(filt))
+            node = self._exact.get(key)
+            while node is not None and node.lev != filt:
+                node = node.next
+            if node is None and create:
+                node = Node()
+                node.lev = filt
+                if key in self._exact:
+                    node.next = self._exact[key]
+                self._exact[key] = node
+        if node is None:
+            return None
+        if filt[-1] == _HASH:
+            if node.hash is None and create:
+                node.hash = []
+            return node.hash
+        if node.subs is None and create:
+            node.subs = []
+        return node.subs
+
+    def _remove(self, filt: bytes, subs: "Optional[List[Any]]") -> None:
+        """Take out filt's subscriber list subs, empty now (None: it was never made)."""
+        if has_wildcard(filt):
+            self.prune(filt, subs)
+            return
+        key = self._key(filt, 0, len(filt))
+        node = self._exact.get(key)
+        while node is not None and node.lev != filt:
+            node = node.next
+        if node is not None:
+            unchain(self._exact, key, node)
+
+    def subscribe(self, session: object, filt: bytes, qos: int, share: int = 0) -> int:
+        """1 if added; 0 if this session's identical filter had its QoS replaced [MQTT-3.8.4-3];
+        -1 if the table is full, -2 if the session holds `share` filters already (0: no such
+        limit); nothing changes on a refusal. Should the heap run out on the way, nothing is
+        changed either and MemoryError goes to the caller."""
+        mine = self._by_session.get(session)
+        if mine is not None:
+            subs = mine.get(filt)
+            if subs is not None:
+                subs[_find(subs, session) + 1] = qos
+                return 0
+            if share and len(mine) >= share:
+                return -2
+        if self.count >= self.capacity:
+            return -1
+        try:
+            subs = self._subs(filt, True)
+            assert subs is not None
+            subs.extend((session, qos))  # (both or neither)
+            if mine is None:
+                mine = {}
+                self._by_session[session] = mine
+            mine[filt] = subs
+        except MemoryError:
+            if mine is not None and not mine:
+                del self._by_session[session]
+            subs = self._subs(filt, False)
+            if subs is not None and subs[-2:] == [session, qos]:  # (the last pair: it came last)
+                subs.pop()
+                subs.pop()
+            if not subs:
+                self._remove(filt, subs)
+            raise
+        if len(subs) == 2:  # a filter no session held
+            if has_wildcard(filt):
+                self._wild_changed(1)
+            else:
+                self.exact_count += 1
+        self.count += 1
+        return 1
+
+    def _wild_changed(self, by: int) -> None:
+        """A distinct wildcard filter came (by 1) or went (by -1)."""
+        self.wildcard_count += by
+
+    def _release(self, session: object, filt: bytes, subs: "List[Any]") -> None:
+        _drop(subs, _find(subs, session))
+        self.count -= 1
+        if subs:
+            return
+        self._remove(filt, subs)
+        if has_wildcard(filt):
+            self._wild_changed(-1)
+        else:
+            self.exact_count -= 1
+
+    def unsubscribe(self, session: object, filt: bytes) -> bool:
+        mine = self._by_session.get(session)
+        if mine is None or filt not in mine:
+            return False
+        self._release(session, filt, mine.pop(filt))
+        if not mine:
+            del self._by_session[session]
+        return True
+
+    def remove_session(self, session: object) -> int:
+        mine = self._by_session.pop(session, None)
+        if mine is None:
+            return 0
+        for filt, subs in mine.items():
+            self._release(session, filt, subs)
+        return len(mine)
+
+    def filters_of(self, session: object) -> "List[Tuple[bytes, int]]":
+        mine = self._by_session.get(session)
+        if mine is None:
+            return []
+        return [(filt, subs[_find(subs, session) + 1]) for filt, subs in mine.items()]
+
+    def collect(self, buf: "Buffer", start: int, end: int, hits: "List[Any]", epoch: int) -> int:
+        """Put each session with a subscription matching topic buf[start:end] into hits once.
+
+        Sets s.route_mark = epoch and s.route_qos = the highest granted QoS among its matching
+        subscriptions. Returns how many sessions were put into hits[0:n]. Allocation-free on
+        MicroPython.
+        """
+        n = 0
+        if self.exact_count:
+            node = self._exact.get(self._key(buf, start, end))
+            while node is not None:
+                if len(node.lev) == end - start and buf.startswith(node.lev, start):
+                    n = _deliver(node.subs, hits, n, epoch)  # type: ignore[arg-type]
+                    break
+                node = node.next
+        if self.wildcard_count:
+            n = self._walk(buf, start, end, _deliver, hits, n, epoch)
+        return n
+
+    # take(subs, hits, n, epoch) for each wildcard filter matching topic buf[start:end]; returns
+    # the last n it returned. Down the tree along the topic's levels: below a node whose run took
+    # the topic's levels up to `pos` (end + 1: all of them), its '#' matches at once, the node of
+    # the topic's next level (one dict lookup) is tried next and its '+' node waits on the stack.
+    # A run takes the topic's levels when its literal levels up to a '+' level equal the topic's,
+    # compared at once, '/' included, and each of its '+' levels takes one level, even an empty
+    # one. One function, as the loop routing spends its time in. Allocation-free on MicroPython.
+    @micropython.native
+    def _walk(self, buf: "Buffer", start: int, end: int, take: "Take", hits: "List[Any]", n: int,
+              epoch: int) -> int:
+        key = self._key
+        stack = self._stack
+        sp = 0
+        node = self._root
+        if start < end and buf[start] == _DOLLAR:
+            node = self._lit  # [MQTT-4.7.2-1]
+        pos = start
+        while True:
+            subs = node.hash
+            if subs is not None:  # '#' takes what is left of the topic, even nothing [MQTT-4.7.1-2]
+                n = take(subs, hits, n, epoch)
+            kid = None  # type: Optional[Node]
+            if pos > end:  # the topic is used up: the filter ending here matches
+                subs = node.subs
+                if subs is not None:
+                    n = take(subs, hits, n, epoch)
+            else:
+                if node.plus is not None:
+                    stack[sp] = node.plus
+                    stack[sp + 1] = pos
+                    sp += 2
+                kids = node.kids
+                if kids is not None:
+                    e = buf.find(b"/", pos, end)
+                    kid = kids.get(key(buf, pos, e if e >= 0 else end))
+            at = pos  # where kid's run is to take the topic's levels from
+            while True:
+                if kid is None:
+                    if not sp:
+                        return n
+                    sp -= 2
+                    kid = stack[sp]
+                    at = stack[sp + 1]
+                    stack[sp] = None  # (no node kept alive by a walk that is over)
+                lev = kid.lev
+                last = len(lev)
+                i = 0
+                pos = at
+                while True:
+                    if pos > end:  # the topic ended first
+                        pos = -1
+                        break
+                    if i < last and lev[i] == _PLUS:  # ('+' is only ever a whole level)
+                        e = buf.find(b"/", pos, end)
+                        pos = (end if e < 0 else e) + 1
+                        i += 2
+                    else:
+                        e = lev.find(b"/+", i)
+                        if e < 0:
+                            e = last
+                        e -= i  # the length of the literal levels
+                        if pos + e > end or not equal_at(lev, i, buf, pos, e)\
+                                or pos + e < end and buf[pos + e] != _SLASH:
+                            pos = -1
+                            break
+                        pos += e + 1
+                        i += e + 1
+                    if i > last:  # (i == last: an empty last level is still to take)
+                        break
+                if pos >= 0:
+                    node = kid
+                    break
+                kid = kid.next  # another literal level with that key, from the same place
