@@ -9,6 +9,7 @@ the heap when it runs from source.
 # broker.subscriptions first: the largest of these to compile from source (see broker.engine's
 # imports)
 from broker.subscriptions import SubscriptionTable
+from broker.bytesops import MPY
 from broker.codec import Publish, put_ack
 from broker.conn import CLOSED, CONNECTED, NO_OUTPUT, Conn
 from broker.retain import RetainedTable, retained_share
@@ -101,7 +102,11 @@ class Lifecycle:
         self.conns = []  # type: List[Conn]
         self.connected = 0
         self.sessions = {}  # type: Dict[str, Session]
-        self.subs = SubscriptionTable(config.max_subscriptions)
+        if MPY:
+            self.subs = SubscriptionTable(config.max_subscriptions)
+        else:  # with a cache of what each topic matched (broker.routecache)
+            from broker.routecache import CachedSubscriptionTable
+            self.subs = CachedSubscriptionTable(config.max_subscriptions)
         # the application messages kept (retained, queued, in flight, wills), in bytes; a port
         # with a small heap gives the limits defaults from the heap when the configuration
         # sets none

@@ -5,7 +5,8 @@ MicroPython) whose values are chains of nodes, checked byte for byte. Wildcard f
 of broker.filtertree, as mosquitto keeps all its filters, walked along the topic's levels: routing
 costs what the topic's levels and the filters sharing them cost, never what the other filters do.
 Per session: a dict filter -> its subscriber list. `collect` works on a buffer plus integer
-offsets and allocates nothing on MicroPython.
+offsets and allocates nothing on MicroPython. CPython's broker runs broker.routecache's table,
+which remembers what each topic matched.
 """
 from broker.bytesops import equal_at, micropython, topic_key
 from broker.filtertree import FilterTree, Node, unchain
@@ -45,7 +46,7 @@ def _drop(subs: "List[Any]", i: int) -> None:
     subs.pop()
 
 
-def _deliver(subs: "List[Any]", hits: "List[Any]", n: int, epoch: int) -> int:
+def mark(subs: "List[Any]", hits: "List[Any]", n: int, epoch: int) -> int:
     """Mark the subscribers of one matching filter; n counts the sessions in hits so far."""
     i = len(subs)
     while i:
@@ -201,11 +202,11 @@ class SubscriptionTable(FilterTree):
             node = self._exact.get(self._key(buf, start, end))
             while node is not None:
                 if len(node.lev) == end - start and buf.startswith(node.lev, start):
-                    n = _deliver(node.subs, hits, n, epoch)  # type: ignore[arg-type]
+                    n = mark(node.subs, hits, n, epoch)  # type: ignore[arg-type]
                     break
                 node = node.next
         if self.wildcard_count:
-            n = self._walk(buf, start, end, _deliver, hits, n, epoch)
+            n = self._walk(buf, start, end, mark, hits, n, epoch)
         return n
 
     # take(subs, hits, n, epoch) for each wildcard filter matching topic buf[start:end]; returns

@@ -3,7 +3,6 @@
 Plain functions with plain asserts: pytest runs them on CPython, tools/mptest.py on MicroPython.
 """
 from broker.bytesops import topic_key
-from broker.subscriptions import SubscriptionTable
 from broker.topics import (
     Filter,
     filter_matches,
@@ -12,6 +11,11 @@ from broker.topics import (
     valid_topic_name,
 )
 from support import MPY, SkipTest
+
+if MPY:
+    from broker.subscriptions import SubscriptionTable
+else:  # the table CPython's broker runs: it remembers what each topic matched
+    from broker.routecache import CachedSubscriptionTable as SubscriptionTable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -873,6 +877,27 @@ def test_subscribe_out_of_memory_changes_nothing() -> None:
     assert route(t, b"x/y/z/w", 3) == {"b": 2}
     assert t.unsubscribe(a, b"x/y/+") and t.unsubscribe(b, b"x/y/+/w")
     assert tree_empty(t)
+
+
+def test_cache_bounded_in_bytes() -> None:
+    # CPython remembers which wildcard filters matched a topic: by bytes, never by what a
+    # client chooses to send (issue 15: 4,096 distinct 65,000-byte topics kept 260 MB)
+    if MPY:
+        raise SkipTest("the cache is CPython's")
+    from broker import routecache
+    t = SubscriptionTable(10)
+    a = Sess("a")
+    assert t.subscribe(a, b"+/x", 0) == 1
+    assert t.subscribe(a, b"#", 1) == 1
+    for i in range(200):
+        topic = b"%d/" % i + b"y" * 65000
+        assert route(t, topic, 1 + i) == {"a": 1}
+    assert t.cache_bytes == 0  # a topic that long is walked each time, never kept
+    for i in range(20000):
+        assert route(t, b"%d/x" % i, 1000 + i) == {"a": 1}
+        assert t.cache_bytes <= routecache._CACHE_BYTES
+    assert 1000 < len(t.cache) and sum([len(k) + 8 for k in t.cache]) <= routecache._CACHE_BYTES
+    assert route(t, b"0/x", 30000) == {"a": 1}  # after the cache was emptied on the way
 
 
 # --- zero allocation on MicroPython -------------------------------------------------------------

@@ -10,6 +10,7 @@ from hypothesis import given, strategies as st
 from broker import topics
 from broker.retain import KEPT, RetainedTable
 from broker.session import Message
+from broker.routecache import CachedSubscriptionTable
 from broker.subscriptions import SubscriptionTable
 from broker.topics import Filter, filter_matches
 
@@ -97,7 +98,7 @@ def test_subscription_table_against_a_dict_model(steps, capacity, int_keys):
     Also with a deliberately colliding int key, as MicroPython's 24-bit hash may collide."""
     sessions = [_S("s%d" % i) for i in range(4)]
     table = (SubscriptionTable(capacity, lambda buf, s, e: (e - s) % 3) if int_keys
-             else SubscriptionTable(capacity))
+             else CachedSubscriptionTable(capacity))
     model = {s: {} for s in sessions}  # type: dict
     epoch = 0
     hits = [None] * (len(sessions) + 1)
