@@ -42,7 +42,7 @@ class Conn:
     will = None  # type: Optional[Message]
     dropped = 0
     polled = 0  # the port's poll mask for this connection (the engine never reads it)
-    topic_ok = None  # type: Optional[bytes]  # (CPython) the last topic name found valid
+    topic_ok = None  # type: Optional[bytes]  # (CPython) the last short topic name found valid
     spool = None  # type: Optional[Spool]  # a kept message sent from its own buffer
     # what chunk() points the port at
     cbuf = NO_OUTPUT  # type: Buffer

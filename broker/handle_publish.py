@@ -31,6 +31,10 @@ _DOLLAR = const(0x24)  # '$'
 _LOG_DEBUG = const(0x40)
 _LOG_NOTICE = const(0x04)
 _LOG_WARNING = const(0x02)
+# (CPython) the longest topic name a connection remembers as valid: a longer one is checked
+# again each time, which costs about what comparing it would, and no client can make every
+# connection hold a copy of its longest topic.
+_TOPIC_OK_MAX = const(256)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -68,7 +72,7 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
     if last is None or te - ts != len(last) or not buf.startswith(last, ts):
         if not valid_topic_name(buf, ts, te):
             raise MalformedPacket("invalid topic name")  # [MQTT-3.3.2-2] [MQTT-4.7.3-1]
-        if not MPY:  # (a copy per new topic: not on a board's heap)
+        if not MPY and te - ts <= _TOPIC_OK_MAX:  # (a copy per new topic: not on a board)
             conn.topic_ok = bytes(buf[ts:te])
     if qos == 0 and b0 & 0x08:
         raise MalformedPacket("DUP set on a QoS 0 PUBLISH")  # [MQTT-3.3.1-2]

@@ -6,7 +6,7 @@ Each test names the normative statements it covers; where the framing matters, a
 twice, with each packet fed whole and then byte by byte.
 """
 from harness import Hub
-from support import MPY
+from support import MPY, SkipTest
 from broker import engine, packets
 from broker.packets import (
     encode_ack, encode_publish, encode_simple, encode_subscribe, encode_unsubscribe,
@@ -966,6 +966,21 @@ def test_invalid_topic_after_valid_ones_on_the_same_connection_closes():
         assert pub.closed, bad
         assert sub.publishes() == []
 
+
+def test_long_topics_are_not_remembered():
+    # CPython remembers a connection's last valid topic name to skip checking it again: only a
+    # short one, so that no client makes every connection hold its longest topic (issue 15).
+    if MPY:
+        raise SkipTest("CPython only")
+    hub, sub, pub = three()
+    sub.subscribe(1, [(b"#", 0)])
+    long_topic = b"t/" + b"x" * 65000
+    for topic in (b"a/b", long_topic, long_topic):
+        pub.send(encode_publish(topic, b"ok"))
+        assert [p.topic for p in sub.publishes()] == [topic]
+    assert pub.conn.topic_ok == b"a/b"
+    pub.send(encode_publish(b"a/+" + b"x" * 65000, b"x"))  # and a long one is still checked
+    assert pub.closed
 
 def test_publish_empty_topic_closes():
     # [MQTT-4.7.3-1] topic names are at least one character long.
