@@ -125,14 +125,16 @@ class Broker(Lifecycle):
                     grown = bytearray(size)
                 copy_into(grown, 0, out, 0, conn.olen)
                 conn.out = grown
+        if not conn.in_wq:
+            # before the bytes are counted as written: if the list cannot grow, nothing is
+            # reserved (reserved and never written, they would go out as zeros)
+            self.wq.append(conn)
+            conn.in_wq = True
         pos = conn.olen
         conn.olen = end
         conn.busy = True
         self.packets_sent += 1
         self.bytes_sent += n
-        if not conn.in_wq:
-            conn.in_wq = True
-            self.wq.append(conn)
         return pos
 
     def send_ack(self, conn: Conn, packet_type: int, mid: int) -> None:
