@@ -77,7 +77,9 @@ class Broker(Lifecycle):
         except MalformedPacket as e:
             self._protocol_error(conn, str(e))
         except MemoryError:
-            self._out_of_memory(conn)
+            # on the CONNECT, before its CONNACK: the client is refused, not left unanswered
+            self.out_of_memory(conn, conn.olen == 0 and (
+                conn.state == NEW or (reader.ready and reader.b0 >> 4 == _CONNECT)))
         except Exception as e:  # a defect here must cost one connection, never the broker
             self.log(_LOG_ERR, "Internal error while serving %s: %r" % (self._name(conn), e))
             self.close(conn, "", True)
