@@ -4,7 +4,8 @@
 # The port collects garbage only between two calls from JavaScript, so serve.mjs calls
 # collect() and then the function that reads the heap. Its gc.mem_free() also counts the room
 # the heap could grow into (serve.mjs takes that room away and passes its size as `growth`):
-# the server's heap guard and output cap are given the real free size here.
+# the server is given the real free size here (its heap guard, output cap and the number of
+# clients the heap holds).
 import gc
 import sys
 import time
@@ -15,7 +16,6 @@ _base = 0
 _growth = 0
 _parsed = None
 _server = None
-_server_module = None  # ports.micropython.server, once start() imported it
 
 
 def collect():
@@ -26,17 +26,6 @@ def base():
     global _base
     _base = gc.mem_alloc()
     print("MEM base", _base)
-
-
-def _heap_low(n):
-    """ports.micropython.server._heap_low with the real free size."""
-    share = _server_module._HEAP_FREE_SHARE
-    free = gc.mem_free() - _growth
-    if (free - n) * share >= free + gc.mem_alloc():
-        return False
-    gc.collect()  # here it only asks for one when the call returns: the check stays cautious
-    free = gc.mem_free() - _growth
-    return (free - n) * share < free + gc.mem_alloc()
 
 
 def import_server():
@@ -94,10 +83,11 @@ def loaded():
 
 def start(probe):
     """Build and bind the server: 0, or 1 after saying why not."""
-    global _server, _server_module
+    global _server
     import ports.micropython.server as server
-    _server_module = server
-    server._heap_low = _heap_low
+    # (a gc.collect() in the server only asks for a collection when the call returns here:
+    # its heap guard stays cautious)
+    server._GROWTH = _growth
     config, banner = _parsed
     for lst in config.listeners:
         lst.host = "127.0.0.1"  # where serve.mjs listens
@@ -108,10 +98,6 @@ def start(probe):
     except MemoryError:
         _out_of_memory("starting")
         return 1
-    # Server() capped out_soft from the heap it saw, which counts the room to grow into
-    heap = gc.mem_free() - _growth + gc.mem_alloc()
-    if _server.broker.out_soft > heap // server._OUT_HEAP_SHARE:
-        _server.broker.out_soft = heap // server._OUT_HEAP_SHARE
     _server.poller = socket.Poller()
     if _server.links is not None:  # the bridges' sockets are on the same poll
         _server.links.poller = _server.poller
