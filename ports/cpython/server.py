@@ -16,7 +16,7 @@ from broker.cli import USAGE, UsageError, banner, parse_args
 from broker.config import Config, ConfigError
 from broker.const import LOG_ERR, LOG_NOTICE
 from broker.engine import CLOSED, Broker, Conn
-from broker.lifecycle import TICKS_MASK
+from broker.lifecycle import LIMIT_ACCEPT, TICKS_MASK, ticks_diff
 from ports.unixfiles import remove_unix_files
 
 TYPE_CHECKING = False
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 _SCRATCH = 65536
 _POLL_MS = 250
+_ACCEPT_BACKOFF_MS = 1000  # accept() failing (EMFILE, ENFILE, ENOBUFS): the listeners rest
 _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
 _ERR = select.EPOLLERR | select.EPOLLHUP
@@ -116,6 +117,11 @@ class Server:
         self.waker.setblocking(False)
         self.wake_w.setblocking(False)
         self.poller.register(self.waker.fileno(), _IN)
+        # After accept() failed (out of file descriptors), the listeners are not polled until
+        # resume_at: polled, a listener with a client waiting would wake the loop at once, only
+        # for accept() to fail the same way.
+        self.resting = False
+        self.resume_at = 0
         self.links = None  # type: Optional[Links]
         if config.bridges:
             from ports.cpython.bridge_link import Links  # only with a bridge
@@ -177,6 +183,22 @@ class Server:
         if self.links is not None:
             self.links.tick(now)
         self._flush_all()
+        if self.resting and ticks_diff(now, self.resume_at) >= 0:
+            self._listen(True)
+
+    def _listen(self, on: bool) -> None:
+        self.resting = not on
+        for fd in self.listeners:
+            self.poller.modify(fd, _IN if on else 0)
+
+    def _rest(self, e: OSError) -> None:
+        """accept() failed, and would again at once: the listeners rest a while. The clients
+        already connected are served meanwhile, and the waiting ones stay in the backlog."""
+        self.broker.log_limited(LIMIT_ACCEPT, LOG_ERR, "Error accepting a connection: %s;"
+                                " not accepting for %d ms."
+                                % (e.strerror or e, _ACCEPT_BACKOFF_MS))
+        self.resume_at = (ticks_ms() + _ACCEPT_BACKOFF_MS) & TICKS_MASK
+        self._listen(False)
 
     def serve(self) -> None:
         """Serve until stop(), then close every connection and listener."""
@@ -216,8 +238,10 @@ class Server:
                 sock, addr = lsock.accept()
             except (BlockingIOError, InterruptedError):
                 return
+            except ConnectionAbortedError:
+                continue  # that client has gone already
             except OSError as e:
-                self.log(LOG_ERR, "Error accepting a connection: %s." % e.strerror)
+                self._rest(e)  # EMFILE, ENFILE, ENOBUFS, ENOMEM
                 return
             # a unix client has no address: it is known by the socket it came through
             peer = "unix:" + local if unix else "%s:%d" % (addr[0], addr[1])
