@@ -37,6 +37,28 @@ def ticks_ms() -> int:
     return int(time.monotonic() * 1000) & TICKS_MASK
 
 
+def where(host: str, port: int) -> str:
+    """A TCP listener's address for the log: an IPv6 address in brackets."""
+    return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
+
+
+def _tcp_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket. An IPv6 address gets an IPv6 socket; "::" takes IPv4 clients
+    too (dual stack, their addresses then read ::ffff:a.b.c.d)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if host == "::":
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def _unix_stale(path: str) -> bool:
     """Whether the socket file at path is stale: nobody accepts connections on it."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -144,20 +166,13 @@ class Server:
             if lst.certfile:
                 from ports.cpython.tls import server_context  # only with a TLS listener
                 ctx = server_context(lst)
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind((host, lst.port))
-                sock.listen(128)
-            except OSError:
-                sock.close()
-                raise
+            sock = _tcp_listener(host, lst.port)
             sock.setblocking(False)
             self.listeners[sock.fileno()] = sock
             if ctx is not None:
                 self.tls[sock.fileno()] = ctx
             self.poller.register(sock.fileno(), _IN)
-            self.addresses.append("%s:%d" % (host, sock.getsockname()[1]))
+            self.addresses.append(where(host, sock.getsockname()[1]))
 
     def step(self, timeout_ms: int) -> None:
         """One turn of the loop: wait up to timeout_ms for sockets, serve them, run the timers,
@@ -356,11 +371,11 @@ def main(argv: "List[str]") -> int:
     except OSError as e:
         reason = "address already in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
         # an error from a unix socket listener names its path (open_unix_listener)
-        where = ("unix:%s" % e.filename if e.filename else
-                 ", ".join("%s:%d" % (lst.host or "0.0.0.0", lst.port)
-                           for lst in config.listeners if not lst.path))
+        at = ("unix:%s" % e.filename if e.filename else
+              ", ".join(where(lst.host or "0.0.0.0", lst.port)
+                        for lst in config.listeners if not lst.path))
         server.close()  # removes the socket files of the unix listeners already opened
-        sys.stderr.write("Error: cannot listen on %s: %s\n" % (where, reason))
+        sys.stderr.write("Error: cannot listen on %s: %s\n" % (at, reason))
         return 1
 
     def on_signal(signum: int, frame: "object") -> None:

@@ -35,18 +35,23 @@ _OUT = const(4)
 _ERR = const(24)
 _EAGAIN = const(11)
 _ECONNABORTED = const(103)
+_AF_INET6 = const(10)  # Linux's, in the raw addresses the unix port's accept() returns
 _ACCEPT_BACKOFF_MS = const(1000)  # accept() failing (EMFILE, ENOBUFS): the listeners rest
 _SETTLE_MS = const(1000)  # a wave of closed connections is over when none closed this long
 _SETTLE_CLOSED = const(64)  # ... or after this many, under a steady churn
 
 
 def _peer(addr: "Any") -> str:
-    """'ip:port' from what accept() returns: a tuple on boards, a raw sockaddr_in on unix."""
+    """'ip:port' from what accept() returns: a tuple on boards, a raw sockaddr_in or
+    sockaddr_in6 on unix. An IPv6 peer is written as mosquitto writes it: '::1:50000'."""
     if isinstance(addr, tuple):
         return "%s:%d" % (addr[0], addr[1])
-    if len(addr) >= 8 and addr[0] == 2:
-        return "%d.%d.%d.%d:%d" % (addr[4], addr[5], addr[6], addr[7], (addr[2] << 8) | addr[3])
-    return "unknown"
+    if len(addr) < 8:
+        return "unknown"
+    port = (addr[2] << 8) | addr[3]
+    if addr[0] == _AF_INET6:
+        return "%s:%d" % (socket.inet_ntop(_AF_INET6, bytes(addr[8:24])), port)
+    return "%d.%d.%d.%d:%d" % (addr[4], addr[5], addr[6], addr[7], port)
 
 
 # What gc.mem_free() counts that the heap cannot have: tools/wasm32 sets it, its port counting

@@ -28,9 +28,14 @@ _PENDING_CONNECTIONS = const(16)  # broker.lifecycle's: sockets past max_connect
 _SCRATCH = const(4096)
 _SCRATCH_MIN = const(1024)
 _OUT_HEAP_SHARE = const(8)
+_LOG_WARNING = const(0x02)
 _IN = const(1)  # select.POLLIN
 _BACKLOG_MAX = const(128)
 _EADDRINUSE = const(98)
+_EAFNOSUPPORT = const(97)
+_AF_INET = const(2)
+_IPPROTO_IPV6 = const(41)
+_IPV6_V6ONLY = const(26)
 # What one client takes of the heap while it connects and is served, in words: 2.5 KB on
 # 64-bit, 1.25 KB on a 32-bit board. Measured on the 64-bit unix port with the default limits:
 # 1.1 KB per connected idle client, 1.3 KB with a subscription; a storm of them connecting at
@@ -147,7 +152,9 @@ def prepare(server: "Server", config: "Config") -> None:
 
 def bind(server: "Server") -> None:
     """Open every listener. A listener that cannot be opened raises OSError(its name, why),
-    or unixsock.ListenError for a unix socket; a TLS listener's files or runtime ValueError."""
+    or unixsock.ListenError for a unix socket; a TLS listener's files or runtime ValueError.
+    An IPv6 address gets an IPv6 socket, and "::" takes IPv4 clients too (dual stack); a
+    MicroPython without IPv6 listens on IPv4 for "::", and says so."""
     for lst in server.config.listeners:
         if lst.path:
             # only now: a board's configuration has no unix listener, and never loads this
@@ -160,14 +167,32 @@ def bind(server: "Server") -> None:
             server.addresses.append("unix:" + lst.path)
             continue
         host = lst.host or "0.0.0.0"
-        name = "%s:%d" % (host, lst.port)
+        # the listener's address for the log: an IPv6 address in brackets
+        name = ("[%s]:%d" if ":" in host else "%s:%d") % (host, lst.port)
         ctx = None
         if lst.certfile:
             from ports.micropython.tls import server_context  # only with a TLS listener
             ctx = server_context(lst)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        family = _AF_INET
+        if ":" in host:
+            family = getattr(socket, "AF_INET6", 0)
+            if not family and host != "::":
+                raise OSError(name, "this MicroPython has no IPv6")
+            if not family:
+                from ports.micropython.server import _log
+                _log(_LOG_WARNING, "Listener %s: this MicroPython has no IPv6, listening on"
+                     " IPv4 only." % name)
+                family = _AF_INET
+                host = "0.0.0.0"
+                name = "%s:%d" % (host, lst.port)
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if host == "::":
+                try:
+                    sock.setsockopt(_IPPROTO_IPV6, _IPV6_V6ONLY, 0)
+                except OSError:
+                    pass  # a stack without the option: IPv6 only
             sock.bind(socket.getaddrinfo(host, lst.port)[0][-1])
             # a burst of clients waits in the backlog, not for the kernel's SYN retries
             sock.listen(min(max(server.max_sockets, 8), _BACKLOG_MAX))
@@ -176,6 +201,8 @@ def bind(server: "Server") -> None:
             code = e.args[0] if e.args else 0
             if code == _EADDRINUSE:
                 raise OSError(name, "address already in use")
+            if code == _EAFNOSUPPORT:
+                raise OSError(name, "address family not supported (no IPv6 here?)")
             raise OSError(name, str(e))
         sock.setblocking(False)
         server.listeners[sock] = lst.port
