@@ -74,7 +74,9 @@ class Broker(Lifecycle):
         except MalformedPacket as e:
             self._protocol_error(conn, str(e))
         except MemoryError:
-            self._out_of_memory(conn)
+            # on the CONNECT, before its CONNACK: the client is refused, not left unanswered
+            self.out_of_memory(conn, conn.olen == 0 and (
+                conn.state == NEW or (reader.ready and reader.b0 >> 4 == _CONNECT)))
         except Exception as e:  # a defect here must cost one connection, never the broker
             self.log(_LOG_ERR, "Internal error while serving %s: %r" % (self._name(conn), e))
             self.close(conn, "", True)
@@ -124,14 +126,16 @@ class Broker(Lifecycle):
                     grown = bytearray(size)
                 copy_into(grown, 0, out, 0, conn.olen)
                 conn.out = grown
+        if not conn.in_wq:
+            # before the bytes are counted as written: if the list cannot grow, nothing is
+            # reserved (reserved and never written, they would go out as zeros)
+            self.wq.append(conn)
+            conn.in_wq = True
         pos = conn.olen
         conn.olen = end
         conn.busy = True
         self.packets_sent += 1
         self.bytes_sent += n
-        if not conn.in_wq:
-            conn.in_wq = True
-            self.wq.append(conn)
         return pos
 
     def drained(self, conn: "Conn") -> None:

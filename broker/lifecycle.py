@@ -26,6 +26,7 @@ _LOG_DEBUG = const(0x40)
 _LOG_ERR = const(0x01)
 _LOG_NOTICE = const(0x04)
 _LOG_WARNING = const(0x02)
+_CONNACK_SERVER_UNAVAILABLE = const(3)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -40,6 +41,10 @@ _HITS_INITIAL = const(16)
 _OUT_SOFT_MIN = const(4096)
 _OUT_SOFT_MAX = const(262144)
 _PENDING_CONNECTIONS = const(16)  # sockets allowed beyond max_connections, to answer CONNACK 0x03
+# The answer to a client refused for want of room: shared by all, and a constant, so that
+# refusing needs no memory (the heap may be what ran out). Never written to: a closed
+# connection gets no more output.
+CONNACK_UNAVAILABLE = b"\x20\x02\x00\x03"
 
 # Conditions whose log lines come in floods (a storm of clients, a heap that ran out): the first
 # line of each in an interval is logged, the others are counted and summed up in one line when
@@ -194,11 +199,15 @@ class Lifecycle:
         self.conns.append(conn)
         return conn
 
-    def _out_of_memory(self, conn: Conn) -> None:
+    def out_of_memory(self, conn: Conn, refuse: bool = False) -> None:
         """Drop the connection that was being served when the heap ran out, will included, and
         keep serving the others. Its gathering buffer goes first so that closing can allocate;
-        if even that fails, the bookkeeping in close() that needs no memory is already done."""
+        if even that fails, the bookkeeping in close() that needs no memory is already done.
+        refuse: it ran out on the client's CONNECT, before the CONNACK: the client is told
+        CONNACK 0x03 (server unavailable), never left without an answer."""
         conn.reader.reset()
+        if refuse:
+            self.send_connack(conn, False, _CONNACK_SERVER_UNAVAILABLE)
         try:
             self.close(conn, "", True)
             self.log_limited(LIMIT_OUT_OF_MEMORY, _LOG_ERR, "Out of memory while serving %s,"
@@ -274,9 +283,17 @@ class Lifecycle:
             self.close(conn, "", False)
 
     def send_connack(self, conn: Conn, session_present: bool, code: int) -> None:
-        pos = self.reserve(conn, 4, False)
-        if pos >= 0:
-            put_ack(conn.out, pos, 0x20, (0x100 if session_present else 0) | code)
+        if code == _CONNACK_SERVER_UNAVAILABLE and conn.olen == 0:
+            # a refusal, closed next: its whole output is the constant, and needs no memory
+            conn.out = CONNACK_UNAVAILABLE  # type: ignore[assignment]
+            conn.ooff = 0
+            conn.olen = 4
+            self.packets_sent += 1
+            self.bytes_sent += 4
+        else:
+            pos = self.reserve(conn, 4, False)
+            if pos >= 0:
+                put_ack(conn.out, pos, 0x20, (0x100 if session_present else 0) | code)
         if self.log_mask & _LOG_DEBUG:
             self.log(_LOG_DEBUG, "Sending CONNACK to %s (%d, %d)"
                      % (self._name(conn), 1 if session_present else 0, code))

@@ -58,18 +58,22 @@ class SysTopics:
     def _set(self, topic: str, value: str) -> None:
         t = ("$SYS/broker/" + topic).encode()
         v = value.encode()
-        old = self.values.get(t)
-        if old is not None and old.payload() == v:
-            return
+        old = self.values.pop(t, None)
         msg = Message(t + v, len(t), 0, True)
+        # Made again even when unchanged, with its key: a value made during a storm of
+        # clients would otherwise keep its place, wherever the storm left room, and split the
+        # heap the storm gave back for as long as it does not change.
         self.values[t] = msg
-        self.broker.route_message(msg)
+        if old is None or old.payload() != v:
+            self.broker.route_message(msg)
 
     def put(self, topic: str, value: str) -> None:
         """Publish $SYS/broker/<topic> now if its value changed (a bridge's dropped count)."""
         self._set(topic, value)
 
     def publish_all(self, interval_s: float) -> None:
+        if MPY:
+            gc.collect()  # first, so that the values made now take the lowest free blocks
         b = self.broker
         offline = 0
         local = 0

@@ -818,10 +818,11 @@ def smallest_heap(variant: Variant, board: Path, tmp: Path) -> None:
 
 
 def smallest_import(variant: Variant) -> None:
-    """The smallest heap in which `import ports.micropython.server` succeeds (the import peak)."""
+    """The smallest heap in which the server and the engine import (the import peak)."""
     def ok(k):
         try:
-            r = subprocess.run(variant.command(k, ["-c", "import ports.micropython.server"]),
+            r = subprocess.run(variant.command(k, ["-c", "import ports.micropython.server;"
+                                                         " import broker.engine"]),
                                cwd=variant.cwd, capture_output=True, timeout=30)
         except subprocess.TimeoutExpired:  # the webassembly port may hang on a heap too small
             return False

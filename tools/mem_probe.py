@@ -2,6 +2,8 @@
 # the heap read from inside the process at moments the host chooses.
 #
 #     micropython [-X heapsize=N] tools/mem_probe.py CONFIG
+#     micropython [-X heapsize=N] tools/mem_probe.py -p PORT [-c CONFIG]   (the broker's own
+#                                                                          arguments)
 #
 # Run from the directory whose broker/ and ports/ packages are measured (the repository
 # root, or a build directory holding only .mpy files). Prints, one line each:
@@ -11,7 +13,11 @@
 #     LISTENING             the listener is bound; send commands on stdin from now on
 # then serves MQTT, and answers each stdin line "MEM <label>" with
 #     MEM <label> N conns=C sessions=S subs=U retained=R
-# after gc.collect(); "QUIT" or end of input stops it. Lines starting "ERR" report a failure.
+# after gc.collect(), and each line "HEAP <label>" with micropython.mem_info()'s lines (its
+# "max free sz: N" is the largest free block, in GC blocks), then
+#     HEAP <label> free=F block=B
+# (gc.mem_free() and the size of a GC block, in bytes); "QUIT" or end of input stops it. Lines
+# starting "ERR" report a failure.
 import gc
 import sys
 
@@ -34,12 +40,12 @@ if len(sys.argv) < 2:
     sys.exit(2)
 try:
     import select
-    import time
 
     # What `-m broker` does before serving (ports.micropython.launch): parse, unload the
     # parser, import the server.
     from ports.micropython.launch import load
-    _parsed = load(["-c", sys.argv[1]])
+    _args = sys.argv[1:] if sys.argv[1].startswith("-") else ["-c", sys.argv[1]]
+    _parsed = load(_args)
     if _parsed is None:
         print("ERR start", "bad configuration")
         sys.exit(2)
@@ -58,14 +64,41 @@ def _count(obj, name):
     return getattr(table, "count", -1)
 
 
-class Probe(Server):
-    """Server whose loop also watches stdin for commands between turns.
+class _Stdin:
+    """Stands in for the server's bridge links (the handler of sockets that are neither a
+    listener nor a client) to answer the commands on stdin (fd 0, registered on the server's
+    poller), and passes everything else on to the real links, if any."""
 
-    The loop is the one Server.serve() runs, one ipoll() turn at a time; stdin (fd 0) is
-    registered on the same poller, so a command is answered only between two turns, when the
-    broker has finished with every packet that arrived before it."""
+    def __init__(self, probe, links):
+        self.probe = probe
+        self.links = links
+
+    def event(self, sock, flags, now):
+        if sock == 0:
+            self.probe.asked = True  # answered once step() has returned: see Probe.run
+        elif self.links is not None:
+            self.links.event(sock, flags, now)
+
+    def tick(self, now):
+        if self.links is not None:
+            self.links.tick(now)
+
+    def close(self):
+        if self.links is not None:
+            self.links.close()
+
+
+class Probe(Server):
+    """Server whose loop (the real one: Server.step()) also answers commands on stdin.
+
+    stdin (fd 0) is registered on the same poller, so a command is answered right after the
+    loop turn that saw it, once the broker has served every socket that was ready with it."""
+
+    running = True
+    asked = False
 
     def command(self):
+        gc.collect()  # first: the line read next would go wherever the garbage left room
         line = sys.stdin.readline()
         if not line or line.startswith("QUIT"):
             return False
@@ -76,43 +109,31 @@ class Probe(Server):
             print("MEM %s %d conns=%d sessions=%d subs=%d retained=%d"
                   % (label, n, len(self.conns), _count(b, "sessions"), _count(b, "subs"),
                      _count(b, "retained")))
+        elif line.startswith("HEAP"):
+            label = line[4:].strip()
+            gc.collect()
+            gc.collect()
+            import micropython
+            micropython.mem_info()
+            print("HEAP %s free=%d block=%d" % (label, gc.mem_free(), 4 * _WORD))
         return True
 
     def run(self):
-        broker = self.broker
-        conns = self.conns
-        listeners = self.listeners
-        poller = self.poller
-        poller.register(0, select.POLLIN)
-        ipoll = poller.ipoll
-        ticks_ms = time.ticks_ms
-        running = True
-        while running:
-            for ev in ipoll(250):
-                sock = ev[0]
-                flags = ev[1]
-                conn = conns.get(sock)
-                if conn is None:
-                    if sock in listeners:
-                        self._accept(sock)
-                    elif sock == 0:
-                        running = self.command()
-                        if not running:
-                            break
-                    continue
-                if flags & select.POLLOUT:
-                    self._flush(conn)
-                if flags & (select.POLLIN | select.POLLERR | select.POLLHUP):
-                    self._read(conn)
-            broker.tick(ticks_ms())
-            self._flush_all()
-        poller.unregister(0)
-        broker.shutdown()
+        self.links = _Stdin(self, self.links)
+        self.poller.register(0, select.POLLIN)
+        while self.running:
+            self.step(250)
+            if self.asked:
+                # outside step(): a GC in there would also find what its frame still points at
+                self.asked = False
+                self.running = self.command()
+        self.poller.unregister(0)
+        self.broker.shutdown()
         self._flush_all()
-        for conn in list(conns.values()):
-            self._drop(conn)
-        for sock in listeners:
-            sock.close()
+        self.close()
+
+
+_WORD = 8 if sys.maxsize > 0xFFFFFFFF else 4
 
 
 def main():

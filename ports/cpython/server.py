@@ -17,7 +17,7 @@ from broker.config import Config, ConfigError
 from broker.const import LOG_ERR, LOG_NOTICE
 from broker.conn import CLOSED, Conn
 from broker.engine import Broker
-from broker.lifecycle import TICKS_MASK
+from broker.lifecycle import LIMIT_ACCEPT, TICKS_MASK, ticks_diff
 from ports.unixfiles import remove_unix_files
 
 TYPE_CHECKING = False
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 _SCRATCH = 65536
 _POLL_MS = 250
+_ACCEPT_BACKOFF_MS = 1000  # accept() failing (EMFILE, ENFILE, ENOBUFS): the listeners rest
 _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
 _ERR = select.EPOLLERR | select.EPOLLHUP
@@ -35,6 +36,28 @@ _ERR = select.EPOLLERR | select.EPOLLHUP
 
 def ticks_ms() -> int:
     return int(time.monotonic() * 1000) & TICKS_MASK
+
+
+def where(host: str, port: int) -> str:
+    """A TCP listener's address for the log: an IPv6 address in brackets."""
+    return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
+
+
+def _tcp_listener(host: str, port: int) -> socket.socket:
+    """A listening TCP socket. An IPv6 address gets an IPv6 socket; "::" takes IPv4 clients
+    too (dual stack, their addresses then read ::ffff:a.b.c.d)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if host == "::":
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _unix_stale(path: str) -> bool:
@@ -117,6 +140,11 @@ class Server:
         self.waker.setblocking(False)
         self.wake_w.setblocking(False)
         self.poller.register(self.waker.fileno(), _IN)
+        # After accept() failed (out of file descriptors), the listeners are not polled until
+        # resume_at: polled, a listener with a client waiting would wake the loop at once, only
+        # for accept() to fail the same way.
+        self.resting = False
+        self.resume_at = 0
         self.links = None  # type: Optional[Links]
         if config.bridges:
             from ports.cpython.bridge_link import Links  # only with a bridge
@@ -139,20 +167,13 @@ class Server:
             if lst.certfile:
                 from ports.cpython.tls import server_context  # only with a TLS listener
                 ctx = server_context(lst)
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind((host, lst.port))
-                sock.listen(128)
-            except OSError:
-                sock.close()
-                raise
+            sock = _tcp_listener(host, lst.port)
             sock.setblocking(False)
             self.listeners[sock.fileno()] = sock
             if ctx is not None:
                 self.tls[sock.fileno()] = ctx
             self.poller.register(sock.fileno(), _IN)
-            self.addresses.append("%s:%d" % (host, sock.getsockname()[1]))
+            self.addresses.append(where(host, sock.getsockname()[1]))
 
     def step(self, timeout_ms: int) -> None:
         """One turn of the loop: wait up to timeout_ms for sockets, serve them, run the timers,
@@ -178,6 +199,22 @@ class Server:
         if self.links is not None:
             self.links.tick(now)
         self._flush_all()
+        if self.resting and ticks_diff(now, self.resume_at) >= 0:
+            self._listen(True)
+
+    def _listen(self, on: bool) -> None:
+        self.resting = not on
+        for fd in self.listeners:
+            self.poller.modify(fd, _IN if on else 0)
+
+    def _rest(self, e: OSError) -> None:
+        """accept() failed, and would again at once: the listeners rest a while. The clients
+        already connected are served meanwhile, and the waiting ones stay in the backlog."""
+        self.broker.log_limited(LIMIT_ACCEPT, LOG_ERR, "Error accepting a connection: %s;"
+                                " not accepting for %d ms."
+                                % (e.strerror or e, _ACCEPT_BACKOFF_MS))
+        self.resume_at = (ticks_ms() + _ACCEPT_BACKOFF_MS) & TICKS_MASK
+        self._listen(False)
 
     def serve(self) -> None:
         """Serve until stop(), then close every connection and listener."""
@@ -217,8 +254,10 @@ class Server:
                 sock, addr = lsock.accept()
             except (BlockingIOError, InterruptedError):
                 return
+            except ConnectionAbortedError:
+                continue  # that client has gone already
             except OSError as e:
-                self.log(LOG_ERR, "Error accepting a connection: %s." % e.strerror)
+                self._rest(e)  # EMFILE, ENFILE, ENOBUFS, ENOMEM
                 return
             # a unix client has no address: it is known by the socket it came through
             peer = "unix:" + local if unix else "%s:%d" % (addr[0], addr[1])
@@ -337,11 +376,11 @@ def main(argv: "List[str]") -> int:
     except OSError as e:
         reason = "address already in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
         # an error from a unix socket listener names its path (open_unix_listener)
-        where = ("unix:%s" % e.filename if e.filename else
-                 ", ".join("%s:%d" % (lst.host or "0.0.0.0", lst.port)
-                           for lst in config.listeners if not lst.path))
+        at = ("unix:%s" % e.filename if e.filename else
+              ", ".join(where(lst.host or "0.0.0.0", lst.port)
+                        for lst in config.listeners if not lst.path))
         server.close()  # removes the socket files of the unix listeners already opened
-        sys.stderr.write("Error: cannot listen on %s: %s\n" % (where, reason))
+        sys.stderr.write("Error: cannot listen on %s: %s\n" % (at, reason))
         return 1
 
     def on_signal(signum: int, frame: "object") -> None:

@@ -41,8 +41,14 @@ def _configure(argv: "List[str]") -> "Optional[Tuple[Config, str]]":
 
 
 def _preload(config: "Config") -> None:
-    """Import now, while collections run often, the modules this configuration makes the
-    broker load on first use ($SYS alone is some 16 KB of code)."""
+    """Import now, while collections run often, the broker and the modules this
+    configuration makes it load on first use ($SYS alone is some 16 KB of code)."""
+    import ports.micropython.server  # noqa: F401
+    import broker.engine  # noqa: F401  # (the server imports it only as it starts)
+    # The start-up code and the heap plan run once and then unload themselves; compiled from
+    # source as the server starts, beside its buffers, they would be start-up's peak.
+    import ports.micropython.startup  # noqa: F401
+    import ports.micropython.heapplan  # noqa: F401
     if config.sys_interval > 0:
         import broker.sysinfo  # noqa: F401
     if config.passwords is not None:
@@ -77,11 +83,7 @@ def load(argv: "List[str]") -> "Optional[Tuple[Config, str]]":
         if parsed is None:
             return None
         gc.collect()
-        import ports.micropython.server  # noqa: F401
         _preload(parsed[0])
-        # The heap plan runs once at the end of start-up and then unloads itself; compiled
-        # from source then, beside the server's buffers, it would be start-up's peak.
-        import ports.micropython.heapplan  # noqa: F401
     except MemoryError:
         out_of_memory("loading")
         return None

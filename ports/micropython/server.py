@@ -4,13 +4,12 @@ The same loop as the CPython port in MicroPython's own terms: ipoll(), readinto(
 scratch buffer, write(buf, off, n), time.ticks_ms(). Runs on the unix port and on boards.
 """
 import gc
-import select
 import socket
 import sys
 import time
 
 from broker.conn import CLOSED
-from broker.engine import Broker
+from broker.lifecycle import CONNACK_UNAVAILABLE, LIMIT_ACCEPT, LIMIT_MEMORY
 
 try:
     from micropython import const
@@ -19,41 +18,51 @@ except ImportError:
         return x
 
 # Values from broker.const, defined here so that MicroPython compiles them to literals.
+_LOG_ERR = const(0x01)
 _LOG_NOTICE = const(0x04)
+_LOG_WARNING = const(0x02)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional
     from broker.conn import Conn
+    from broker.engine import Broker
     from broker.settings import Config
 
-_SCRATCH = 4096
-_SCRATCH_MIN = 1024
-_OUT_HEAP_SHARE = 8
-_BACKLOG_MAX = 128
-_HEAP_FREE_SHARE = 16
-_COPY_MIN = 256
-_COPY_HEAP_SHARE = 64
-_POLL_MS = 250
-_IN = select.POLLIN
-_OUT = select.POLLOUT
-_ERR = select.POLLERR | select.POLLHUP
-_EADDRINUSE = 98
+_HEAP_FREE_SHARE = const(16)
+_POLL_MS = const(250)
+_IN = const(1)  # select.POLLIN, POLLOUT, POLLERR | POLLHUP: the same on every port
+_OUT = const(4)
+_ERR = const(24)
+_EAGAIN = const(11)
+_ECONNABORTED = const(103)
+_AF_INET6 = const(10)  # Linux's, in the raw addresses the unix port's accept() returns
+_ACCEPT_BACKOFF_MS = const(1000)  # accept() failing (EMFILE, ENOBUFS): the listeners rest
+_SETTLE_MS = const(1000)  # a wave of closed connections is over when none closed this long
+_SETTLE_CLOSED = const(64)  # ... or after this many, under a steady churn
 
 
 def _peer(addr: "Any") -> str:
-    """'ip:port' from what accept() returns: a tuple on boards, a raw sockaddr_in on unix."""
+    """'ip:port' from what accept() returns: a tuple on boards, a raw sockaddr_in or
+    sockaddr_in6 on unix. An IPv6 peer is written as mosquitto writes it: '::1:50000'."""
     if isinstance(addr, tuple):
         return "%s:%d" % (addr[0], addr[1])
-    if len(addr) >= 8 and addr[0] == 2:
-        return "%d.%d.%d.%d:%d" % (addr[4], addr[5], addr[6], addr[7], (addr[2] << 8) | addr[3])
-    return "unknown"
+    if len(addr) < 8:
+        return "unknown"
+    port = (addr[2] << 8) | addr[3]
+    if addr[0] == _AF_INET6:
+        return "%s:%d" % (socket.inet_ntop(_AF_INET6, bytes(addr[8:24])), port)
+    return "%d.%d.%d.%d:%d" % (addr[4], addr[5], addr[6], addr[7], port)
+
+
+# What gc.mem_free() counts that the heap cannot have: tools/wasm32 sets it, its port counting
+# room it cannot grow into.
+_GROWTH = 0
 
 
 def _heap_free() -> int:
-    """The heap's free bytes (tools/wasm32 replaces it: that port's figure counts the room its
-    heap could grow into, which a board's has not)."""
-    return gc.mem_free()  # type: ignore[attr-defined]
+    """The heap's free bytes, less what it cannot grow into (_GROWTH)."""
+    return gc.mem_free() - _GROWTH  # type: ignore[attr-defined]
 
 
 def _heap_low(n: int) -> bool:
@@ -71,108 +80,86 @@ def _log(level: int, msg: str) -> None:
 
 
 class Server:
+    if TYPE_CHECKING:  # set by ports.micropython.startup.prepare(), which __init__ calls
+        config: "Config"
+        broker: "Broker"
+        listeners: "Dict[Any, int]"  # listening socket -> its port (0: unix)
+        conns: "Dict[Any, Conn]"
+        scratch: "bytearray"
+        addresses: "List[str]"
+        unix: "Dict[Any, str]"  # unix listener socket -> its path
+        tls: "Dict[Any, Any]"  # TLS listener socket -> its tls.SSLContext
+        raw: "Dict[Any, Any]"  # TLS socket -> the socket under it
+        unix_files: "List[Any]"  # what remove_unix_files() removes at the end
+        poller: "Any"
+        links: "Any"  # ports.micropython.bridge_link.Links, with a bridge
+        _ipoll: "Any"  # poller.ipoll, bound once: taking it allocates
+        paused: int
+        resume_at: int
+        closed: int
+        closed_at: int
+        max_sockets: int
+
     def __init__(self, config: Config) -> None:
-        self.config = config
-        self.broker = Broker(config, _log, time.ticks_ms())  # type: ignore[attr-defined]
-        # The engine sizes a slow subscriber's output cap from max_packet_size alone (up to
-        # 256 KB with no limit set); here one connection may not take more than an eighth of
-        # the heap, or a single client that stops reading could exhaust it.
-        heap = _heap_free() + gc.mem_alloc()  # type: ignore[attr-defined]
-        if self.broker.out_soft > heap // _OUT_HEAP_SHARE:
-            self.broker.out_soft = heap // _OUT_HEAP_SHARE
-        # ... and all of them together leave a sixteenth of the heap free for everything else:
-        # past that, QoS 0 deliveries that need a bigger buffer are dropped (and counted), and
-        # messages that would have to be kept are refused before they are acknowledged.
-        self.broker.heap_low = _heap_low
-        # A kept message larger than this goes out from its own buffer rather than through a
-        # grown output buffer (Broker._room): a board cannot hold a copy of each per subscriber.
-        self.broker.copy_max = min(self.broker.out_soft, max(_COPY_MIN, heap // _COPY_HEAP_SHARE))
-        self.poller = select.poll()
-        self.listeners = {}  # type: Dict[Any, int]
-        self.conns = {}  # type: Dict[Any, Conn]
-        # One read's worth: half the largest packet is enough (a longer one is gathered by its
-        # connection's reader), and 2 KB of a board's heap is worth more than fewer reads.
-        self.scratch = bytearray(min(_SCRATCH, max(_SCRATCH_MIN, config.max_packet_size // 2)))
-        self.addresses = []  # type: List[str]
-        self._ipoll = None  # type: Any  # poller.ipoll, bound once: taking it allocates
-        self.unix = {}  # type: Dict[Any, str]  # unix listener socket -> its path
-        self.tls = {}  # type: Dict[Any, Any]  # TLS listener socket -> its tls.SSLContext
-        # TLS socket -> the socket under it: after a TLS error, closing the first leaves the
-        # second open (mbedTLS forgets it), so _drop closes both.
-        self.raw = {}  # type: Dict[Any, Any]
-        self.unix_files = []  # type: List[Any]  # what remove_unix_files() removes at the end
-        self.links = None  # type: Any
-        if config.bridges:
-            from ports.micropython.bridge_link import Links  # only with a bridge
-            self.links = Links(self.broker, self.poller, self.scratch)
+        # start-up code, in a module of its own that bind() unloads: a board's heap does not
+        # keep it while serving
+        from ports.micropython.startup import prepare
+        prepare(self, config)
 
     def bind(self) -> None:
-        """Open every listener; raises OSError, or unixsock.ListenError for a unix socket."""
-        for lst in self.config.listeners:
-            if lst.path:
-                # only now: a board's configuration has no unix listener, and never loads this
-                from ports.micropython.unixsock import open_unix_listener
-                sock = open_unix_listener(lst.path, lst.socket_mode, self.unix_files)
-                sock.setblocking(False)
-                self.listeners[sock] = 0
-                self.unix[sock] = lst.path
-                self.poller.register(sock, _IN)
-                self.addresses.append("unix:" + lst.path)
-                continue
-            host = lst.host or "0.0.0.0"
-            ctx = None
-            if lst.certfile:
-                from ports.micropython.tls import server_context  # only with a TLS listener
-                ctx = server_context(lst)
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                sock.bind(socket.getaddrinfo(host, lst.port)[0][-1])
-                # a burst of clients waits in the backlog, not for the kernel's SYN retries
-                sock.listen(min(max(self.config.max_connections, 8), _BACKLOG_MAX))
-            except OSError:
-                sock.close()
-                raise
-            sock.setblocking(False)
-            self.listeners[sock] = lst.port
-            if ctx is not None:
-                self.tls[sock] = ctx
-            self.poller.register(sock, _IN)
-            self.addresses.append("%s:%d" % (host, lst.port))
+        """Open every listener (ports.micropython.startup.bind: OSError, ValueError), then
+        unload the start-up code."""
+        from ports.micropython import startup
+        try:
+            startup.bind(self)
+        finally:
+            startup.unload()
 
     def step(self, timeout_ms: int) -> None:
         """One turn of the loop: wait up to timeout_ms for sockets, serve them, run the timers,
         flush. Code sharing the board with the broker (an in-process client publishing sensor
-        readings) runs between two steps: `while True: server.step(100); sensor.poll()`."""
+        readings) runs between two steps: `while True: server.step(100); sensor.poll()`.
+
+        The heap running out while one socket is served costs that client, never the others'
+        turn: each event is served on its own."""
         if self._ipoll is None:
-            self._ipoll = self.poller.ipoll  # type: ignore[attr-defined]
+            self._ipoll = self.poller.ipoll
         conns = self.conns
-        try:
-            for ev in self._ipoll(timeout_ms):
-                sock = ev[0]
-                flags = ev[1]
-                conn = conns.get(sock)
-                if conn is None:
-                    if sock in self.listeners:
-                        self._accept(sock)
-                    elif self.links is not None:
+        incoming = False
+        for ev in self._ipoll(timeout_ms):
+            sock = ev[0]
+            flags = ev[1]
+            conn = conns.get(sock)
+            if conn is None:
+                if sock in self.listeners:
+                    incoming = True  # accepted once the walk is over: see _accept_all
+                elif self.links is not None:
+                    try:
                         self.links.event(sock, flags, time.ticks_ms())  # type: ignore[attr-defined]
-                    continue
+                    except MemoryError:
+                        gc.collect()  # that bridge's socket is served again at the next turn
+                continue
+            try:
                 if flags & _OUT:
                     self._flush(conn)
                 if flags & (_IN | _ERR):
                     self._read(conn)
                     # out at once: what one read routed is all a subscriber's buffer holds
                     self._flush_all()
-            now = time.ticks_ms()  # type: ignore[attr-defined]
+            except MemoryError:
+                self._out_of_memory(conn)
+        if incoming and not self.paused:  # (a poller that ignores the mask may report them)
+            self._accept_all()
+        now = time.ticks_ms()  # type: ignore[attr-defined]
+        try:
             self.broker.tick(now)
             if self.links is not None:
                 self.links.tick(now)
-            self._flush_all()
         except MemoryError:
-            # Outside feed() (accept, a will on a lost socket): this turn is abandoned, the
-            # engine's state is consistent, and the next turn carries on.
-            gc.collect()
+            gc.collect()  # the timers run again at the next turn
+        self._flush_all()
+        if self.paused or self.closed:
+            self._after(now)
 
     def serve(self) -> None:
         """Serve until Ctrl-C, then close every connection and listener. An error from the
@@ -204,38 +191,139 @@ class Server:
             from ports.unixfiles import remove_unix_files
             remove_unix_files(self.unix_files)
 
-    def _accept(self, lsock: "Any") -> None:
+    def _out_of_memory(self, conn: Conn) -> None:
+        """The heap ran out while conn was served outside feed() (which sees to its own): the
+        engine drops it as it does there, and the port closes it now."""
+        gc.collect()
+        self.broker.out_of_memory(conn)
+        try:
+            self._flush(conn)
+        except MemoryError:
+            self._drop(conn)
+
+    def _listen(self, on: bool) -> None:
+        """Poll the listeners for new connections, or stop polling them."""
+        self.paused = 0 if on else 1
+        for sock in self.listeners:
+            self.poller.modify(sock, _IN if on else 0)
+
+    def _after(self, now: int) -> None:
+        """The end of a turn where the listeners are not polled, or sockets were closed. The
+        listeners are polled again once sockets are below max_sockets, and the rest after a
+        failed accept() is over. Once a wave of closed connections is over (none for
+        _SETTLE_MS, or _SETTLE_CLOSED of them), the garbage it left is collected: what is
+        allocated from then on is not placed in what the storm gave back, splitting it, only
+        because its garbage was still there."""
+        ticks_diff = time.ticks_diff  # type: ignore[attr-defined]
+        if self.paused and len(self.conns) < self.max_sockets and (
+                self.paused == 1 or ticks_diff(now, self.resume_at) >= 0):
+            self._listen(True)
+        if self.closed and (self.closed >= _SETTLE_CLOSED
+                            or ticks_diff(now, self.closed_at) >= _SETTLE_MS):
+            self.closed = 0
+            gc.collect()
+            # Then the engine's lists that the storm grew, and that shrank in place since, are
+            # made again: each stays where a block was free during the storm, splitting the
+            # heap the storm gave back.
+            b = self.broker
+            b.conns = b.conns[:]
+            b.wq = b.wq[:]
+
+    def _accept_all(self) -> None:
+        """Accept every connection waiting, up to max_sockets, after which the others wait in
+        the listen backlog until a socket closes. It runs after the poll walk: registering a
+        socket while ipoll() walks the poll set could move the entries it has yet to visit.
+        When accept() fails (EMFILE, ENFILE, ENOBUFS, out of memory), it would fail again at
+        once: the listeners rest a while, and the clients already connected are served."""
+        why = ""
+        for lsock in self.listeners:
+            why = ""
+            while not why and len(self.conns) < self.max_sockets:
+                try:
+                    why = self._accept(lsock)
+                except MemoryError:
+                    gc.collect()
+                    why = "out of memory"
+            if why != "-":  # failed ("" only at max_sockets): not the next listener either
+                break
+        if why and why != "-":
+            self.broker.log_limited(LIMIT_ACCEPT, _LOG_ERR, "Error accepting a connection: %s;"
+                                    " not accepting for %d ms." % (why, _ACCEPT_BACKOFF_MS))
+            now = time.ticks_ms()  # type: ignore[attr-defined]
+            self.resume_at = time.ticks_add(now, _ACCEPT_BACKOFF_MS)  # type: ignore[attr-defined]
+            self._listen(False)
+            self.paused = 2
+        elif len(self.conns) >= self.max_sockets:
+            self._listen(False)
+
+    def _accept(self, lsock: "Any") -> str:
+        """Accept one connection from lsock and hand it to the engine and the poll, all or
+        nothing (a connection the engine kept but the port lost would be answered by nobody,
+        and closed as silent at the connect timeout). "" to go on, "-" when none is waiting,
+        else why accept() failed. With less than a sixteenth of the heap free, the client is
+        told CONNACK 0x03 (server unavailable) from a constant before its CONNECT is read, and
+        closed."""
         try:
             sock, addr = lsock.accept()
-        except OSError:
-            return
+        except OSError as e:
+            code = e.args[0] if e.args else 0
+            if code == _ECONNABORTED:
+                return ""  # that client has gone already: the next one
+            if code == _EAGAIN:
+                return "-"
+            return "errno %d" % code  # 24: EMFILE, 23: ENFILE, 105: ENOBUFS
         path = self.unix.get(lsock)
-        # a unix client has no address: it is known by the socket it came through
-        peer = "unix:" + path if path else _peer(addr)
         ctx = self.tls.get(lsock)
         raw = sock
+        conn = None
         try:
+            # a unix client has no address: it is known by the socket it came through
+            peer = "unix:" + path if path else _peer(addr)
+            if _heap_low(0):
+                self.broker.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Refusing connection from"
+                                        " %s: the heap is nearly full." % peer)
+                if ctx is None:  # (a TLS client could not read it before its handshake)
+                    sock.setblocking(False)
+                    sock.write(CONNACK_UNAVAILABLE)
+                raise OSError(0)
+            sock.setblocking(False)
             if ctx is not None:
                 # the handshake runs inside the first non-blocking reads (ports/micropython/tls.py)
-                sock.setblocking(False)
                 sock = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
             conn = self.broker.accept(sock, peer)
-        except (MemoryError, OSError):  # OSError: mbedTLS out of memory
-            conn = None
-        if conn is None:
+            if conn is None:
+                raise OSError(0)
+            self.conns[sock] = conn
+            if raw is not sock:
+                self.raw[sock] = raw
+        except (OSError, MemoryError) as e:  # OSError: refused here, or mbedTLS out of memory
+            self.conns.pop(sock, None)
+            self.raw.pop(sock, None)
             sock.close()
             raw.close()
-            return
-        if raw is not sock:
-            self.raw[sock] = raw
+            if conn is not None:
+                self.broker.close(conn, "", False)  # its bookkeeping needs no memory
+            if isinstance(e, MemoryError):
+                raise
+            return ""
+        # A registration that runs out of memory leaves sock's entry in the poll set empty,
+        # and the next ipoll() or unregister() would read through it (SIGSEGV). Registering
+        # sock again fills it; if even that finds no memory, the loop cannot go on: the server
+        # stops (a board's main.py starts it again).
+        try:
+            self.poller.register(sock, _IN)
+        except MemoryError:
+            gc.collect()
+            try:
+                self.poller.register(sock, _IN)
+            except MemoryError:
+                raise RuntimeError("poll: out of memory")
         if path:
             self.broker.log(_LOG_NOTICE, "New connection from %s." % peer)
         else:
             self.broker.log(_LOG_NOTICE, "New connection from %s on port %d."
                             % (peer, self.listeners[lsock]))
-        sock.setblocking(False)
-        self.conns[sock] = conn
-        self.poller.register(sock, _IN)
+        return ""
 
     def _read(self, conn: "Conn") -> None:
         try:
@@ -257,7 +345,10 @@ class Server:
         while wq:
             conn = wq.pop()
             conn.in_wq = False
-            self._flush(conn)
+            try:
+                self._flush(conn)
+            except MemoryError:
+                self._out_of_memory(conn)
 
     def _flush(self, conn: "Conn") -> None:
         sock = conn.handle
@@ -268,8 +359,8 @@ class Server:
             try:
                 sent = sock.write(conn.cbuf, conn.coff, n)
             except (OSError, ValueError):  # ValueError: as in _read
-                self.broker.lost(conn, "socket error")
                 self._drop(conn)
+                self.broker.lost(conn, "socket error")
                 return
             if not sent:
                 break
@@ -292,6 +383,8 @@ class Server:
         sock = conn.handle
         if self.conns.pop(sock, None) is None:
             return
+        self.closed += 1
+        self.closed_at = time.ticks_ms()  # type: ignore[attr-defined]
         self.poller.unregister(sock)
         sock.close()
         raw = self.raw.pop(sock, None)
@@ -305,50 +398,16 @@ def serve(config: "Config", banner: str,
     listen (1). ports.micropython.launch reads the configuration and calls this."""
     _log(_LOG_NOTICE, banner)
     try:
-        server = Server(config)
-    except ValueError as e:  # a bridge's TLS files or runtime (ports/micropython/tls.py)
-        sys.stderr.write("Error: %s\n" % e)
-        return 1
-    except MemoryError:  # its tables and read buffer
+        from ports.micropython import startup  # unloaded once the server listens (bind())
+    except MemoryError:
         from ports.micropython.launch import out_of_memory  # loaded: it loaded this module
         out_of_memory("starting")
         return 1
-    where = ""
-    error = ""
-    try:
-        server.bind()
-        from ports.micropython.heapplan import plan  # start-up only: it unloads itself
-        error = plan(server.broker, config, _heap_free, _log)
-        del plan
-    except MemoryError:  # a TLS listener's context, or the plan's own code
-        server.close_listeners()
-        from ports.micropython.launch import out_of_memory  # loaded: it loaded this module
-        out_of_memory("starting")
+    server = startup.start(config)
+    del startup
+    gc.collect()  # the start-up code, gone
+    if server is None:
         return 1
-    except OSError as e:
-        reason = "address already in use" if e.args and e.args[0] == _EADDRINUSE else str(e)
-        where = ", ".join(["%s:%d" % (lst.host or "0.0.0.0", lst.port)
-                           for lst in config.listeners if not lst.path])
-    except ValueError as e:  # a TLS listener's files or runtime (ports/micropython/tls.py)
-        server.close_listeners()
-        sys.stderr.write("Error: %s\n" % e)
-        return 1
-    except Exception as e:
-        from ports.micropython.unixsock import ListenError  # loaded already if e is one
-        if not isinstance(e, ListenError):
-            raise
-        where = e.args[0]
-        reason = e.args[1]
-    if where:
-        server.close_listeners()  # removes the socket files of the unix listeners opened
-        sys.stderr.write("Error: cannot listen on %s: %s\n" % (where, reason))
-        return 1
-    if error:
-        server.close_listeners()
-        sys.stderr.write("Error: %s\n" % error)
-        return 1
-    for address in server.addresses:
-        sys.stderr.write("%d: listening on %s\n" % (int(time.time()), address))
     if ready is not None:
         ready(server.addresses)
     server.serve()

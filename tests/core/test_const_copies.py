@@ -27,3 +27,10 @@ def test_private_copies_equal_broker_const() -> None:
 def test_engine_names_packets_in_its_messages() -> None:
     assert lifecycle.packet_name(const.PUBLISH) == "PUBLISH"
     assert lifecycle.packet_name(15) == "RESERVED"
+
+
+def test_the_micropython_port_start_up_copies_the_engine_s_pending_connections() -> None:
+    if MPY:
+        raise SkipTest("MicroPython folds private const() names away: nothing to compare")
+    from ports.micropython import startup
+    assert startup._PENDING_CONNECTIONS == lifecycle._PENDING_CONNECTIONS

@@ -247,3 +247,57 @@ def test_a_subscription_the_heap_has_no_room_for_is_refused_with_0x80():
     hub.broker.heap_low = lambda n: False
     assert c.subscribe(2, [(b"a", 0)]) == [0]
     assert not c.closed
+
+
+def _raise_memory_error(*args: object) -> None:
+    raise MemoryError
+
+
+def test_refusals_for_room_share_one_constant_connack():
+    # CONNACK 0x03 for max_connections needs no buffer of its own: the heap may be what is
+    # short when clients are refused in numbers
+    hub = Hub("max_connections 1\n")
+    hub.client().connect("first")
+    refused = []
+    for i in range(2):
+        c = hub.client()
+        c.send(encode_connect("late-%d" % i))
+        assert c.closed
+        refused.append(c.conn.out)
+    assert bytes(refused[0][:4]) == b"\x20\x02\x00\x03"
+    assert refused[0] is refused[1]
+
+
+def test_out_of_memory_on_connect_before_the_session_answers_connack_3():
+    hub = Hub()
+    hub.broker.add_session = _raise_memory_error  # type: ignore[method-assign]
+    c = hub.client()
+    c.send(encode_connect("short"))
+    assert c.closed
+    got = c.recv()
+    assert [(p.type, p.return_code) for p in got] == [(CONNACK, 3)], got
+    assert hub.broker.connected == 0
+
+
+def test_out_of_memory_on_connect_after_admission_answers_connack_3():
+    # the client counted as connected, and its session was made, when the heap ran out
+    # before its CONNACK: it gets 0x03 all the same, and nothing of it stays
+    hub = Hub()
+    hub.broker.log = _raise_memory_error  # type: ignore[method-assign]
+    c = hub.client()
+    c.send(encode_connect("short"))
+    assert c.closed
+    got = c.recv()
+    assert [(p.type, p.return_code) for p in got] == [(CONNACK, 3)], got
+    assert hub.broker.connected == 0
+    assert "short" not in hub.broker.sessions
+
+
+def test_out_of_memory_after_the_connack_sends_no_second_one():
+    hub = Hub()
+    hub.broker.subs.subscribe = _raise_memory_error  # type: ignore[method-assign]
+    c = hub.client()
+    c.send(encode_connect("short") + encode_subscribe(1, [("a/b", 0)]))
+    assert c.closed
+    got = c.recv()
+    assert [(p.type, p.return_code) for p in got] == [(CONNACK, 0)], got

@@ -95,3 +95,22 @@ def test_sys_values_reach_a_subscriber_in_the_first_interval():
     assert got["$SYS/broker/version"].startswith("broker version ")
     assert got["$SYS/broker/uptime"] == "0 seconds"
     assert "$SYS/broker/clients/connected" in got
+
+
+def test_unchanged_values_are_made_again_but_not_published_again():
+    # made again, key and all, at every interval: a value made during a storm of clients does
+    # not keep its place in the heap for as long as it stays the same
+    hub = Hub("sys_interval 1\n")
+    mon = hub.client()
+    mon.connect("monitor")
+    mon.subscribe(1, [(b"$SYS/broker/version", 0)])
+    hub.advance(1000)
+    assert len(mon.publishes()) == 1
+    values = hub.broker.sys.values  # type: ignore[union-attr]
+    key = b"$SYS/broker/version"
+    before = [k for k in values if k == key][0]
+    msg = values[key]
+    hub.advance(1000)
+    assert mon.publishes() == []
+    assert values[key] is not msg and values[key].data == msg.data
+    assert [k for k in values if k == key][0] is not before

@@ -20,8 +20,9 @@ A plain ``pytest`` runs our broker three ways:
                  Node.js: node tools/wasm32/serve.mjs -X heapsize=HEAP --romfs IMAGE -p PORT
                  -c FILE [-v] (the image is built once per session; HEAP from the environment
                  variable BROKER_WASM32_HEAP, default 64K). That port has no TLS, and
-                 serve.mjs no unix sockets: tests that need them are skipped for it, saying
-                 why (WASM32_LACKS). Bridges connect out through Node.js, at the same heap.
+                 serve.mjs no unix sockets and no IPv6: tests that need them are skipped for
+                 it, saying why (WASM32_LACKS). Bridges connect out through Node.js, at the
+                 same heap.
 
 The environment variable BROKER_UNDER_TEST selects other kinds (a comma-separated list):
 
@@ -168,6 +169,7 @@ WASM32_LACKS = {
     "certfile": _NO_TLS, "keyfile": _NO_TLS, "cafile": _NO_TLS,
     "bridge_cafile": _NO_TLS, "bridge_certfile": _NO_TLS, "bridge_keyfile": _NO_TLS,
     "listener PATH": "tools/wasm32/serve.mjs listens on TCP only (no unix sockets)",
+    "listener IPv6": "tools/wasm32/serve.mjs listens on 127.0.0.1 only (no IPv6)",
     # Not the broker's limit: this port collects garbage only between two calls from Node.js,
     # and one CONNECT's 1,000 hash rounds make more garbage than 64K holds meanwhile.
     "password_file": "the webassembly port cannot collect during the password hash",
@@ -184,7 +186,8 @@ class BrokerKind:
                  option replaces the base line)
     unsupported: option names this broker does not know (such tests are skipped)
     lacks: {option name: why} for what this kind cannot serve (such tests are skipped, saying
-           why); the name "listener PATH" stands for a listener on a unix socket
+           why); the name "listener PATH" stands for a listener on a unix socket, and
+           "listener IPv6" for one on an IPv6 address
     reference: True for the reference broker (tests marked own_broker are skipped)
     stop_signal: what stop() sends first (SIGKILL follows if it does not exit)
     heap: MicroPython heap size (-X heapsize=...), None for other kinds
@@ -360,6 +363,8 @@ class Broker:
             name = option_name(line)
             if name == "listener" and len(words) > 2 and "/" in words[2]:
                 name = "listener PATH"
+            elif name == "listener" and len(words) > 2 and ":" in words[2]:
+                name = "listener IPv6"
             if name in self._kind.lacks:
                 pytest.skip("%s: %s" % (self.kind, self._kind.lacks[name]))
         missing = sorted(set(own) & self._kind.unsupported)

@@ -36,6 +36,9 @@ _inbox = memoryview(bytearray(0))
 _outbox = bytearray(0)
 _listener = None  # type: ignore[var-annotated]
 _pending = []  # (sid, peer port) connected, not yet accepted
+# sid -> what arrived() offered a socket not accepted yet (all left unread), or -1 when its
+# peer has gone
+_early = {}
 _open = {}  # sid -> socket
 _next_sid = _OUTGOING
 
@@ -55,13 +58,15 @@ def arrived(sid, n):
     if s is not None:
         s.avail = n
         s.off = 0
+    else:
+        _early[sid] = n  # not accepted yet (the server's sockets are at their cap): unread
 
 
 def unread(sid):
     """How many of the bytes given by arrived() the server has not read; forgets them."""
     s = _open.get(sid)
     if s is None:
-        return 0
+        return _early.pop(sid, 0)
     left = s.avail - s.off
     s.avail = s.off = 0
     return left
@@ -91,6 +96,8 @@ def hung_up(sid):
     s = _open.get(sid)
     if s is not None:
         s.eof = True
+    elif any(p[0] == sid for p in _pending):
+        _early[sid] = -1  # gone before it was accepted: accept() gives it at end of file
 
 
 def getaddrinfo(host, port):
@@ -159,6 +166,8 @@ class socket:
             raise OSError(_EAGAIN)
         sid, port = _pending.pop(0)
         s = socket(sid=sid)
+        if _early.pop(sid, 0) < 0:
+            s.eof = True
         _open[sid] = s
         return s, ("127.0.0.1", port)
 

@@ -4,7 +4,8 @@
 # The port collects garbage only between two calls from JavaScript, so serve.mjs calls
 # collect() and then the function that reads the heap. Its gc.mem_free() also counts the room
 # the heap could grow into (serve.mjs takes that room away and passes its size as `growth`):
-# the server is given the real free size here (its _heap_free()).
+# the server is given the real free size here (server._GROWTH: its heap guard, output cap, the
+# number of clients the heap holds and the heap plan).
 import gc
 import sys
 import time
@@ -27,15 +28,12 @@ def base():
     print("MEM base", _base)
 
 
-def _heap_free():
-    """ports.micropython.server._heap_free without the room the heap could grow into."""
-    return gc.mem_free() - _growth
-
-
 def import_server():
-    """0 when ports.micropython.server imports in this heap, 1 when it does not fit."""
+    """0 when ports.micropython.server and the engine import in this heap, 1 when they do not
+    fit."""
     try:
         import ports.micropython.server  # noqa: F401
+        import broker.engine  # noqa: F401
     except MemoryError:
         return 1
     return 0
@@ -71,7 +69,6 @@ def configure(args, growth):
 def load():
     from ports.micropython import launch
     try:
-        import ports.micropython.server  # noqa: F401
         launch._preload(_parsed[0])
     except MemoryError:
         _out_of_memory("loading")
@@ -89,7 +86,9 @@ def start(probe):
     """Build and bind the server: 0, or 1 after saying why not."""
     global _server
     import ports.micropython.server as server
-    server._heap_free = _heap_free
+    # (a gc.collect() in the server only asks for a collection when the call returns here:
+    # its heap guard stays cautious)
+    server._GROWTH = _growth
     config, banner = _parsed
     for lst in config.listeners:
         lst.host = "127.0.0.1"  # where serve.mjs listens
@@ -108,11 +107,11 @@ def start(probe):
 
 
 def plan():
-    """The heap plan, as server.serve() runs it after bind(): 0, or 1 after saying why not.
-    A call of its own, so that the port has collected what start-up left."""
+    """The heap plan, as ports.micropython.startup.start() runs it after bind(): 0, or 1 after
+    saying why not. A call of its own, so that the port has collected what start-up left."""
     import ports.micropython.server as server
     from ports.micropython.heapplan import plan
-    error = plan(_server.broker, _server.config, _heap_free, server._log)
+    error = plan(_server.broker, _server.config, server._heap_free, server._log)
     if error:
         sys.stderr.write("Error: %s\n" % error)
         return 1
