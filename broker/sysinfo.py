@@ -3,15 +3,17 @@
 Imported only when sys_interval is above 0. Values are kept here, not in the retained table, so
 that they never take a user's retained slot; a new subscription gets them with RETAIN set, like
 retained messages, and a value is published again only when it changed (as mosquitto does).
+
+An interval allocates only for the values that changed: each value's number is compared with
+the one last published before any text is made. A board collects garbage as it goes, but the
+heap an interval needs at once is what decides the smallest heap that runs $SYS (the 32-bit
+test port collects only between two events: every byte made here counts).
 """
 import math
 
 from broker import VERSION
 from broker.bytesops import MPY
-from broker.lifecycle import (
-    T_BYTES_RECEIVED, T_BYTES_SENT, T_MESSAGES_DROPPED, T_MESSAGES_RECEIVED, T_MESSAGES_SENT,
-    T_PACKETS_RECEIVED, T_PACKETS_SENT,
-)
+from broker.lifecycle import T_CONNECTIONS
 from broker.session import Message
 from broker.topics import Filter, filter_matches
 
@@ -20,16 +22,30 @@ if MPY:
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Dict, List
+    from typing import Dict, List, Optional
     from broker.lifecycle import Lifecycle
 
-_LOADS = (("1min", 60.0), ("5min", 300.0), ("15min", 900.0))
+_LOADS = ("1min", "5min", "15min")
+_PERIODS = (60.0, 300.0, 900.0)
 
 # Topics under $SYS/broker/load/, in the order of Broker.totals.
 _RATES = (
     "messages/received", "messages/sent", "bytes/received", "bytes/sent",
     "publish/received", "publish/sent", "publish/dropped", "connections",
 )
+
+# The values with a slot of their own, in this order; then the loads, _RATES by _LOADS.
+_NAMES = (
+    "version", "uptime", "clients/connected", "clients/disconnected", "clients/maximum",
+    "clients/total", "clients/expired", "clients/evicted", "messages/received", "messages/sent",
+    "bytes/received", "bytes/sent", "publish/messages/received", "publish/messages/sent",
+    "publish/messages/dropped", "retained messages/count", "subscriptions/count",
+    "heap/current", "heap/free",
+)
+_UPTIME = 1
+_TOTALS = 8  # the slot of Broker.totals[0], "messages/received"
+_HEAP = 17
+_LOAD = len(_NAMES)
 
 
 class SysTopics:
@@ -38,7 +54,10 @@ class SysTopics:
         self.interval_ms = interval_s * 1000
         self.last = 0
         self.uptime_ms = 0
-        self.values = {}  # type: Dict[bytes, Message]
+        n = _LOAD + len(_RATES) * len(_LOADS)
+        self.values = [None] * n  # type: List[Optional[Message]]
+        self.shown = [-1] * n  # type: List[int]  # the number each value was made from
+        self.extra = {}  # type: Dict[str, Message]  # put(): a bridge's values
         self.counts = [0] * len(_RATES)
         self.loads = [0.0] * (len(_RATES) * len(_LOADS))
         # the values exist from the start, so that a subscriber in the first interval gets
@@ -55,73 +74,86 @@ class SysTopics:
         self.last = 0
         self.publish_all(interval_s)
 
-    def _set(self, topic: str, value: str) -> None:
-        t = ("$SYS/broker/" + topic).encode()
-        v = value.encode()
-        old = self.values.pop(t, None)
-        msg = Message(t + v, len(t), 0, True)
-        # Made again even when unchanged, with its key: a value made during a storm of
-        # clients would otherwise keep its place, wherever the storm left room, and split the
-        # heap the storm gave back for as long as it does not change.
-        self.values[t] = msg
-        if old is None or old.payload() != v:
-            self.broker.route_message(msg)
+    def _set(self, i: int, number: int, text: str = "%d") -> None:
+        """Value slot i, made from number (a load: in hundredths) as text % number; published
+        if the number changed."""
+        if self.shown[i] == number:
+            return
+        self.shown[i] = number
+        if i < _LOAD:
+            self._publish(_NAMES[i], text % number, i)
+        else:
+            k = i - _LOAD
+            self._publish("load/%s/%s" % (_RATES[k // len(_LOADS)], _LOADS[k % len(_LOADS)]),
+                          "%d.%02d" % (number // 100, number % 100), i)
+
+    def _publish(self, name: str, value: str, i: int) -> None:
+        t = ("$SYS/broker/" + name).encode()
+        msg = Message(t + value.encode(), len(t), 0, True)
+        if i < 0:
+            self.extra[name] = msg
+        else:
+            self.values[i] = msg
+        self.broker.route_message(msg)
 
     def put(self, topic: str, value: str) -> None:
         """Publish $SYS/broker/<topic> now if its value changed (a bridge's dropped count)."""
-        self._set(topic, value)
+        old = self.extra.get(topic)
+        if old is None or old.payload() != value.encode():
+            self._publish(topic, value, -1)
 
     def publish_all(self, interval_s: float) -> None:
         if MPY:
             gc.collect()  # first, so that the values made now take the lowest free blocks
         b = self.broker
         offline = 0
-        local = 0
         for s in b.sessions.values():
-            if s.local is not None:
-                local += 1
-            elif s.conn is None:
+            if s.local is None and s.conn is None:
                 offline += 1
-        self._set("version", "broker version %s" % VERSION)
-        self._set("uptime", "%d seconds" % (self.uptime_ms // 1000))
-        self._set("clients/connected", str(b.connected))
-        self._set("clients/disconnected", str(offline))
-        self._set("clients/maximum", str(b.connected_max))
-        self._set("clients/total", str(b.connected + offline))
-        self._set("clients/expired", str(b.sessions_expired))
-        self._set("clients/evicted", str(b.sessions_evicted))
+        if self.values[0] is None:
+            self._publish("version", "broker version %s" % VERSION, 0)
+        self._set(_UPTIME, self.uptime_ms // 1000, "%d seconds")
+        self._set(2, b.connected)
+        self._set(3, offline)
+        self._set(4, b.connected_max)
+        self._set(5, b.connected + offline)
+        self._set(6, b.sessions_expired)
+        self._set(7, b.sessions_evicted)
         t = b.totals
-        self._set("messages/received", str(t[T_PACKETS_RECEIVED]))
-        self._set("messages/sent", str(t[T_PACKETS_SENT]))
-        self._set("bytes/received", str(t[T_BYTES_RECEIVED]))
-        self._set("bytes/sent", str(t[T_BYTES_SENT]))
-        self._set("publish/messages/received", str(t[T_MESSAGES_RECEIVED]))
-        self._set("publish/messages/sent", str(t[T_MESSAGES_SENT]))
-        self._set("publish/messages/dropped", str(t[T_MESSAGES_DROPPED]))
-        self._set("retained messages/count", str(b.retained.count))
-        self._set("subscriptions/count", str(b.subs.count))
+        for j in range(T_CONNECTIONS):  # the counters before it, in the order of _NAMES
+            self._set(_TOTALS + j, t[j])
+        self._set(15, b.retained.count)
+        self._set(16, b.subs.count)
         self._loads(interval_s)
         if MPY:
             gc.collect()  # what is in use, as mosquitto reports it, not uncollected garbage
-            self._set("heap/current", str(gc.mem_alloc()))
-            self._set("heap/free", str(gc.mem_free()))
+            self._set(_HEAP, gc.mem_alloc())
+            self._set(_HEAP + 1, gc.mem_free())
 
     def _loads(self, interval_s: float) -> None:
         """Exponentially weighted averages of each counter's rate, per minute, over 1, 5 and
-        15 minutes, like the load averages of mosquitto and of Unix."""
+        15 minutes, like the load averages of mosquitto and of Unix; shown with two decimals,
+        and published when those change."""
         totals = self.broker.totals
+        loads = self.loads
+        decays = [math.exp(-interval_s / p) for p in _PERIODS]
         for i in range(len(_RATES)):
-            name = _RATES[i]
             count = totals[i]
             per_minute = (count - self.counts[i]) * 60.0 / interval_s
             self.counts[i] = count
             for j in range(len(_LOADS)):
-                label, period = _LOADS[j]
                 k = i * len(_LOADS) + j
-                decay = math.exp(-interval_s / period)
-                load = self.loads[k] * decay + per_minute * (1.0 - decay)
-                self.loads[k] = load
-                self._set("load/%s/%s" % (name, label), "%.2f" % load)
+                decay = decays[j]
+                load = loads[k] * decay + per_minute * (1.0 - decay)
+                loads[k] = load
+                self._set(_LOAD + k, int(load * 100.0 + 0.5))
 
     def matching(self, f: Filter) -> "List[Message]":
-        return [m for m in self.values.values() if filter_matches(f, m.data, 0, m.tlen)]
+        found = []
+        for m in self.values:
+            if m is not None and filter_matches(f, m.data, 0, m.tlen):
+                found.append(m)
+        for m in self.extra.values():
+            if filter_matches(f, m.data, 0, m.tlen):
+                found.append(m)
+        return found

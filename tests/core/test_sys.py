@@ -97,20 +97,31 @@ def test_sys_values_reach_a_subscriber_in_the_first_interval():
     assert "$SYS/broker/clients/connected" in got
 
 
-def test_unchanged_values_are_made_again_but_not_published_again():
-    # made again, key and all, at every interval: a value made during a storm of clients does
-    # not keep its place in the heap for as long as it stays the same
+def test_an_unchanged_value_is_neither_made_again_nor_published_again():
+    # an interval allocates only for what changed: the smallest heap that runs $SYS is set by
+    # what one interval makes at once
     hub = Hub("sys_interval 1\n")
     mon = hub.client()
     mon.connect("monitor")
-    mon.subscribe(1, [(b"$SYS/broker/version", 0)])
-    hub.advance(1000)
-    assert len(mon.publishes()) == 1
-    values = hub.broker.sys.values  # type: ignore[union-attr]
-    key = b"$SYS/broker/version"
-    before = [k for k in values if k == key][0]
-    msg = values[key]
+    mon.subscribe(1, [(b"$SYS/broker/version", 0), (b"$SYS/broker/clients/expired", 0)])
+    assert len(mon.publishes()) == 2
+    sys = hub.broker.sys
+    assert sys is not None
+    still = (b"$SYS/broker/version", b"$SYS/broker/clients/expired",
+             b"$SYS/broker/clients/evicted", b"$SYS/broker/retained messages/count")
+    made = [m for m in sys.values if m is not None and m.topic() in still]
+    assert len(made) == len(still)
     hub.advance(1000)
     assert mon.publishes() == []
-    assert values[key] is not msg and values[key].data == msg.data
-    assert [k for k in values if k == key][0] is not before
+    assert all(any(m is v for v in sys.values) for m in made)
+
+
+def test_loads_are_shown_with_two_decimals():
+    hub = Hub("sys_interval 1\n")
+    mon = hub.client()
+    mon.connect("monitor")
+    mon.subscribe(1, [(b"$SYS/broker/load/connections/1min", 0)])
+    assert _values(mon.publishes())["$SYS/broker/load/connections/1min"] == "0.00"
+    hub.advance(1000)
+    # one connection in a one-second interval: 60 a minute, weighted by 1 - exp(-1/60)
+    assert _values(mon.publishes())["$SYS/broker/load/connections/1min"] == "0.99"
