@@ -6,7 +6,7 @@ from broker.codec import (
 from broker.delivery import deliver
 from broker.lifecycle import LIMIT_MEMORY
 from broker.session import FLAG_QOS_MASK, FLAG_RETAIN
-from broker.topics import Filter, valid_topic_filter
+from broker.topics import valid_topic_filter
 
 try:
     from micropython import const
@@ -97,14 +97,13 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
 def send_retained(b: "Broker", s: "Session", filt: bytes, q: int) -> None:
     """Retained messages matching a new (or renewed) subscription, with RETAIN set and at
     min(stored, granted) QoS [MQTT-3.3.1-6] [MQTT-3.3.1-8] [MQTT-3.8.4-3]."""
-    f = Filter(filt)
     rules = s.acl
-    for m in b.retained.matching(f):
+    for m in b.retained.matching(filt):
         if rules is None or _may_read(rules, m):
             mq = m.flags & FLAG_QOS_MASK
             deliver(b, s, m, FLAG_RETAIN | (mq if mq < q else q))
     if b.sys is not None:
-        for m in b.sys.matching(f):
+        for m in b.sys.matching(filt):
             if rules is None or _may_read(rules, m):
                 deliver(b, s, m, FLAG_RETAIN)
 

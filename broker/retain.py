@@ -1,14 +1,13 @@
 """The fixed-capacity retained-message table: one message per topic [MQTT-3.3.1-5]."""
 from broker.bytesops import equal_at, topic_key
 from broker.session import Ledger
-from broker.topics import filter_matches
+from broker.topics import filter_matches_in_place, has_wildcard
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional, Union
     from broker.session import Message
     from broker.settings import Config
-    from broker.topics import Filter
     Buffer = Union[bytes, bytearray]
     Key = Union[bytes, int]
 
@@ -105,18 +104,19 @@ class RetainedTable:
         self.count -= 1
         return True
 
-    def matching(self, f: "Filter") -> "List[Message]":
-        """Retained messages whose topic matches filter f (subscribe time: allocation is fine)."""
-        if not f.wild:
-            chain = self.table.get(self.key(f.filt, 0, len(f.filt)))
+    def matching(self, filt: bytes) -> "List[Message]":
+        """Retained messages whose topic matches filter filt (subscribe time: the list is the
+        only allocation; a deep filter is never compiled)."""
+        if not has_wildcard(filt):
+            chain = self.table.get(self.key(filt, 0, len(filt)))
             if chain is None:
                 return []
-            i = self._index(chain, f.filt, 0, len(f.filt))
+            i = self._index(chain, filt, 0, len(filt))
             return [chain[i]] if i >= 0 else []
         found = []
         for chain in self.table.values():
             for i in range(0, len(chain), 2):
                 m = chain[i]
-                if filter_matches(f, m.data, 0, m.tlen):
+                if filter_matches_in_place(filt, m.data, 0, m.tlen):
                     found.append(m)
         return found

@@ -15,7 +15,7 @@ from broker import VERSION
 from broker.bytesops import MPY
 from broker.lifecycle import T_CONNECTIONS
 from broker.session import Message
-from broker.topics import Filter, filter_matches
+from broker.topics import filter_matches_in_place
 
 if MPY:
     import gc  # mem_alloc/mem_free: on a board the heap is worth watching
@@ -148,12 +148,12 @@ class SysTopics:
                 loads[k] = load
                 self._set(_LOAD + k, int(load * 100.0 + 0.5))
 
-    def matching(self, f: Filter) -> "List[Message]":
+    def matching(self, filt: bytes) -> "List[Message]":
         found = []
         for m in self.values:
-            if m is not None and filter_matches(f, m.data, 0, m.tlen):
+            if m is not None and filter_matches_in_place(filt, m.data, 0, m.tlen):
                 found.append(m)
         for m in self.extra.values():
-            if filter_matches(f, m.data, 0, m.tlen):
+            if filter_matches_in_place(filt, m.data, 0, m.tlen):
                 found.append(m)
         return found

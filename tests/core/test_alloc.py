@@ -8,6 +8,7 @@ from broker.config import parse
 from broker.const import PUBACK
 from broker.engine import CLOSED, Broker
 from broker.packets import encode_ack, encode_connect, encode_publish, encode_subscribe
+from broker.topics import filter_matches_in_place
 from support import MPY, SkipTest
 
 if MPY:
@@ -160,6 +161,23 @@ def test_qos1_routing_allocates_only_the_stored_message() -> None:
     assert pub.state != CLOSED and all(c.state != CLOSED for c in subs)
     # 64-bit unix port: a 4-field object and a bytearray header, each rounded to 32-byte blocks
     assert per_message <= len(topic) + len(payload) + 160, per_message
+
+
+def test_deep_filter_matched_in_place_allocates_nothing() -> None:
+    # A SUBSCRIBE looks up the retained messages its filters match without compiling them: a
+    # 60-level filter compiled is an object per level, 3.7 KB of a board's heap at once.
+    if not MPY:
+        raise SkipTest("heap_lock exists only on MicroPython")
+    filt = b"/".join([b"+"] + [b"a"] * 58 + [b"#"])
+    topic = bytearray(b"x/" + b"/".join([b"a"] * 58) + b"/y/z")
+    miss = bytearray(b"x/" + b"/".join([b"a"] * 57) + b"/b/y")
+    micropython.heap_lock()
+    try:
+        hit = filter_matches_in_place(filt, topic, 0, len(topic))
+        missed = filter_matches_in_place(filt, miss, 0, len(miss))
+    finally:
+        micropython.heap_unlock()
+    assert hit and not missed
 
 
 def test_idle_connection_gives_its_buffers_back() -> None:

@@ -6,6 +6,7 @@ from broker.bytesops import topic_key
 from broker.topics import (
     Filter,
     filter_matches,
+    filter_matches_in_place,
     has_wildcard,
     valid_topic_filter,
     valid_topic_name,
@@ -31,7 +32,10 @@ class Sess:
 
 
 def m(filt: bytes, topic: bytes) -> bool:
-    return filter_matches(Filter(filt), topic, 0, len(topic))
+    """Whether topic matches filt, by both matchers (they must agree)."""
+    got = filter_matches(Filter(filt), topic, 0, len(topic))
+    assert filter_matches_in_place(filt, topic, 0, len(topic)) == got, (filt, topic)
+    return got
 
 
 def name_ok(topic: bytes) -> bool:
@@ -386,6 +390,7 @@ def test_matcher_against_reference() -> None:
             buf = bytearray(b"$/" + topic + b"/a/b")
             got = filter_matches(f, buf, 2, 2 + len(topic))
             assert got == _ref_match(filt, topic), (filt, topic)
+            assert filter_matches_in_place(filt, buf, 2, 2 + len(topic)) == got, (filt, topic)
             checked += 1
             matched += got
     assert checked > 1000 and 100 < matched < checked - 100

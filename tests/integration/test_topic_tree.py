@@ -32,8 +32,8 @@ def _deep(kind):
     if kind in BOARD_KINDS:
         # "+/a/.../a/f29": 121 bytes of 128, half of 64 subscriptions (a client's share of the
         # table). A few per SUBSCRIBE: the 32-bit port collects garbage only between two
-        # packets, and a deep filter leaves some (its retained-message lookup compiles it),
-        # which a board would collect as it goes.
+        # packets, and each deep filter leaves some (about 0.5 KB), which a board would collect
+        # as it goes.
         return 30, 60, 60, 6
     return 4000, 150, 100, 10  # before the tree: about 95 ms per PUBLISH here, 9 s for the burst
 
