@@ -156,13 +156,14 @@ def _mosquitto_argv(port, config_path, verbose):
 
 
 # The issue's target is 64K. On this 64-bit unix port the broker run from source needs about
-# 106K for `make mem`'s standard scenario (compiling the modules is most of it), and the suite
-# passes down to 128K (the oversize-packet flood test fails at 120K), so it runs at 144K to keep
-# a margin. The bridge tests load the bridge code as well and are marked heap(BRIDGE_HEAP); they
-# pass down to 176K. The wasm32 kind, a board's word size with the code in ROMFS, runs the suite
-# at the target itself.
+# 120K for `make mem`'s standard scenario (compiling the modules is most of it), and the suite
+# passes at 128K but for test_acl_file's test_patterns_and_sys (acl_file and $SYS loaded: 130K,
+# where the start-up tables find the heap in pieces), so it runs at 144K to keep a margin. The
+# bridge tests load the bridge code as well and are marked heap(BRIDGE_HEAP); they pass down to
+# 192K, which a few hundred bytes more start-up code is enough to break: they run at 208K. The
+# wasm32 kind, a board's word size with the code in ROMFS, runs the suite at the target itself.
 MPY_HEAP = os.environ.get("BROKER_MPY_HEAP", "144K") or "144K"
-BRIDGE_HEAP = "192K"
+BRIDGE_HEAP = "208K"
 WASM32_HEAP = os.environ.get("BROKER_WASM32_HEAP", "64K") or "64K"
 _NO_TLS = "the webassembly port has no TLS"
 WASM32_LACKS = {
