@@ -140,9 +140,11 @@ def closed_silently(data, why, config=""):
         got = c.recv()
         assert got == [], (why, split, kinds(got))
         assert c.closed, (why, split)
-        # Nothing was registered: the same client id connects afterwards without a takeover.
+        # Nothing was registered: the client id the callers' CONNECT packets carry connects
+        # afterwards without a takeover, and is the only session.
         d = hub.client()
-        assert accepted(d, "raw").session_present is False
+        assert accepted(d, "c", clean_session=False).session_present is False
+        assert list(hub.broker.sessions) == ["c"], (why, split)
         assert "already connected" not in hub.log_text(), why
 
 
