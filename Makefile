@@ -46,8 +46,13 @@ run: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy $(MYPY_DIRS)
 
+# A hang fails the run instead of stalling it: each pytest test has 300 s (pyproject.toml), and a
+# MicroPython run of the core tests, which has no signal to stop one test, MPTEST_TIMEOUT in all.
+MPTEST_TIMEOUT ?= 600
+MPTEST_HUNG = { rc=$$?; [ $$rc -ne 124 ] || echo "make test: the core tests on $(1) did not end within $(MPTEST_TIMEOUT) s: one hangs (tools/mptest.py -v names the last to pass)" >&2; exit $$rc; }
+
 test: $(STAMP) typecheck
-	$(VENV)/bin/micropython tools/mptest.py tests/core
+	timeout $(MPTEST_TIMEOUT) $(VENV)/bin/micropython tools/mptest.py tests/core || $(call MPTEST_HUNG,MicroPython)
 	@if command -v node >/dev/null 2>&1; then $(MAKE) --no-print-directory test-wasm32; \
 	elif [ "$$CI" = true ]; then echo "make test: no node command for the 32-bit core tests" >&2; exit 1; \
 	else echo "make test: SKIPPED the core tests on 32-bit MicroPython: no node command (Node.js >= 18.3)"; fi
@@ -60,7 +65,7 @@ $(WASM32): tools/wasm32/package.json tools/wasm32/package-lock.json
 	npm ci --prefix tools/wasm32 --no-audit --no-fund --loglevel=error
 
 test-wasm32: $(WASM32)
-	node tools/wasm32/run.mjs --tree broker --tree ports --tree tests/core tools/mptest.py tests/core
+	timeout $(MPTEST_TIMEOUT) node tools/wasm32/run.mjs --tree broker --tree ports --tree tests/core tools/mptest.py tests/core || $(call MPTEST_HUNG,32-bit MicroPython)
 
 # The property tests of tests/fuzz with many examples each (make test runs them with a few
 # hundred); not part of make test. Failures found are replayed first next time (build/hypothesis).
