@@ -302,7 +302,8 @@ def largest_subscribe(port, hi=400, step=10):
 
 
 def connect_storm(port, n, timeout):
-    """n clients connect at once and send CONNECT; {code or 'none': count} within timeout."""
+    """n clients connect at once and send CONNECT: ({CONNACK return code, "closed", "none" (no
+    answer within timeout) or "garbage ...": count}, the sockets, still open)."""
     sel = selectors.DefaultSelector()
     state = {}
     for i in range(n):
@@ -337,7 +338,8 @@ def connect_storm(port, n, timeout):
                 st[1] += data
                 if len(st[1]) < 4:
                     continue
-                st[2] = st[1][3] if st[1][0] == CONNACK << 4 else "garbage %r" % st[1]
+                ok = st[1][0] == CONNACK << 4 and st[1][1] == 2
+                st[2] = st[1][3] if ok else "garbage %r" % st[1]
             waiting -= 1
             sel.unregister(s)
     counts = {}
