@@ -23,7 +23,8 @@ from broker.const import (
     SUBACK, SUBACK_FAILURE, SUBSCRIBE, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION, LOG_DEBUG, LOG_ERR,
     LOG_NOTICE, LOG_WARNING, PACKET_NAMES, PROTOCOL_LEVEL_31, const,
 )
-from broker.lifecycle import LIMIT_MEMORY, ticks_diff
+from broker.keepalive import ticks_diff
+from broker.lifecycle import LIMIT_MEMORY
 from broker.local import LocalClient
 from broker.session import (
     AWAIT_PUBACK, AWAIT_PUBCOMP, AWAIT_PUBREC, FLAG_QOS_MASK, FLAG_RETAIN, Message,

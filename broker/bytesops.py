@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 if MPY:
     import micropython
+    from micropython import const
 
     # Viper: machine-word loops over raw bytes, about 16 times faster than bytecode and
     # allocation-free. Every int stays below 2**30 so that nothing becomes a heap int on a board.
@@ -90,6 +91,9 @@ if MPY:
         return True
 
 else:
+    def const(x: int) -> int:
+        return x
+
     class micropython:  # noqa: N801
         """CPython's stand-in for the decorators MicroPython's compiler acts on: the hot-path
         modules write `@micropython.native` (machine code on MicroPython; see tools/mpy_source.py

@@ -5,15 +5,9 @@ because they sit on the routing path. CONNECT, SUBSCRIBE and UNSUBSCRIBE decode 
 objects: those happen at connect and subscribe time, where allocation is allowed. Whole packets as
 objects and bytes, for clients and tests, are in broker.packets.
 """
-from broker.bytesops import copy_into, micropython, utf8_valid
+from broker.bytesops import const, copy_into, micropython, utf8_valid
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[no-untyped-def,misc]
-        return x
 
-# Values from broker.const, defined here so that MicroPython compiles them to literals.
 _CONNECT_FLAG_CLEAN_SESSION = const(0x02)
 _CONNECT_FLAG_PASSWORD = const(0x40)
 _CONNECT_FLAG_RESERVED = const(0x01)
@@ -34,7 +28,8 @@ _NO_PENDING = bytearray(0)  # shared by every idle Reader: never written, only r
 
 
 class MalformedPacket(Exception):
-    """The peer broke the framing or the packet format; the connection must be closed [MQTT-4.8.0-1]."""
+    """The peer broke the framing or the packet format; the connection must be closed
+    [MQTT-4.8.0-1]."""
 
 
 class PacketTooLarge(MalformedPacket):
@@ -262,7 +257,8 @@ def decode_connect(buf: "Buffer", pos: int, end: int) -> Connect:
         if will_qos == 3:
             raise MalformedPacket("will QoS 3")  # [MQTT-3.1.2-14]
     elif will_qos or flags & _CONNECT_FLAG_WILL_RETAIN:
-        raise MalformedPacket("will QoS or retain set without will flag")  # [MQTT-3.1.2-13] [MQTT-3.1.2-15]
+        # [MQTT-3.1.2-13] [MQTT-3.1.2-15]
+        raise MalformedPacket("will QoS or retain set without will flag")
     if flags & _CONNECT_FLAG_PASSWORD and not flags & _CONNECT_FLAG_USERNAME:
         raise MalformedPacket("password flag without username flag")  # [MQTT-3.1.2-22]
     c.client_id = read_string(buf, pos, end)
@@ -300,7 +296,6 @@ class Publish:
 
 
 @micropython.native
-
 def parse_publish(view: Publish, b0: int, buf: "Buffer", pos: int, end: int) -> None:
     if pos + 2 > end:
         raise MalformedPacket("truncated PUBLISH")
@@ -406,9 +401,42 @@ def put_publish(out: bytearray, pos: int, b0: int, mid: int, src: "Buffer",
 
 
 def put_ack(out: bytearray, pos: int, b0: int, mid: int) -> int:
-    """PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: four bytes; CONNACK shares the shape."""
+    """PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: four bytes, the packet identifier last."""
     out[pos] = b0
     out[pos + 1] = 2
     out[pos + 2] = mid >> 8
     out[pos + 3] = mid & 0xFF
     return pos + 4
+
+
+def put_connack(out: bytearray, pos: int, session_present: bool, code: int) -> int:
+    """CONNACK [MQTT-3.2]: the session present flag, then the return code."""
+    out[pos] = 0x20
+    out[pos + 1] = 2
+    out[pos + 2] = 1 if session_present else 0
+    out[pos + 3] = code
+    return pos + 4
+
+
+def put_pingresp(out: bytearray, pos: int) -> int:
+    out[pos] = 0xD0
+    out[pos + 1] = 0
+    return pos + 2
+
+
+def suback_size(n: int) -> int:
+    """The bytes of a SUBACK with n return codes."""
+    return 1 + remaining_length_size(2 + n) + 2 + n
+
+
+def put_suback(out: bytearray, pos: int, mid: int, codes: "List[int]") -> int:
+    """SUBACK [MQTT-3.9]: one return code per filter, in the SUBSCRIBE's order."""
+    out[pos] = 0x90
+    pos = put_remaining_length(out, pos + 1, 2 + len(codes))
+    out[pos] = mid >> 8
+    out[pos + 1] = mid & 0xFF
+    pos += 2
+    for c in codes:
+        out[pos] = c
+        pos += 1
+    return pos

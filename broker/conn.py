@@ -1,11 +1,7 @@
 """One network connection as the engine sees it: framer, output buffer, state, session."""
 from broker.codec import Reader
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[no-untyped-def,misc]
-        return x
+from broker.bytesops import const
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

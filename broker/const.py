@@ -1,10 +1,6 @@
 """Names and numbers from the MQTT 3.1.1 specification (section 2.2.1, 3.2.2.3, 3.9.3)."""
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[no-untyped-def,misc]
-        return x
+from broker.bytesops import const
 
 # Control packet types: the high nibble of the first byte.
 CONNECT = const(1)
@@ -39,16 +35,10 @@ CONNACK_NOT_AUTHORIZED = const(5)
 # SUBACK return code for a refused filter (3.9.3).
 SUBACK_FAILURE = const(0x80)
 
-# PUBLISH fixed-header flags (3.3.1).
-PUBLISH_RETAIN = const(0x01)
-PUBLISH_QOS_MASK = const(0x06)
-PUBLISH_DUP = const(0x08)
-
 # CONNECT flags (3.1.2.3).
 CONNECT_FLAG_RESERVED = const(0x01)
 CONNECT_FLAG_CLEAN_SESSION = const(0x02)
 CONNECT_FLAG_WILL = const(0x04)
-CONNECT_FLAG_WILL_QOS_MASK = const(0x18)
 CONNECT_FLAG_WILL_RETAIN = const(0x20)
 CONNECT_FLAG_PASSWORD = const(0x40)
 CONNECT_FLAG_USERNAME = const(0x80)

@@ -6,15 +6,11 @@ message's own buffer (spooled, Conn.chunk), so that delivering never needs a sec
 from broker.codec import publish_size, put_publish
 from broker.session import AWAIT_PUBCOMP, FLAG_QOS_MASK, FLAG_RETAIN
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[no-untyped-def,misc]
-        return x
+from broker.bytesops import const
 
-# Values from broker.const, defined here so that MicroPython compiles them to literals.
 _PUBREL = const(6)
 _LOG_DEBUG = const(0x40)
+_LOG_WARNING = const(0x02)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -46,7 +42,15 @@ def enqueue(b: "Broker", s: "Session", msg: "Message", flags: int) -> None:
             why = "max_queued_messages %d reached" % s.max_queued
         else:
             why = "max_queued_bytes %d reached" % s.ledger.queue_limit
-        b._dropped(s, why)
+        _dropped(b, s, why)
+
+
+def _dropped(b: "Broker", s: "Session", why: str) -> None:
+    """s.dropped already counts the message; log the first and every thousandth."""
+    b.messages_dropped += 1
+    if s.dropped == 1 or s.dropped % 1000 == 0:
+        b.log(_LOG_WARNING, "Outgoing messages are being dropped for client %s "
+              "(%s, %d dropped)." % (s.client_id, why, s.dropped))
 
 
 def send_stored(b: "Broker", s: "Session", msg: "Message", flags: int) -> bool:
@@ -94,7 +98,8 @@ def _send(b: "Broker", s: "Session", b0: int, msg: "Message", flags: int, mid: i
         spool(b, conn, b0, mid, msg)
     b.messages_sent += 1
     if b.log_mask & _LOG_DEBUG:
-        b._trace("Sending PUBLISH to", conn, b0, mid, data, 0, tlen, len(data) - tlen)
+        from broker.logs import trace
+        trace(b, "Sending PUBLISH to", conn, b0, mid, data, 0, tlen, len(data) - tlen)
     return True
 
 

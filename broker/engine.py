@@ -1,39 +1,50 @@
 """The protocol state machine: bytes in, bytes out, no I/O.
 
-A port hands every connection's bytes to feed(); the engine parses them in place, updates its
-tables and appends whatever each connection must receive to that connection's output buffer.
-Connections with output (or that must be closed) are listed in `Broker.wq` for the port to flush.
-Timers enter through tick(now_ms). A single dispatch in _packet(); this module holds the
-routing path (matching subscriptions and writing the copies out). Each packet a client sends is
-handled in its own module (broker.handle_connect, broker.handle_publish for PUBLISH and the
-acknowledgements, broker.handle_subscribe), kept messages go out through broker.delivery, and
-the tables and a connection's life around them are in broker.lifecycle.
+A port hands every connection's bytes to Broker.feed(); the engine parses them in place,
+updates its tables and appends whatever each connection must receive to that connection's
+output (broker.output), which the port takes through Broker.next_to_flush() and Conn.chunk().
+Timers enter through Broker.tick(now_ms) (broker.keepalive).
+
+This module holds the Broker's tables, the one dispatch of a client's packets (_packet) and
+the routing path (collect, deliver_hits). Each packet a client sends is handled in its own module
+(broker.handle_connect, broker.handle_publish for PUBLISH and the acknowledgements,
+broker.handle_subscribe); a connection's life around them is broker.lifecycle's. Broker names
+the functions of those modules that ports and handlers call as its own methods: composition,
+with one class and no base class.
 """
-from broker import codec
 # Out of alphabetical order on purpose: MicroPython compiles a module from source in transient
 # heap about three times its size, so the larger modules are imported first, while less is
-# loaded.
-from broker.lifecycle import TICKS_MASK, Lifecycle, packet_name
+# loaded (docs/design.md).
+from broker.subscriptions import SubscriptionTable
 from broker.handle_publish import handle_ack, handle_publish, handle_pubrec, handle_pubrel
-from broker.bytesops import MPY, copy_into, micropython
-from broker.codec import MalformedPacket, put_ack, put_publish
-from broker.conn import CLOSED, CONNECTED, NEW, NO_OUTPUT
-from broker.delivery import deliver, enqueue, pump
+from broker import keepalive, lifecycle, output
+from broker.lifecycle import LIMIT_MEMORY
+from broker.bytesops import MPY, const, copy_into, micropython
+from broker.codec import MalformedPacket, Publish, publish_size, put_pingresp
+from broker.conn import CLOSED, NEW, NO_OUTPUT
+from broker.delivery import deliver, enqueue
 from broker.handle_connect import handle_connect
 from broker.handle_subscribe import handle_subscribe, handle_unsubscribe
-from broker.session import AWAIT_PUBACK, AWAIT_PUBCOMP, MESSAGE_OVERHEAD
+from broker.keepalive import TICKS_MASK
+from broker.output import reserve, write_publish
+from broker.retain import RetainedTable
+from broker.session import (
+    AWAIT_PUBACK, AWAIT_PUBCOMP, FLAG_QOS_MASK, FLAG_RETAIN, MESSAGE_OVERHEAD, Ledger, Message,
+)
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[no-untyped-def,misc]
-        return x
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+    from broker.conn import Conn
+    from broker.local import LocalClient
+    from broker.session import Session
+    from broker.settings import Config
+    from broker.sysinfo import SysTopics
+    Buffer = Union[bytes, bytearray]
 
-# Values from broker.const, defined here so that MicroPython compiles them to literals.
 _CONNECT = const(1)
 _DISCONNECT = const(14)
 _PINGREQ = const(12)
-_PINGRESP = const(13)
 _PUBACK = const(4)
 _PUBCOMP = const(7)
 _PUBLISH = const(3)
@@ -43,19 +54,104 @@ _SUBSCRIBE = const(8)
 _UNSUBSCRIBE = const(10)
 _LOG_DEBUG = const(0x40)
 _LOG_ERR = const(0x01)
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Callable, Optional, Union
-    from broker.conn import Conn
-    from broker.local import LocalClient
-    from broker.session import Message
-    Buffer = Union[bytes, bytearray]
-
-_OUT_INITIAL = const(256)
+_LOG_WARNING = const(0x02)
+_HITS_INITIAL = const(16)
+_OUT_SOFT_MIN = const(4096)
+_OUT_SOFT_MAX = const(262144)
 
 
-class Broker(Lifecycle):
+def _packet_name(t: int) -> str:
+    from broker.logs import packet_name  # for errors only
+    return packet_name(t)
+
+
+class Broker:
+    # Made when first needed (a quiet broker keeps none of them): log_limited()'s counts and
+    # when they began; sessions ended by broker.expiry.
+    limited = None  # type: Optional[List[Any]]
+    limited_since = 0
+    sessions_expired = 0
+    sessions_evicted = 0
+
+    # A connection's life (broker.lifecycle), the output (broker.output) and the timers
+    # (broker.keepalive), as methods.
+    accept = lifecycle.accept
+    lost = lifecycle.lost
+    close = lifecycle.close
+    out_of_memory = lifecycle.out_of_memory
+    shutdown = lifecycle.shutdown
+    new_session = lifecycle.new_session
+    add_session = lifecycle.add_session
+    discard_session = lifecycle.discard_session
+    set_will = lifecycle.set_will
+    reserve = output.reserve
+    send_ack = output.send_ack
+    send_connack = output.send_connack
+    write_publish = output.write_publish
+    drained = output.drained
+    tick = keepalive.tick
+    log_limited = lifecycle.log_limited
+
+    def __init__(self, config: "Config", log: "Optional[Callable[[int, str], None]]" = None,
+                 now: int = 0) -> None:
+        self.config = config
+        self.log_mask = config.log_types
+        self._log = log
+        self.now = now & TICKS_MASK
+        self.last_check = self.now
+        # Seconds since start-up, for what is counted in hours and days (the ms clock wraps
+        # after 12 days); ms_left carries what tick() has not yet counted in whole seconds.
+        self.seconds = 0
+        self.ms_left = 0
+        self.conns = []  # type: List[Conn]
+        self.connected = 0
+        self.sessions = {}  # type: Dict[str, Session]
+        if MPY:
+            self.subs = SubscriptionTable(config.max_subscriptions)
+        else:  # with a cache of what each topic matched (broker.routecache)
+            from broker.routecache import CachedSubscriptionTable
+            self.subs = CachedSubscriptionTable(config.max_subscriptions)
+        # the application messages kept (retained, queued, in flight, wills), in bytes; a port
+        # with a small heap gives the limits defaults from the heap when the configuration
+        # sets none
+        self.ledger = Ledger(config.memory_limit, config.max_queued_bytes)
+        self.retained = RetainedTable(config.max_retained_messages, ledger=self.ledger)
+        self.wq = []  # type: List[Conn]
+        # routing's scratch list: one slot per session that a topic could match, grown by
+        # add_session() (at connect time, never while routing)
+        self.hits = [None] * (min(config.max_sessions, _HITS_INITIAL) + 1)  # type: List[Any]
+        self.epoch = 0
+        self.pub = Publish()
+        self.auto_ids = 0
+        self.out_soft = min(_OUT_SOFT_MAX, max(_OUT_SOFT_MIN, 2 * config.max_packet_size))
+        self.heap_low = None  # type: Optional[Callable[[int], bool]]  # see output.reserve
+        # Kept messages up to this size are copied into a connection's output, larger ones
+        # are sent from their own buffer (broker.spool); a port with a small heap lowers it.
+        self.copy_max = self.out_soft
+        # Traffic counters since the last tick (small ints on the hot path, even on a 32-bit
+        # board); tick() adds them to `totals`, indexed by keepalive's T_* constants.
+        self.packets_received = 0
+        self.packets_sent = 0
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.messages_received = 0
+        self.messages_sent = 0
+        self.messages_dropped = 0
+        self.connections_total = 0
+        self.totals = [0] * 8
+        self.connected_max = 0
+        self.routing = False
+        self.local_pending = []  # type: List[Tuple[Session, bytes, bytes, int, bool]]
+        self.acl = config.acl  # a broker.acl.Acl with an acl_file, else None
+        self.sys = None  # type: Optional[SysTopics]
+        if config.sys_interval > 0:
+            from broker.sysinfo import SysTopics
+            self.sys = SysTopics(self, config.sys_interval)
+
+    def log(self, level: int, msg: str) -> None:
+        if self._log is not None and self.log_mask & level:
+            self._log(level, msg)
+
     @micropython.native
     def feed(self, conn: "Conn", buf: "Buffer", n: int) -> None:
         """Bytes buf[0:n] arrived on conn."""
@@ -72,97 +168,15 @@ class Broker(Lifecycle):
                     self._packet(conn, reader.b0, reader.buf, reader.start, reader.end)
                     reader.release()
         except MalformedPacket as e:
-            self._protocol_error(conn, str(e))
+            lifecycle.protocol_error(self, conn, str(e))
         except MemoryError:
             # on the CONNECT, before its CONNACK: the client is refused, not left unanswered
             self.out_of_memory(conn, conn.olen == 0 and (
                 conn.state == NEW or (reader.ready and reader.b0 >> 4 == _CONNECT)))
         except Exception as e:  # a defect here must cost one connection, never the broker
-            self.log(_LOG_ERR, "Internal error while serving %s: %r" % (self._name(conn), e))
+            self.log(_LOG_ERR, "Internal error while serving %s: %r"
+                     % (lifecycle.name(conn), e))
             self.close(conn, "", True)
-
-    @micropython.native
-    def reserve(self, conn: "Conn", n: int, optional: bool) -> int:
-        """Room for n more bytes in conn's output; the offset to write at, or -1.
-        Optional output (QoS 0 deliveries) is refused past the soft cap so that a subscriber
-        that stops reading cannot make the broker grow; anything else is always accepted (the
-        ports stop reading a connection whose output is past the cap, so answers stay bounded).
-        A port with a small heap sets heap_low(n): True refuses optional output that would
-        need a new buffer of n bytes, so QoS 0 is dropped before the heap runs out."""
-        if conn.state == CLOSED:
-            return -1
-        if optional and conn.olen - conn.ooff + n > self.out_soft and conn.olen > conn.ooff:
-            return -1  # (a message larger than the cap still goes to a connection that is idle)
-        out = conn.out
-        end = conn.olen + n
-        if end > len(out):
-            if conn.ooff:
-                k = conn.olen - conn.ooff
-                if MPY:  # in place, front to back: no temporary copy on a board's heap
-                    copy_into(out, 0, out, conn.ooff, k)
-                else:  # (CPython copies overlapping slices safely only through a temporary)
-                    out[0:k] = out[conn.ooff:conn.olen]
-                if conn.spool is not None:
-                    conn.spool.at -= conn.ooff  # a spooled message's place moves with the bytes
-                conn.ooff = 0
-                conn.olen = k
-                end = k + n
-            if end > len(out):
-                # by half again, in 256-byte steps: a board's heap cannot afford doubling's
-                # slack on every subscriber's buffer
-                size = len(out) or _OUT_INITIAL
-                while size < end:
-                    size = (size + (size >> 1) + 255) & ~255
-                if end <= self.out_soft < size:
-                    size = self.out_soft  # below the cap, never allocate past it
-                if optional and self.heap_low is not None and self.heap_low(size):
-                    return -1
-                if optional:
-                    try:
-                        grown = bytearray(size)
-                    except MemoryError:
-                        return -1  # free memory in pieces too small: dropped, as when heap_low
-                else:
-                    grown = bytearray(size)
-                copy_into(grown, 0, out, 0, conn.olen)
-                conn.out = grown
-        if not conn.in_wq:
-            # before the bytes are counted as written: if the list cannot grow, nothing is
-            # reserved (reserved and never written, they would go out as zeros)
-            self.wq.append(conn)
-            conn.in_wq = True
-        pos = conn.olen
-        conn.olen = end
-        conn.busy = True
-        self.packets_sent += 1
-        self.bytes_sent += n
-        return pos
-
-    def drained(self, conn: "Conn") -> None:
-        """The port flushed all of conn's output: what waits for it can go out."""
-        s = conn.session
-        if conn.state == CONNECTED and s is not None and (s.queue or s.resend):
-            pump(self, s)
-
-    def send_ack(self, conn: "Conn", packet_type: int, mid: int) -> None:
-        pos = self.reserve(conn, 4, False)
-        if pos >= 0:
-            put_ack(conn.out, pos, (packet_type << 4) | (2 if packet_type == _PUBREL else 0), mid)
-            if self.log_mask & _LOG_DEBUG:
-                self.log(_LOG_DEBUG, "Sending %s to %s (m%d)"
-                         % (packet_name(packet_type), conn.client_id, mid))
-
-    def write_publish(self, conn: "Conn", b0: int, mid: int, src: "Buffer", ts: int, te: int,
-                       ps: int, pe: int, optional: bool) -> bool:
-        size = codec.publish_size(b0, te - ts, pe - ps)
-        pos = self.reserve(conn, size, optional)
-        if pos < 0:
-            return False
-        put_publish(conn.out, pos, b0, mid, src, ts, te, ps, pe)
-        self.messages_sent += 1
-        if self.log_mask & _LOG_DEBUG:
-            self._trace("Sending PUBLISH to", conn, b0, mid, src, ts, te, pe - ps)
-        return True
 
     @micropython.native
     def _packet(self, conn: "Conn", b0: int, buf: "Buffer", pos: int, end: int) -> None:
@@ -170,13 +184,13 @@ class Broker(Lifecycle):
         self.packets_received += 1
         if conn.state == NEW:
             if t != _CONNECT:
-                raise MalformedPacket("%s before CONNECT" % packet_name(t))  # [MQTT-3.1.0-1]
+                raise MalformedPacket("%s before CONNECT" % _packet_name(t))  # [MQTT-3.1.0-1]
             handle_connect(self, conn, buf, pos, end)
         elif t == _PUBLISH:
             handle_publish(self, conn, b0, buf, pos, end)
         elif t == _PUBACK or t == _PUBREC or t == _PUBREL or t == _PUBCOMP:
             if end - pos != 2:
-                raise MalformedPacket("%s remaining length must be 2" % packet_name(t))
+                raise MalformedPacket("%s remaining length must be 2" % _packet_name(t))
             mid = (buf[pos] << 8) | buf[pos + 1]
             if t == _PUBACK:
                 handle_ack(self, conn, t, mid, AWAIT_PUBACK)
@@ -195,10 +209,9 @@ class Broker(Lifecycle):
                 raise MalformedPacket("PINGREQ remaining length must be 0")
             if self.log_mask & _LOG_DEBUG:
                 self.log(_LOG_DEBUG, "Received PINGREQ from %s" % conn.client_id)
-            pos = self.reserve(conn, 2, False)
+            pos = reserve(self, conn, 2, False)
             if pos >= 0:
-                conn.out[pos] = _PINGRESP << 4
-                conn.out[pos + 1] = 0
+                put_pingresp(conn.out, pos)
         elif t == _DISCONNECT:
             if end != pos:
                 raise MalformedPacket("DISCONNECT remaining length must be 0")
@@ -207,7 +220,7 @@ class Broker(Lifecycle):
         elif t == _CONNECT:
             raise MalformedPacket("second CONNECT")  # [MQTT-3.1.0-2]
         else:
-            raise MalformedPacket("%s is not sent by clients" % packet_name(t))
+            raise MalformedPacket("%s is not sent by clients" % _packet_name(t))
 
     def room_for(self, size: int) -> str:
         """Why a message of size bytes (topic and payload) cannot be kept, or "" when it can:
@@ -220,6 +233,47 @@ class Broker(Lifecycle):
             return "the heap is nearly full"
         return ""
 
+    def publish(self, topic: bytes, payload: bytes, qos: int = 0, retain: bool = False) -> bool:
+        """Publish from inside the broker, as if a client had sent it; False when there is no
+        room to keep it (see room_for): nothing is delivered then."""
+        why = self.room_for(len(topic) + len(payload)) if qos or retain else ""
+        if why:
+            self.log_limited(LIMIT_MEMORY, _LOG_WARNING, "No room to keep a message of %d bytes"
+                             " on '%s' (%s): not published."
+                             % (len(topic) + len(payload), str(topic, "utf-8"), why))
+            return False
+        msg = Message(topic + payload, len(topic), qos, retain)
+        if retain:
+            if payload:
+                self.retained.store(msg)
+            else:
+                self.retained.delete(topic, 0, len(topic))
+        self.route_message(msg)
+        return True
+
+    def route_message(self, msg: Message) -> None:
+        """Route a message the broker holds (a will, an in-process or $SYS publish)."""
+        tlen = msg.tlen
+        flags = msg.flags
+        data = msg.data
+        self.deliver_hits(self.collect(data, 0, tlen), data, 0, tlen, tlen, len(data),
+                          flags & FLAG_QOS_MASK, msg, flags & FLAG_RETAIN != 0, -1)
+
+    def run_local(self) -> None:
+        """Hand in-process clients what was routed to them, outside any routing walk. A callback
+        that raises costs its own message, never the broker or another client."""
+        pending = self.local_pending
+        self.local_pending = []
+        for s, topic, payload, qos, retain in pending:
+            local = s.local
+            if local is None:
+                continue
+            try:
+                local.receive(topic, payload, qos, retain)
+            except Exception as e:
+                self.log(_LOG_ERR, "In-process client %s failed in on_message: %r"
+                         % (s.client_id, e))
+
     def local_client(self, client_id: str,
                      on_message: "Optional[Callable[[bytes, bytes, int, bool], None]]" = None
                      ) -> "LocalClient":
@@ -228,7 +282,7 @@ class Broker(Lifecycle):
         return LocalClient(self, client_id, on_message)
 
     @micropython.native
-    def _collect(self, buf: "Buffer", ts: int, te: int) -> int:
+    def collect(self, buf: "Buffer", ts: int, te: int) -> int:
         """Put every session with a subscription matching topic buf[ts:te] into hits[0:n],
         once, with its highest granted QoS in route_qos [MQTT-3.3.5-1]; returns n."""
         epoch = (self.epoch + 1) & TICKS_MASK
@@ -241,14 +295,9 @@ class Broker(Lifecycle):
         return self.subs.collect(buf, ts, te, self.hits, epoch)
 
     @micropython.native
-    def _route(self, buf: "Buffer", ts: int, te: int, ps: int, pe: int, qos: int,
-               msg: "Optional[Message]", retain: bool = False) -> None:
-        self._deliver(self._collect(buf, ts, te), buf, ts, te, ps, pe, qos, msg, retain, -1)
-
-    @micropython.native
-    def _deliver(self, n: int, buf: "Buffer", ts: int, te: int, ps: int, pe: int, qos: int,
-                 msg: "Optional[Message]", retain: bool, raw: int) -> None:
-        """Deliver to the sessions in hits[0:n] (see _collect), each copy at min(published,
+    def deliver_hits(self, n: int, buf: "Buffer", ts: int, te: int, ps: int, pe: int,
+                     qos: int, msg: "Optional[Message]", retain: bool, raw: int) -> None:
+        """Deliver to the sessions in hits[0:n] (see collect), each copy at min(published,
         granted) QoS, with RETAIN cleared [MQTT-3.3.1-9]; msg is the kept copy when one is
         needed (_must_keep). `retain`: the flag it was published with. `raw`: where in buf the
         PUBLISH starts when it came as a QoS 0 copy would go out (flags 0), else -1."""
@@ -276,20 +325,20 @@ class Broker(Lifecycle):
             elif q == 0:
                 if conn is not None:
                     if esize == 0 and raw >= 0\
-                            and codec.publish_size(0x30, te - ts, pe - ps) == pe - raw:
+                            and publish_size(0x30, te - ts, pe - ps) == pe - raw:
                         enc = buf  # (a Remaining Length in more bytes than needed is re-encoded)
                         epos = raw
                         esize = pe - raw
                     if esize == 0:
-                        if self.write_publish(conn, 0x30, 0, buf, ts, te, ps, pe, True):
+                        if write_publish(self, conn, 0x30, 0, buf, ts, te, ps, pe, True):
                             enc = conn.out
-                            esize = codec.publish_size(0x30, te - ts, pe - ps)
+                            esize = publish_size(0x30, te - ts, pe - ps)
                             epos = conn.olen - esize
                         else:
                             conn.dropped += 1
                             self.messages_dropped += 1
                     else:
-                        pos = self.reserve(conn, esize, True)
+                        pos = reserve(self, conn, esize, True)
                         if pos < 0:
                             conn.dropped += 1
                             self.messages_dropped += 1
@@ -297,7 +346,8 @@ class Broker(Lifecycle):
                             copy_into(conn.out, pos, enc, epos, esize)
                             self.messages_sent += 1
                             if self.log_mask & _LOG_DEBUG:
-                                self._trace("Sending PUBLISH to", conn, 0x30, 0, buf, ts, te,
+                                from broker.logs import trace
+                                trace(self, "Sending PUBLISH to", conn, 0x30, 0, buf, ts, te,
                                             pe - ps)
                 elif msg is not None and self.config.queue_qos0_messages:
                     enqueue(self, s, msg, 0)

@@ -5,13 +5,13 @@ table is full when a new client connects."""
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Optional
-    from broker.lifecycle import Lifecycle
+    from broker.engine import Broker
     from broker.session import Session
 
 _LOG_NOTICE = 0x04
 
 
-def expire(b: "Lifecycle") -> None:
+def expire(b: "Broker") -> None:
     """Offline sessions not seen for persistent_client_expiration seconds end."""
     limit = b.config.persistent_client_expiration
     now = b.seconds
@@ -24,7 +24,7 @@ def expire(b: "Lifecycle") -> None:
               % (s.client_id, now - s.seen))
 
 
-def evict(b: "Lifecycle", cid: str) -> bool:
+def evict(b: "Broker", cid: str) -> bool:
     """Make room in a full session table for the new client cid: a new client is never locked
     out by sessions whose clients went away; the one seen least recently goes (with what was
     queued for it). False when every session is connected."""

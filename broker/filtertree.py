@@ -11,7 +11,7 @@ for byte), so that routing finds the one a topic's level leads to with one looku
 Its own module, apart from broker.subscriptions, because MicroPython compiles a module from source
 in transient heap about three times its size: two halves peak lower than one whole.
 """
-from broker.bytesops import equal_at
+from broker.bytesops import const, equal_at
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -19,11 +19,6 @@ if TYPE_CHECKING:
     Buffer = Union[bytes, bytearray]
     KeyFunc = Callable[[Buffer, int, int], Union[bytes, int]]
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[no-untyped-def,misc]
-        return x
 
 _SLASH = const(0x2F)  # '/'
 _PLUS = const(0x2B)   # '+'

@@ -1,18 +1,14 @@
 """CONNECT: validation [MQTT-3.1.2], client identifiers, session takeover and resumption."""
 from broker.codec import MalformedPacket, decode_connect
 from broker.conn import CONNECTED
+from broker.keepalive import keepalive_ms
 from broker.lifecycle import LIMIT_CONNECTIONS, LIMIT_MEMORY
 from broker.delivery import pump
 from broker.session import Message
 from broker.topics import valid_topic_name
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[no-untyped-def,misc]
-        return x
+from broker.bytesops import const
 
-# Values from broker.const, defined here so that MicroPython compiles them to literals.
 _CONNACK_ACCEPTED = const(0)
 _CONNACK_BAD_USERNAME_OR_PASSWORD = const(4)
 _CONNACK_IDENTIFIER_REJECTED = const(2)
@@ -38,40 +34,40 @@ def _refuse(b: "Broker", conn: "Conn", code: int, why: str) -> None:
     b.send_connack(conn, False, code)  # session present 0 on refusal [MQTT-3.2.2-4]
     b.close(conn, "", False)
 
+
 def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int) -> None:
     c = decode_connect(buf, pos, end)
     cfg = b.config
     if not c.supported():
         _refuse(b, conn, _CONNACK_UNACCEPTABLE_PROTOCOL_VERSION,  # [MQTT-3.1.2-2]
-                     "Client %s: unsupported protocol '%s' level %d, refused."
-                     % (conn.peer, c.protocol_name, c.protocol_level))
+                "Client %s: unsupported protocol '%s' level %d, refused."
+                % (conn.peer, c.protocol_name, c.protocol_level))
         return
     conn.level = c.protocol_level
     if c.protocol_level == _PROTOCOL_LEVEL_31:
         conn.reader.v31 = True
     if c.will_topic is not None:
         wt = c.will_topic
-        if (len(wt) > cfg.max_topic_length or not valid_topic_name(wt, 0, len(wt))):
+        if len(wt) > cfg.max_topic_length or not valid_topic_name(wt, 0, len(wt)):
             raise MalformedPacket("invalid will topic")
         if c.will_retain and not cfg.retain_available:
             raise MalformedPacket("retained will but retain_available is false")
     cid = c.client_id
     if c.protocol_level == _PROTOCOL_LEVEL_31 and not 0 < len(cid) <= 23:
         _refuse(b, conn, _CONNACK_IDENTIFIER_REJECTED,
-                     "Client %s: MQTT 3.1 client id must be 1 to 23 characters, refused."
-                     % conn.peer)
+                "Client %s: MQTT 3.1 client id must be 1 to 23 characters, refused."
+                % conn.peer)
         return
     if not cid:
         if not c.clean_session:
             _refuse(b, conn, _CONNACK_IDENTIFIER_REJECTED,  # [MQTT-3.1.3-8]
-                         "Client %s: empty client id with clean session 0, refused."
-                         % conn.peer)
+                    "Client %s: empty client id with clean session 0, refused." % conn.peer)
             return
         cid = _generate_id(b)  # [MQTT-3.1.3-6]
     if c.keepalive > cfg.max_keepalive:
         _refuse(b, conn, _CONNACK_IDENTIFIER_REJECTED,
-                     "Client %s: keepalive %d above max_keepalive %d, refused."
-                     % (cid, c.keepalive, cfg.max_keepalive))
+                "Client %s: keepalive %d above max_keepalive %d, refused."
+                % (cid, c.keepalive, cfg.max_keepalive))
         return
     if cfg.passwords is not None and (c.username is not None or c.password is not None):
         from broker.auth import check  # only with a password_file
@@ -81,8 +77,8 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
             return
     elif not cfg.allow_anonymous:
         _refuse(b, conn, _CONNACK_NOT_AUTHORIZED,
-                     "Client %s from %s not authorised (anonymous clients are not allowed)."
-                     % (cid, conn.peer))
+                "Client %s from %s not authorised (anonymous clients are not allowed)."
+                % (cid, conn.peer))
         return
     rules = None
     if cfg.acl is not None:
@@ -144,18 +140,19 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     b.connected += 1
     if b.connected > b.connected_max:
         b.connected_max = b.connected
-    conn.keepalive_ms = c.keepalive * 1500  # [MQTT-3.1.2-24]
+    conn.keepalive_ms = keepalive_ms(c.keepalive)
     if c.will_topic is not None:
         data = c.will_topic + c.will_payload
         b.set_will(conn, Message(data, len(c.will_topic), c.will_qos, c.will_retain))
     b.log(_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d)."
-             % (conn.peer, cid, 1 if conn.level == _PROTOCOL_LEVEL_31 else 2,
-                1 if c.clean_session else 0, c.keepalive))
+          % (conn.peer, cid, 1 if conn.level == _PROTOCOL_LEVEL_31 else 2,
+             1 if c.clean_session else 0, c.keepalive))
     # MQTT 3.1 has no session present flag: that byte is reserved there.
     b.send_connack(conn, present and conn.level != _PROTOCOL_LEVEL_31,
-                       _CONNACK_ACCEPTED)  # [MQTT-3.2.2-2] [MQTT-3.2.2-3]
+                   _CONNACK_ACCEPTED)  # [MQTT-3.2.2-2] [MQTT-3.2.2-3]
     if present:
         resume(b, s)
+
 
 def _generate_id(b: "Broker") -> str:
     while True:
@@ -163,6 +160,7 @@ def _generate_id(b: "Broker") -> str:
         cid = "auto-%08X" % b.auto_ids
         if cid not in b.sessions:
             return cid
+
 
 def resume(b: "Broker", s: "Session") -> None:
     """Send unacknowledged PUBLISH (DUP set) and PUBREL packets again with their original

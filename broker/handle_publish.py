@@ -3,26 +3,20 @@ on the receiving side [MQTT-4.3.3], what clients may not publish, the decision t
 before it is acknowledged, retained messages [MQTT-3.3.1-5], and PUBACK / PUBREC / PUBREL /
 PUBCOMP for the messages the broker sends [MQTT-4.3.2] [MQTT-4.3.3].
 
-The routing itself (Broker._collect, Broker._deliver) is the engine's; kept messages go out
+The routing itself (Broker.collect, Broker.deliver_hits) is the engine's; kept messages go out
 through broker.delivery.
 """
-from broker.bytesops import MPY, micropython
+from broker.bytesops import MPY, const, micropython
 from broker.codec import MalformedPacket, parse_publish
 from broker.delivery import pump
-from broker.lifecycle import LIMIT_MEMORY, packet_name
+from broker.lifecycle import LIMIT_MEMORY
 from broker.retain import FULL as RETAINED_FULL, retained_share
 from broker.session import (
     AWAIT_PUBCOMP, AWAIT_PUBREC, QOS2_FULL, QOS2_NEW, QOS2_RESENT, message_from,
 )
 from broker.topics import valid_topic_name
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[no-untyped-def,misc]
-        return x
 
-# Values from broker.const, defined here so that MicroPython compiles them to literals.
 _PUBACK = const(4)
 _PUBREC = const(5)
 _PUBREL = const(6)
@@ -82,8 +76,9 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
         raise MalformedPacket("RETAIN set but retain_available is false")
     b.messages_received += 1
     if b.log_mask & _LOG_DEBUG:
-        b._trace("Received PUBLISH from", conn, b0, v.mid, buf, ts, te,
-                 v.payload_end - v.payload_start)
+        from broker.logs import trace
+        trace(b, "Received PUBLISH from", conn, b0, v.mid, buf, ts, te,
+              v.payload_end - v.payload_start)
     mid = v.mid
     ps = v.payload_start
     pe = v.payload_end
@@ -112,7 +107,7 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
               % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
         b.messages_dropped += 1
     else:
-        n = b._collect(buf, ts, te)
+        n = b.collect(buf, ts, te)
         msg = None
         if (b0 & 0x01 and pe > ps) or (
                 (qos or b.config.queue_qos0_messages) and _must_keep(b, n, qos)):
@@ -131,8 +126,8 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
         if b0 & 0x01:
             _retain(b, conn, buf, ts, te, msg if pe > ps else None)
         # a PUBLISH with no flags goes out to QoS 0 subscribers byte for byte as it came
-        b._deliver(n, buf, ts, te, ps, pe, qos, msg, b0 & 0x01 == 1,
-                   pos - conn.reader.hlen if b0 == 0x30 else -1)
+        b.deliver_hits(n, buf, ts, te, ps, pe, qos, msg, b0 & 0x01 == 1,
+                       pos - conn.reader.hlen if b0 == 0x30 else -1)
         if qos == 1:
             b.send_ack(conn, _PUBACK, mid)
         return
@@ -209,6 +204,7 @@ def handle_ack(b: "Broker", conn: "Conn", t: int, mid: int, state: int) -> None:
         if s.queue:
             pump(b, s)
     elif b.log_mask & _LOG_DEBUG:
+        from broker.logs import packet_name
         b.log(_LOG_DEBUG, "Received %s from %s for unknown packet id %d"
               % (packet_name(t), conn.client_id, mid))
 

@@ -1,21 +1,14 @@
 """SUBSCRIBE and UNSUBSCRIBE: filters, SUBACK codes, retained messages for new subscriptions."""
 from broker.codec import (
-    MalformedPacket, decode_subscribe, decode_unsubscribe, put_remaining_length,
-    remaining_length_size,
+    MalformedPacket, decode_subscribe, decode_unsubscribe, put_suback, suback_size,
 )
 from broker.delivery import deliver
 from broker.lifecycle import LIMIT_MEMORY
 from broker.session import FLAG_QOS_MASK, FLAG_RETAIN
 from broker.topics import valid_topic_filter
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[no-untyped-def,misc]
-        return x
+from broker.bytesops import const
 
-# Values from broker.const, defined here so that MicroPython compiles them to literals.
-_SUBACK = const(9)
 _UNSUBACK = const(11)
 _SUBACK_FAILURE = const(0x80)
 _LOG_DEBUG = const(0x40)
@@ -51,8 +44,8 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
     for filt, q in topics:
         if len(filt) > b.config.max_topic_length:
             codes.append(_SUBACK_FAILURE)
-            b.log(_LOG_WARNING, "Subscription of %s refused: filter longer than "
-                     "max_topic_length." % conn.client_id)
+            b.log(_LOG_WARNING, "Subscription of %s refused: filter longer than"
+                  " max_topic_length." % conn.client_id)
             continue
         if s.acl is not None and not _may_subscribe(s.acl, filt):
             codes.append(_SUBACK_FAILURE)
@@ -78,16 +71,9 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
         granted.append((filt, q))
         if b.log_mask & _LOG_SUBSCRIBE:
             b.log(_LOG_SUBSCRIBE, "%s %d %s" % (conn.client_id, q, str(filt, "utf-8")))
-    n = 2 + len(codes)
-    p = b.reserve(conn, 1 + remaining_length_size(n) + n, False)
+    p = b.reserve(conn, suback_size(len(codes)), False)
     if p >= 0:  # [MQTT-3.8.4-1] [MQTT-3.8.4-5]
-        out = conn.out
-        out[p] = _SUBACK << 4
-        p = put_remaining_length(out, p + 1, n)
-        out[p] = mid >> 8
-        out[p + 1] = mid & 0xFF
-        for i in range(len(codes)):
-            out[p + 2 + i] = codes[i]
+        put_suback(conn.out, p, mid, codes)
     if b.log_mask & _LOG_DEBUG:
         b.log(_LOG_DEBUG, "Sending SUBACK to %s" % conn.client_id)
     for filt, q in granted:
@@ -116,6 +102,7 @@ def _may_subscribe(rules: "Any", filt: bytes) -> bool:
 def _may_read(rules: "Any", m: "Message") -> bool:
     from broker.acl import READ, can  # only with an acl_file
     return can(rules, READ, m.data, 0, m.tlen)
+
 
 def handle_unsubscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int) -> None:
     mid, filters = decode_unsubscribe(buf, pos, end)

@@ -11,13 +11,8 @@ from broker.handle_subscribe import send_retained
 from broker.session import Session
 from broker.topics import valid_topic_filter, valid_topic_name
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[no-untyped-def,misc]
-        return x
+from broker.bytesops import const
 
-# Values from broker.const, defined here so that MicroPython compiles them to literals.
 _SUBACK_FAILURE = const(0x80)
 
 TYPE_CHECKING = False
@@ -105,4 +100,3 @@ class LocalClient:
         if s is not None:
             self.session = None
             self.broker.discard_session(s)
-

@@ -2,13 +2,8 @@
 
 A session outlives its connection when the client asked for CleanSession 0 [MQTT-3.1.2-4].
 """
-from broker.bytesops import copy_into
+from broker.bytesops import const, copy_into
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[no-untyped-def,misc]
-        return x
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -5,13 +5,8 @@ module's globals alive, so the parser lives in broker.config, which a board can 
 sys.modules once the configuration is read (see broker.cli.unload_parser).
 """
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[no-untyped-def,misc]
-        return x
+from broker.bytesops import const
 
-# Values from broker.const, defined here so that MicroPython compiles them to literals.
 _LOG_DEFAULT = const(0x0F)
 _MAX_REMAINING_LENGTH = const(268435455)
 

@@ -8,7 +8,7 @@ Per session: a dict filter -> its subscriber list. `collect` works on a buffer p
 offsets and allocates nothing on MicroPython. CPython's broker runs broker.routecache's table,
 which remembers what each topic matched.
 """
-from broker.bytesops import equal_at, micropython, topic_key
+from broker.bytesops import const, equal_at, micropython, topic_key
 from broker.filtertree import FilterTree, Node, unchain
 from broker.topics import has_wildcard
 
@@ -19,11 +19,6 @@ if TYPE_CHECKING:
     Take = Callable[[List[Any], List[Any], int, int], int]
     from broker.filtertree import KeyFunc as KeyFunc
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[no-untyped-def,misc]
-        return x
 
 _SLASH = const(0x2F)   # '/'
 _PLUS = const(0x2B)    # '+'

@@ -13,7 +13,7 @@ import math
 
 from broker import VERSION
 from broker.bytesops import MPY
-from broker.lifecycle import T_CONNECTIONS
+from broker.keepalive import T_CONNECTIONS
 from broker.session import Message
 from broker.topics import filter_matches_in_place
 
@@ -23,7 +23,7 @@ if MPY:
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Dict, List, Optional
-    from broker.lifecycle import Lifecycle
+    from broker.engine import Broker
 
 _LOADS = ("1min", "5min", "15min")
 _PERIODS = (60.0, 300.0, 900.0)
@@ -49,7 +49,7 @@ _LOAD = len(_NAMES)
 
 
 class SysTopics:
-    def __init__(self, broker: "Lifecycle", interval_s: int) -> None:
+    def __init__(self, broker: "Broker", interval_s: int) -> None:
         self.broker = broker
         self.interval_ms = interval_s * 1000
         self.last = 0

@@ -10,18 +10,13 @@ Invalid filters: "", "sport+", "+a", "a#", "#/", "sport/#/x", "sport/tennis#", a
 or bad UTF-8, and, as in mosquitto 2.0, a filter or topic name with more than 200 '/' (201 levels:
 TOPIC_HIERARCHY_LIMIT in its lib/util_topic.c), which bounds how deep the routing walk goes.
 """
-from broker.bytesops import utf8_valid
+from broker.bytesops import const, utf8_valid
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Optional, Tuple, Union
     Buffer = Union[bytes, bytearray]
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[no-untyped-def,misc]
-        return x
 
 _SLASH = const(0x2F)   # '/'
 _PLUS = const(0x2B)    # '+'

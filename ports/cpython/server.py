@@ -17,7 +17,8 @@ from broker.config import Config, ConfigError
 from broker.const import LOG_ERR, LOG_NOTICE
 from broker.conn import CLOSED, Conn
 from broker.engine import Broker
-from broker.lifecycle import LIMIT_ACCEPT, TICKS_MASK, ticks_diff
+from broker.keepalive import TICKS_MASK, ticks_diff
+from broker.lifecycle import LIMIT_ACCEPT
 from ports.unixfiles import remove_unix_files
 
 TYPE_CHECKING = False
@@ -395,4 +396,3 @@ def main(argv: "List[str]") -> int:
     server.serve()
     server.log(LOG_NOTICE, "broker terminating")
     return 0
-

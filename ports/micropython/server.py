@@ -9,15 +9,11 @@ import sys
 import time
 
 from broker.conn import CLOSED
-from broker.lifecycle import CONNACK_UNAVAILABLE, LIMIT_ACCEPT, LIMIT_MEMORY
+from broker.lifecycle import LIMIT_ACCEPT, LIMIT_MEMORY
+from broker.output import CONNACK_UNAVAILABLE
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[no-untyped-def,misc]
-        return x
+from broker.bytesops import const
 
-# Values from broker.const, defined here so that MicroPython compiles them to literals.
 _LOG_ERR = const(0x01)
 _LOG_NOTICE = const(0x04)
 _LOG_WARNING = const(0x02)

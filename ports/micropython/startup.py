@@ -11,11 +11,7 @@ import time
 from broker.engine import Broker
 from broker.settings import DEFAULT_MAX_CONNECTIONS
 
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[no-untyped-def,misc]
-        return x
+from broker.bytesops import const
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -145,7 +141,7 @@ def prepare(server: "Server", config: "Config") -> None:
     if room <= _PRESIZE_MIN:
         return
     # The socket table, and the engine's tables that grow with the clients: its sessions,
-    # and routing's list of the sessions a message goes to (Lifecycle.add_session grows it).
+    # and routing's list of the sessions a message goes to (add_session grows it).
     if len(b.hits) <= room:
         b.hits.extend([None] * (room + 1 - len(b.hits)))
     tables = [server.conns, b.sessions]  # type: List[Any]

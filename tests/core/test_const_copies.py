@@ -4,10 +4,12 @@ them to literals and never loads broker.const while serving); each copy must equ
 from support import MPY, SkipTest
 
 from broker import (
-    codec, const, engine, handle_connect, handle_subscribe, lifecycle, local, settings,
+    codec, const, delivery, engine, handle_connect, handle_publish, handle_subscribe, lifecycle,
+    local, logs, output, settings,
 )
 
-MODULES = (codec, engine, handle_connect, handle_subscribe, lifecycle, local, settings)
+MODULES = (codec, delivery, engine, handle_connect, handle_publish, handle_subscribe, lifecycle,
+           local, logs, output, settings)
 
 
 def test_private_copies_equal_broker_const() -> None:
@@ -25,8 +27,8 @@ def test_private_copies_equal_broker_const() -> None:
 
 
 def test_engine_names_packets_in_its_messages() -> None:
-    assert lifecycle.packet_name(const.PUBLISH) == "PUBLISH"
-    assert lifecycle.packet_name(15) == "RESERVED"
+    assert logs.packet_name(const.PUBLISH) == "PUBLISH"
+    assert logs.packet_name(15) == "RESERVED"
 
 
 def test_the_micropython_port_start_up_copies_the_engine_s_pending_connections() -> None:

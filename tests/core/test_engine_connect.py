@@ -10,7 +10,7 @@ from broker.packets import (
 from broker.const import (
     CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK,
 )
-from broker.lifecycle import TICKS_MASK
+from broker.keepalive import TICKS_MASK
 from harness import Hub
 
 SPLITS = (0, 1)

@@ -7,7 +7,7 @@ twice, with each packet fed whole and then byte by byte.
 """
 from harness import Hub
 from support import MPY, SkipTest
-from broker import engine, packets
+from broker import output, packets
 from broker.packets import (
     encode_ack, encode_publish, encode_simple, encode_subscribe, encode_unsubscribe,
 )
@@ -1338,11 +1338,11 @@ def test_a_qos0_buffer_the_heap_cannot_give_drops_the_copy_not_the_publisher():
         if n and hub.broker.messages_received:
             raise MemoryError("memory allocation failed")
         return real(n)
-    engine.bytearray = refusing  # the engine's builtin, on both runtimes
+    output.bytearray = refusing  # the output module's builtin, on both runtimes
     try:
         pub.send(encode_publish(b"t", b"x" * 100, qos=1, mid=7))
     finally:
-        del engine.bytearray
+        del output.bytearray
     assert kinds(pub.recv()) == [(PUBACK, 7)]
     assert full.publishes() == [] and full.conn.dropped == 1
     assert [p.payload for p in roomy.publishes()] == [b"x" * 100]
