@@ -66,7 +66,8 @@ class Reader:
     take() consumes bytes; when it has a whole packet, `ready` is set and the packet body (after
     the fixed header) is `buf[start:end]`, with `b0` its first byte. A packet that arrives whole is
     not copied: `buf` is then the caller's buffer, valid until the caller reuses it. A split packet
-    is gathered in `pending`, which grows only as its bytes arrive, never past max_packet_size.
+    is gathered in `pending`, which grows only as its bytes arrive, never past max_packet_size;
+    once its packet is released, a Reader keeps at most 256 bytes of it for the next one.
     """
 
     pending = _NO_PENDING

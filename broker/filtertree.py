@@ -88,11 +88,11 @@ class FilterTree:
 
     def __init__(self, key: "KeyFunc") -> None:
         self._key = key
-        self._root = Node()
-        self._root.kids = {}  # never replaced: _lit shares it
+        self.root = Node()
+        self.root.kids = {}  # never replaced: _lit shares it
         # The root as a topic beginning with '$' sees it: no '+' or '#' level [MQTT-4.7.2-1].
         self._lit = Node()
-        self._lit.kids = self._root.kids
+        self._lit.kids = self.root.kids
         # The routing walk's '+' nodes still to try, two slots each (node, topic offset): at most
         # one per node on the way down, so per level of the deepest filter; sized as a filter
         # comes, never while routing.
@@ -126,7 +126,7 @@ class FilterTree:
         """The nodes whose runs are the first levels of filt, the root first, and whether they
         are all of them (the last node is then where the filter ends)."""
         stop = _stop(filt)
-        node = self._root
+        node = self.root
         path = [node]
         pos = 0
         while pos <= stop:
@@ -153,7 +153,7 @@ class FilterTree:
         if len(self._stack) < need:
             self._stack = [None] * need  # before the tree grows: a walk never outgrows it
         stop = _stop(filt)
-        node = self._root
+        node = self.root
         pos = 0
         while pos <= stop:
             e = filt.find(b"/", pos, stop)
@@ -215,9 +215,9 @@ class FilterTree:
                         kids = up.kids
                         assert kids is not None
                         unchain(kids, self._key(node.lev, 0, _first(node.lev)), node)
-                        if not kids and up is not self._root:
+                        if not kids and up is not self.root:
                             up.kids = None
             node = up
-        root = self._root
+        root = self.root
         if not root.kids and root.plus is None and root.hash is None:
             self._stack = []

@@ -11,7 +11,7 @@ from broker.const import (
     CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK,
 )
 from broker.keepalive import TICKS_MASK
-from harness import Hub
+from harness import Hub, drain
 
 SPLITS = (0, 1)
 
@@ -505,8 +505,7 @@ def test_mqtt_31_connack_first_byte_is_reserved():
         c.send(encode_simple(DISCONNECT))
         c = hub.client()
         c.send(encode_connect("old", protocol_level=3, clean_session=False), split)
-        conn = c.conn
-        raw = bytes(conn.out[conn.ooff:conn.olen])
+        raw = drain(c.conn)
         assert raw[:2] == b"\x20\x02", raw
         assert raw[2] == 0, "MQTT 3.1 CONNACK byte 1 must be 0, got %d" % raw[2]
         assert raw[3] == 0, raw

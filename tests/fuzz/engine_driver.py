@@ -12,9 +12,8 @@ from broker.conn import CLOSED, CONNECTED, NEW
 from broker.const import (
     CONNACK, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, UNSUBACK,
 )
-from broker.session import FREE
 
-from harness import Hub
+from harness import Hub, drain
 from mqtt_strategies import split
 
 _SERVER_TYPES = (CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK, PINGRESP)
@@ -75,8 +74,7 @@ class Peer:
         conn = self.conn
         if conn is None:
             return []
-        data = bytes(conn.out[conn.ooff:conn.olen])
-        conn.ooff = conn.olen = 0
+        data = drain(conn)
         self._decode(data)
         self.fed_since_drain = 0
         self.world.broker.drained(conn)
@@ -191,8 +189,13 @@ class World:
             assert s.conn is None
             if s.local is None:
                 assert not s.clean, "clean session %s outlived its connection" % s.client_id
-        for s in b.subs._by_session:
-            assert b.sessions.get(s.client_id) is s and (not s.clean or s.local is not None)
+        b.subs.check()
+        held = 0
+        for s in b.sessions.values():
+            filters = len(b.subs.filters_of(s))
+            assert not filters or not s.clean or s.local is not None, s.client_id
+            held += filters
+        assert held == b.subs.count, "subscriptions of a session that is gone"
 
     def log_text(self) -> str:
         return self.hub.log_text()
@@ -237,18 +240,17 @@ class World:
             elif s.local is None:  # an in-process client's session has no connection
                 assert not s.clean, "clean session %s without a connection" % cid
             assert len(s.queue) == len(s.queue_flags) <= cfg.max_queued_messages
-            busy = sum(1 for st in s.slot_state if st != FREE)
-            assert s.inflight == busy <= cfg.max_inflight_messages
+            assert s.inflight == len(s.inflight_order()) <= cfg.max_inflight_messages
             if s.qos2_in is not None:
                 assert len(s.qos2_in) <= cfg.max_inflight_messages + cfg.max_queued_messages
         assert len(b.hits) > len(b.sessions)  # routing can put every session in it
         # Subscriptions: only live sessions' ones, counted exactly, within capacity.
         subs = b.subs
+        subs.check()
         total = 0
-        for s in subs._by_session:
-            assert b.sessions.get(s.client_id) is s, "subscriptions of a dead session"
+        for s in b.sessions.values():
             total += len(subs.filters_of(s))
-        assert subs.count == total <= cfg.max_subscriptions
+        assert subs.count == total <= cfg.max_subscriptions, "subscriptions of a dead session"
         r = b.retained
         assert r.count == sum(len(ch) // 2 for ch in r.table.values()) \
             <= cfg.max_retained_messages
@@ -257,7 +259,7 @@ class World:
         big = cfg.max_packet_size + 8
         for p in self.peers:
             c = p.conn
-            pending = c.olen - c.ooff
+            pending = c.pending()
             p.max_pending = max(p.max_pending, pending)
             bound = (b.out_soft + big * (1 + cfg.max_inflight_messages) + p.fed_since_drain
                      + _SLACK)

@@ -13,7 +13,7 @@ from broker.settings import NO_PACKET_LIMIT
 
 from mqtt_strategies import cuts, examples, fields, mutate, mutations, split, valid_packet
 
-_KEEP_PENDING = 256  # codec._KEEP_PENDING: a released Reader keeps at most this much
+_KEEP_PENDING = 256  # what a released Reader may keep, as its documentation says
 _SCRATCH = 4096
 
 packet_limits = st.sampled_from((20, 21, 64, 200, 4096, NO_PACKET_LIMIT))
