@@ -21,8 +21,8 @@ NO_OUTPUT = bytearray(0)  # shared by connections holding no output buffer: neve
 class Conn:
     """One network connection: its framer, its output buffer, and the session it is bound to.
 
-    Defaults live on the class: MicroPython keeps an instance's attributes in a per-instance
-    table, so an idle connection stores only what differs from them."""
+    Defaults live on the class, so that an idle connection stores only what differs
+    (docs/design.md)."""
 
     out = NO_OUTPUT  # type: bytearray  # replaced by a real buffer on the first write
     ooff = 0          # first byte not yet flushed

@@ -12,9 +12,7 @@ broker.handle_subscribe); a connection's life around them is broker.lifecycle's.
 the functions of those modules that ports and handlers call as its own methods: composition,
 with one class and no base class.
 """
-# Out of alphabetical order on purpose: MicroPython compiles a module from source in transient
-# heap about three times its size, so the larger modules are imported first, while less is
-# loaded (docs/design.md).
+# Larger modules first, for the compile heap (docs/design.md, "MicroPython's ways").
 from broker.subscriptions import SubscriptionTable
 from broker.handle_publish import handle_ack, handle_publish, handle_pubrec, handle_pubrel
 from broker import keepalive, lifecycle, output

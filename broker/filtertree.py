@@ -8,8 +8,8 @@ does. Below a node, the nodes whose runs begin with a literal level are in a dic
 exact filters (bytes on CPython, bytesops.topic_key's int hash on MicroPython, chains checked byte
 for byte), so that routing finds the one a topic's level leads to with one lookup.
 
-Its own module, apart from broker.subscriptions, because MicroPython compiles a module from source
-in transient heap about three times its size: two halves peak lower than one whole.
+Its own module, apart from broker.subscriptions, for the compile heap (docs/design.md,
+"MicroPython's ways").
 """
 from broker.bytesops import const, equal_at
 
@@ -30,8 +30,7 @@ _HASH = const(0x23)   # '#'
 # `next`); `plus`, the node whose run begins with '+'; `hash`, the subscribers of the filter
 # ending in '#' here; `subs`, of the filter ending here: one flat list, session then granted QoS,
 # [s0, q0, s1, q1, ...]. broker.subscriptions keeps each exact filter in one too: `lev` the
-# filter, `subs`, and `next` along a chain of its dict. Defaults on the class: MicroPython stores
-# only what an instance sets.
+# filter, `subs`, and `next` along a chain of its dict. Defaults on the class (docs/design.md).
 class Node:
     kids = None  # type: Optional[Dict[Union[bytes, int], Node]]
     plus = None  # type: Optional[Node]

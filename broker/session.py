@@ -92,7 +92,7 @@ class Session:
     i + 1 modulo n, so an identifier is never reused while its slot is busy [MQTT-2.3.1-2] and an
     acknowledgement finds its slot without a search. Slots are allocated on first QoS > 0 use."""
 
-    # Defaults on the class (MicroPython stores only an instance's own attributes); the window
+    # Defaults on the class (docs/design.md); the window
     # arrays, the queue and the QoS 2 set are created on first use, so an idle QoS 0 client
     # costs little more than its client id. The empty tuples stand for "not allocated yet":
     # they are replaced by lists before anything is stored, never written to.

@@ -71,7 +71,7 @@ class Filter:
     wildcard, so that it does not match topics beginning with '$' [MQTT-4.7.2-1].
     """
 
-    # Defaults on the class: MicroPython stores only the attributes an instance changes.
+    # Defaults on the class (docs/design.md).
     hash = False
     prefix = None  # type: Optional[bytes]
     plen = 0
