@@ -890,30 +890,45 @@ def test_parse_publish_with_long_header_offsets():
     assert v.mid == 5 and v.payload_start == off + 11 and v.payload_end == len(buf)
 
 
-def test_put_publish_matches_encode_publish():
+# The first byte of a PUBLISH for each QoS, RETAIN and DUP (3.3.1): 0x30 | DUP 0x08 | QoS << 1 |
+# RETAIN 0x01.
+PUBLISH_B0 = (
+    (0, False, False, 0x30), (0, True, False, 0x31), (0, False, True, 0x38), (0, True, True, 0x39),
+    (1, False, False, 0x32), (1, True, False, 0x33), (1, False, True, 0x3A), (1, True, True, 0x3B),
+    (2, False, False, 0x34), (2, True, False, 0x35), (2, False, True, 0x3C), (2, True, True, 0x3D),
+)
+
+
+def check_put_publish(b0, mid, src, ts, te, ps, pe, want):
+    """put_publish at an offset inside a guarded buffer writes exactly want, and publish_size
+    agrees."""
+    size = publish_size(b0, te - ts, pe - ps)
+    assert size == len(want)
+    out = bytearray(b"\xcc" * (size + 16))
+    end = put_publish(out, 9, b0, mid, src, ts, te, ps, pe)
+    assert end == 9 + size
+    assert bytes(out[9:end]) == want
+    assert out[:9] == bytearray(b"\xcc" * 9)
+    assert out[end:] == bytearray(b"\xcc" * 7)
+
+
+def test_put_publish_exact_bytes():
     topic = b"room/1/light"
     payload = b"\x00on\xff" * 10
+    # Remaining Length 54 = 2 + 12 + 40 at QoS 0; 56 with the packet identifier 0x0A0B.
+    head0 = b"\x36\x00\x0croom/1/light"
+    head12 = b"\x38\x00\x0croom/1/light\x0a\x0b"
     # topic and payload placed inside an unrelated buffer, payload before topic
     src = bytearray(b"junk") + bytearray(payload) + bytearray(b"--") + bytearray(topic) + b"!"
     ps = 4
     pe = ps + len(payload)
     ts = pe + 2
     te = ts + len(topic)
-    for qos in (0, 1, 2):
-        for retain in (False, True):
-            for dup in (False, True):
-                b0 = 0x30 | (qos << 1) | (1 if retain else 0) | (8 if dup else 0)
-                want = encode_publish(topic, payload, qos=qos, retain=retain, dup=dup, mid=0x0A0B)
-                size = publish_size(b0, len(topic), len(payload))
-                assert size == len(want)
-                out = bytearray(b"\xcc" * (size + 16))
-                end = put_publish(out, 9, b0, 0x0A0B, src, ts, te, ps, pe)
-                assert end == 9 + size
-                assert bytes(out[9:end]) == want
-                assert out[:9] == bytearray(b"\xcc" * 9)
-                assert out[end:] == bytearray(b"\xcc" * 7)
+    for qos, retain, dup, b0 in PUBLISH_B0:
+        want = bytes((b0,)) + (head12 if qos else head0) + payload
+        check_put_publish(b0, 0x0A0B, src, ts, te, ps, pe, want)
     # forwarding in place: parse an incoming QoS 2 PUBLISH, write it out at QoS 1 with a new id
-    incoming = bytearray(b"\x00" * 5) + bytearray(encode_publish(topic, payload, qos=2, mid=99))
+    incoming = bytearray(b"\x00" * 5) + b"\x34\x38\x00\x0croom/1/light\x00\x63" + payload
     r = Reader(1000)
     r.take(incoming, 5, len(incoming))
     v = Publish()
@@ -921,14 +936,27 @@ def test_put_publish_matches_encode_publish():
     out = bytearray(200)
     end = put_publish(out, 0, 0x32, 7, r.buf, v.topic_start, v.topic_end, v.payload_start,
                       v.payload_end)
-    assert bytes(out[:end]) == encode_publish(topic, payload, qos=1, mid=7)
-    # and at QoS 0 (no packet id) with an empty payload, long header
+    assert bytes(out[:end]) == b"\x32\x38\x00\x0croom/1/light\x00\x07" + payload
+    # and at QoS 0 (no packet id) with RETAIN and a long header: Remaining Length 314 = 2 + 12 + 300
     big = b"B" * 300
     src = bytearray(topic) + bytearray(big)
     out = bytearray(publish_size(0x31, len(topic), len(big)))
     end = put_publish(out, 0, 0x31, 0, src, 0, len(topic), len(topic), len(src))
     assert end == len(out)
-    assert bytes(out) == encode_publish(topic, big, retain=True)
+    assert bytes(out) == b"\x31\xba\x02\x00\x0croom/1/light" + big
+
+
+def test_put_publish_remaining_length_boundaries():
+    # Table 2.4: the last Remaining Length of one and two bytes, and the first of two and three,
+    # at QoS 0 and at QoS 1 (packet identifier 0x0102), topic "t".
+    for rl, enc in ((127, b"\x7f"), (128, b"\x80\x01"), (16383, b"\xff\x7f"),
+                    (16384, b"\x80\x80\x01")):
+        for b0, mid, pid in ((0x30, 0, b""), (0x32, 0x0102, b"\x01\x02")):
+            payload = b"\x5a" * (rl - 3 - len(pid))
+            src = bytearray(b"t") + bytearray(payload)
+            want = bytes((b0,)) + enc + b"\x00\x01t" + pid + payload
+            assert len(want) == 1 + len(enc) + rl
+            check_put_publish(b0, mid, src, 0, 1, 1, len(src), want)
 
 
 # ---- zero copy ----------------------------------------------------------------------------------
