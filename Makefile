@@ -69,6 +69,7 @@ test-wasm32: $(WASM32)
 
 # The property tests of tests/fuzz with many examples each (make test runs them with a few
 # hundred); not part of make test. Failures found are replayed first next time (build/hypothesis).
+# Each run prints its seed; FUZZ_SEED=N replays that run (make test or make fuzz).
 FUZZ_EXAMPLES ?= 20000
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/fuzz
