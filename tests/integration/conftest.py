@@ -21,7 +21,8 @@ A plain ``pytest`` runs our broker three ways:
                  -c FILE [-v] (the image is built once per session; HEAP from the environment
                  variable BROKER_WASM32_HEAP, default 64K). That port has no TLS, and
                  serve.mjs no unix sockets and no IPv6: tests that need them are skipped for
-                 it, saying why (WASM32_LACKS). Bridges connect out through Node.js, at the
+                 it, saying why (WASM32_LACKS); those of how it refuses them at start-up use
+                 the kind's without_skips(). Bridges connect out through Node.js, at the
                  same heap.
 
 The environment variable BROKER_UNDER_TEST selects other kinds (a comma-separated list):
@@ -44,8 +45,10 @@ also skipped automatically for mosquitto (it has no such option). Tests marked
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import socket
@@ -172,7 +175,8 @@ WASM32_LACKS = {
     "listener PATH": "tools/wasm32/serve.mjs listens on TCP only (no unix sockets)",
     "listener IPv6": "tools/wasm32/serve.mjs listens on 127.0.0.1 only (no IPv6)",
     # Not the broker's limit: this port collects garbage only between two calls from Node.js,
-    # and one CONNECT's 1,000 hash rounds make more garbage than 64K holds meanwhile.
+    # and one CONNECT's 1,000 hash rounds make more garbage than 64K holds meanwhile:
+    # serve.mjs refuses a password_file at start-up.
     "password_file": "the webassembly port cannot collect during the password hash",
 }
 
@@ -213,6 +217,13 @@ class BrokerKind:
         if self.heap is None:
             raise ValueError("%s has no heap size to set" % self.name)
         return micropython_kind(heap=heap, name=self.name)
+
+    def without_skips(self):
+        """The same kind with no test skipped for what it lacks: for the tests of how it
+        refuses, at start-up, a configuration it cannot serve."""
+        kind = copy.copy(self)
+        kind.lacks = {}
+        return kind
 
     def base_lines(self):
         return list(self.base_config()) if self.base_config is not None else []
@@ -481,6 +492,19 @@ class Broker:
 
     def __repr__(self):
         return "<Broker %s %s:%s>" % (self.kind, self.host, self.port)
+
+
+def startup_error(broker_factory, config_lines, kind=None):
+    """Start a broker that must refuse to start: exit status 1, and one line besides its
+    timestamped start-up notices. Returns that line and the Broker."""
+    b = broker_factory(config_lines, start=False, kind=kind)
+    b.start(config_lines, wait=False)
+    code = b.wait_exit()
+    log = b.log()
+    assert code == 1, log
+    said = [line for line in log.splitlines() if not re.match(r"\d+: ", line)]
+    assert len(said) == 1, log
+    return said[0], b
 
 
 # --------------------------------------------------------------------------------------------

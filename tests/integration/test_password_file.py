@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO_ROOT, _our_python
+from conftest import REPO_ROOT, _our_python, startup_error
 
 pytestmark = pytest.mark.own_broker  # our passwd tool's hash format
 
@@ -67,6 +67,25 @@ def test_passwd_tool_delete_and_malformed_file(broker_factory, tmp_path):
     b.start(["password_file %s" % path], wait=False)
     assert b.wait_exit() != 0
     assert "%s:2: user 'carol': expected a hash" % path in b.log(), b.log()
+
+
+@pytest.mark.kinds("wasm32")
+def test_password_file_stops_start_up_on_the_32_bit_port(broker_factory, broker_kind, tmp_path):
+    """That port cannot check a password (it collects garbage only between two events): a
+    password_file stops start-up in one line naming the configuration's line. A malformed file
+    is still reported first, as on the other runtimes."""
+    kind = broker_kind.without_skips()
+    path = tmp_path / "passwd"
+    make_passwd(path, ("alice", "wonderland"))
+    lines = ["password_file %s" % path, "allow_anonymous false"]
+    error, b = startup_error(broker_factory, lines, kind=kind)
+    line = b.config_path.read_text().splitlines().index(lines[0]) + 1
+    assert error == ("Error: %s:%d: password_file: the webassembly port cannot check a password"
+                     " (it collects garbage only between two events, and a check makes more"
+                     " than its heap holds)" % (b.config_path, line)), b.log()
+    path.write_text(path.read_text() + "carol:plain\n")
+    error, b = startup_error(broker_factory, lines, kind=kind)
+    assert error.startswith("Error: %s:2: user 'carol': expected a hash" % path), b.log()
 
 
 LONG = "L" * 60000  # a 60 KB password: MQTT allows up to 65535 bytes

@@ -9,13 +9,14 @@ a second free port.
 
 from __future__ import annotations
 
+import shutil
 import socket
 import ssl
 import time
 
 import pytest
 
-from conftest import HOST, free_port
+from conftest import HOST, free_port, startup_error
 from raw_mqtt import CONNACK, RawClient, connect_packet
 
 pytestmark = [pytest.mark.integration, pytest.mark.own_broker]
@@ -147,23 +148,37 @@ def test_silent_peers_on_the_tls_port_are_dropped_after_connect_timeout(
     b.wait_log(lambda text: text.count("sent no CONNECT in time") >= 2)
 
 
-def _startup_error(broker_factory, lines):
-    b = broker_factory(lines, start=False)
-    b.start(lines, wait=False)
-    assert b.wait_exit() == 1
-    return b.log()
-
-
 def test_unusable_tls_files_stop_start_up_with_a_clear_error(broker_factory, pki, tmp_path):
     port = free_port()
     # the private key where the certificate belongs: readable, but not a certificate
-    log = _startup_error(broker_factory, [
+    error, b = startup_error(broker_factory, [
         "listener %d %s" % (port, HOST), "certfile " + pki.path("server.key"),
         "keyfile " + pki.path("server.key")])
-    assert "Error: listener %s:%d: cannot use certfile %s" % (
-        HOST, port, pki.path("server.key")) in log, log
+    assert error.startswith("Error: listener %s:%d: cannot use certfile %s" % (
+        HOST, port, pki.path("server.key"))), b.log()
     missing = str(tmp_path / "missing.crt")
-    log = _startup_error(broker_factory, [
+    error, b = startup_error(broker_factory, [
         "listener %d %s" % (port, HOST), "certfile " + missing])
-    assert ": certfile: cannot read %s: " % missing in log, log
-    assert "listening on" not in log
+    assert ": certfile: cannot read %s: " % missing in error, b.log()
+    assert "listening on" not in b.log()
+
+
+@pytest.mark.kinds("wasm32")
+def test_tls_stops_start_up_on_a_port_without_tls(broker_factory, broker_kind, pki, tmp_path):
+    # The 32-bit port has no TLS: a TLS listener, or a bridge's bridge_cafile, is refused in one
+    # line naming it. (Its filesystem holds the files next to the configuration, in tmp_path.)
+    kind = broker_kind.without_skips()
+    for name in ("server.crt", "server.key", "ca.crt"):
+        shutil.copy(pki.path(name), tmp_path / name)
+    port = free_port()
+    error, b = startup_error(broker_factory, [
+        "listener %d %s" % (port, HOST), "certfile %s" % (tmp_path / "server.crt"),
+        "keyfile %s" % (tmp_path / "server.key")], kind=kind)
+    assert error == ("Error: listener %s:%d: this MicroPython has no TLS (no tls module),"
+                     " certfile %s cannot be served" % (HOST, port, tmp_path / "server.crt")), \
+        b.log()
+    error, b = startup_error(broker_factory, [
+        "connection tls-out", "address %s:%d" % (HOST, free_port()), "topic up/# out 1",
+        "bridge_cafile %s" % (tmp_path / "ca.crt")], kind=kind)
+    assert error == ("Error: connection tls-out: this MicroPython has no TLS (no tls module),"
+                     " bridge_cafile %s cannot be used" % (tmp_path / "ca.crt")), b.log()

@@ -18,6 +18,8 @@
 // - --import-only: `import ports.micropython.server`, exit status 0 when it fits in the heap.
 // - It listens on 127.0.0.1 only, whatever the configuration says. A bridge's connection goes
 //   out through Node as well.
+// - It has no TLS, and cannot check a password (passwordFile() says why): a TLS listener or
+//   bridge, or a password_file, stops start-up with one line saying so.
 //
 // How: the sockets are Node's; their bytes cross into the port through two buffers in its C
 // heap (tools/wasm32/py/socket.py), and every event is one call of the server's step(), after
@@ -98,6 +100,19 @@ function fillCHeap(module) {
   }
   for (const p of holes) module._free(p);
 }
+
+// FILE:LINE of the configuration's password_file line, or null. This port cannot check a
+// password: a check is 1,000 hash rounds, whose garbage outgrows the heap before the port can
+// collect it (only between two calls), so the CONNECT would never be answered. A board
+// collects as it goes.
+function passwordFile(args) {
+  const c = args.indexOf("-c");
+  if (c < 0 || c + 1 >= args.length) return null;
+  const lines = fs.readFileSync(args[c + 1], "utf8").split("\n");
+  const n = lines.findIndex((line) => line.trim().split(/\s+/)[0] === "password_file");
+  return n < 0 ? null : args[c + 1] + ":" + (n + 1);
+}
+
 // The port prints a line each time the wasm memory may not grow; those lines are dropped.
 const writeStderr = process.stderr.write.bind(process.stderr);
 process.stderr.write = (chunk, ...rest) => {
@@ -229,6 +244,13 @@ if (opts.probe) {
 }
 const configured = call("configure", JSON.stringify(opts.args), growth);
 if (configured >= 0) process.exit(configured);
+const passwords = passwordFile(opts.args);
+if (passwords !== null) {
+  writeStderr("Error: " + passwords + ": password_file: the webassembly port cannot check a"
+    + " password (it collects garbage only between two events, and a check makes more than"
+    + " its heap holds)\n");
+  process.exit(1);
+}
 if (call("load") !== 0) process.exit(1);
 if (opts.probe) call("loaded");
 if (call("start", opts.probe) !== 0) process.exit(1);

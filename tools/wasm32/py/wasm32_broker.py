@@ -96,13 +96,16 @@ def start(probe):
         server._log(0x04, banner)
     try:
         _server = server.Server(config)
+        _server.poller = socket.Poller()
+        if _server.links is not None:  # the bridges' sockets are on the same poll
+            _server.links.poller = _server.poller
+        _server.bind()
     except MemoryError:
         _out_of_memory("starting")
         return 1
-    _server.poller = socket.Poller()
-    if _server.links is not None:  # the bridges' sockets are on the same poll
-        _server.links.poller = _server.poller
-    _server.bind()
+    except ValueError as e:  # TLS, which this port has not (ports/micropython/tls.py)
+        sys.stderr.write("Error: %s\n" % e)
+        return 1
     return 0
 
 
