@@ -103,7 +103,7 @@ def test_longer_password_is_hashed_once_first() -> None:
 
 
 def test_passwd_tool_entries_follow_the_same_rule() -> None:
-    from broker.passwd import entry
+    from ports.cpython.passwd import entry
     old = entry("u", bytes(range(64)), SALT, 1000)
     assert old == "u:$sha256$1000$%s$%s" % (b64(SALT), OLD_HASHES[2][2]), old
     long_pw = b"L" * 60000
