@@ -52,7 +52,7 @@ SECRETS_TEMPLATE = BOARDS / "secrets.example.py"
 
 # Modules of broker/ that only the host uses: the test fixtures, the password-file tool's name
 # (python -m broker.passwd) and CPython's cache of routed topics.
-HOST_ONLY = {"__main__.py", "testing.py", "pytest_plugin.py", "passwd.py", "routecache.py"}
+HOST_ONLY = {"__main__.py", "testing.py", "passwd.py", "routecache.py"}
 # Files that stay source on the board: the firmware runs main.py (and boot.py) by name, and a
 # user edits secrets.py in place.
 AS_SOURCE = {"main.py", "secrets.py"}

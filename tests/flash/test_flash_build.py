@@ -70,7 +70,8 @@ def test_no_board_builds_for_the_arch_then_fails_in_one_line(tmp_path, secrets, 
                      "broker/engine.mpy", "ports/micropython/server.mpy"):
         assert expected in names
     assert not [n for n in names if n.endswith(".py") and n not in ("main.py", "secrets.py")]
-    assert "broker/testing.mpy" not in names and "broker/pytest_plugin.mpy" not in names
+    assert "broker/testing.mpy" not in names and "broker/passwd.mpy" not in names
+    assert not [n for n in names if n.startswith("ports/cpython/")]
     # the board's configuration, as written: limits kept, listener on all interfaces
     assert (files / "broker.conf").read_text() == \
         (ROOT / "boards" / board / "broker.conf").read_text()
@@ -139,4 +140,5 @@ def test_package_json_lists_the_board_modules():
         assert (ROOT / url).is_file(), url
     for needed in ("broker/engine.py", "ports/micropython/server.py", "boardmain.py", "wifi.py"):
         assert needed in targets
-    assert "broker/pytest_plugin.py" not in targets and "main.py" not in targets
+    assert "broker/passwd.py" not in targets and "main.py" not in targets
+    assert not [t for t in targets if t.startswith("ports/cpython/")]

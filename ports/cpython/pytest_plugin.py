@@ -13,7 +13,7 @@ Installed with the package (entry point pytest11 "mqtt_broker"; disable with -p 
 
 A parameter is a configuration text, a Config, or a dict of options (a "config" key for the
 text). Markers apply to `mqtt_broker` only; the session broker takes parameters (indirect) or is
-overridden in a conftest.py. The broker's objects come from broker.testing (see
+overridden in a conftest.py. The broker's objects come from ports.cpython.testing (see
 docs/testing.md); it is imported when a fixture is first used, not when pytest starts.
 """
 import pytest
@@ -21,7 +21,7 @@ import pytest
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Dict, Iterator, Tuple
-    from broker.testing import RunningBroker
+    from ports.cpython.testing import RunningBroker
 
 MARKER = ("mqtt_broker(config=None, **options): configuration of this test's mqtt_broker "
           "fixture: a text in mosquitto.conf syntax (or a broker.settings.Config) and/or "
@@ -69,7 +69,7 @@ def mqtt_broker(request: "pytest.FixtureRequest") -> "Iterator[RunningBroker]":
     """A fresh broker for this test, stopped (every connection closed) after it: .host, .port,
     .url ("mqtt://127.0.0.1:PORT"), .log_lines. Configured by @pytest.mark.mqtt_broker or an
     indirect parameter."""
-    from broker.testing import running
+    from ports.cpython.testing import running
     config, options = broker_settings(request)
     with running(config, **options) as broker:
         yield broker
@@ -79,7 +79,7 @@ def mqtt_broker(request: "pytest.FixtureRequest") -> "Iterator[RunningBroker]":
 def mqtt_broker_session(request: "pytest.FixtureRequest") -> "Iterator[RunningBroker]":
     """One broker for the whole test session (state such as retained messages and sessions is
     shared between tests). Configured by an indirect parameter, or override this fixture."""
-    from broker.testing import running
+    from ports.cpython.testing import running
     config, options = broker_settings(request, markers=False)
     with running(config, **options) as broker:
         yield broker
