@@ -1,4 +1,4 @@
-"""Start-up and stop time of the in-process test broker (broker.testing.running), side by side
+"""Start-up and stop time of the in-process test broker (ports.cpython.testing.running), side by side
 with the usual alternative: a mosquitto process started per test.
 
     .venv/bin/python tools/bench_startup.py [-n RUNS]
@@ -49,7 +49,7 @@ def connack(sock: socket.socket) -> None:
 
 
 def one_in_process() -> "tuple[float, float, float]":
-    from broker.testing import running
+    from ports.cpython.testing import running
     t0 = time.perf_counter()
     with running() as b:
         sock = socket.create_connection((b.host, b.port), timeout=5)
@@ -101,7 +101,7 @@ def one_mosquitto(exe: str) -> "tuple[float, float, float]":
 def first_start() -> float:
     """One running() in a fresh interpreter, imports included (ms)."""
     code = ("import time, socket, sys; sys.path.insert(0, %r); t0 = time.perf_counter()\n"
-            "from broker.testing import running\n"
+            "from ports.cpython.testing import running\n"
             "with running() as b:\n"
             "    socket.create_connection((b.host, b.port)).close()\n"
             "    print((time.perf_counter() - t0) * 1000)\n" % ROOT)

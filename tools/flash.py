@@ -50,9 +50,9 @@ BOARDS = ROOT / "boards"
 SECRETS = BOARDS / "secrets.py"
 SECRETS_TEMPLATE = BOARDS / "secrets.example.py"
 
-# Modules of broker/ that only the host uses: the test fixtures, the password-file tool's name
-# (python -m broker.passwd) and CPython's cache of routed topics.
-HOST_ONLY = {"__main__.py", "testing.py", "passwd.py", "routecache.py"}
+# Modules of broker/ that only the host uses: the command line's entry, the password-file tool's
+# name (python -m broker.passwd) and CPython's cache of routed topics.
+HOST_ONLY = {"__main__.py", "passwd.py", "routecache.py"}
 # Files that stay source on the board: the firmware runs main.py (and boot.py) by name, and a
 # user edits secrets.py in place.
 AS_SOURCE = {"main.py", "secrets.py"}

@@ -1,6 +1,7 @@
-"""A broker inside the test process, for other people's tests (re-exported by broker.testing).
+"""A broker inside the test process, for other people's tests (docs/testing.md; the pytest
+fixtures of ports.cpython.pytest_plugin are built on it).
 
-    from broker.testing import running
+    from ports.cpython.testing import running
 
     with running() as b:                          # anonymous, 127.0.0.1, a port the OS picks
         client.connect(b.host, b.port)            # or b.url: "mqtt://127.0.0.1:PORT"

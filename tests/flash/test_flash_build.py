@@ -70,7 +70,7 @@ def test_no_board_builds_for_the_arch_then_fails_in_one_line(tmp_path, secrets, 
                      "broker/engine.mpy", "ports/micropython/server.mpy"):
         assert expected in names
     assert not [n for n in names if n.endswith(".py") and n not in ("main.py", "secrets.py")]
-    assert "broker/testing.mpy" not in names and "broker/passwd.mpy" not in names
+    assert "broker/passwd.mpy" not in names
     assert not [n for n in names if n.startswith("ports/cpython/")]
     # the board's configuration, as written: limits kept, listener on all interfaces
     assert (files / "broker.conf").read_text() == \

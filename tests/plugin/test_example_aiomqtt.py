@@ -3,7 +3,7 @@ import asyncio
 import aiomqtt
 import pytest
 
-from broker.testing import arunning
+from ports.cpython.testing import arunning
 
 
 @pytest.mark.asyncio

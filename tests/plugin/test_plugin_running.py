@@ -1,4 +1,4 @@
-"""broker.testing: running(), arunning() and RunningBroker, without the pytest fixtures."""
+"""ports.cpython.testing: running(), arunning() and RunningBroker, without the pytest fixtures."""
 import asyncio
 import logging
 import socket
@@ -9,7 +9,7 @@ import pytest
 import ports.cpython.server as server_module
 from broker.config import ConfigError, parse
 from broker.settings import Config, Listener
-from broker.testing import RunningBroker, arunning, make_config, running
+from ports.cpython.testing import RunningBroker, arunning, make_config, running
 from plugin_helpers import Client, open_fds, threads
 
 CONNACK_ACCEPTED = 0
