@@ -3,7 +3,7 @@
 The framer, the PUBLISH parser and the writers work in place (buffer plus offsets, no slices)
 because they sit on the routing path. CONNECT, SUBSCRIBE and UNSUBSCRIBE decode into small
 objects: those happen at connect and subscribe time, where allocation is allowed. Whole packets as
-objects and bytes, for clients and tests, are in broker.packets.
+objects and bytes, for the tests, are in tests/core/packets.py.
 """
 from broker.bytesops import const, copy_into, micropython, utf8_valid
 

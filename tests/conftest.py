@@ -1,7 +1,10 @@
-"""Root pytest configuration: make the repository root importable (`import broker`)."""
+"""Root pytest configuration: make the repository root importable (`import broker`), and
+tests/core, whose helpers the other suites use too (`import packets`: whole packets as bytes and
+objects; `from harness import Hub`)."""
 import os
 import sys
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
+for path in (REPO_ROOT, os.path.join(REPO_ROOT, "tests", "core")):
+    if path not in sys.path:
+        sys.path.insert(0, path)

@@ -2,10 +2,12 @@
 
 Plain Python shared by pytest (CPython) and tools/mptest.py (MicroPython).
 """
-from broker import codec, packets
+from broker import codec
 from broker.config import default_listener, parse
 from broker.const import CONNACK, PUBLISH, SUBACK
 from broker.engine import CLOSED, Broker
+
+import packets
 
 
 def drain(conn: "object") -> bytes:

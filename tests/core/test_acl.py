@@ -8,8 +8,8 @@ Plain functions with plain asserts: pytest runs them on CPython, tools/mptest.py
 from broker.acl import READ, WRITE, can, can_subscribe, overlap
 from broker.config import ConfigError, parse
 from broker.const import CONNACK, PUBACK, PUBREC
-from broker.packets import encode_connect, encode_publish
 from harness import Hub
+from packets import encode_connect, encode_publish
 from support import file_error_of, remove_file, temp_path, write_file
 
 PATH = temp_path("acl.acl")

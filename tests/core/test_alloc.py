@@ -7,8 +7,8 @@ subscriber received every byte it should have.
 from broker.config import parse
 from broker.const import PUBACK
 from broker.engine import CLOSED, Broker
-from broker.packets import encode_ack, encode_connect, encode_publish, encode_subscribe
 from broker.topics import filter_matches_in_place
+from packets import encode_ack, encode_connect, encode_publish, encode_subscribe
 from support import MPY, SkipTest
 
 if MPY:

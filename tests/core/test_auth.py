@@ -10,8 +10,8 @@ from broker.auth import DEFAULT_ITERATIONS, check, digest
 from broker.config import ConfigError, parse
 from broker.passfile import dummy_entry, parse_passwords
 from broker.const import CONNACK
-from broker.packets import encode_connect
 from harness import Hub
+from packets import encode_connect
 from support import error_of, file_error_of, remove_file, temp_path, write_file
 
 PATH = temp_path("auth.passwd")

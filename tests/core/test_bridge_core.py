@@ -1,11 +1,12 @@
 """broker.bridge driven byte by byte: the remote broker is played by the test. Both runtimes."""
 from harness import Hub
-from broker import codec, packets
+import packets
+from packets import encode_ack, encode_publish, encode_suback
+from broker import codec
 from broker.bridge import IDLE, UP, Bridge
 from broker.const import (
     CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBSCRIBE,
 )
-from broker.packets import encode_ack, encode_publish, encode_suback
 
 BASE = ("connection cloud\naddress 10.0.0.5:1884\nremote_clientid hub7\nrestart_timeout 2\n")
 

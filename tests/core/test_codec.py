@@ -19,7 +19,11 @@ from broker.codec import (
     put_remaining_length,
     remaining_length_size,
 )
-from broker.packets import (
+from broker.const import (
+    CONNACK, CONNECT, DISCONNECT, MAX_REMAINING_LENGTH, PINGREQ, PINGRESP, PUBACK, PUBCOMP,
+    PUBLISH, PUBREC, PUBREL, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE,
+)
+from packets import (
     decode,
     decode_stream,
     encode_ack,
@@ -30,10 +34,6 @@ from broker.packets import (
     encode_suback,
     encode_subscribe,
     encode_unsubscribe,
-)
-from broker.const import (
-    CONNACK, CONNECT, DISCONNECT, MAX_REMAINING_LENGTH, PINGREQ, PINGRESP, PUBACK, PUBCOMP,
-    PUBLISH, PUBREC, PUBREL, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE,
 )
 from support import MPY, SkipTest
 

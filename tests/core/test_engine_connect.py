@@ -4,14 +4,14 @@ Driven through tests/core/harness.py: no sockets, a manual clock, bytes in and d
 Most scenarios run twice, once with whole packets and once fed one byte at a time (split=1).
 Plain functions with plain asserts: pytest runs them on CPython, tools/mptest.py on MicroPython.
 """
-from broker.packets import (
-    encode_ack, encode_connect, encode_publish, encode_simple, encode_subscribe,
-)
 from broker.const import (
     CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK,
 )
 from broker.keepalive import TICKS_MASK
 from harness import Hub, drain
+from packets import (
+    encode_ack, encode_connect, encode_publish, encode_simple, encode_subscribe,
+)
 
 SPLITS = (0, 1)
 

@@ -6,11 +6,12 @@ Each test names the normative statements it covers; where the framing matters, a
 twice, with each packet fed whole and then byte by byte.
 """
 from harness import Hub, drain
-from support import MPY, SkipTest
-from broker import output, packets
-from broker.packets import (
+import packets
+from packets import (
     encode_ack, encode_publish, encode_simple, encode_subscribe, encode_unsubscribe,
 )
+from support import MPY, SkipTest
+from broker import output
 from broker.const import (
     DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, UNSUBACK,
 )

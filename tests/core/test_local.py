@@ -1,7 +1,7 @@
 """In-process clients: same topic rules, retained and QoS semantics as network clients, no socket."""
 from harness import Hub
+from packets import encode_publish
 from broker.const import CONNACK, SUBACK_FAILURE
-from broker.packets import encode_publish
 
 
 class Inbox:

@@ -4,11 +4,11 @@ Plain functions with plain asserts: pytest runs them on CPython, tools/mptest.py
 """
 from broker.codec import Reader
 from broker.const import CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBLISH, SUBACK
-from broker.packets import (
-    decode, encode_ack, encode_connect, encode_publish, encode_simple, encode_subscribe,
-)
 from broker.session import MESSAGE_OVERHEAD
 from harness import Hub
+from packets import (
+    decode, encode_ack, encode_connect, encode_publish, encode_simple, encode_subscribe,
+)
 
 
 def test_repeated_refusals_are_logged_once_per_interval_with_a_count():

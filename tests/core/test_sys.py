@@ -1,6 +1,6 @@
 """$SYS/broker/... topics, as mosquitto publishes them, every sys_interval seconds."""
 from harness import Hub
-from broker.packets import encode_publish
+from packets import encode_publish
 from support import MPY
 
 

@@ -24,9 +24,8 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
-for path in (HERE, os.path.join(REPO_ROOT, "tests", "core")):  # harness.py lives in tests/core
-    if path not in sys.path:
-        sys.path.insert(0, path)
+if HERE not in sys.path:  # tests/core, for harness.py and packets.py: tests/conftest.py
+    sys.path.insert(0, HERE)
 
 STORAGE = os.path.join(REPO_ROOT, "build", "hypothesis")
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", STORAGE)

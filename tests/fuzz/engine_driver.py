@@ -7,7 +7,7 @@ emptied after every step, as the port's flush loop does; a connection whose outp
 keeps it, like a socket whose peer does not read), and it decodes and checks everything the broker
 writes, whether or not a test looks at it.
 """
-from broker import codec, packets
+from broker import codec
 from broker.conn import CLOSED, CONNECTED, NEW
 from broker.const import (
     CONNACK, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, UNSUBACK,
@@ -15,6 +15,7 @@ from broker.const import (
 
 from harness import Hub, drain
 from mqtt_strategies import split
+import packets
 
 _SERVER_TYPES = (CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK, PINGRESP)
 _SLACK = 64

@@ -1,14 +1,15 @@
 """Hypothesis strategies for MQTT 3.1.1 client packets, valid and not, and stream helpers.
 
-Every packet strategy draws (wire bytes, expected fields): the fields are what broker.packets.decode
+Every packet strategy draws (wire bytes, expected fields): the fields are what packets.decode
 must give back for the bytes (see `fields`).
 """
 from hypothesis import settings, strategies as st
 
-from broker import packets
 from broker.const import (
     CONNECT, DISCONNECT, PINGREQ, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBSCRIBE, UNSUBSCRIBE,
 )
+
+import packets
 
 
 def examples(weight: float = 1.0) -> settings:

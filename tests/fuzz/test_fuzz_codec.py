@@ -7,11 +7,12 @@ as the engine does.
 """
 from hypothesis import given, strategies as st
 
-from broker import codec, packets
+from broker import codec
 from broker.codec import MalformedPacket, PacketTooLarge, Reader
 from broker.settings import NO_PACKET_LIMIT
 
 from mqtt_strategies import cuts, examples, fields, mutate, mutations, split, valid_packet
+import packets
 
 _KEEP_PENDING = 256  # what a released Reader may keep, as its documentation says
 _SCRATCH = 4096

@@ -16,19 +16,19 @@ the exact acknowledgements of a stream of valid packets.
 from hypothesis import event, given, strategies as st
 from hypothesis.control import currently_in_test_context
 
-from broker import packets
 from broker.conn import CONNECTED
 from broker.const import (
     CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK,
     SUBSCRIBE, UNSUBACK, UNSUBSCRIBE,
 )
-from broker.packets import encode_ack, encode_publish, encode_simple, encode_subscribe
 
 from engine_driver import World
 from mqtt_strategies import (
     cuts, examples, filters_any, filters_valid, mutate, mutations, split, topic_names,
     valid_packet,
 )
+import packets
+from packets import encode_ack, encode_publish, encode_simple, encode_subscribe
 
 # ---- raw packet builders (the client encoders cannot express every invalid packet) ---------------
 

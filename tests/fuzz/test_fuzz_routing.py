@@ -20,11 +20,11 @@ order [MQTT-4.6.0-5].
 """
 from hypothesis import event, given, strategies as st
 
-from broker import packets
 from broker.const import CONNACK, DISCONNECT, PUBLISH, SUBACK, UNSUBACK
 
 from engine_driver import World
 from mqtt_strategies import examples, filters_valid, topic_names
+import packets
 from test_fuzz_topics import ref_matches
 from test_regressions import reentrant_route_is_fixed
 

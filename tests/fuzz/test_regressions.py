@@ -6,10 +6,10 @@ removes the marker, leaving a regression test. Every finding below is fixed. Eac
 whether the finding breaks the MQTT 3.1.1 specification or is a hardening / documentation matter.
 """
 
-from broker import packets
 from broker.const import PINGREQ, PUBLISH
 
 from harness import Hub
+import packets
 
 
 def _publishes(c) -> list:

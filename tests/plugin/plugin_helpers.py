@@ -6,7 +6,8 @@ import socket
 import threading
 
 from broker.const import CONNACK, PINGREQ, PUBACK, PUBLISH, SUBACK
-from broker.packets import (
+
+from packets import (
     Packet, decode, encode_ack, encode_connect, encode_publish, encode_simple, encode_subscribe,
 )
 

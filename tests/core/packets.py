@@ -1,7 +1,7 @@
-"""Whole MQTT packets as objects and bytes: the client side of the codec.
+"""Whole MQTT packets as objects and bytes: the client side of the codec, for the tests (on
+both runtimes: tools/mptest.py puts tests/core on sys.path, tests/conftest.py does for pytest).
 
-The broker itself never imports this module (it parses and writes in place with broker.codec);
-clients, the bridge and the tests do.
+The broker never imports this module: it parses and writes in place with broker.codec.
 """
 from broker.codec import (
     Connect, MalformedPacket, Publish, Reader, decode_connect, decode_subscribe,
