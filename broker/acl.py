@@ -1,7 +1,8 @@
-"""acl_file: topic access control in mosquitto's syntax (see docs/configuration.md).
+"""acl_file: topic access control in mosquitto's syntax (see docs/configuration.md), the checks.
 
-Imported by broker.config only when the configuration has an acl_file; the engine then holds
-the parsed file as config.acl (None without one, and every ACL check is behind that None test).
+Imported (by broker.acl_file, the file's parser) only when the configuration has an acl_file; the
+engine then holds the parsed file as config.acl (None without one, and every ACL check is behind
+that None test).
 
 At CONNECT, rules_for() compiles the rules that apply to one client (its user's section, or the
 anonymous section when it gave no username, plus every `pattern` with %c and %u substituted) into
@@ -29,12 +30,6 @@ LOG_NOTICE = 0x04
 READ = 1
 WRITE = 2
 DENY = 4  # a `deny` rule: checked before the rules that grant
-
-_ACCESS = {"read": READ, "write": WRITE, "readwrite": READ | WRITE, "deny": DENY}
-
-
-class AclError(Exception):
-    """args[0]: the reason (no file or line)."""
 
 
 class Acl:
@@ -146,64 +141,3 @@ def drop_unreadable(b: "Broker", s: "Session") -> None:
         b.messages_dropped += dropped
         b.log(LOG_NOTICE, "Client %s: %d queued or in-flight messages dropped: not readable by"
               " its new user (acl_file)." % (s.client_id, dropped))
-
-
-def parse(text: str, filename: str = "<acl>") -> Acl:
-    """An acl_file's text -> Acl; the first malformed line raises AclError("FILE:LINE: reason")."""
-    from broker.config import content_lines  # start-up only: see load()
-    acl = Acl()
-    section = acl.anonymous
-    for line, s in content_lines(text):
-        try:
-            section = _line(acl, section, s)
-        except AclError as e:
-            raise AclError("%s:%d: %s" % (filename, line, e.args[0]))
-    return acl
-
-
-def _line(acl: Acl, section: "List[Tuple[int, bytes]]", s: str
-          ) -> "List[Tuple[int, bytes]]":
-    words = s.split(None, 1)
-    kind = words[0]
-    rest = words[1].strip() if len(words) > 1 else ""
-    if kind == "user":
-        if not rest:
-            raise AclError("'user' needs a username")
-        got = acl.users.get(rest)
-        if got is None:
-            got = []
-            acl.users[rest] = got
-        return got
-    if kind != "topic" and kind != "pattern":
-        raise AclError("unknown keyword '%s' (expected topic, pattern or user)" % kind)
-    access = READ | WRITE
-    parts = rest.split(None, 1)
-    if parts and parts[0] in _ACCESS:
-        if len(parts) == 1:
-            raise AclError("'%s %s' needs a topic" % (kind, parts[0]))
-        access = _ACCESS[parts[0]]
-        rest = parts[1].strip()
-    if not rest:
-        raise AclError("'%s' needs a topic" % kind)
-    if kind == "pattern" and access & DENY:
-        raise AclError("'pattern deny' is not supported")
-    filt = rest.encode()
-    if not valid_topic_filter(filt):
-        raise AclError("invalid topic filter '%s'" % rest)
-    if kind == "pattern":
-        acl.patterns.append((access, filt))
-    else:
-        section.append((access, filt))
-    return section
-
-
-def load(path: str) -> Acl:
-    """Read an acl_file; AclError when it cannot be read or a line is malformed."""
-    # Imported here, at start-up only: a module-level import would keep the parser, which a
-    # board unloads after start-up, alive through this module's run-time checks.
-    from broker.config import ConfigError, read_file
-    try:
-        text = read_file(path)
-    except ConfigError as e:
-        raise AclError("acl_file: cannot read %s: %s" % (path, e))
-    return parse(text, path)

@@ -65,15 +65,15 @@ def banner() -> str:
 
 
 def unload_parser() -> None:
-    """Forget the parsers (broker.config, broker.config_bridge, broker.passfile), this module and
-    broker.const (the runtime modules keep their own copies of the values they use),
-    so that the next gc.collect() can free them: for boards, once parse_args has returned. They are
-    dropped from sys.modules and from the broker package, which keeps every imported submodule
-    as an attribute.
-    The caller must drop its own references too (names imported from either module, such as
-    parse_args or ConfigError); the Config that parse_args returned stays valid."""
+    """Forget the parsers (broker.config, broker.config_bridge, broker.passfile, broker.acl_file),
+    this module and broker.const (the runtime modules keep their own copies of the values they
+    use), so that the next gc.collect() can free them: for boards, once parse_args has returned.
+    They are dropped from sys.modules and from the broker package, which keeps every imported
+    submodule as an attribute. The caller must drop its own references too (names imported from
+    either module, such as parse_args or ConfigError); the Config that parse_args returned stays
+    valid."""
     import broker
-    for name in ("config", "config_bridge", "passfile", "cli", "const"):
+    for name in ("config", "config_bridge", "passfile", "acl_file", "cli", "const"):
         full = "broker." + name
         if full in sys.modules:
             del sys.modules[full]

@@ -94,7 +94,7 @@ class ConfigError(Exception):
 
 
 class _Located(ConfigError):
-    """A ConfigError that already names its file and line (one in a password file): parse()
+    """A ConfigError that already names its file and line (one in a password or ACL file): parse()
     passes it on as it is instead of prefixing the configuration file's line."""
 
 
@@ -252,14 +252,8 @@ def _option(config: Config, words: "list[str]", line: int) -> None:
         config.passwords = load_passwords(value)
         config.password_dummy = dummy_entry(config.passwords)
     elif name == "acl_file":
-        from broker.acl import AclError, load  # only with an acl_file
-        try:
-            config.acl = load(value)
-        except AclError as e:
-            msg = e.args[0]
-            if msg.startswith("acl_file: "):
-                raise ConfigError(msg)
-            raise _Located(msg)
+        from broker.acl_file import load_acl  # only with an acl_file
+        config.acl = load_acl(value)
     elif name in _TLS:
         _tls_option(config, name, value)
     elif name == "socket_mode":

@@ -1,4 +1,4 @@
-"""acl_file: the file's syntax (broker.acl, read by broker.config) and its enforcement in the
+"""acl_file: the file's syntax (broker.acl_file, read by broker.config) and its enforcement in the
 engine: PUBLISH dropped, SUBACK 0x80, deliveries and retained messages checked against read rules.
 
 Plain functions with plain asserts: pytest runs them on CPython, tools/mptest.py on MicroPython
@@ -107,6 +107,43 @@ def test_acl_file_is_no_longer_unsupported() -> None:
     finally:
         remove_file(PATH)
     assert cfg.acl is not None and cfg.acl.anonymous == [] and cfg.acl.users == {}
+
+
+def test_only_an_acl_file_loads_the_parser_and_start_up_drops_it() -> None:
+    # A board keeps the checks (broker.acl) while it serves, never the file's parser.
+    import sys
+    import broker
+    names = ("acl", "acl_file", "config", "config_bridge", "passfile", "cli", "const")
+    saved = {}
+    for name in names:  # imported afresh here, and put back after
+        saved[name] = (sys.modules.pop("broker." + name, None), getattr(broker, name, None))
+        if hasattr(broker, name):
+            delattr(broker, name)
+    conf = temp_path("acl.conf")
+    try:
+        from broker import cli
+        cli.parse_args([])
+        assert "broker.acl_file" not in sys.modules and "broker.acl" not in sys.modules
+        write_file(PATH, FILE)
+        write_file(conf, "acl_file %s\nallow_anonymous true\n" % PATH)
+        cfg = cli.parse_args(["-c", conf])
+        assert "broker.acl_file" in sys.modules
+        cli.unload_parser()
+        assert "broker.acl_file" not in sys.modules and not hasattr(broker, "acl_file")
+        assert "broker.acl" in sys.modules
+        assert cfg.acl is not None and cfg.acl.users["bob"] == [(READ, b"$SYS/#"), (READ, b"#")]
+    finally:
+        remove_file(PATH)
+        remove_file(conf)
+        for name in names:
+            mod, attr = saved[name]
+            sys.modules.pop("broker." + name, None)
+            if hasattr(broker, name):
+                delattr(broker, name)
+            if mod is not None:
+                sys.modules["broker." + name] = mod
+            if attr is not None:
+                setattr(broker, name, attr)
 
 
 # --- the checks ----------------------------------------------------------------------------
