@@ -5,7 +5,7 @@ acl_file; a board drops it with the other parsers (broker.cli.unload_parser), ke
 checks of broker.acl. Errors are one line, "FILE:LINE: reason", as in a configuration file.
 """
 from broker.acl import DENY, READ, WRITE, Acl
-from broker.config import ConfigError, _Located, content_lines, read_file
+from broker.config import ConfigError, _Located, content_lines
 from broker.topics import valid_topic_filter
 
 TYPE_CHECKING = False
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 _ACCESS = {"read": READ, "write": WRITE, "readwrite": READ | WRITE, "deny": DENY}
 
 
-def parse_acl(text: str, filename: str = "<acl>") -> Acl:
+def parse(text: str, filename: str = "<acl>") -> Acl:
     """An acl_file's text -> Acl; the first malformed line raises "FILE:LINE: reason"."""
     acl = Acl()
     section = acl.anonymous
@@ -64,12 +64,3 @@ def _line(acl: Acl, section: "List[Tuple[int, bytes]]", s: str
     else:
         section.append((access, filt))
     return section
-
-
-def load_acl(path: str) -> Acl:
-    """Read an acl_file; ConfigError when it cannot be read or a line is malformed."""
-    try:
-        text = read_file(path)
-    except ConfigError as e:
-        raise ConfigError("acl_file: cannot read %s: %s" % (path, e))
-    return parse_acl(text, path)

@@ -11,7 +11,7 @@ from broker.const import LOG_ALL
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import List, Optional
+    from typing import Callable, List, Optional
     from broker.settings import Config
 
 USAGE = """usage: python -m broker [-p PORT] [-c FILE] [-v]
@@ -25,8 +25,9 @@ class UsageError(Exception):
     pass
 
 
-def parse_args(argv: "List[str]") -> "Config":
-    """Configuration from the command line; raises UsageError or ConfigError."""
+def parse_args(argv: "List[str]", read: "Callable[[str], bytes]") -> "Config":
+    """Configuration from the command line, its files read with the port's read(path) -> bytes
+    (ports/readfile.py); raises UsageError or ConfigError."""
     port = None  # type: Optional[int]
     path = None  # type: Optional[str]
     verbose = False
@@ -53,7 +54,7 @@ def parse_args(argv: "List[str]") -> "Config":
         else:
             raise UsageError("unknown argument '%s'" % a)
         i += 1
-    config = load(path) if path is not None else embedded_default()
+    config = load(path, read) if path is not None else embedded_default()
     default_listener(config, port)
     if verbose:
         config.log_types = LOG_ALL

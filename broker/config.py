@@ -3,6 +3,10 @@
 Start-up code only: nothing here runs on the hot path. Every error stops parsing with a one-line
 ConfigError "FILE:LINE: reason". See docs/configuration.md for the options and their defaults.
 
+The parser takes text and opens no file: the files a configuration names (password_file, acl_file,
+TLS certificates and keys) are read by the port's `read(path) -> bytes`, which raises OSError
+when it cannot (ports/readfile.py), given to parse() and load().
+
 The options themselves live in broker.settings (Config, Listener), which has no methods: the
 engine keeps a Config, and nothing it keeps refers to this module, so a board can drop the parser
 from sys.modules after start-up (broker.cli.unload_parser). Keep it that way: functions here
@@ -17,6 +21,10 @@ from broker.settings import (
     DEFAULT_MAX_CONNECTIONS as DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT as DEFAULT_PORT,
     NO_PACKET_LIMIT as NO_PACKET_LIMIT, Config as Config, Listener as Listener,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 _BIG = 0x3FFFFFFF  # the largest small int on a 32-bit board: "no upper bound"
 
@@ -179,12 +187,13 @@ def _duplicate(config: Config) -> "tuple[Listener, Listener] | None":
     return None
 
 
-def _option(config: Config, words: "list[str]", line: int) -> None:
+def _option(config: Config, words: "list[str]", line: int,
+            read: "Callable[[str], bytes] | None") -> None:
     name = words[0]
     n = len(words) - 1
     if (" %s " % name) in _BRIDGE_OPTIONS:
         from broker.config_bridge import bridge_option  # only for a file with a bridge
-        bridge_option(config, words, line)
+        bridge_option(config, words, line, read)
         return
     if ((" %s " % name) in _UNSUPPORTED or name.startswith("auth_opt_")
             or name.startswith("plugin_opt_")):
@@ -248,14 +257,14 @@ def _option(config: Config, words: "list[str]", line: int) -> None:
     elif name == "persistent_client_expiration":
         config.persistent_client_expiration = _duration(name, value)
     elif name == "password_file":
-        from broker.passfile import dummy_entry, load_passwords  # only with a password_file
-        config.passwords = load_passwords(value)
+        from broker.passfile import dummy_entry, parse_passwords  # only with a password_file
+        config.passwords = parse_passwords(option_file(name, value, read, True), value)
         config.password_dummy = dummy_entry(config.passwords)
     elif name == "acl_file":
-        from broker.acl_file import load_acl  # only with an acl_file
-        config.acl = load_acl(value)
+        from broker import acl_file  # only with an acl_file
+        config.acl = acl_file.parse(option_file(name, value, read, True), value)
     elif name in _TLS:
-        _tls_option(config, name, value)
+        _tls_option(config, name, value, read)
     elif name == "socket_mode":
         last = config._last
         if last is None or not last.path:
@@ -290,7 +299,8 @@ def _option(config: Config, words: "list[str]", line: int) -> None:
             config._anon_set = True
 
 
-def _tls_option(config: Config, name: str, value: str) -> None:
+def _tls_option(config: Config, name: str, value: str,
+                read: "Callable[[str], bytes] | None") -> None:
     # Per listener, as in mosquitto; only after a `listener` line here, so that a TLS option is
     # never applied to a listener its author did not mean.
     last = config._last
@@ -303,19 +313,19 @@ def _tls_option(config: Config, name: str, value: str) -> None:
             raise ConfigError("%s: expected true or false, got '%s'" % (name, value))
         last.require_certificate = value == "true"
         return
-    check_readable(name, value)
+    option_file(name, value, read)
     setattr(last, name, value)
 
 
-def check_readable(name: str, path: str) -> None:
-    """ConfigError naming option `name` unless the file at path can be read: a wrong path is
-    reported with its line; what the file holds is the port's to check at start-up (TLS)."""
+def option_file(name: str, path: str, read: "Callable[[str], bytes] | None",
+                text: bool = False) -> "Any":
+    """The file at path that option `name` names, read with the port's read() (as UTF-8 text
+    when text is true); ConfigError "NAME: cannot read PATH: reason" when it cannot be, so that
+    a wrong path is reported with its line. What a TLS file holds is the port's to check."""
     try:
-        with open(path, "rb") as f:
-            f.read(1)
-    except OSError as e:
-        raise ConfigError("%s: cannot read %s: %s"
-                          % (name, path, getattr(e, "strerror", None) or str(e)))
+        return read_file(read, path, text)
+    except ConfigError as e:
+        raise ConfigError("%s: cannot read %s: %s" % (name, path, e))
 
 
 def _tls_incomplete(lst: Listener) -> str:
@@ -360,8 +370,10 @@ def _default_listener(config: Config, line: int) -> Listener:
     return lst
 
 
-def parse(text: str, filename: str = "<config>", config: "Config | None" = None) -> Config:
-    """Apply the options in text (mosquitto.conf syntax) to config, or to a new Config."""
+def parse(text: str, filename: str = "<config>", config: "Config | None" = None,
+          read: "Callable[[str], bytes] | None" = None) -> Config:
+    """Apply the options in text (mosquitto.conf syntax) to config, or to a new Config; the
+    files it names are read with read(path) (without one, naming a file is an error)."""
     cfg = Config() if config is None else config
     cfg._log_fresh = True
     cfg._lines = {}
@@ -369,7 +381,7 @@ def parse(text: str, filename: str = "<config>", config: "Config | None" = None)
     reason = None
     for line, s in content_lines(text):
         try:
-            _option(cfg, s.split(), line)
+            _option(cfg, s.split(), line, read)
         except _Located:
             raise
         except ConfigError as e:
@@ -404,19 +416,24 @@ def parse(text: str, filename: str = "<config>", config: "Config | None" = None)
     return cfg
 
 
-def read_file(path: str) -> str:
-    """A file's text (UTF-8), for this parser, the password file and the ACL file; when it
-    cannot be read, ConfigError whose message is only the reason (callers say which file)."""
+def read_file(read: "Callable[[str], bytes] | None", path: str, text: bool = True) -> "Any":
+    """The file at path, read with the port's read(path), as UTF-8 text unless text is false;
+    when it cannot be read, ConfigError whose message is only the reason (callers say which
+    file)."""
     reason = None
-    text = ""
-    try:
-        with open(path, "rb") as f:
-            text = f.read().decode()
-    except (OSError, ValueError) as e:
-        reason = getattr(e, "strerror", None) or str(e)
+    data = b""  # type: Any
+    if read is None:
+        reason = "the parser was given no way to read files"
+    else:
+        try:
+            data = read(path)
+            if text:
+                data = data.decode()
+        except (OSError, ValueError) as e:  # ValueError: not UTF-8
+            reason = getattr(e, "strerror", None) or str(e)
     if reason is not None:
         raise ConfigError(reason)
-    return text
+    return data
 
 
 def content_lines(text: str) -> "list[tuple[int, str]]":
@@ -435,13 +452,14 @@ def content_lines(text: str) -> "list[tuple[int, str]]":
     return lines
 
 
-def load(path: str) -> Config:
-    """Read and parse a configuration file; an unreadable file is a ConfigError too."""
+def load(path: str, read: "Callable[[str], bytes]") -> Config:
+    """Read (with the port's read(path)) and parse a configuration file; an unreadable file is
+    a ConfigError too."""
     try:
-        text = read_file(path)
+        text = read_file(read, path)
     except ConfigError as e:
         raise ConfigError("%s: cannot read: %s" % (path, e))
-    return parse(text, path)
+    return parse(text, path, None, read)
 
 
 def embedded_default() -> Config:

@@ -5,8 +5,12 @@ start-up (broker.cli.unload_parser). Errors are ConfigErrors whose message is th
 broker.config adds FILE:LINE. What the options mean: docs/configuration.md, "Bridges".
 """
 from broker.bridge_settings import BOTH, IN, OUT, BridgeSettings, TopicRule
-from broker.config import Config, ConfigError, check_readable
+from broker.config import Config, ConfigError, option_file
 from broker.topics import valid_topic_filter, valid_topic_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
 
 # Bridge options this broker recognises but does not implement (yet).
 _UNSUPPORTED = (
@@ -92,8 +96,10 @@ def _topic(words: "list[str]") -> TopicRule:
     return rule
 
 
-def bridge_option(config: Config, words: "list[str]", line: int) -> None:
-    """Apply one bridge line to config.bridges (a `connection` line starts a new bridge)."""
+def bridge_option(config: Config, words: "list[str]", line: int,
+                  read: "Callable[[str], bytes] | None") -> None:
+    """Apply one bridge line to config.bridges (a `connection` line starts a new bridge); read
+    is the port's file reader (broker.config.parse)."""
     name = _OLD_NAMES.get(words[0], words[0])
     n = len(words) - 1
     if (" %s " % name) in _UNSUPPORTED:
@@ -153,7 +159,7 @@ def bridge_option(config: Config, words: "list[str]", line: int) -> None:
                 raise ConfigError("notification_topic: '%s' is not a valid topic name" % value)
         setattr(b, name, value)
     elif (" %s " % name) in _FILES:
-        check_readable(name, value)
+        option_file(name, value, read)
         setattr(b, name[7:], value)
     elif name == "keepalive_interval":
         b.keepalive_interval = _int(name, value, 5, 65535)

@@ -1,6 +1,6 @@
 """The password_file format (see docs/configuration.md): read at start-up only, imported by
 broker.config only when the configuration names a password file, and unloaded with it."""
-from broker.config import ConfigError, _Located, content_lines, read_file
+from broker.config import ConfigError, _Located, content_lines
 
 _MAX_ITERATIONS = 1000000
 
@@ -96,13 +96,3 @@ def dummy_entry(users: "dict[str, tuple[int, bytes, bytes]]"
         if e[0] == best:
             return best, bytes(len(e[1])), bytes(32)
     return None
-
-
-def load_passwords(path: str) -> "dict[str, tuple[int, bytes, bytes]]":
-    """Read a password_file (see docs/configuration.md); ConfigError when it cannot be read or
-    a line is malformed."""
-    try:
-        text = read_file(path)
-    except ConfigError as e:
-        raise ConfigError("password_file: cannot read %s: %s" % (path, e))
-    return parse_passwords(text, path)

@@ -19,6 +19,7 @@ from broker.conn import CLOSED, Conn
 from broker.engine import Broker
 from broker.keepalive import TICKS_MASK, ticks_diff
 from broker.lifecycle import LIMIT_ACCEPT
+from ports.readfile import read_file
 from ports.unixfiles import remove_unix_files
 
 TYPE_CHECKING = False
@@ -353,7 +354,7 @@ class Server:
 
 def main(argv: "List[str]") -> int:
     try:
-        config = parse_args(argv)
+        config = parse_args(argv, read_file)
     except UsageError as e:
         if str(e):
             sys.stderr.write("Error: %s\n" % e)

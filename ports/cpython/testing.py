@@ -36,6 +36,7 @@ from typing import (
 from broker.config import Config, Listener, embedded_default, load, parse
 from broker.const import LOG_DEBUG, LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_WARNING
 from ports.cpython.server import Server
+from ports.readfile import read_file
 
 if TYPE_CHECKING:
     import asyncio  # imported when first needed: it costs more than the rest together
@@ -79,9 +80,9 @@ def make_config(config: ConfigLike = None, **options: Any) -> Config:
         cfg = copy.deepcopy(config)
     elif isinstance(config, (str, bytes)):
         text = config.decode() if isinstance(config, bytes) else config
-        cfg = parse(text, "<test broker config>")
+        cfg = parse(text, "<test broker config>", None, read_file)
     elif isinstance(config, os.PathLike):
-        cfg = load(os.fspath(config))
+        cfg = load(os.fspath(config), read_file)
     else:
         raise TypeError("config: expected None, a str, bytes, a path or a Config, got %r"
                         % type(config).__name__)
@@ -91,7 +92,7 @@ def make_config(config: ConfigLike = None, **options: Any) -> Config:
             for v in value if isinstance(value, (list, tuple)) else [value]:
                 lines.append("%s %s" % (name, _word(v)))
         anonymous = cfg.allow_anonymous
-        parse("\n".join(lines), "<test broker options>", cfg)
+        parse("\n".join(lines), "<test broker options>", cfg, read_file)
         if "allow_anonymous" not in options:
             cfg.allow_anonymous = anonymous  # parse() re-derives it; the options did not say
     if not cfg.listeners:

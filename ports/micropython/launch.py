@@ -25,8 +25,14 @@ def _configure(argv: "List[str]") -> "Optional[Tuple[Config, str]]":
     10 KB of heap for the broker's whole life."""
     from broker import cli
     from broker.config import ConfigError
+
+    def read_file(path: str) -> bytes:
+        # The parser's reader (ports/readfile.py's, which is not imported: its module would
+        # stay in sys.modules, on the heap, after the parser has gone).
+        with open(path, "rb") as f:
+            return f.read()
     try:
-        config = cli.parse_args(argv)
+        config = cli.parse_args(argv, read_file)
     except cli.UsageError as e:
         if str(e):
             sys.stderr.write("Error: %s\n" % e)

@@ -6,6 +6,7 @@ from broker import codec
 from broker.config import default_listener, parse
 from broker.const import CONNACK, PUBLISH, SUBACK
 from broker.engine import CLOSED, Broker
+from ports.readfile import read_file
 
 import packets
 
@@ -88,7 +89,7 @@ class Hub:
         self.lines = []  # type: list
         if "allow_anonymous" not in config_text:
             config_text += "\nallow_anonymous true\n"
-        config = parse(config_text, "<test>")
+        config = parse(config_text, "<test>", None, read_file)
         default_listener(config, None)
         self.now = now
         self.broker = Broker(config, self._log, now)

@@ -36,8 +36,9 @@ def remove_file(path: str) -> None:
 def error_of(text: str, filename: str = "broker.conf") -> str:
     """The one-line message broker.config.parse() refuses text with (fails if it accepts it)."""
     from broker.config import ConfigError, parse
+    from ports.readfile import read_file
     try:
-        parse(text, filename)
+        parse(text, filename, None, read_file)
     except ConfigError as e:
         msg = str(e)
         assert "\n" not in msg, msg

@@ -10,6 +10,7 @@ from broker.config import ConfigError, parse
 from broker.const import CONNACK, PUBACK, PUBREC
 from harness import Hub
 from packets import encode_connect, encode_publish
+from ports.readfile import read_file
 from support import file_error_of, remove_file, temp_path, write_file
 
 PATH = temp_path("acl.acl")
@@ -68,7 +69,7 @@ def test_config_without_acl_has_none() -> None:
 def test_file_is_parsed() -> None:
     write_file(PATH, FILE)
     try:
-        cfg = parse("acl_file %s\n" % PATH)
+        cfg = parse("acl_file %s\n" % PATH, read=read_file)
     finally:
         remove_file(PATH)
     acl = cfg.acl
@@ -92,7 +93,7 @@ def test_malformed_lines_name_file_and_line() -> None:
 
 def test_unreadable_file_names_the_config_line() -> None:
     try:
-        parse("\nacl_file /nonexistent/broker-acl\n", "broker.conf")
+        parse("\nacl_file /nonexistent/broker-acl\n", "broker.conf", read=read_file)
     except ConfigError as e:
         assert str(e).startswith("broker.conf:2: acl_file: cannot read /nonexistent/broker-acl"), \
             str(e)
@@ -103,7 +104,7 @@ def test_unreadable_file_names_the_config_line() -> None:
 def test_acl_file_is_no_longer_unsupported() -> None:
     write_file(PATH, "")
     try:
-        cfg = parse("acl_file %s\n" % PATH)
+        cfg = parse("acl_file %s\n" % PATH, read=read_file)
     finally:
         remove_file(PATH)
     assert cfg.acl is not None and cfg.acl.anonymous == [] and cfg.acl.users == {}
@@ -122,11 +123,11 @@ def test_only_an_acl_file_loads_the_parser_and_start_up_drops_it() -> None:
     conf = temp_path("acl.conf")
     try:
         from broker import cli
-        cli.parse_args([])
+        cli.parse_args([], read_file)
         assert "broker.acl_file" not in sys.modules and "broker.acl" not in sys.modules
         write_file(PATH, FILE)
         write_file(conf, "acl_file %s\nallow_anonymous true\n" % PATH)
-        cfg = cli.parse_args(["-c", conf])
+        cfg = cli.parse_args(["-c", conf], read_file)
         assert "broker.acl_file" in sys.modules
         cli.unload_parser()
         assert "broker.acl_file" not in sys.modules and not hasattr(broker, "acl_file")
@@ -166,7 +167,7 @@ def test_overlap() -> None:
 def test_rules_and_patterns() -> None:
     write_file(PATH, FILE)
     try:
-        acl = parse("acl_file %s\n" % PATH).acl
+        acl = parse("acl_file %s\n" % PATH, read=read_file).acl
     finally:
         remove_file(PATH)
     assert acl is not None
@@ -195,7 +196,7 @@ def test_rules_and_patterns() -> None:
 def test_deny_rule() -> None:
     write_file(PATH, "topic read a/#\ntopic deny a/secret\n")
     try:
-        acl = parse("acl_file %s\n" % PATH).acl
+        acl = parse("acl_file %s\n" % PATH, read=read_file).acl
     finally:
         remove_file(PATH)
     assert acl is not None

@@ -12,6 +12,7 @@ from broker.passfile import dummy_entry, parse_passwords
 from broker.const import CONNACK
 from harness import Hub
 from packets import encode_connect
+from ports.readfile import read_file
 from support import error_of, file_error_of, remove_file, temp_path, write_file
 
 PATH = temp_path("auth.passwd")
@@ -224,7 +225,7 @@ def test_file_is_read_into_config() -> None:
     write_file(PATH, "# a comment\n\n   \nalice:" + line("x", b"a")[2:] + "\r\n" + line("bob", b"b", 7)
           + "\n")
     try:
-        cfg = parse("password_file %s\n" % PATH)
+        cfg = parse("password_file %s\n" % PATH, read=read_file)
     finally:
         remove_file(PATH)
     assert cfg.passwords is not None

@@ -3,6 +3,7 @@ import sys
 
 from broker.bridge_settings import BOTH, IN, OUT
 from broker.config import parse
+from ports.readfile import read_file
 from support import error_of
 
 
@@ -113,7 +114,8 @@ def test_errors_name_file_and_line() -> None:
 
 def test_tls_options() -> None:
     b = parse("connection c\naddress h:8883\ntopic t\nbridge_cafile %s\nbridge_insecure true\n"
-              "bridge_certfile %s\nbridge_keyfile %s\n" % (HERE, HERE, HERE), "hub.conf").bridges[0]
+              "bridge_certfile %s\nbridge_keyfile %s\n" % (HERE, HERE, HERE), "hub.conf",
+              read=read_file).bridges[0]
     assert (b.cafile, b.certfile, b.keyfile, b.insecure) == (HERE, HERE, HERE, True)
     b = parse("connection c\naddress h\ntopic t\n").bridges[0]
     assert (b.cafile, b.certfile, b.keyfile, b.insecure) == (None, None, None, False)

@@ -10,6 +10,7 @@ from broker.const import (
     LOG_ALL, LOG_DEBUG, LOG_DEFAULT, LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_SUBSCRIBE,
     LOG_UNSUBSCRIBE, LOG_WARNING,
 )
+from ports.readfile import read_file
 
 
 def hosts(cfg: Config) -> "list[tuple[str, int]]":
@@ -586,7 +587,7 @@ def test_default_listener_errors() -> None:
 def test_load_missing_file() -> None:
     path = "/nonexistent-dir-for-test/broker.conf"
     try:
-        load(path)
+        load(path, read_file)
     except ConfigError as e:
         msg = str(e)
         assert msg.startswith(path + ": cannot read: "), msg
@@ -596,19 +597,45 @@ def test_load_missing_file() -> None:
     assert False
 
 
+def test_named_files_are_read_by_the_ports_reader() -> None:
+    # The core opens no file: parse() takes the port's read(path) -> bytes.
+    files = {"/acl": b"topic read a/#\n", "/bad": b"topic read \xff\n"}
+    asked = []
+
+    def read(path: str) -> bytes:
+        asked.append(path)
+        if path not in files:
+            raise OSError(2, "No such file or directory")
+        return files[path]
+    cfg = parse("acl_file /acl\n", read=read)
+    assert cfg.acl is not None and cfg.acl.anonymous == [(1, b"a/#")]
+    assert asked == ["/acl"]
+    for text, want in (
+            ("\nacl_file /none\n", "x.conf:2: acl_file: cannot read /none: "),
+            ("\n\nacl_file /bad\n", "x.conf:3: acl_file: cannot read /bad: "),  # not UTF-8
+            ("password_file /acl\n", "x.conf:1: password_file: cannot read /acl: the parser"
+             " was given no way to read files")):
+        try:
+            parse(text, "x.conf", read=read if "password_file" not in text else None)
+        except ConfigError as e:
+            assert str(e).startswith(want), str(e)
+        else:
+            assert False, text
+
+
 def test_load_reads_and_names_the_file() -> None:
     path = "/tmp/_test_config_%s.conf" % id(load)
     with open(path, "w") as f:
         f.write("listener 1884 127.0.0.1\r\nallow_anonymous true\r\nfoo\r\n")
     try:
-        load(path)
+        load(path, read_file)
     except ConfigError as e:
         assert str(e) == path + ":3: unknown option 'foo'", str(e)
     else:
         assert False
     with open(path, "w") as f:
         f.write("listener 1884 127.0.0.1\nallow_anonymous true\n")
-    c = load(path)
+    c = load(path, read_file)
     os.remove(path)
     assert hosts(c) == [("127.0.0.1", 1884)]
     assert c.allow_anonymous is True
@@ -642,7 +669,7 @@ def test_unload_parser_forgets_config_and_cli() -> None:
     for name in ("config", "cli"):
         saved[name] = (sys.modules.get("broker." + name), getattr(broker, name, None))
     try:
-        cfg = cli.parse_args(["-p", "1999"])
+        cfg = cli.parse_args(["-p", "1999"], read_file)
         cli.unload_parser()
         for name in ("config", "cli"):
             assert "broker." + name not in sys.modules, name

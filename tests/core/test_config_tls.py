@@ -5,6 +5,7 @@ Only the parsing is checked here; loading the files into a TLS context is the po
 (tests/integration/test_tls.py)."""
 from broker.config import parse
 from harness import Hub
+from ports.readfile import read_file
 from support import error_of, remove_file, temp_path, write_file
 
 CERT = temp_path("tls-cert.pem")
@@ -23,7 +24,7 @@ def test_tls_options_belong_to_the_listener_before_them() -> None:
     setup_files()
     cfg = parse("listener 1883\nlistener 8883\ncertfile %s\nkeyfile %s\n"
                 "listener 8884 127.0.0.1\ncertfile %s\nkeyfile %s\ncafile %s\n"
-                "require_certificate true\n" % (CERT, KEY, CERT, KEY, CA))
+                "require_certificate true\n" % (CERT, KEY, CERT, KEY, CA), read=read_file)
     plain, tls, mutual = cfg.listeners
     assert (plain.certfile, plain.keyfile, plain.cafile) == ("", "", "")
     assert plain.require_certificate is False
@@ -36,7 +37,7 @@ def test_tls_options_belong_to_the_listener_before_them() -> None:
 def test_require_certificate_false_and_cafile_alone_are_accepted() -> None:
     setup_files()
     cfg = parse("listener 8883\ncertfile %s\nkeyfile %s\ncafile %s\nrequire_certificate false\n"
-                % (CERT, KEY, CA))
+                % (CERT, KEY, CA), read=read_file)
     assert cfg.listeners[0].cafile == CA
     assert cfg.listeners[0].require_certificate is False
 

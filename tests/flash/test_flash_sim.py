@@ -235,7 +235,8 @@ def test_mip_installs_the_package_on_the_board(sim):
     # the installed sources, alone on sys.path, import and parse the board's configuration
     r = sim.mpremote("exec", "import sys\nsys.path[:] = ['/lib']\n"
                      "from ports.micropython.launch import run\nimport boardmain\n"
-                     "from broker import cli\nc = cli.parse_args(['-c', '/broker.conf'])\n"
+                     "from broker import cli\nfrom ports.readfile import read_file\n"
+                     "c = cli.parse_args(['-c', '/broker.conf'], read_file)\n"
                      "print('max_connections', c.max_connections, cli.__file__)")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "max_connections 8 /lib/broker/cli.py" in r.stdout
