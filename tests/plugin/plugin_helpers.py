@@ -86,6 +86,17 @@ class Client:
         return self.expect(PUBLISH)
 
 
+def first_message_after_subscribing(port: int, topic_filter: str, sentinel_topic: str
+                                    ) -> Packet:
+    """Subscribe, then publish a sentinel: a retained message, if any, arrives first."""
+    with Client(port) as sub, Client(port) as pub:
+        sub.connect("sub")
+        pub.connect("pub")
+        sub.subscribe(topic_filter, 0)
+        pub.publish(sentinel_topic, b"sentinel")
+        return sub.message()
+
+
 def open_fds() -> set[tuple[str, str]]:
     """(fd, what it points at) for every open descriptor of this process."""
     out = set()

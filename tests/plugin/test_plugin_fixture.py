@@ -4,12 +4,12 @@ import pytest
 
 from broker.const import PINGRESP
 from broker.settings import Config
-from plugin_helpers import Client
+from plugin_helpers import Client, threads
+
+pytest_plugins = ["pytester"]  # each scope is checked in a pytest session of its own
 
 CONNACK_ACCEPTED = 0
 CONNACK_SERVER_UNAVAILABLE = 3
-
-seen = {}  # what earlier tests in this file saw, for the ones after them
 
 
 def _assert_second_client_refused(port):
@@ -18,14 +18,19 @@ def _assert_second_client_refused(port):
         assert second.connect("second") == CONNACK_SERVER_UNAVAILABLE
 
 
-def _first_message_after_subscribing(port, topic_filter, sentinel_topic):
-    """Subscribe, then publish a sentinel: a retained message, if any, arrives first."""
-    with Client(port) as sub, Client(port) as pub:
-        sub.connect("sub")
-        pub.connect("pub")
-        sub.subscribe(topic_filter, 0)
-        pub.publish(sentinel_topic, b"sentinel")
-        return sub.message()
+def _run_session(pytester, pytestconfig, source):
+    """Run source as a test file of a pytest session of its own, which loads this plugin the
+    way this session did (by its entry point, or with -p); the session's outcomes. Its brokers
+    must all be stopped when it ends."""
+    import ports.cpython.pytest_plugin as plugin
+    args = ["-p", "no:asyncio"]  # not needed, and it warns of an option these files do not set
+    if pytestconfig.pluginmanager.get_name(plugin) != "mqtt_broker":
+        args += ["-p", "ports.cpython.pytest_plugin"]
+    pytester.makepyfile(source)
+    before = threads()
+    result = pytester.runpytest(*args)
+    assert threads() == before, "a broker's thread outlived its session"
+    return result
 
 
 # ---- the object the fixture yields
@@ -50,45 +55,65 @@ def test_broker_log_stays_off_stderr(mqtt_broker, capfd):
     assert out == "" and err == ""
 
 
-# ---- function scope: a fresh broker per test
+# ---- function scope: a fresh broker per test; session scope: one for every test that asks
 
 
-def test_fresh_broker_a_retains_a_message(mqtt_broker):
+def test_each_test_gets_a_fresh_broker_stopped_after_it(pytester, pytestconfig):
+    result = _run_session(pytester, pytestconfig, """
+from plugin_helpers import Client, first_message_after_subscribing
+
+seen = {}
+
+
+def test_a_retains_a_message(mqtt_broker):
     with Client(mqtt_broker.port) as pub:
         pub.connect("pub-a")
         pub.publish("fresh/retained", b"from test a", qos=1, retain=True)
-    first = _first_message_after_subscribing(mqtt_broker.port, "fresh/#", "fresh/sentinel")
+    first = first_message_after_subscribing(mqtt_broker.port, "fresh/#", "fresh/sentinel")
     assert (first.topic, first.payload, first.retain) == (b"fresh/retained", b"from test a", True)
-    seen["fresh"] = mqtt_broker
+    seen["a"] = mqtt_broker
 
 
-def test_fresh_broker_b_does_not_see_it(mqtt_broker):
-    if "fresh" not in seen:
-        pytest.skip("runs after test_fresh_broker_a_retains_a_message")
-    assert mqtt_broker is not seen["fresh"]
-    assert not seen["fresh"].thread.is_alive()  # test a's broker was stopped after test a
-    first = _first_message_after_subscribing(mqtt_broker.port, "fresh/#", "fresh/sentinel")
+def test_b_does_not_see_it(mqtt_broker):
+    assert mqtt_broker is not seen["a"]
+    assert not seen["a"].thread.is_alive()  # test a's broker was stopped after test a
+    first = first_message_after_subscribing(mqtt_broker.port, "fresh/#", "fresh/sentinel")
     assert first.topic == b"fresh/sentinel"  # no retained message from test a
+""")
+    result.assert_outcomes(passed=2)
 
 
-# ---- session scope: one broker for every test that asks for it
+def test_session_broker_is_shared_by_the_tests_that_ask(pytester, pytestconfig):
+    result = _run_session(pytester, pytestconfig, """
+import pytest
+
+from plugin_helpers import Client, first_message_after_subscribing
+
+seen = {}
 
 
-def test_session_broker_a_retains_a_message(mqtt_broker_session):
+def test_a_retains_a_message(mqtt_broker_session):
     with Client(mqtt_broker_session.port) as pub:
         pub.connect("session-pub")
         pub.publish("shared/retained", b"from test a", qos=1, retain=True)
     seen["session"] = mqtt_broker_session
 
 
-def test_session_broker_b_sees_it(mqtt_broker_session, mqtt_broker):
-    if "session" not in seen:
-        pytest.skip("runs after test_session_broker_a_retains_a_message")
-    assert seen["session"] is mqtt_broker_session
+def test_b_sees_it(mqtt_broker_session, mqtt_broker):
+    assert mqtt_broker_session is seen["session"]
+    assert mqtt_broker_session.thread.is_alive()  # not stopped after test a
     assert mqtt_broker.port != mqtt_broker_session.port
-    first = _first_message_after_subscribing(
+    first = first_message_after_subscribing(
         mqtt_broker_session.port, "shared/#", "shared/sentinel")
     assert (first.topic, first.payload) == (b"shared/retained", b"from test a")
+
+
+@pytest.mark.parametrize("mqtt_broker_session", [{"max_connections": 1}], indirect=True)
+def test_c_a_parameter_gets_a_broker_of_its_own(mqtt_broker_session):
+    assert mqtt_broker_session is not seen["session"]
+    assert mqtt_broker_session.config.max_connections == 1
+""")
+    result.assert_outcomes(passed=3)
 
 
 # ---- configuration overrides
@@ -161,7 +186,7 @@ def test_indirect_parameter_config_object(mqtt_broker):
 
 @pytest.mark.parametrize("mqtt_broker_session", [{"max_connections": 1}], indirect=True)
 def test_session_broker_parameter(mqtt_broker_session):
-    assert seen.get("session") is not mqtt_broker_session  # a broker of its own
+    assert mqtt_broker_session.config.max_connections == 1
     _assert_second_client_refused(mqtt_broker_session.port)
 
 
