@@ -141,6 +141,10 @@ class Broker:
         self.routing = False
         self.local_pending = []  # type: List[Tuple[Session, bytes, bytes, int, bool]]
         self.acl = config.acl  # a broker.acl.Acl with an acl_file, else None
+        if not MPY or self.log_mask & _LOG_DEBUG:
+            # now rather than with the first line that needs it: an import opens a file, and a
+            # process may have none left by then
+            from broker import logs  # noqa: F401
         self.sys = None  # type: Optional[SysTopics]
         if config.sys_interval > 0:
             from broker.sysinfo import SysTopics

@@ -1,5 +1,9 @@
 """The broker's clock and its timers: keepalive [MQTT-3.1.2-24], the time a new connection has
-to send CONNECT, idle connections giving their buffers back, session expiry, $SYS intervals.
+to send CONNECT, idle connections giving their buffers back, session expiry, $SYS intervals,
+the summary of log lines held back in a flood.
+
+A timer may run when the process is out of file descriptors or of heap (when a flood summary
+is due), so it loads no module on the way, except session expiry at the first second.
 
 Broker.tick(now_ms) is the one entry; the port calls it at least every few hundred ms.
 """
@@ -13,6 +17,7 @@ if TYPE_CHECKING:
 TICKS_MASK = const(0x3FFFFFFF)  # ms clocks wrap here so they stay small ints on a board
 _HALF = const(0x20000000)
 _CHECK_MS = const(500)
+_LIMIT_INTERVAL_MS = const(10000)
 
 # Indexes of Broker.totals, where the traffic counters are added up at each check.
 T_PACKETS_RECEIVED = const(0)
@@ -44,9 +49,7 @@ def tick(b: "Broker", now: int) -> None:
         return
     b.last_check = now
     _fold_counters(b)
-    if b.limited is not None:
-        from broker.logs import log_summaries  # loaded: something was logged as a flood
-        log_summaries(b)
+    _log_summaries(b)
     ms = b.ms_left + elapsed
     b.ms_left = ms % 1000
     if ms >= 1000:
@@ -73,6 +76,20 @@ def tick(b: "Broker", now: int) -> None:
         elif ticks_diff(now, conn.opened) > connect_ms:
             b.close(conn, "Client %s sent no CONNECT in time, disconnecting." % conn.peer,
                     False)
+
+
+def _log_summaries(b: "Broker") -> None:
+    """At the end of an interval, one line per condition whose lines
+    broker.lifecycle.log_limited() held back."""
+    held = b.limited
+    if held is None or ticks_diff(b.now, b.limited_since) < _LIMIT_INTERVAL_MS:
+        return
+    seconds = ticks_diff(b.now, b.limited_since) // 1000
+    b.limited = None
+    for i in range(0, len(held), 3):
+        if held[i] > 1:
+            b.log(held[i + 2], "%s (%d more like this in the last %d s)"
+                  % (held[i + 1], held[i] - 1, seconds))
 
 
 def _fold_counters(b: "Broker") -> None:

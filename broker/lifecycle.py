@@ -24,7 +24,7 @@ _CONNACK_SERVER_UNAVAILABLE = const(3)
 _PENDING_CONNECTIONS = const(16)  # sockets allowed beyond max_connections, to answer CONNACK 0x03
 
 # Conditions whose log lines come in floods: log_limited() logs the first line of each in an
-# interval and counts the others, which broker.logs sums up when the interval is over.
+# interval and counts the others, which broker.keepalive sums up when the interval is over.
 LIMIT_OUT_OF_MEMORY = const(0)
 LIMIT_CONNECTIONS = const(1)   # sockets or clients refused: too many connections
 LIMIT_ACCEPT = const(2)        # accept() failing (EMFILE, ENFILE, ENOBUFS)
