@@ -87,6 +87,7 @@ class Broker:
     send_connack = output.send_connack
     write_publish = output.write_publish
     drained = output.drained
+    next_to_flush = output.next_to_flush
     tick = keepalive.tick
     log_limited = lifecycle.log_limited
 

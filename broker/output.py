@@ -12,7 +12,7 @@ from broker.delivery import pump
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Union
+    from typing import Optional, Union
     from broker.conn import Conn
     from broker.engine import Broker
     Buffer = Union[bytes, bytearray]
@@ -127,6 +127,18 @@ def send_connack(b: "Broker", conn: "Conn", session_present: bool, code: int) ->
     if b.log_mask & _LOG_DEBUG:
         b.log(_LOG_DEBUG, "Sending CONNACK to %s (%d, %d)"
               % (conn.client_id or conn.peer, 1 if session_present else 0, code))
+
+
+def next_to_flush(b: "Broker") -> "Optional[Conn]":
+    """For the port: the next connection with output to send, or to close once it is sent
+    (CLOSED), taken off the write queue; None when the queue is empty. Its bytes are then
+    conn.chunk() and conn.sent(n) until chunk() returns 0."""
+    wq = b.wq
+    if not wq:
+        return None
+    conn = wq.pop()
+    conn.in_wq = False
+    return conn
 
 
 def drained(b: "Broker", conn: "Conn") -> None:
