@@ -1,7 +1,9 @@
 """The CPython port: non-blocking sockets on one epoll loop, feeding the portable engine.
 
 Each loop turn reads what every ready socket has (one recv_into into a shared scratch buffer),
-lets the engine parse it in place, then flushes each connection's output with one send.
+lets the engine parse it in place, then flushes each connection's output with one send. What
+the loop does with a connection's socket is ports/loop.py, shared with the MicroPython port;
+the socket calls it makes are Server's key, recv, send, modify and discard.
 """
 import errno
 import os
@@ -15,10 +17,11 @@ import time
 from broker.cli import USAGE, UsageError, banner, parse_args
 from broker.config import Config, ConfigError
 from broker.const import LOG_ERR, LOG_NOTICE
-from broker.conn import CLOSED, Conn
+from broker.conn import Conn
 from broker.engine import Broker
 from broker.keepalive import TICKS_MASK, ticks_diff
 from broker.lifecycle import LIMIT_ACCEPT
+from ports.loop import drop, event, flush
 from ports.readfile import read_file
 from ports.unixfiles import remove_unix_files
 
@@ -32,8 +35,6 @@ _SCRATCH = 65536
 _POLL_MS = 250
 _ACCEPT_BACKOFF_MS = 1000  # accept() failing (EMFILE, ENFILE, ENOBUFS): the listeners rest
 _IN = select.EPOLLIN
-_OUT = select.EPOLLOUT
-_ERR = select.EPOLLERR | select.EPOLLHUP
 
 
 def ticks_ms() -> int:
@@ -192,10 +193,7 @@ class Server:
                 elif self.links is not None:
                     self.links.event(fd, ev, ticks_ms())
                 continue
-            if ev & _OUT:
-                self._flush(conn)
-            if ev & (_IN | _ERR):
-                self._read(conn)
+            event(self, conn, ev)
         now = ticks_ms()
         self.broker.tick(now)
         if self.links is not None:
@@ -238,7 +236,7 @@ class Server:
         if self.links is not None:
             self.links.close()
         for conn in list(self.conns.values()):
-            self._drop(conn)
+            drop(self, conn)
         for sock in self.listeners.values():
             self.poller.unregister(sock.fileno())
             sock.close()
@@ -282,71 +280,40 @@ class Server:
             self.poller.register(sock.fileno(), _IN)
             conn.polled = _IN
 
-    def _read(self, conn: Conn) -> None:
-        try:
-            n = conn.handle.recv_into(self.scratch)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as e:
-            self.broker.lost(conn, e.strerror or "socket error")
-            return
-        if n == 0:
-            self.broker.lost(conn)
-            return
-        self.broker.feed(conn, self.scratch, n)
-        if conn.state == CLOSED:
-            self._flush(conn)
-
     def _flush_all(self) -> None:
-        wq = self.broker.wq
-        while wq:
-            batch = wq[:]
-            del wq[:]
-            for conn in batch:
-                conn.in_wq = False
-                self._flush(conn)
+        b = self.broker
+        conn = b.next_to_flush()
+        while conn is not None:
+            flush(self, conn)
+            conn = b.next_to_flush()
 
-    def _flush(self, conn: Conn) -> None:
-        sock = conn.handle
-        if sock.fileno() < 0:
-            return
-        n = conn.chunk()
-        while n:
-            try:
-                sent = sock.send(memoryview(conn.cbuf)[conn.coff:conn.coff + n])
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as e:
-                self.broker.lost(conn, e.strerror or "socket error")
-                self._drop(conn)
-                return
-            conn.sent(sent)
-            if sent < n:
-                break
-            n = conn.chunk()
-        if conn.state == CLOSED:
-            self._drop(conn)
-        else:
-            if n:
-                # A peer that does not read is not read either, so answers cannot pile up. Half
-                # the cap leaves room for the answers to one more read without growing past it.
-                mask = _OUT if conn.pending() > self.broker.out_soft // 2 else _IN | _OUT
-            else:
-                mask = _IN
-            if mask != conn.polled:  # one epoll_ctl less per flush in the common case
-                self.poller.modify(sock.fileno(), mask)
-                conn.polled = mask
-            if not n:
-                self.broker.drained(conn)
+    # The socket calls of ports.loop: recv_into and send on non-blocking sockets, an epoll
+    # keyed by file descriptor.
 
-    def _drop(self, conn: Conn) -> None:
-        sock = conn.handle
-        fd = sock.fileno()
-        if fd < 0:
-            return
-        self.conns.pop(fd, None)
+    def key(self, sock: socket.socket) -> int:
+        return sock.fileno()
+
+    def recv(self, sock: socket.socket, buf: bytearray) -> "Optional[int]":
         try:
-            self.poller.unregister(fd)
+            return sock.recv_into(buf)
+        except (BlockingIOError, InterruptedError):
+            return None
+
+    def send(self, sock: socket.socket, buf: "Union[bytes, bytearray]", off: int,
+             n: int) -> int:
+        try:
+            return sock.send(memoryview(buf)[off:off + n])
+        except (BlockingIOError, InterruptedError):
+            return 0
+
+    def modify(self, conn: Conn, mask: int) -> None:
+        if mask != conn.polled:  # one epoll_ctl less per flush in the common case
+            self.poller.modify(conn.handle.fileno(), mask)
+            conn.polled = mask
+
+    def discard(self, sock: socket.socket) -> None:
+        try:
+            self.poller.unregister(sock.fileno())
         except (OSError, ValueError):
             pass
         sock.close()

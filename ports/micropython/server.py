@@ -1,14 +1,16 @@
 """The MicroPython port: non-blocking sockets on select.poll, feeding the portable engine.
 
 The same loop as the CPython port in MicroPython's own terms: ipoll(), readinto() into one
-scratch buffer, write(buf, off, n), time.ticks_ms(). Runs on the unix port and on boards.
+scratch buffer, write(buf, off, n), time.ticks_ms(). What it does with a connection's socket is
+ports/loop.py, shared with the CPython port, through Server's key, recv, send, modify and
+discard. Runs on the unix port and on boards.
 """
 import gc
 import socket
 import sys
 import time
 
-from broker.conn import CLOSED
+from ports.loop import drop, event, flush
 from broker.lifecycle import LIMIT_ACCEPT, LIMIT_MEMORY
 from broker.output import CONNACK_UNAVAILABLE
 
@@ -27,8 +29,7 @@ if TYPE_CHECKING:
 
 _HEAP_FREE_SHARE = const(16)
 _POLL_MS = const(250)
-_IN = const(1)  # select.POLLIN, POLLOUT, POLLERR | POLLHUP: the same on every port
-_OUT = const(4)
+_IN = const(1)  # select.POLLIN, POLLERR | POLLHUP: the same on every port
 _ERR = const(24)
 _EAGAIN = const(11)
 _ECONNABORTED = const(103)
@@ -136,10 +137,8 @@ class Server:
                         gc.collect()  # that bridge's socket is served again at the next turn
                 continue
             try:
-                if flags & _OUT:
-                    self._flush(conn)
+                event(self, conn, flags)
                 if flags & (_IN | _ERR):
-                    self._read(conn)
                     # out at once: what one read routed is all a subscriber's buffer holds
                     self._flush_all()
             except MemoryError:
@@ -176,7 +175,7 @@ class Server:
         if self.links is not None:
             self.links.close()
         for conn in list(self.conns.values()):
-            self._drop(conn)
+            drop(self, conn)
         self.close_listeners()
 
     def close_listeners(self) -> None:
@@ -193,9 +192,9 @@ class Server:
         gc.collect()
         self.broker.out_of_memory(conn)
         try:
-            self._flush(conn)
+            flush(self, conn)
         except MemoryError:
-            self._drop(conn)
+            drop(self, conn)
 
     def _listen(self, on: bool) -> None:
         """Poll the listeners for new connections, or stop polling them."""
@@ -321,64 +320,32 @@ class Server:
                             % (peer, self.listeners[lsock]))
         return ""
 
-    def _read(self, conn: "Conn") -> None:
-        try:
-            n = conn.handle.readinto(self.scratch)
-        except (OSError, ValueError):  # ValueError: mbedTLS refused a client certificate
-            self.broker.lost(conn, "socket error")
-            return
-        if n is None:
-            return
-        if n == 0:
-            self.broker.lost(conn)
-            return
-        self.broker.feed(conn, self.scratch, n)
-        if conn.state == CLOSED:
-            self._flush(conn)
-
     def _flush_all(self) -> None:
-        wq = self.broker.wq
-        while wq:
-            conn = wq.pop()
-            conn.in_wq = False
+        b = self.broker
+        conn = b.next_to_flush()
+        while conn is not None:
             try:
-                self._flush(conn)
+                flush(self, conn)
             except MemoryError:
                 self._out_of_memory(conn)
+            conn = b.next_to_flush()
 
-    def _flush(self, conn: "Conn") -> None:
-        sock = conn.handle
-        if sock not in self.conns:
-            return
-        n = conn.chunk()
-        while n:
-            try:
-                sent = sock.write(conn.cbuf, conn.coff, n)
-            except (OSError, ValueError):  # ValueError: as in _read
-                self._drop(conn)
-                self.broker.lost(conn, "socket error")
-                return
-            if not sent:
-                break
-            conn.sent(sent)
-            if sent < n:
-                break
-            n = conn.chunk()
-        if conn.state == CLOSED:
-            self._drop(conn)
-        elif n:
-            # A peer that does not read is not read either, so answers cannot pile up. Half the
-            # cap leaves room for the answers to one more read without growing past it.
-            over = conn.pending() > self.broker.out_soft // 2
-            self.poller.modify(sock, _OUT if over else _IN | _OUT)
-        else:
-            self.poller.modify(sock, _IN)
-            self.broker.drained(conn)
+    # The socket calls of ports.loop: readinto and write on non-blocking sockets, a
+    # select.poll keyed by the socket itself.
 
-    def _drop(self, conn: "Conn") -> None:
-        sock = conn.handle
-        if self.conns.pop(sock, None) is None:
-            return
+    def key(self, sock: "Any") -> "Any":
+        return sock
+
+    def recv(self, sock: "Any", buf: bytearray) -> "Optional[int]":
+        return sock.readinto(buf)
+
+    def send(self, sock: "Any", buf: "Any", off: int, n: int) -> "Optional[int]":
+        return sock.write(buf, off, n)
+
+    def modify(self, conn: "Conn", mask: int) -> None:
+        self.poller.modify(conn.handle, mask)
+
+    def discard(self, sock: "Any") -> None:
         self.closed += 1
         self.closed_at = time.ticks_ms()  # type: ignore[attr-defined]
         self.poller.unregister(sock)

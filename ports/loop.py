@@ -1,0 +1,107 @@
+"""What both ports' loops do with a connection's socket: serve its poll events, read its bytes
+into the engine, flush its output, close it once the engine is done with it.
+
+Each function takes the port's server: its engine (`broker`), its read buffer (`scratch`), its
+connections by socket (`conns`, keyed by key(sock)), and the socket calls that differ between
+the ports, as its methods:
+  key(sock)                what the poll reports the socket as (CPython: its file descriptor;
+                           MicroPython: the socket itself)
+  recv(sock, buf)          bytes read into buf; 0 at end of file, None when none has come
+  send(sock, buf, off, n)  bytes of buf[off:off + n] written; 0 or None when none could be
+  modify(conn, mask)       poll conn's socket for mask (_IN, _OUT or both)
+  discard(sock)            out of the poll, and closed
+recv and send raise OSError, or ValueError (mbedTLS refusing a client certificate), when the
+connection has failed.
+"""
+from broker.conn import CLOSED
+
+try:
+    from micropython import const
+except ImportError:
+    def const(x):  # type: ignore[no-untyped-def,misc]
+        return x
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional, Protocol
+    from broker.conn import Conn
+    from broker.engine import Broker
+
+    class Server(Protocol):
+        broker: Broker
+        conns: Dict[Any, Conn]
+        scratch: bytearray
+
+        def key(self, sock: Any) -> Any: ...
+        def recv(self, sock: Any, buf: bytearray) -> Optional[int]: ...
+        def send(self, sock: Any, buf: Any, off: int, n: int) -> Optional[int]: ...
+        def modify(self, conn: Conn, mask: int) -> None: ...
+        def discard(self, sock: Any) -> None: ...
+
+# poll's and epoll's flags: the same values on every port
+_IN = const(1)
+_OUT = const(4)
+_ERR = const(24)  # POLLERR | POLLHUP
+
+
+def event(server: "Server", conn: "Conn", flags: int) -> None:
+    """The poll reported flags for conn's socket."""
+    if flags & _OUT:
+        flush(server, conn)
+    if flags & (_IN | _ERR):
+        read(server, conn)
+
+
+def read(server: "Server", conn: "Conn") -> None:
+    b = server.broker
+    try:
+        n = server.recv(conn.handle, server.scratch)
+    except (OSError, ValueError):
+        b.lost(conn, "socket error")
+        return
+    if n is None:
+        return
+    if n == 0:
+        b.lost(conn)
+        return
+    b.feed(conn, server.scratch, n)
+    if conn.state == CLOSED:
+        flush(server, conn)
+
+
+def flush(server: "Server", conn: "Conn") -> None:
+    """Send what conn's output holds, as much as its socket takes now; close the socket once
+    the engine is done with it."""
+    sock = conn.handle
+    if server.key(sock) not in server.conns:
+        return
+    n = conn.chunk()
+    while n:
+        try:
+            sent = server.send(sock, conn.cbuf, conn.coff, n)
+        except (OSError, ValueError):
+            drop(server, conn)
+            server.broker.lost(conn, "socket error")
+            return
+        if not sent:
+            break
+        conn.sent(sent)
+        if sent < n:
+            break
+        n = conn.chunk()
+    if conn.state == CLOSED:
+        drop(server, conn)
+    elif n:
+        # A peer that does not read is not read either, so answers cannot pile up. Half the
+        # cap leaves room for the answers to one more read without growing past it.
+        server.modify(conn, _OUT if conn.pending() > server.broker.out_soft // 2 else _IN | _OUT)
+    else:
+        server.modify(conn, _IN)
+        server.broker.drained(conn)
+
+
+def drop(server: "Server", conn: "Conn") -> None:
+    """Close conn's socket, once."""
+    sock = conn.handle
+    if server.conns.pop(server.key(sock), None) is not None:
+        server.discard(sock)
