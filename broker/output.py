@@ -130,9 +130,8 @@ def send_connack(b: "Broker", conn: "Conn", session_present: bool, code: int) ->
 
 
 def next_to_flush(b: "Broker") -> "Optional[Conn]":
-    """For the port: the next connection with output to send, or to close once it is sent
-    (CLOSED), taken off the write queue; None when the queue is empty. Its bytes are then
-    conn.chunk() and conn.sent(n) until chunk() returns 0."""
+    """For the port: the next connection to flush (conn.chunk(), conn.sent()) or to close,
+    off the write queue; None when it is empty."""
     wq = b.wq
     if not wq:
         return None

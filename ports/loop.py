@@ -1,17 +1,7 @@
 """What both ports' loops do with a connection's socket: serve its poll events, read its bytes
-into the engine, flush its output, close it once the engine is done with it.
-
-Each function takes the port's server: its engine (`broker`), its read buffer (`scratch`), its
-connections by socket (`conns`, keyed by key(sock)), and the socket calls that differ between
-the ports, as its methods:
-  key(sock)                what the poll reports the socket as (CPython: its file descriptor;
-                           MicroPython: the socket itself)
-  recv(sock, buf)          bytes read into buf; 0 at end of file, None when none has come
-  send(sock, buf, off, n)  bytes of buf[off:off + n] written; 0 or None when none could be
-  modify(conn, mask)       poll conn's socket for mask (_IN, _OUT or both)
-  discard(sock)            out of the poll, and closed
-recv and send raise OSError, or ValueError (mbedTLS refusing a client certificate), when the
-connection has failed.
+into the engine, flush its output, close it once the engine is done with it. Each function
+takes the port's server, which makes the socket calls that differ between the ports
+(ports/loop_server.pyi).
 """
 from broker.conn import CLOSED
 
@@ -23,20 +13,8 @@ except ImportError:
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, Optional, Protocol
     from broker.conn import Conn
-    from broker.engine import Broker
-
-    class Server(Protocol):
-        broker: Broker
-        conns: Dict[Any, Conn]
-        scratch: bytearray
-
-        def key(self, sock: Any) -> Any: ...
-        def recv(self, sock: Any, buf: bytearray) -> Optional[int]: ...
-        def send(self, sock: Any, buf: Any, off: int, n: int) -> Optional[int]: ...
-        def modify(self, conn: Conn, mask: int) -> None: ...
-        def discard(self, sock: Any) -> None: ...
+    from ports.loop_server import Server
 
 # poll's and epoll's flags: the same values on every port
 _IN = const(1)
