@@ -3,13 +3,8 @@ into the engine, flush its output, close it once the engine is done with it. Eac
 takes the port's server, which makes the socket calls that differ between the ports
 (ports/loop_server.pyi).
 """
+from broker.bytesops import const
 from broker.conn import CLOSED
-
-try:
-    from micropython import const
-except ImportError:
-    def const(x):  # type: ignore[no-untyped-def,misc]
-        return x
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
