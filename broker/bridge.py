@@ -15,12 +15,12 @@ bridge itself publishes locally are never sent back out on it ("no local").
 """
 from broker.bridge_settings import IN, OUT
 from broker.codec import (
-    MalformedPacket, Publish, Reader, parse_publish, publish_size, put_ack, put_publish,
-    put_remaining_length, remaining_length_size,
+    Connect, MalformedPacket, Publish, Reader, connect_size, parse_publish, publish_size, put_ack,
+    put_connect, put_disconnect, put_pingreq, put_publish, put_subscribe, subscribe_size,
 )
 from broker.const import (
-    CONNACK, CONNECT, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
-    SUBACK, SUBACK_FAILURE, SUBSCRIBE, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION, LOG_DEBUG, LOG_ERR,
+    CONNACK, CONNECT_FLAG_CLEAN_SESSION, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
+    SUBACK, SUBACK_FAILURE, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION, LOG_DEBUG, LOG_ERR,
     LOG_NOTICE, LOG_WARNING, PACKET_NAMES, PROTOCOL_LEVEL_31, const,
 )
 from broker.keepalive import ticks_diff
@@ -183,7 +183,8 @@ class Bridge:
             if ticks_diff(now, self.last_rx) > self.keepalive_ms + self.keepalive_ms // 2:
                 self._close("the remote broker stopped answering")
             elif ticks_diff(now, self.last_tx) >= self.keepalive_ms:
-                self._simple(PINGREQ)
+                pos = self._reserve(2, False)
+                put_pingreq(self.out, pos)
         sys = self.broker.sys
         if sys is not None and self.dropped != self.reported:
             self.reported = self.dropped
@@ -203,7 +204,8 @@ class Bridge:
         if self.state == UP:
             if self.settings.notifications and not self.settings.notifications_local_only:
                 self._send_new(Message(self.state_topic + b"0", len(self.state_topic), 1, True))
-            self._simple(DISCONNECT)
+            pos = self._reserve(2, False)
+            put_disconnect(self.out, pos)
         self.must_close = True
 
     # ---- output ----
@@ -231,11 +233,6 @@ class Bridge:
         self.last_tx = self.broker.now
         return pos
 
-    def _simple(self, packet_type: int) -> None:
-        pos = self._reserve(2, False)
-        self.out[pos] = packet_type << 4
-        self.out[pos + 1] = 0
-
     def _ack(self, packet_type: int, mid: int) -> None:
         pos = self._reserve(4, False)
         put_ack(self.out, pos, (packet_type << 4) | (2 if packet_type == PUBREL else 0), mid)
@@ -258,58 +255,33 @@ class Bridge:
 
     def _connect(self) -> None:
         s = self.settings
+        c = Connect()
         level = s.protocol_level
-        name = b"MQIsdp" if level == PROTOCOL_LEVEL_31 else b"MQTT"
-        if self.private:
-            level |= _PRIVATE
-        flags = 0x02 if s.cleansession else 0
-        fields = [self.client_id.encode()]
-        will = s.notifications and not s.notifications_local_only
-        if will:
-            flags |= 0x04 | 0x08 | 0x20  # a will, at QoS 1, retained: the state 0
-            fields.append(self.state_topic)
-            fields.append(b"0")
+        c.protocol_name = "MQIsdp" if level == PROTOCOL_LEVEL_31 else "MQTT"
+        c.protocol_level = level | _PRIVATE if self.private else level
+        if s.cleansession:
+            c.flags = CONNECT_FLAG_CLEAN_SESSION
+        c.keepalive = s.keepalive_interval
+        c.client_id = self.client_id
+        if s.notifications and not s.notifications_local_only:
+            c.will_topic = self.state_topic  # a will, at QoS 1, retained: the state 0
+            c.will_payload = b"0"
+            c.will_qos = 1
+            c.will_retain = True
         if s.remote_username is not None:
-            flags |= 0x80
-            fields.append(s.remote_username.encode())
+            c.username = s.remote_username
             if s.remote_password is not None:
-                flags |= 0x40
-                fields.append(s.remote_password.encode())
-        rl = 2 + len(name) + 4
-        for f in fields:
-            rl += 2 + len(f)
-        pos = self._reserve(1 + remaining_length_size(rl) + rl, False)
-        out = self.out
-        out[pos] = CONNECT << 4
-        pos = put_remaining_length(out, pos + 1, rl)
-        pos = _put_string(out, pos, name)
-        out[pos] = level
-        out[pos + 1] = flags
-        out[pos + 2] = s.keepalive_interval >> 8
-        out[pos + 3] = s.keepalive_interval & 0xFF
-        pos += 4
-        for f in fields:
-            pos = _put_string(out, pos, f)
+                c.password = s.remote_password.encode()
+        pos = self._reserve(connect_size(c), False)
+        put_connect(self.out, pos, c)
 
     def _subscribe(self) -> None:
-        rules = self.in_rules
-        if not rules:
+        if not self.in_rules:
             return
-        rl = 2
-        for f, t in rules:
-            rl += 3 + len(t.remote_filter)
-        pos = self._reserve(1 + remaining_length_size(rl) + rl, False)
-        out = self.out
-        out[pos] = (SUBSCRIBE << 4) | 2
-        pos = put_remaining_length(out, pos + 1, rl)
+        filters = [(t.remote_filter, t.qos) for f, t in self.in_rules]
+        pos = self._reserve(subscribe_size(filters), False)
         self.sub_mid = self._mid()
-        out[pos] = self.sub_mid >> 8
-        out[pos + 1] = self.sub_mid & 0xFF
-        pos += 2
-        for f, t in rules:
-            pos = _put_string(out, pos, t.remote_filter)
-            out[pos] = t.qos
-            pos += 1
+        put_subscribe(self.out, pos, self.sub_mid, filters)
 
     def _close(self, why: str) -> None:
         self.broker.log(LOG_NOTICE, "Bridge %s: %s, closing the connection." % (self.name, why))
@@ -557,11 +529,3 @@ def _translate(rules: "List[Tuple[Filter, TopicRule]]", topic: bytes,
             n = len(src)
             return dst + topic[n:] if n or dst else topic
     return None
-
-
-def _put_string(out: bytearray, pos: int, s: bytes) -> int:
-    n = len(s)
-    out[pos] = n >> 8
-    out[pos + 1] = n & 0xFF
-    out[pos + 2:pos + 2 + n] = s
-    return pos + 2 + n
