@@ -1,39 +1,42 @@
 """A bridge: this broker as an MQTT 3.1.1 client of a remote broker (mosquitto's `connection`).
 
 Sans-I/O like the engine. The port opens a TCP connection when due() says so, reports it with
-opened() or lost(), hands over the bytes it reads (feed) and the clock (tick), and writes out
-`out[ooff:olen]`; when `must_close` is set it closes the socket and calls lost(). Imported only
-when the configuration has a bridge.
+opened() or lost(), hands over the bytes it reads (feed) and the clock (tick), and sends what
+`conn` holds as it sends a client's output (Conn.chunk() and Conn.sent(), then
+Broker.drained(conn) once it is all out); when `must_close` is set it closes the socket and
+calls lost(). Imported only when the configuration has a bridge.
 
 The local side is an in-process client (broker.local) subscribed to the `out` topics, which
 receives messages with the RETAIN flag they were published with. Outgoing QoS 1 and 2 messages
-wait in a bounded queue while the link is down and go out in order, at most
-max_inflight_messages at a time; each stays in flight until the remote broker acknowledges it
-(PUBACK, or PUBREC then PUBCOMP) and is sent again, DUP set, after a reconnection
+go through a session's in-flight window and queue as a client's do (broker.session,
+broker.delivery): they wait in the bounded queue while the link is down and go out in order, at
+most max_inflight_messages at a time; each stays in flight until the remote broker acknowledges
+it (PUBACK, or PUBREC then PUBCOMP) and is sent again, DUP set, after a reconnection
 [MQTT-4.4.0-1]. An incoming PUBLISH is routed locally before it is acknowledged. Messages the
 bridge itself publishes locally are never sent back out on it ("no local").
 """
 from broker.bridge_settings import IN, OUT
 from broker.codec import (
-    Connect, MalformedPacket, Publish, Reader, connect_size, parse_publish, publish_size, put_ack,
-    put_connect, put_disconnect, put_pingreq, put_publish, put_subscribe, subscribe_size,
+    Connect, MalformedPacket, connect_size, parse_publish, put_connect, put_disconnect,
+    put_pingreq, put_subscribe, subscribe_size,
 )
+from broker.conn import CONNECTED, Conn
 from broker.const import (
     CONNACK, CONNECT_FLAG_CLEAN_SESSION, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
     SUBACK, SUBACK_FAILURE, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION, LOG_DEBUG, LOG_ERR,
     LOG_NOTICE, LOG_WARNING, PACKET_NAMES, PROTOCOL_LEVEL_31, const,
 )
+from broker.delivery import pump, send_stored
+from broker.handle_publish import handle_ack, handle_pubrec, handle_pubrel
 from broker.keepalive import ticks_diff
 from broker.lifecycle import LIMIT_MEMORY
 from broker.local import LocalClient
-from broker.session import (
-    AWAIT_PUBACK, AWAIT_PUBCOMP, AWAIT_PUBREC, FLAG_QOS_MASK, FLAG_RETAIN, Message,
-)
+from broker.session import AWAIT_PUBACK, AWAIT_PUBCOMP, Ledger, Message, Session
 from broker.topics import Filter, filter_matches, valid_topic_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Optional, Set, Tuple, Union
+    from typing import List, Optional, Tuple, Union
     from broker.bridge_settings import BridgeSettings, TopicRule
     from broker.engine import Broker
     Buffer = Union[bytes, bytearray]
@@ -45,6 +48,7 @@ WAIT_CONNACK = const(2)  # CONNECT sent
 UP = const(3)
 
 _PRIVATE = const(0x80)  # protocol level bit that tells mosquitto "a bridge" (try_private)
+_SUBSCRIBING = const(4)  # in-flight slot 0's state: the SUBSCRIBE's (no acknowledgement finds it)
 _CONNACK_REASONS = ("accepted", "unacceptable protocol version", "identifier rejected",
                     "server unavailable", "bad user name or password", "not authorised")
 
@@ -52,15 +56,15 @@ _CONNACK_REASONS = ("accepted", "unacceptable protocol version", "identifier rej
 class Bridge:
     state = IDLE
     must_close = False
-    ooff = 0
-    olen = 0
     injecting = False  # routing one of our own messages locally: do not send it back
     retry_now = False
     address_index = 0
-    dropped = 0
     reported = 0
-    next_mid = 0
     sub_mid = 0
+    last_tx = 0
+    # The connection's framer and output: opened() makes one for each connection, and a link
+    # that is down holds none (the port asks for it only while connected).
+    conn = None  # type: Conn  # type: ignore[assignment]
 
     def __init__(self, broker: "Broker", settings: "BridgeSettings", hostname: str = "") -> None:
         self.broker = broker
@@ -72,24 +76,19 @@ class Bridge:
             "%s.%s" % (hostname, name) if hostname else name)
         self.state_topic = (settings.notification_topic
                             or "$SYS/broker/connection/%s/state" % name).encode()
-        self.max_queued = settings.max_queued_messages or cfg.max_queued_messages
-        self.window = cfg.max_inflight_messages
         self.keepalive_ms = settings.keepalive_interval * 1000
         self.private = settings.try_private
         self.delay = settings.restart_base * 1000
         now = broker.now
         self.next_attempt = now
         self.since = now
-        self.last_rx = now
-        self.last_tx = now
         self.seed = (now ^ len(self.client_id) * 2654435) & 0x3FFFFFFF
-        self.out = bytearray(0)
-        self.reader = Reader(cfg.max_packet_size)
-        self.pub = Publish()
-        self.queue = []  # type: List[Message]
-        self.inflight = {}  # type: Dict[int, List[Any]]  # mid -> [state, Message or None]
-        self.order = []  # type: List[int]  # in-flight identifiers, oldest first
-        self.qos2_in = set()  # type: Set[int]
+        # Outgoing messages: a session of the bridge's own, outside the broker's tables and
+        # its memory_limit. Its window has a slot more, which the SUBSCRIBE holds (_connack);
+        # 65535 slots at the most: as many packet identifiers as there are.
+        self.session = Session(self.client_id, settings.cleansession,
+                               min(cfg.max_inflight_messages, 65534) + 1,
+                               settings.max_queued_messages or cfg.max_queued_messages, Ledger())
         self.out_rules = []  # type: List[Tuple[Filter, TopicRule]]
         self.in_rules = []  # type: List[Tuple[Filter, TopicRule]]
         for t in settings.topics:
@@ -126,14 +125,21 @@ class Bridge:
         """The TCP connection is up: send CONNECT."""
         self.state = WAIT_CONNACK
         self.since = now
-        self.last_rx = now
-        self.reader.reset()
+        conn = Conn(None, self.name, self.broker.config.max_packet_size, now)
+        conn.client_id = self.client_id
+        conn.in_wq = True  # never in the broker's write queue: the port's bridge link sends it
+        self.conn = conn
         self._connect()
+        conn.busy = False
+        self.last_tx = now
 
     def lost(self, now: int, reason: str = "") -> None:
-        """The connection failed or was closed (also after must_close): retry later."""
+        """The connection failed or was closed (also after must_close): retry later. What was
+        in flight stays in flight, to be sent again."""
         if self.state == IDLE:
             return
+        self.conn = None  # type: ignore[assignment]  # what it had not sent goes with it
+        self.session.conn = None
         if self.state == UP:
             self.broker.log(LOG_NOTICE, "Bridge %s disconnected%s." % (
                 self.name, " (%s)" % reason if reason else ""))
@@ -146,8 +152,6 @@ class Bridge:
                 self.address_index = (self.address_index + 1) % len(self.settings.addresses)
         self.state = IDLE
         self.must_close = False
-        self.ooff = self.olen = 0
-        self.reader.reset()
         if self.retry_now:
             self.retry_now = False
             self.next_attempt = now
@@ -156,13 +160,17 @@ class Bridge:
 
     def feed(self, buf: "Buffer", n: int) -> None:
         """Bytes buf[0:n] arrived from the remote broker."""
-        reader = self.reader
+        conn = self.conn
+        reader = conn.reader
+        b = self.broker
+        b.bytes_received += n
         pos = 0
         try:
             while pos < n and not self.must_close:
                 pos = reader.take(buf, pos, n)
                 if reader.ready:
-                    self.last_rx = self.broker.now
+                    conn.last_rx = b.now
+                    b.packets_received += 1
                     self._packet(reader.b0, reader.buf, reader.start, reader.end)
                     reader.release()
         except MalformedPacket as e:
@@ -171,7 +179,7 @@ class Bridge:
             reader.reset()
             self._close("out of memory")
         except Exception as e:  # a defect here must cost the link, never the broker
-            self.broker.log(LOG_ERR, "Bridge %s: internal error: %r" % (self.name, e))
+            b.log(LOG_ERR, "Bridge %s: internal error: %r" % (self.name, e))
             self._close("internal error")
 
     def tick(self, now: int) -> None:
@@ -180,78 +188,35 @@ class Bridge:
             if ticks_diff(now, self.since) > self.keepalive_ms:
                 self._close("no answer within keepalive_interval")
         elif self.state == UP:
-            if ticks_diff(now, self.last_rx) > self.keepalive_ms + self.keepalive_ms // 2:
+            conn = self.conn
+            if conn.busy:  # something was sent since the last tick
+                conn.busy = False
+                self.last_tx = now
+            if ticks_diff(now, conn.last_rx) > self.keepalive_ms + self.keepalive_ms // 2:
                 self._close("the remote broker stopped answering")
             elif ticks_diff(now, self.last_tx) >= self.keepalive_ms:
-                pos = self._reserve(2, False)
-                put_pingreq(self.out, pos)
+                pos = self.broker.reserve(conn, 2, False)
+                put_pingreq(conn.out, pos)
+                conn.busy = False
+                self.last_tx = now
+        dropped = self.session.dropped
         sys = self.broker.sys
-        if sys is not None and self.dropped != self.reported:
-            self.reported = self.dropped
-            sys.put("connection/%s/dropped" % self.name, str(self.dropped))
-
-    def pending(self) -> int:
-        return self.olen - self.ooff
-
-    def sent(self, n: int) -> None:
-        """The port wrote n bytes of out[ooff:olen]."""
-        self.ooff += n
-        if self.ooff >= self.olen:
-            self.ooff = self.olen = 0
+        if sys is not None and dropped != self.reported:
+            self.reported = dropped
+            sys.put("connection/%s/dropped" % self.name, str(dropped))
 
     def stop(self) -> None:
         """The broker is stopping: say goodbye (the remote keeps a notification of 0)."""
         if self.state == UP:
-            if self.settings.notifications and not self.settings.notifications_local_only:
-                self._send_new(Message(self.state_topic + b"0", len(self.state_topic), 1, True))
-            pos = self._reserve(2, False)
-            put_disconnect(self.out, pos)
+            msg = self._notification(b"0")
+            # (a 0 that cannot go out now: no DISCONNECT, so that the will says it)
+            if msg is None or send_stored(self.broker, self.session, msg, msg.flags):
+                conn = self.conn
+                pos = self.broker.reserve(conn, 2, False)
+                put_disconnect(conn.out, pos)
         self.must_close = True
 
     # ---- output ----
-
-    def _reserve(self, n: int, optional: bool) -> int:
-        """Room for n more bytes of output; the offset to write at, or -1 (optional output
-        past the broker's soft cap: a QoS 0 message the link cannot take now)."""
-        if optional and self.olen - self.ooff + n > self.broker.out_soft:
-            return -1
-        out = self.out
-        end = self.olen + n
-        if end > len(out):
-            k = self.olen - self.ooff
-            size = len(out) or 256
-            while size < k + n:
-                size *= 2
-            grown = bytearray(size)
-            grown[0:k] = out[self.ooff:self.olen]
-            self.out = grown
-            self.ooff = 0
-            self.olen = k
-            end = k + n
-        pos = self.olen
-        self.olen = end
-        self.last_tx = self.broker.now
-        return pos
-
-    def _ack(self, packet_type: int, mid: int) -> None:
-        pos = self._reserve(4, False)
-        put_ack(self.out, pos, (packet_type << 4) | (2 if packet_type == PUBREL else 0), mid)
-
-    def _publish_qos0(self, retain: bool, topic: bytes, payload: bytes) -> bool:
-        """Past the output cap a QoS 0 message is dropped (False), as for a slow subscriber."""
-        b0 = 0x31 if retain else 0x30
-        pos = self._reserve(publish_size(b0, len(topic), len(payload)), True)
-        if pos < 0:
-            return False
-        data = topic + payload
-        put_publish(self.out, pos, b0, 0, data, 0, len(topic), len(topic), len(data))
-        return True
-
-    def _send_stored(self, b0: int, mid: int, msg: Message) -> None:
-        data = msg.data
-        tlen = msg.tlen
-        pos = self._reserve(publish_size(b0, tlen, len(data) - tlen), False)
-        put_publish(self.out, pos, b0, mid, data, 0, tlen, tlen, len(data))
 
     def _connect(self) -> None:
         s = self.settings
@@ -272,16 +237,18 @@ class Bridge:
             c.username = s.remote_username
             if s.remote_password is not None:
                 c.password = s.remote_password.encode()
-        pos = self._reserve(connect_size(c), False)
-        put_connect(self.out, pos, c)
+        conn = self.conn
+        pos = self.broker.reserve(conn, connect_size(c), False)
+        put_connect(conn.out, pos, c)
 
     def _subscribe(self) -> None:
         if not self.in_rules:
             return
         filters = [(t.remote_filter, t.qos) for f, t in self.in_rules]
-        pos = self._reserve(subscribe_size(filters), False)
-        self.sub_mid = self._mid()
-        put_subscribe(self.out, pos, self.sub_mid, filters)
+        conn = self.conn
+        pos = self.broker.reserve(conn, subscribe_size(filters), False)
+        self.sub_mid = self.session.slot_mid[0]
+        put_subscribe(conn.out, pos, self.sub_mid, filters)
 
     def _close(self, why: str) -> None:
         self.broker.log(LOG_NOTICE, "Bridge %s: %s, closing the connection." % (self.name, why))
@@ -302,14 +269,6 @@ class Bridge:
         self.delay = wait
         return wait
 
-    def _mid(self) -> int:
-        mid = self.next_mid
-        while True:
-            mid = mid + 1 if mid < 65535 else 1
-            if mid not in self.inflight and mid != self.sub_mid:
-                self.next_mid = mid
-                return mid
-
     # ---- messages going out ----
 
     def _from_local(self, topic: bytes, payload: bytes, qos: int, retain: bool) -> None:
@@ -321,61 +280,54 @@ class Bridge:
             return
         if not self.settings.outgoing_retain:
             retain = False
-        if qos == 0:
-            if self.state == UP:
-                if self._publish_qos0(retain, remote, payload):
-                    return
-            elif self.broker.config.queue_qos0_messages:
-                self._enqueue(Message(remote + payload, len(remote), 0, retain))
-                return
+        conn = self.session.conn  # (None while the link is not up)
+        if qos == 0 and conn is None and not self.broker.config.queue_qos0_messages:
             self._drop()
             return
-        msg = Message(remote + payload, len(remote), qos, retain)
-        if self.state == UP and not self.queue and len(self.inflight) < self.window:
-            self._send_new(msg)
-        else:
+        data = remote + payload
+        n = len(remote)
+        if qos or conn is None:
+            self._send(Message(data, n, qos, retain))
+        elif not self.broker.write_publish(conn, 0x31 if retain else 0x30, 0, data, 0, n, n,
+                                           len(data), True):
+            self._drop()  # past the output cap, as for a slow subscriber
+
+    def _send(self, msg: Message) -> None:
+        """msg goes out now if the link is up, the window and the output have room and nothing
+        waits ahead of it; else it waits in the queue."""
+        s = self.session
+        if s.conn is None or s.queue or s.resend or not send_stored(self.broker, s, msg,
+                                                                     msg.flags):
             self._enqueue(msg)
 
     def _drop(self) -> None:
-        self.dropped += 1
+        self.session.dropped += 1
         self.broker.messages_dropped += 1
 
     def _enqueue(self, msg: Message) -> None:
-        if len(self.queue) < self.max_queued:
-            self.queue.append(msg)
+        s = self.session
+        if s.enqueue(msg, msg.flags):
             return
-        self._drop()
-        if self.dropped == 1 or self.dropped % 1000 == 0:
+        self.broker.messages_dropped += 1  # (and counted in s.dropped)
+        if s.dropped == 1 or s.dropped % 1000 == 0:
             self.broker.log(LOG_WARNING, "Bridge %s: outgoing messages are being dropped"
                             " (bridge_max_queued_messages %d reached, %d dropped)."
-                            % (self.name, self.max_queued, self.dropped))
+                            % (self.name, s.max_queued, s.dropped))
 
-    def _send_new(self, msg: Message) -> None:
-        qos = msg.flags & FLAG_QOS_MASK
-        if qos == 0:
-            self._send_stored(0x31 if msg.flags & FLAG_RETAIN else 0x30, 0, msg)
-            return
-        mid = self._mid()
-        self.inflight[mid] = [AWAIT_PUBACK if qos == 1 else AWAIT_PUBREC, msg]
-        self.order.append(mid)
-        self._send_stored(_b0(0x30, msg), mid, msg)
-
-    def _pump(self) -> None:
-        queue = self.queue
-        while queue and self.state == UP and len(self.inflight) < self.window:
-            self._send_new(queue.pop(0))
-
-    def _finish(self, mid: int) -> None:
-        del self.inflight[mid]
-        self.order.remove(mid)
-        self._pump()
+    def _notification(self, state: bytes) -> "Optional[Message]":
+        """The link's state for the remote broker, retained at QoS 1; None without one."""
+        s = self.settings
+        if not s.notifications or s.notifications_local_only:
+            return None
+        return Message(self.state_topic + state, len(self.state_topic), 1, True)
 
     # ---- packets from the remote broker ----
 
     def _packet(self, b0: int, buf: "Buffer", pos: int, end: int) -> None:
         t = b0 >> 4
-        if self.broker.log_mask & LOG_DEBUG:
-            self.broker.log(LOG_DEBUG, "Bridge %s received %s" % (self.name, PACKET_NAMES[t]))
+        b = self.broker
+        if b.log_mask & LOG_DEBUG:
+            b.log(LOG_DEBUG, "Bridge %s received %s" % (self.name, PACKET_NAMES[t]))
         if self.state == WAIT_CONNACK:
             if t != CONNACK or end - pos != 2:
                 raise MalformedPacket("%s before CONNACK" % PACKET_NAMES[t])
@@ -385,7 +337,14 @@ class Bridge:
         elif t == PUBACK or t == PUBREC or t == PUBREL or t == PUBCOMP:
             if end - pos != 2:
                 raise MalformedPacket("%s remaining length must be 2" % PACKET_NAMES[t])
-            self._acked(t, (buf[pos] << 8) | buf[pos + 1])
+            # the acknowledgements of what went out, as a client's (broker.handle_publish)
+            mid = (buf[pos] << 8) | buf[pos + 1]
+            if t == PUBREC:
+                handle_pubrec(b, self.conn, mid)
+            elif t == PUBREL:
+                handle_pubrel(b, self.conn, mid)
+            else:
+                handle_ack(b, self.conn, t, mid, AWAIT_PUBACK if t == PUBACK else AWAIT_PUBCOMP)
         elif t == SUBACK:
             self._suback(buf, pos, end)
         elif t != PINGRESP:
@@ -405,43 +364,31 @@ class Bridge:
             return
         self.state = UP
         self.delay = self.settings.restart_base * 1000
+        s = self.session
+        if not s.slot_state:
+            # The first connection: slot 0 of the window becomes the SUBSCRIBE's for good, so
+            # that no PUBLISH takes its packet identifier [MQTT-2.3.1-2].
+            s.take_slot(Message(b"", 0, 1, False), 1)
+            s.forget_message(0)
+            s.slot_state[0] = _SUBSCRIBING
         if not session_present or self.settings.cleansession:
-            self.qos2_in = set()  # the remote broker has no QoS 2 exchange to finish with us
+            s.qos2_in = None  # the remote broker has no QoS 2 exchange to finish with us
         self.broker.log(LOG_NOTICE, "Bridge %s connected (%s:%d as %s)."
                         % ((self.name,) + self.address() + (self.client_id,)))
-        for mid in self.order:  # in their original order [MQTT-4.4.0-1] [MQTT-4.6.0-1]
-            e = self.inflight[mid]
-            msg = e[1]
-            if e[0] == AWAIT_PUBCOMP or msg is None:
-                self._ack(PUBREL, mid)
-            else:
-                self._send_stored(_b0(0x38, msg), mid, msg)
-        if self.settings.notifications:
-            self._notify_local(b"1")
-            if not self.settings.notifications_local_only:
-                self._send_new(Message(self.state_topic + b"1", len(self.state_topic), 1, True))
+        conn = self.conn
+        conn.state = CONNECTED
+        conn.session = s
+        s.conn = conn
+        # What was in flight goes out again, in its original order [MQTT-4.4.0-1]
+        # [MQTT-4.6.0-1], after the notification and the SUBSCRIBE (as mosquitto's bridges
+        # do), then the queue.
+        s.resend = s.inflight_order()
+        self._notify_local(b"1")
+        msg = self._notification(b"1")
+        if msg is not None and not send_stored(self.broker, s, msg, msg.flags):
+            self._enqueue(msg)
         self._subscribe()
-        self._pump()
-
-    def _acked(self, t: int, mid: int) -> None:
-        if t == PUBREL:
-            self.qos2_in.discard(mid)
-            self._ack(PUBCOMP, mid)  # [MQTT-4.3.3-2]
-            return
-        e = self.inflight.get(mid)
-        if e is None:
-            return
-        if t == PUBACK:
-            if e[0] == AWAIT_PUBACK:
-                self._finish(mid)
-        elif t == PUBREC:
-            if e[0] == AWAIT_PUBREC:
-                e[0] = AWAIT_PUBCOMP
-                e[1] = None  # delivered: only the identifier is kept
-            if e[0] == AWAIT_PUBCOMP:
-                self._ack(PUBREL, mid)  # [MQTT-4.3.3-1]
-        elif e[0] == AWAIT_PUBCOMP:
-            self._finish(mid)
+        pump(self.broker, s)
 
     def _suback(self, buf: "Buffer", pos: int, end: int) -> None:
         if end - pos < 3:
@@ -458,27 +405,32 @@ class Bridge:
             i += 1
 
     def _incoming(self, b0: int, buf: "Buffer", pos: int, end: int) -> None:
-        v = self.pub
+        v = self.broker.pub  # (the engine's view: the bridge's feed is never inside a client's)
         parse_publish(v, b0, buf, pos, end)
         qos = v.qos
         mid = v.mid
         if qos and mid == 0:
             raise MalformedPacket("packet identifier 0")  # [MQTT-2.3.1-1]
-        if qos == 2 and mid in self.qos2_in:
-            self._ack(PUBREC, mid)  # a re-sent PUBLISH: routed once only
+        b = self.broker
+        s = self.session
+        q2 = s.qos2_in
+        if qos == 2 and q2 is not None and mid in q2:
+            b.send_ack(self.conn, PUBREC, mid)  # a re-sent PUBLISH: routed once only
             return
         if not self._route_in(b0, buf, v.topic_start, v.topic_end, v.payload_start,
                               v.payload_end):
             # no room to keep it here: unacknowledged, the remote broker sends it again
-            self.broker.log_limited(LIMIT_MEMORY, LOG_WARNING, "Bridge %s: no room to keep an"
-                                    " incoming message, reconnecting." % self.name)
+            b.log_limited(LIMIT_MEMORY, LOG_WARNING, "Bridge %s: no room to keep an incoming"
+                          " message, reconnecting." % self.name)
             self.must_close = True
             return
         if qos == 1:
-            self._ack(PUBACK, mid)
+            b.send_ack(self.conn, PUBACK, mid)
         elif qos == 2:
-            self.qos2_in.add(mid)
-            self._ack(PUBREC, mid)
+            # its identifier kept until its PUBREL (handle_pubrel), as a client's is, within
+            # the session's bound (max_inflight_messages and max_queued_messages of them)
+            s.qos2_received(mid)
+            b.send_ack(self.conn, PUBREC, mid)
 
     def _route_in(self, b0: int, buf: "Buffer", ts: int, te: int, ps: int, pe: int) -> bool:
         """Route an incoming message locally; False when there is no room to keep it."""
@@ -507,11 +459,6 @@ class Bridge:
     def _notify_local(self, state: bytes) -> None:
         if self.settings.notifications:
             self._inject(self.state_topic, state, 1, self.broker.config.retain_available)
-
-
-def _b0(base: int, msg: Message) -> int:
-    """A PUBLISH's first byte for msg: base (0x30, or 0x38 with DUP) with its QoS and RETAIN."""
-    return base | ((msg.flags & FLAG_QOS_MASK) << 1) | (1 if msg.flags & FLAG_RETAIN else 0)
 
 
 def _translate(rules: "List[Tuple[Filter, TopicRule]]", topic: bytes,

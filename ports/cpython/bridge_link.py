@@ -36,6 +36,7 @@ class Link:
 class Links:
     def __init__(self, broker: "Broker", poller: "select.epoll", scratch: bytearray) -> None:
         """ConfigError when a bridge's TLS files cannot be used."""
+        self.broker = broker
         self.poller = poller
         self.scratch = scratch
         host = socket.gethostname()
@@ -164,18 +165,28 @@ class Links:
         elif link.bridge.must_close:
             self._drop(link, now, "")
         elif link.sock is not None:
-            self.poller.modify(link.sock.fileno(), _IN | _OUT if link.bridge.pending() else _IN)
+            conn = link.bridge.conn
+            if not conn.pending():
+                self.broker.drained(conn)
+            self.poller.modify(link.sock.fileno(), _IN | _OUT if conn.pending() else _IN)
 
     def _flush(self, link: Link) -> bool:
-        b = link.bridge
-        if link.sock is None or not b.pending():
+        conn = link.bridge.conn
+        sock = link.sock
+        if sock is None:
             return True
-        try:
-            b.sent(link.sock.send(memoryview(b.out)[b.ooff:b.olen]))
-        except (BlockingIOError, InterruptedError):
-            pass
-        except OSError:
-            return False
+        n = conn.chunk()
+        while n:
+            try:
+                sent = sock.send(memoryview(conn.cbuf)[conn.coff:conn.coff + n])
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                return False
+            conn.sent(sent)
+            if sent < n:
+                break
+            n = conn.chunk()
         return True
 
     def _drop(self, link: Link, now: int, reason: str) -> None:

@@ -51,6 +51,7 @@ class Link:
 class Links:
     def __init__(self, broker: "Broker", poller: "Any", scratch: bytearray) -> None:
         """ValueError (ports.micropython.tls.TlsError) when a bridge's TLS cannot be set up."""
+        self.broker = broker
         self.poller = poller
         self.scratch = scratch
         host = _hostname()
@@ -177,22 +178,33 @@ class Links:
         elif link.bridge.must_close:
             self._drop(link, now, "")
         elif link.sock is not None:
-            self.poller.modify(link.sock, _IN | _OUT if link.bridge.pending() else _IN)
+            conn = link.bridge.conn
+            if not conn.pending():
+                self.broker.drained(conn)
+            self.poller.modify(link.sock, _IN | _OUT if conn.pending() else _IN)
 
     def _flush(self, link: Link) -> str:
         """Why the connection failed, or ""."""
-        b = link.bridge
-        if link.sock is None or not b.pending():
+        conn = link.bridge.conn
+        sock = link.sock
+        if sock is None:
             return ""
-        try:
-            n = link.sock.write(b.out, b.ooff, b.olen - b.ooff)
-        except (OSError, ValueError) as e:
-            if isinstance(e, OSError) and e.args[0] == _EAGAIN:
-                return ""
-            return self._failed(link, e)
-        if n is not None:  # over TLS, None until the handshake is done
-            link.handshaking = False
-        b.sent(n or 0)
+        n = conn.chunk()
+        while n:
+            try:
+                sent = sock.write(conn.cbuf, conn.coff, n)
+            except (OSError, ValueError) as e:
+                if isinstance(e, OSError) and e.args[0] == _EAGAIN:
+                    return ""
+                return self._failed(link, e)
+            if sent is not None:  # over TLS, None until the handshake is done
+                link.handshaking = False
+            if not sent:
+                break
+            conn.sent(sent)
+            if sent < n:
+                break
+            n = conn.chunk()
         return ""
 
     def _drop(self, link: Link, now: int, reason: str) -> None:

@@ -1,5 +1,5 @@
 """broker.bridge driven byte by byte: the remote broker is played by the test. Both runtimes."""
-from harness import Hub
+from harness import Hub, drain
 import packets
 from packets import encode_ack, encode_publish, encode_suback
 from broker import codec
@@ -20,9 +20,11 @@ class Remote:
         self.reader = codec.Reader(1 << 20)
 
     def recv(self) -> "list":
-        b = self.bridge
-        data = bytes(b.out[b.ooff:b.olen])
-        b.sent(len(data))
+        """What the bridge sent, taken as its port takes it; then what waited for room in the
+        output goes in (for the next call)."""
+        conn = self.bridge.conn
+        data = drain(conn)
+        self.hub.broker.drained(conn)
         out = []
         pos = 0
         while pos < len(data):
@@ -65,6 +67,11 @@ def up(hub: Hub, bridge: Bridge, remote: Remote, present: bool = False) -> "list
     remote.send(packets.encode_connack(present, 0), split=1)
     assert bridge.state == UP
     return remote.recv()
+
+
+def in_flight(bridge: Bridge) -> int:
+    """Messages sent and not yet acknowledged (the window's slot 0 is the SUBSCRIBE's)."""
+    return bridge.session.inflight - 1
 
 
 def down(hub: Hub, bridge: Bridge) -> None:
@@ -116,9 +123,9 @@ def test_out_with_prefixes_and_wildcards_qos1_acknowledged() -> None:
     pub.send(encode_publish(b"kitchen/temp", b"x", qos=1, mid=5))  # no local prefix
     got = remote.recv()
     assert [(p.topic, p.payload, p.qos) for p in got] == [(b"hub7/kitchen/temp", b"21", 1)]
-    assert len(bridge.inflight) == 1
+    assert in_flight(bridge) == 1
     remote.send(encode_ack(PUBACK, got[0].mid))
-    assert not bridge.inflight
+    assert not in_flight(bridge)
 
 
 def test_in_with_prefixes_routes_then_acknowledges() -> None:
@@ -160,10 +167,10 @@ def test_queue_while_down_keeps_order_bounds_and_counts() -> None:
     app = hub.broker.local_client("app2")
     for i in range(1, 6):
         app.publish("q/%d" % i, str(i).encode(), qos=1)
-    assert len(bridge.queue) == 3 and bridge.dropped == 2
+    assert len(bridge.session.queue) == 3 and bridge.session.dropped == 2
     assert "bridge_max_queued_messages 3 reached" in hub.log_text()
     app.publish("q/zero", b"z", qos=0)  # QoS 0 is not kept while the link is down
-    assert bridge.dropped == 3
+    assert bridge.session.dropped == 3
     hub.advance(2000)  # restart_timeout 2
     got = up(hub, bridge, remote, present=True)
     # the unacknowledged one again first, DUP set, same identifier [MQTT-4.4.0-1]; then the
@@ -175,7 +182,41 @@ def test_queue_while_down_keeps_order_bounds_and_counts() -> None:
     assert [p.payload for p in got] == [b"2", b"3"]
     for p in got:
         remote.send(encode_ack(PUBACK, p.mid))
-    assert not bridge.inflight and not bridge.queue and not remote.recv()
+    assert not in_flight(bridge) and not bridge.session.queue and not remote.recv()
+
+
+def test_messages_larger_than_the_output_go_one_at_a_time() -> None:
+    # as a client's: each is sent from its own buffer, and the next waits in the queue until
+    # the output is out (broker.delivery), so that the output never grows to their size
+    hub, bridge, remote = make("topic big/# out 1\n", "notifications false\n"
+                                                      "max_packet_size 2048\n")
+    up(hub, bridge, remote)
+    app = hub.broker.local_client("app")
+    big = [bytes((0x41 + i,)) * 10000 for i in range(3)]
+    for i in range(3):
+        app.publish("big/%d" % i, big[i], qos=1)
+    assert len(bridge.session.queue) == 2 and len(bridge.conn.out) < 10000
+    got = []  # type: list
+    for i in range(3):
+        got += remote.recv()
+    assert [(p.topic, p.payload) for p in got] == [(b"big/0", big[0]), (b"big/1", big[1]),
+                                                   (b"big/2", big[2])]
+
+
+def test_the_subscribe_identifier_is_never_a_publish_one() -> None:
+    # [MQTT-2.3.1-2]: the SUBSCRIBE's packet identifier stays its own while it is unanswered
+    hub, bridge, remote = make("topic in/# in 1\ntopic out/# out 1\n",
+                               "notifications false\nmax_inflight_messages 3\n")
+    sub = up(hub, bridge, remote)
+    assert [p.type for p in sub] == [SUBSCRIBE]
+    app = hub.broker.local_client("app")
+    mids = []
+    for i in range(20):
+        app.publish("out/%d" % i, b"x", qos=1)
+        for p in remote.recv():
+            mids.append(p.mid)
+            remote.send(encode_ack(PUBACK, p.mid))
+    assert len(mids) == 20 and sub[0].mid not in mids
 
 
 def test_qos2_both_ways_exactly_once() -> None:
@@ -189,7 +230,7 @@ def test_qos2_both_ways_exactly_once() -> None:
     remote.send(encode_ack(PUBREC, p.mid))
     assert [(a.type, a.mid) for a in remote.recv()] == [(PUBREL, p.mid)]  # [MQTT-4.3.3-1]
     remote.send(encode_ack(PUBCOMP, p.mid))
-    assert not bridge.inflight
+    assert not in_flight(bridge)
     incoming = encode_publish(b"in2", b"y", qos=2, mid=40)
     remote.send(incoming)
     remote.send(encode_publish(b"in2", b"y", qos=2, mid=40, dup=True))  # re-sent
