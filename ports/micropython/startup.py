@@ -136,8 +136,8 @@ def prepare(server: "Server", config: "Config") -> None:
     server.poller = poller
     server.links = None
     if config.bridges:
-        from ports.micropython.bridge_link import Links  # only with a bridge
-        server.links = Links(b, server.poller, server.scratch)
+        from ports.micropython.bridge_link import links  # only with a bridge
+        server.links = links(b, server.poller, server.scratch)
     if room <= _PRESIZE_MIN:
         return
     # The socket table, and the engine's tables that grow with the clients: its sessions,
