@@ -16,9 +16,9 @@ it (PUBACK, or PUBREC then PUBCOMP) and is sent again, DUP set, after a reconnec
 bridge itself publishes locally are never sent back out on it ("no local").
 """
 from broker.bridge_settings import IN, OUT
-from broker.codec import (
-    Connect, MalformedPacket, connect_size, parse_publish, put_connect, put_disconnect,
-    put_pingreq, put_subscribe, subscribe_size,
+from broker.codec import Connect, MalformedPacket, parse_publish
+from broker.codec_client import (
+    connect_size, put_connect, put_disconnect, put_pingreq, put_subscribe, subscribe_size,
 )
 from broker.conn import CONNECTED, Conn
 from broker.const import (

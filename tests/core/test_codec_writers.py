@@ -4,9 +4,10 @@ of those a bridge sends as a client (CONNECT, SUBSCRIBE, PINGREQ, DISCONNECT).
 Each writes in place at an offset of a pre-sized buffer and returns where it stopped; the
 expected bytes are written out by hand from the specification.
 """
-from broker.codec import (
-    Connect, connect_size, decode_connect, put_binary, put_connack, put_connect, put_disconnect,
-    put_pingreq, put_pingresp, put_suback, put_subscribe, suback_size, subscribe_size,
+from broker.codec import Connect, decode_connect, put_connack, put_pingresp, put_suback, suback_size
+from broker.codec_client import (
+    connect_size, put_binary, put_connect, put_disconnect, put_pingreq, put_subscribe,
+    subscribe_size,
 )
 
 

@@ -4,12 +4,12 @@ them to literals and never loads broker.const while serving); each copy must equ
 from support import MPY, SkipTest
 
 from broker import (
-    codec, const, delivery, engine, handle_connect, handle_publish, handle_subscribe, lifecycle,
-    local, logs, output, settings,
+    codec, codec_client, const, delivery, engine, handle_connect, handle_publish,
+    handle_subscribe, lifecycle, local, logs, output, settings,
 )
 
-MODULES = (codec, delivery, engine, handle_connect, handle_publish, handle_subscribe, lifecycle,
-           local, logs, output, settings)
+MODULES = (codec, codec_client, delivery, engine, handle_connect, handle_publish,
+           handle_subscribe, lifecycle, local, logs, output, settings)
 
 
 def test_private_copies_equal_broker_const() -> None:
