@@ -179,54 +179,6 @@ class SubscriptionTable(FilterTree):
             self._release(session, filt, subs)
         return len(mine)
 
-    def check(self) -> "Tuple[int, int]":
-        """The table's invariants, for tests (an AssertionError says which is broken): every
-        subscription is in its session's index and in its filter's list, once; the counts are
-        exact; no index, list or node is kept empty. Returns the nodes in use: exact filters,
-        and nodes of the tree of wildcard filters."""
-        held = 0
-        for session, mine in self._by_session.items():
-            assert mine, "an empty index kept for a session"
-            for filt, subs in mine.items():
-                assert subs is self._subs(filt, False) and _find(subs, session) >= 0, filt
-                held += 1
-        listed = 0
-        exact = 0
-        for head in self._exact.values():
-            chain = head  # type: Optional[Node]
-            while chain is not None:
-                assert chain.subs, "an exact filter kept with no subscriber"
-                listed += len(chain.subs)
-                exact += 1
-                chain = chain.next
-        assert exact == self.exact_count
-        lists = 0
-        tree = 0
-        todo = [self.root]
-        while todo:
-            node = todo.pop()
-            below = 0
-            for first in (node.kids or {}).values():
-                kid = first  # type: Optional[Node]
-                while kid is not None:
-                    todo.append(kid)
-                    below += 1
-                    kid = kid.next
-            if node.plus is not None:
-                todo.append(node.plus)
-                below += 1
-            for kept in (node.subs, node.hash):
-                if kept is not None:
-                    assert kept, "a wildcard filter kept with no subscriber"
-                    listed += len(kept)
-                    lists += 1
-            if node is not self.root:
-                assert below or node.subs or node.hash, "an empty node kept"
-                tree += 1
-        assert lists == self.wildcard_count
-        assert held == self.count == listed // 2 <= self.capacity
-        return exact, tree
-
     def filters_of(self, session: object) -> "List[Tuple[bytes, int]]":
         mine = self._by_session.get(session)
         if mine is None:

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Modules of broker/ that only the host uses: the command line's entry (a board's main.py starts
 # the broker), the password-file tool's name (python -m broker.passwd) and CPython's cache of
 # routed topics.
-HOST_ONLY = {"__main__.py", "passwd.py", "routecache.py"}
+HOST_ONLY = {"__main__.py", "invariants.py", "passwd.py", "routecache.py"}
 
 NATIVE = "@micropython.native"
 VIPER = "@micropython.viper"

@@ -3,6 +3,7 @@
 Plain functions with plain asserts: pytest runs them on CPython, tools/mptest.py on MicroPython.
 """
 from broker.bytesops import topic_key
+from broker.invariants import check_subscriptions
 from broker.topics import (
     Filter,
     filter_matches,
@@ -44,8 +45,8 @@ def name_ok(topic: bytes) -> bool:
 
 def tree_empty(table: SubscriptionTable) -> bool:
     """The table holds no level of any wildcard filter (they are given back with the last one),
-    and keeps no empty node, list or index (SubscriptionTable.check)."""
-    return table.check()[1] == 0
+    and keeps no empty node, list or index (broker.invariants)."""
+    return check_subscriptions(table)[1] == 0
 
 
 def route(table: SubscriptionTable, topic: bytes, epoch: int, nsess: int = 16) -> "Dict[str, int]":
@@ -526,7 +527,7 @@ def test_unsubscribe() -> None:
     assert t.count == 0 and t.wildcard_count == 0
     assert route(t, b"x/y", 3) == {}
     assert t.filters_of(a) == [] and t.filters_of(b) == []
-    assert t.check() == (0, 0)
+    assert check_subscriptions(t) == (0, 0)
 
 
 def test_remove_session() -> None:
@@ -546,7 +547,7 @@ def test_remove_session() -> None:
     assert route(t, b"c/d", 3) == {"b": 0}
     assert t.remove_session(b) == 2
     assert t.count == 0 and t.exact_count == 0 and t.wildcard_count == 0
-    assert t.check() == (0, 0)
+    assert check_subscriptions(t) == (0, 0)
 
 
 def test_filters_of() -> None:
@@ -620,7 +621,7 @@ def test_colliding_exact_keys() -> None:
     assert t.subscribe(c, b"two", 2) == 1
     assert t.subscribe(a, b"one", 1) == 0  # found along the chain, replaced
     assert t.exact_count == 3 and t.count == 4
-    assert t.check() == (3, 0)
+    assert check_subscriptions(t) == (3, 0)
     assert route(t, b"one", 1) == {"a": 1}
     assert route(t, b"two", 2) == {"b": 1, "c": 2}
     assert route(t, b"three", 3) == {"c": 2}
@@ -639,7 +640,7 @@ def test_colliding_exact_keys() -> None:
     assert t.remove_session(c) == 1
     assert route(t, b"one", 10) == {"a": 1}
     assert t.unsubscribe(a, b"one")
-    assert t.check() == (0, 0) and t.exact_count == 0 and t.count == 0
+    assert check_subscriptions(t) == (0, 0) and t.exact_count == 0 and t.count == 0
     # wildcards are unaffected by the key function
     t.subscribe(a, b"+", 0)
     t.subscribe(b, b"x", 1)
@@ -876,7 +877,7 @@ def test_subscribe_out_of_memory_changes_nothing() -> None:
             pass
         assert t.count == 1 and t.wildcard_count == 1 and t.exact_count == 0, filt
         assert t.filters_of(b) == [], filt
-        assert t.check() == (0, 1), filt  # x/y/+'s node, and nothing of b's
+        assert check_subscriptions(t) == (0, 1), filt  # x/y/+'s node, and nothing of b's
     assert route(t, b"x/y/z", 1) == {"a": 1}
     assert route(t, b"x/y/z/w", 2) == {}
     assert t.subscribe(b, b"x/y/+/w", 2) == 1  # no leftovers in the way either

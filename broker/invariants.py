@@ -1,0 +1,59 @@
+"""The invariants of the engine's tables, one function per table, for the tests (and for
+debugging): they read the tables' insides, so that no test has to, and change with them. An
+AssertionError says which invariant is broken. Never loaded by the broker; not on a board.
+"""
+from broker.subscriptions import _find
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Tuple
+    from broker.filtertree import Node
+    from broker.subscriptions import SubscriptionTable
+
+
+def check_subscriptions(table: "SubscriptionTable") -> "Tuple[int, int]":
+    """broker.subscriptions: every subscription is in its session's index and in its filter's
+    list, once; the counts are exact; no index, list or node is kept empty. Returns the nodes in
+    use: exact filters, and nodes of the tree of wildcard filters."""
+    held = 0
+    for session, mine in table._by_session.items():
+        assert mine, "an empty index kept for a session"
+        for filt, subs in mine.items():
+            assert subs is table._subs(filt, False) and _find(subs, session) >= 0, filt
+            held += 1
+    listed = 0
+    exact = 0
+    for head in table._exact.values():
+        chain = head  # type: Optional[Node]
+        while chain is not None:
+            assert chain.subs, "an exact filter kept with no subscriber"
+            listed += len(chain.subs)
+            exact += 1
+            chain = chain.next
+    assert exact == table.exact_count
+    lists = 0
+    tree = 0
+    todo = [table.root]
+    while todo:
+        node = todo.pop()
+        below = 0
+        for first in (node.kids or {}).values():
+            kid = first  # type: Optional[Node]
+            while kid is not None:
+                todo.append(kid)
+                below += 1
+                kid = kid.next
+        if node.plus is not None:
+            todo.append(node.plus)
+            below += 1
+        for kept in (node.subs, node.hash):
+            if kept is not None:
+                assert kept, "a wildcard filter kept with no subscriber"
+                listed += len(kept)
+                lists += 1
+        if node is not table.root:
+            assert below or node.subs or node.hash, "an empty node kept"
+            tree += 1
+    assert lists == table.wildcard_count
+    assert held == table.count == listed // 2 <= table.capacity
+    return exact, tree
