@@ -28,7 +28,7 @@ from broker.const import (
 )
 from broker.delivery import pump, send_stored
 from broker.handle_publish import handle_ack, handle_pubrec, handle_pubrel
-from broker.keepalive import ticks_diff
+from broker.keepalive import keepalive_ms, ticks_diff
 from broker.lifecycle import LIMIT_MEMORY
 from broker.local import LocalClient
 from broker.session import AWAIT_PUBACK, AWAIT_PUBCOMP, Ledger, Message, Session
@@ -192,7 +192,7 @@ class Bridge:
             if conn.busy:  # something was sent since the last tick
                 conn.busy = False
                 self.last_tx = now
-            if ticks_diff(now, conn.last_rx) > self.keepalive_ms + self.keepalive_ms // 2:
+            if ticks_diff(now, conn.last_rx) > keepalive_ms(self.settings.keepalive_interval):
                 self._close("the remote broker stopped answering")
             elif ticks_diff(now, self.last_tx) >= self.keepalive_ms:
                 pos = self.broker.reserve(conn, 2, False)

@@ -164,7 +164,8 @@ def _mosquitto_argv(port, config_path, verbose):
 # where the start-up tables find the heap in pieces), so it runs at 144K to keep a margin. The
 # bridge tests load the bridge code as well and are marked heap(BRIDGE_HEAP); they pass down to
 # 192K, which a few hundred bytes more start-up code is enough to break: they run at 208K. The
-# wasm32 kind, a board's word size with the code in ROMFS, runs the suite at the target itself.
+# wasm32 kind, a board's word size with the code in ROMFS, runs the suite at the target itself,
+# but for a test marked wasm32_heap(SIZE) (a bridge with $SYS: 64K and a few hundred bytes).
 MPY_HEAP = os.environ.get("BROKER_MPY_HEAP", "144K") or "144K"
 BRIDGE_HEAP = "208K"
 WASM32_HEAP = os.environ.get("BROKER_WASM32_HEAP", "64K") or "64K"
@@ -235,7 +236,7 @@ class BrokerKind:
 _WASM32_IMAGE = []  # the ROMFS image, built once per session
 
 
-def _wasm32_prefix():
+def _wasm32_prefix(heap=WASM32_HEAP):
     """serve.mjs on the 32-bit webassembly port, the broker's .mpy files in a ROMFS image."""
     if not (REPO_ROOT / "tools" / "wasm32" / "node_modules" / "@micropython").is_dir():
         reason = "the webassembly port's npm package is missing: make test-wasm32 installs it"
@@ -252,7 +253,16 @@ def _wasm32_prefix():
             pytest.fail("the wasm32 broker could not be built: %s" % err)
         _WASM32_IMAGE.append(str(mem.WASM32_IMAGE))
     return [require_peer("node"), str(REPO_ROOT / "tools" / "wasm32" / "serve.mjs"),
-            "-X", "heapsize=%s" % WASM32_HEAP, "--romfs", _WASM32_IMAGE[0]]
+            "-X", "heapsize=%s" % heap, "--romfs", _WASM32_IMAGE[0]]
+
+
+def wasm32_kind(heap=WASM32_HEAP):
+    """The 32-bit broker with board-sized limits and the given heap ("64K")."""
+    return BrokerKind(
+        "wasm32", _launch_contract(lambda: _wasm32_prefix(heap)), ready="log",
+        always_config=True, base_config=board_config_lines, stop_signal=signal.SIGINT,
+        lacks=WASM32_LACKS,
+    )
 
 
 def micropython_kind(heap=MPY_HEAP, name="micropython"):
@@ -270,10 +280,7 @@ KINDS = {
         "cpython", _launch_contract(lambda: [_our_python(), "-m", "broker"]), ready="log"
     ),
     "micropython": micropython_kind(),
-    "wasm32": BrokerKind(
-        "wasm32", _launch_contract(_wasm32_prefix), ready="log", always_config=True,
-        base_config=board_config_lines, stop_signal=signal.SIGINT, lacks=WASM32_LACKS,
-    ),
+    "wasm32": wasm32_kind(),
     "mosquitto": BrokerKind(
         "mosquitto", _mosquitto_argv, ready="tcp", always_config=True,
         unsupported=OWN_OPTIONS, reference=True,
@@ -525,6 +532,9 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "heap(size): the MicroPython broker's heap for this test (e.g. '256K')",
     )
+    config.addinivalue_line(
+        "markers", "wasm32_heap(size): the 32-bit broker's heap for this test (e.g. '66K')",
+    )
 
 
 def pytest_generate_tests(metafunc):
@@ -592,6 +602,9 @@ def broker_factory(broker_kind, tmp_path, request):
     marker = request.node.get_closest_marker("heap")
     if marker is not None and broker_kind.heap is not None:
         broker_kind = broker_kind.with_heap(marker.args[0])
+    marker = request.node.get_closest_marker("wasm32_heap")
+    if marker is not None and broker_kind.name == "wasm32":
+        broker_kind = wasm32_kind(marker.args[0])
 
     def make(config_lines=(), start=True, kind=None, **kwargs):
         b = Broker(kind if kind is not None else broker_kind, tmp_path)
