@@ -237,8 +237,8 @@ def test_two_hubs_share_one_mosquitto_without_loops(broker_factory, mqtt_client)
         assert got == [("site/a", b"from a"), ("site/b", b"from b")], (who.client_id, got)
 
 
-# A bridge with $SYS (sys_interval 1) on the 32-bit port: 64K plus a few hundred bytes since
-# the core was cut by responsibility (issue 16); the other bridge tests fit 64K.
+# A bridge with $SYS (sys_interval 1) on the 32-bit port needs 64K and a few hundred bytes; the
+# other bridge tests fit 64K.
 @pytest.mark.wasm32_heap("66K")
 def test_queue_bound_and_dropped_count(broker_factory, mqtt_client, tmp_path):
     keep = persistent(tmp_path)
