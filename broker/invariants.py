@@ -7,6 +7,7 @@ from broker.subscriptions import _find
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Optional, Tuple
+    from broker.engine import Broker
     from broker.filtertree import Node
     from broker.subscriptions import SubscriptionTable
 
@@ -57,3 +58,14 @@ def check_subscriptions(table: "SubscriptionTable") -> "Tuple[int, int]":
     assert lists == table.wildcard_count
     assert held == table.count == listed // 2 <= table.capacity
     return exact, tree
+
+
+def check_write_queue(broker: "Broker") -> None:
+    """broker.output's write queue: a connection is in it once, exactly when it says so
+    (in_wq), or its output would never be flushed, or be flushed twice."""
+    queued = set()
+    for conn in broker.wq:
+        assert conn.in_wq and conn not in queued, conn.peer
+        queued.add(conn)
+    for conn in broker.conns:
+        assert conn.in_wq == (conn in queued), conn.peer

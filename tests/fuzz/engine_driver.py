@@ -2,14 +2,14 @@
 (whole or split), read and check what it writes, lose sockets and move the clock, with the
 engine's invariants checked after every step.
 
-Unlike tests/core/harness.py it also plays the port's part in the write queue (broker.wq is
-emptied after every step, as the port's flush loop does; a connection whose output is not read
-keeps it, like a socket whose peer does not read), and it decodes and checks everything the broker
-writes, whether or not a test looks at it.
+Unlike tests/core/harness.py it also plays the port's part in the write queue (emptied through
+Broker.next_to_flush() after every step, as the port's flush loop does; a connection whose
+output is not read keeps it, like a socket whose peer does not read), and it decodes and checks
+everything the broker writes, whether or not a test looks at it.
 """
 from broker import codec
 from broker.conn import CLOSED, CONNECTED, NEW
-from broker.invariants import check_subscriptions
+from broker.invariants import check_subscriptions, check_write_queue
 from broker.const import (
     CONNACK, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, SUBACK, UNSUBACK,
 )
@@ -171,11 +171,10 @@ class World:
 
     def settle(self) -> None:
         """The port's flush: every connection in the write queue is taken out of it."""
-        wq = self.broker.wq
-        for conn in wq:
-            assert conn.in_wq
-            conn.in_wq = False
-        del wq[:]
+        b = self.broker
+        check_write_queue(b)
+        while b.next_to_flush() is not None:
+            pass
         self.check()
 
     def finish(self) -> None:
@@ -222,9 +221,10 @@ class World:
                 assert c in conns, "open connection %s missing from broker.conns" % p.name
         connected = [c for c in conns if c.state == CONNECTED]
         assert b.connected == len(connected) <= cfg.max_connections
+        check_write_queue(b)
+        assert b.next_to_flush() is None  # the port emptied the write queue
         for c in conns:
             assert c.state in (NEW, CONNECTED)
-            assert not c.in_wq  # the port emptied the write queue
             assert c.reader.buffered() <= cfg.max_packet_size
             if c.state == NEW:
                 assert c.session is None
