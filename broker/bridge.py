@@ -27,11 +27,11 @@ from broker.const import (
     LOG_NOTICE, LOG_WARNING, PACKET_NAMES, PROTOCOL_LEVEL_31, const,
 )
 from broker.delivery import pump, send_stored
-from broker.handle_publish import handle_ack, handle_pubrec, handle_pubrel
+from broker.handle_publish import handle_acknowledgement
 from broker.keepalive import keepalive_ms, ticks_diff
 from broker.lifecycle import LIMIT_MEMORY
 from broker.local import LocalClient
-from broker.session import AWAIT_PUBACK, AWAIT_PUBCOMP, Ledger, Message, Session
+from broker.session import Ledger, Message, Session
 from broker.topics import Filter, filter_matches, valid_topic_name
 
 TYPE_CHECKING = False
@@ -335,16 +335,8 @@ class Bridge:
         elif t == PUBLISH:
             self._incoming(b0, buf, pos, end)
         elif t == PUBACK or t == PUBREC or t == PUBREL or t == PUBCOMP:
-            if end - pos != 2:
-                raise MalformedPacket("%s remaining length must be 2" % PACKET_NAMES[t])
-            # the acknowledgements of what went out, as a client's (broker.handle_publish)
-            mid = (buf[pos] << 8) | buf[pos + 1]
-            if t == PUBREC:
-                handle_pubrec(b, self.conn, mid)
-            elif t == PUBREL:
-                handle_pubrel(b, self.conn, mid)
-            else:
-                handle_ack(b, self.conn, t, mid, AWAIT_PUBACK if t == PUBACK else AWAIT_PUBCOMP)
+            # the acknowledgements of what went out, as a client's
+            handle_acknowledgement(b, self.conn, t, buf, pos, end)
         elif t == SUBACK:
             self._suback(buf, pos, end)
         elif t != PINGRESP:

@@ -14,7 +14,7 @@ with one class and no base class.
 """
 # Larger modules first, for the compile heap (docs/design.md, "MicroPython's ways").
 from broker.subscriptions import SubscriptionTable
-from broker.handle_publish import handle_ack, handle_publish, handle_pubrec, handle_pubrel
+from broker.handle_publish import handle_acknowledgement, handle_publish
 from broker import keepalive, lifecycle, output
 from broker.lifecycle import LIMIT_MEMORY
 from broker.bytesops import MPY, const, copy_into, micropython
@@ -27,7 +27,7 @@ from broker.keepalive import TICKS_MASK
 from broker.output import reserve, write_publish
 from broker.retain import RetainedTable
 from broker.session import (
-    AWAIT_PUBACK, AWAIT_PUBCOMP, FLAG_QOS_MASK, FLAG_RETAIN, MESSAGE_OVERHEAD, Ledger, Message,
+    FLAG_QOS_MASK, FLAG_RETAIN, MESSAGE_OVERHEAD, Ledger, Message,
 )
 
 TYPE_CHECKING = False
@@ -192,17 +192,7 @@ class Broker:
         elif t == _PUBLISH:
             handle_publish(self, conn, b0, buf, pos, end)
         elif t == _PUBACK or t == _PUBREC or t == _PUBREL or t == _PUBCOMP:
-            if end - pos != 2:
-                raise MalformedPacket("%s remaining length must be 2" % _packet_name(t))
-            mid = (buf[pos] << 8) | buf[pos + 1]
-            if t == _PUBACK:
-                handle_ack(self, conn, t, mid, AWAIT_PUBACK)
-            elif t == _PUBREC:
-                handle_pubrec(self, conn, mid)
-            elif t == _PUBREL:
-                handle_pubrel(self, conn, mid)
-            else:
-                handle_ack(self, conn, t, mid, AWAIT_PUBCOMP)
+            handle_acknowledgement(self, conn, t, buf, pos, end)
         elif t == _SUBSCRIBE:
             handle_subscribe(self, conn, buf, pos, end)
         elif t == _UNSUBSCRIBE:

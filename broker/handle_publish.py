@@ -12,7 +12,7 @@ from broker.delivery import pump
 from broker.lifecycle import LIMIT_MEMORY
 from broker.retain import FULL as RETAINED_FULL, retained_share
 from broker.session import (
-    AWAIT_PUBCOMP, AWAIT_PUBREC, QOS2_FULL, QOS2_NEW, QOS2_RESENT, message_from,
+    AWAIT_PUBACK, AWAIT_PUBCOMP, AWAIT_PUBREC, QOS2_FULL, QOS2_NEW, QOS2_RESENT, message_from,
 )
 from broker.topics import valid_topic_name
 
@@ -190,6 +190,24 @@ def _retain(b: "Broker", conn: "Conn", buf: "Buffer", ts: int, te: int,
             limit = "max_retained_per_client (%d)" % share
         b.log(_LOG_WARNING, "Retained message on '%s' not kept: %s reached."
               % (str(bytes(buf[ts:te]), "utf-8"), limit))
+
+
+def handle_acknowledgement(b: "Broker", conn: "Conn", t: int, buf: "Buffer", pos: int,
+                           end: int) -> None:
+    """PUBACK, PUBREC, PUBREL or PUBCOMP (packet type t) in buf[pos:end]: from a client, or
+    from the remote broker a bridge sent to."""
+    if end - pos != 2:
+        from broker.logs import packet_name  # for the error only
+        raise MalformedPacket("%s remaining length must be 2" % packet_name(t))
+    mid = (buf[pos] << 8) | buf[pos + 1]
+    if t == _PUBACK:
+        handle_ack(b, conn, t, mid, AWAIT_PUBACK)
+    elif t == _PUBREC:
+        handle_pubrec(b, conn, mid)
+    elif t == _PUBREL:
+        handle_pubrel(b, conn, mid)
+    else:
+        handle_ack(b, conn, t, mid, AWAIT_PUBCOMP)
 
 
 def handle_ack(b: "Broker", conn: "Conn", t: int, mid: int, state: int) -> None:
