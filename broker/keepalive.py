@@ -20,13 +20,13 @@ _CHECK_MS = const(500)
 _LIMIT_INTERVAL_MS = const(10000)
 
 # Indexes of Broker.totals, where the traffic counters are added up at each check.
-T_PACKETS_RECEIVED = const(0)
-T_PACKETS_SENT = const(1)
-T_BYTES_RECEIVED = const(2)
-T_BYTES_SENT = const(3)
-T_MESSAGES_RECEIVED = const(4)
-T_MESSAGES_SENT = const(5)
-T_MESSAGES_DROPPED = const(6)
+_T_PACKETS_RECEIVED = const(0)
+_T_PACKETS_SENT = const(1)
+_T_BYTES_RECEIVED = const(2)
+_T_BYTES_SENT = const(3)
+_T_MESSAGES_RECEIVED = const(4)
+_T_MESSAGES_SENT = const(5)
+_T_MESSAGES_DROPPED = const(6)
 T_CONNECTIONS = const(7)
 
 
@@ -96,13 +96,13 @@ def _fold_counters(b: "Broker") -> None:
     """The traffic counted since the last check (small ints on the hot path, even on a
     32-bit board) added to the totals."""
     t = b.totals
-    t[T_PACKETS_RECEIVED] += b.packets_received
-    t[T_PACKETS_SENT] += b.packets_sent
-    t[T_BYTES_RECEIVED] += b.bytes_received
-    t[T_BYTES_SENT] += b.bytes_sent
-    t[T_MESSAGES_RECEIVED] += b.messages_received
-    t[T_MESSAGES_SENT] += b.messages_sent
-    t[T_MESSAGES_DROPPED] += b.messages_dropped
+    t[_T_PACKETS_RECEIVED] += b.packets_received
+    t[_T_PACKETS_SENT] += b.packets_sent
+    t[_T_BYTES_RECEIVED] += b.bytes_received
+    t[_T_BYTES_SENT] += b.bytes_sent
+    t[_T_MESSAGES_RECEIVED] += b.messages_received
+    t[_T_MESSAGES_SENT] += b.messages_sent
+    t[_T_MESSAGES_DROPPED] += b.messages_dropped
     t[T_CONNECTIONS] += b.connections_total
     b.packets_received = b.packets_sent = b.bytes_received = b.bytes_sent = 0
     b.messages_received = b.messages_sent = b.messages_dropped = 0

@@ -25,7 +25,7 @@ _PENDING_CONNECTIONS = const(16)  # sockets allowed beyond max_connections, to a
 
 # Conditions whose log lines come in floods: log_limited() logs the first line of each in an
 # interval and counts the others, which broker.keepalive sums up when the interval is over.
-LIMIT_OUT_OF_MEMORY = const(0)
+_LIMIT_OUT_OF_MEMORY = const(0)
 LIMIT_CONNECTIONS = const(1)   # sockets or clients refused: too many connections
 LIMIT_ACCEPT = const(2)        # accept() failing (EMFILE, ENFILE, ENOBUFS)
 LIMIT_MEMORY = const(3)        # messages or clients refused: no room to keep them
@@ -89,7 +89,7 @@ def out_of_memory(b: "Broker", conn: Conn, refuse: bool = False) -> None:
         b.send_connack(conn, False, _CONNACK_SERVER_UNAVAILABLE)
     try:
         close(b, conn, "", True)
-        b.log_limited(LIMIT_OUT_OF_MEMORY, _LOG_ERR, "Out of memory while serving %s,"
+        b.log_limited(_LIMIT_OUT_OF_MEMORY, _LOG_ERR, "Out of memory while serving %s,"
                       " disconnecting." % name(conn))
     except MemoryError:
         pass

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     Buffer = Union[bytes, bytearray]
 
 # In-flight slot states (outgoing QoS 1 and 2, section 4.3).
-FREE = const(0)
+_FREE = const(0)
 AWAIT_PUBACK = const(1)
 AWAIT_PUBREC = const(2)
 AWAIT_PUBCOMP = const(3)
@@ -130,7 +130,7 @@ class Session:
     def _allocate(self) -> None:
         n = self.size
         self.slot_mid = [i + 1 - n for i in range(n)]
-        self.slot_state = [FREE] * n
+        self.slot_state = [_FREE] * n
         self.slot_flags = [0] * n
         self.slot_seq = [0] * n
         self.slot_msg = [None] * n
@@ -145,7 +145,7 @@ class Session:
         n = self.size
         i = self.cursor
         state = self.slot_state
-        while state[i] != FREE:
+        while state[i] != _FREE:
             i += 1
             if i == n:
                 i = 0
@@ -173,7 +173,7 @@ class Session:
         return -1
 
     def release_slot(self, i: int) -> None:
-        self.slot_state[i] = FREE
+        self.slot_state[i] = _FREE
         self.forget_message(i)
         self.inflight -= 1
 
@@ -186,7 +186,7 @@ class Session:
 
     def inflight_order(self) -> "List[int]":
         """Busy slots in the order their messages were first sent [MQTT-4.6.0-1]."""
-        busy = [i for i in range(len(self.slot_state)) if self.slot_state[i] != FREE]
+        busy = [i for i in range(len(self.slot_state)) if self.slot_state[i] != _FREE]
         busy.sort(key=lambda i: self.slot_seq[i])
         return busy
 
@@ -235,7 +235,7 @@ class Session:
     def clear(self) -> None:
         """Let go of every message the session holds (it ends)."""
         for i in range(len(self.slot_state)):
-            if self.slot_state[i] != FREE:
+            if self.slot_state[i] != _FREE:
                 self.release_slot(i)
         while self.queue:
             self.unqueue(len(self.queue) - 1)
