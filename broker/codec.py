@@ -29,7 +29,15 @@ _NO_PENDING = bytearray(0)  # shared by every idle Reader: never written, only r
 
 class MalformedPacket(Exception):
     """The peer broke the framing or the packet format; the connection must be closed
-    [MQTT-4.8.0-1]."""
+    [MQTT-4.8.0-1]. `reason` is the MQTT 5.0 reason code a DISCONNECT gives for it."""
+
+    reason = 0x81
+
+
+class ProtocolError(MalformedPacket):
+    """An MQTT 5.0 packet that parses but breaks a rule of the specification (section 4.13)."""
+
+    reason = 0x82
 
 
 class PacketTooLarge(MalformedPacket):
@@ -294,6 +302,12 @@ class Publish:
         self.topic_end = 0
         self.payload_start = 0
         self.payload_end = 0
+        # MQTT 5.0: set by props.scan_publish_props
+        self.props_start = 0
+        self.alias = 0
+        self.expiry = -1
+        self.pfi = 0
+        self.fwd = True
 
 
 @micropython.native
