@@ -20,6 +20,7 @@ _PROTOCOL_LEVEL_311 = const(4)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import List, Optional, Tuple, Union
+    from broker.props import Props
     Buffer = Union[bytes, bytearray]
 
 _INITIAL_PENDING = const(64)
@@ -219,6 +220,12 @@ def read_string(buf: "Buffer", pos: int, end: int) -> str:
 # ---- Decoded packets (connect and subscribe time, and the client side) ----
 
 class Connect:
+    # MQTT 5.0, set by codec5.decode_connect5: the properties, the will's, and the will's as
+    # they are sent on (props.forwarded)
+    props = None  # type: Optional[Props]
+    will_props = None  # type: Optional[Props]
+    will_fwd = b""
+
     def __init__(self) -> None:
         self.protocol_name = ""
         self.protocol_level = 0
