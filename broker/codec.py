@@ -16,6 +16,7 @@ _CONNECT_FLAG_WILL = const(0x04)
 _CONNECT_FLAG_WILL_RETAIN = const(0x20)
 _PROTOCOL_LEVEL_31 = const(3)
 _PROTOCOL_LEVEL_311 = const(4)
+_PROTOCOL_LEVEL_5 = const(5)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -244,13 +245,15 @@ class Connect:
         return bool(self.flags & _CONNECT_FLAG_CLEAN_SESSION)
 
     def supported(self) -> bool:
-        return ((self.protocol_name == "MQTT" and self.protocol_level == _PROTOCOL_LEVEL_311)
-                or (self.protocol_name == "MQIsdp" and self.protocol_level == _PROTOCOL_LEVEL_31))
+        if self.protocol_name == "MQTT":
+            return self.protocol_level in (_PROTOCOL_LEVEL_311, _PROTOCOL_LEVEL_5)
+        return self.protocol_name == "MQIsdp" and self.protocol_level == _PROTOCOL_LEVEL_31
 
 
 def decode_connect(buf: "Buffer", pos: int, end: int) -> Connect:
-    """Parse a CONNECT body. An unsupported protocol name or level stops parsing early (the rest
-    may follow another specification) so that the caller can answer CONNACK 0x01 [MQTT-3.1.2-2]."""
+    """Parse a CONNECT body; MQTT 5.0's, after its protocol level, in codec5. An unsupported
+    protocol name or level stops parsing early (the rest may follow another specification) so
+    that the caller can answer CONNACK 0x01 [MQTT-3.1.2-2]."""
     c = Connect()
     n = read_u16(buf, pos, end)
     if pos + 2 + n > end or not utf8_valid(buf, pos + 2, pos + 2 + n):
@@ -261,6 +264,10 @@ def decode_connect(buf: "Buffer", pos: int, end: int) -> Connect:
         raise MalformedPacket("truncated CONNECT variable header")
     c.protocol_level = buf[pos]
     if not c.supported():
+        return c
+    if c.protocol_level == _PROTOCOL_LEVEL_5:
+        from broker.codec5 import decode_connect5  # only a v5 client loads the v5 codec
+        decode_connect5(buf, pos + 1, end, c)
         return c
     flags = buf[pos + 1]
     c.flags = flags

@@ -4,7 +4,7 @@ CONNECT, SUBSCRIBE, UNSUBSCRIBE, the acknowledgements and DISCONNECT, and the v5
 Plain functions with plain asserts: pytest runs them on CPython, tools/mptest.py on MicroPython.
 Expected bytes are written out by hand from the specification, not produced by the codec.
 """
-from broker.codec import Connect, MalformedPacket, ProtocolError
+from broker.codec import Connect, MalformedPacket, ProtocolError, decode_connect
 from broker.codec5 import (
     ack5_size, connack5_size, decode_ack5, decode_connect5, decode_disconnect5,
     decode_subscribe5, decode_unsubscribe5, disconnect5_size, publish5_props_len, publish5_size,
@@ -50,6 +50,18 @@ def connect_fails(cls, body):
 
 
 # ---- CONNECT (3.1) ------------------------------------------------------------------------------
+
+def test_connect_level_5_handed_over_MQTT_3_1_2_1_MQTT_3_1_2_2():
+    c = decode_connect(CONNECT_ALL, 0, len(CONNECT_ALL))
+    assert c.supported() and (c.protocol_name, c.protocol_level) == ("MQTT", 5)
+    assert c.client_id == "c1" and c.props is not None and c.props.receive_maximum == 10
+    assert c.will_fwd == b"\x01\x01\x03\x00\x04text\x26\x00\x01k\x00\x01v"
+    fails(MalformedPacket, decode_connect, CONNECT_ALL + b"\x00", 0, len(CONNECT_ALL) + 1)
+    for body in (b"\x00\x06MQIsdp\x05\x02\x00\x0a\x00\x00\x01c",
+                 b"\x00\x04MQTT\x06\x02\x00\x0a\x00\x00\x01c"):
+        c = decode_connect(body, 0, len(body))
+        assert not c.supported() and c.props is None
+
 
 def test_connect_every_field():
     c = connect(CONNECT_ALL)
