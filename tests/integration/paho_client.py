@@ -23,6 +23,7 @@ class Message:
         self.qos = msg.qos
         self.retain = bool(msg.retain)
         self.dup = bool(msg.dup)
+        self.properties = msg.properties  # MQTT 5.0: paho's Properties (None before 5.0)
 
     def __repr__(self):
         return "<Message %r %r qos=%d retain=%d dup=%d>" % (
@@ -31,30 +32,35 @@ class Message:
 
 class PahoClient:
     def __init__(self, broker, client_id="", clean_session=True, protocol=mqtt.MQTTv311,
-                 keepalive=60, will=None):
-        """will: (topic, payload, qos, retain) or None."""
+                 keepalive=60, will=None, properties=None):
+        """will: (topic, payload, qos, retain) or, for MQTT 5.0, (topic, payload, qos, retain,
+        will properties), or None; properties: the CONNECT properties (MQTT 5.0).
+
+        With protocol=MQTTv5, clean_session is not used (paho refuses it): Clean Start is 1."""
         self.broker = broker
         self.client_id = client_id
         self.keepalive = keepalive
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=client_id,
-            clean_session=clean_session,
+            clean_session=None if protocol == mqtt.MQTTv5 else clean_session,
             protocol=protocol,
             reconnect_on_failure=False,  # a dropped client must stay dropped
         )
         if will is not None:
-            topic, payload, qos, retain = will
-            self.client.will_set(topic, payload, qos, retain)
+            self.client.will_set(*will)
+        self.connect_properties = properties
         self.messages = queue.Queue()
         self.connack = threading.Event()
         self.disconnected = threading.Event()
         self.session_present = None
         self.reason_code = None
+        self.connack_properties = None
         self.disconnect_reason = None
         self._lock = threading.Lock()
         self._subacks = {}
-        self._unsubacks = set()
+        self._unsubacks = {}
+        self._publish_reasons = {}
         self._ack_event = threading.Condition(self._lock)
         self._loop_started = False
         c = self.client
@@ -63,11 +69,13 @@ class PahoClient:
         c.on_message = self._on_message
         c.on_subscribe = self._on_subscribe
         c.on_unsubscribe = self._on_unsubscribe
+        c.on_publish = self._on_publish
 
     # -- callbacks (paho's network thread) ----------------------------------------------------
     def _on_connect(self, client, userdata, flags, reason_code, properties):
         self.session_present = bool(flags.session_present)
         self.reason_code = reason_code
+        self.connack_properties = properties
         self.connack.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
@@ -84,12 +92,17 @@ class PahoClient:
 
     def _on_unsubscribe(self, client, userdata, mid, reason_code_list, properties):
         with self._lock:
-            self._unsubacks.add(mid)
+            self._unsubacks[mid] = [rc.value for rc in reason_code_list]
             self._ack_event.notify_all()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties):
+        with self._lock:
+            self._publish_reasons[mid] = reason_code
 
     # -- actions ------------------------------------------------------------------------------
     def connect(self, timeout=WAIT, expect_success=True):
-        self.client.connect(self.broker.host, self.broker.port, keepalive=self.keepalive)
+        self.client.connect(self.broker.host, self.broker.port, keepalive=self.keepalive,
+                            properties=self.connect_properties)
         self.client.loop_start()
         self._loop_started = True
         assert self.connack.wait(timeout), "no CONNACK within %.1fs" % timeout
@@ -118,16 +131,27 @@ class PahoClient:
             return self._subacks.pop(mid)
 
     def unsubscribe(self, topic, timeout=WAIT):
+        """unsubscribe("t") or unsubscribe(["a", "b"]); returns the UNSUBACK reason codes
+        (MQTT 5.0; an empty list before 5.0)."""
         result, mid = self.client.unsubscribe(topic)
         assert result == mqtt.MQTT_ERR_SUCCESS, "unsubscribe failed: %s" % result
         self._wait_for(lambda: mid in self._unsubacks, timeout, "UNSUBACK")
+        with self._lock:
+            return self._unsubacks.pop(mid)
 
-    def publish(self, topic, payload=b"", qos=0, retain=False, timeout=WAIT):
+    def publish(self, topic, payload=b"", qos=0, retain=False, timeout=WAIT, properties=None):
         """Publish and wait until the QoS flow completes (for QoS 0: until written)."""
-        info = self.client.publish(topic, payload, qos, retain)
+        info = self.client.publish(topic, payload, qos, retain, properties)
         info.wait_for_publish(timeout)
         assert info.is_published(), "publish of %r not completed within %.1fs" % (topic, timeout)
         return info
+
+    def publish_reason(self, topic, payload=b"", qos=1, properties=None, timeout=WAIT):
+        """Publish and return the reason code of the packet that completed the flow (MQTT 5.0:
+        the PUBACK's at QoS 1, the PUBCOMP's at QoS 2), a paho ReasonCode."""
+        info = self.publish(topic, payload, qos, timeout=timeout, properties=properties)
+        with self._lock:
+            return self._publish_reasons.pop(info.mid)
 
     def publish_many(self, items, timeout=WAIT):
         """Publish (topic, payload, qos, retain) tuples back to back, then wait for all."""
@@ -181,9 +205,10 @@ class PahoClient:
         assert self.disconnected.wait(timeout), (
             "%s still connected after %.1fs" % (self.client_id, timeout))
 
-    def disconnect(self, timeout=WAIT):
-        """Clean disconnect: send DISCONNECT and stop the network thread."""
-        self.client.disconnect()
+    def disconnect(self, timeout=WAIT, reasoncode=None):
+        """Clean disconnect: send DISCONNECT (MQTT 5.0: with reasoncode, a paho ReasonCode)
+        and stop the network thread."""
+        self.client.disconnect(reasoncode)
         self.wait_disconnected(timeout)
         self._stop_loop()
 

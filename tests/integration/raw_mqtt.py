@@ -167,6 +167,8 @@ class ConnectionClosed(Exception):
 
 
 class RawClient:
+    packet_class = Packet  # how received packets are decoded (raw_mqtt5.RawClient5: Packet5)
+
     def __init__(self, host, port, timeout=DEFAULT_TIMEOUT):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -203,7 +205,7 @@ class RawClient:
         first = self.buffer[0]
         body = bytes(self.buffer[pos:pos + length])
         del self.buffer[:pos + length]
-        return Packet(first, body)
+        return self.packet_class(first, body)
 
     def recv_packet(self, timeout=DEFAULT_TIMEOUT) -> Packet:
         """Next packet; ConnectionClosed if the broker closes, TimeoutError if nothing comes."""
