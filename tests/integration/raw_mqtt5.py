@@ -193,9 +193,16 @@ class Packet5(Packet):
         super().__init__(first_byte, body)
         self.reason = None
         self.properties = []
+        try:
+            self._decode_v5(body)
+        except (IndexError, KeyError, struct.error) as e:
+            raise AssertionError("not a well-formed v5 %s (%r): %r" % (self.name, e, body))
+
+    def _decode_v5(self, body):
         if self.type == CONNACK:
             self.reason = body[1]
-            self.properties, _ = decode_properties(body, 2)
+            if len(body) > 2:  # a 3.1.1 CONNACK (a refusal of 5.0) has no Property Length
+                self.properties, _ = decode_properties(body, 2)
         elif self.type == PUBLISH:
             start = 2 + struct.unpack_from("!H", body, 0)[0] + (2 if self.qos else 0)
             self.properties, pos = decode_properties(body, start)
