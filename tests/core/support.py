@@ -56,6 +56,17 @@ def file_error_of(option: str, path: str, text: str) -> str:
         remove_file(path)
 
 
+def raises_exactly(cls: type, f: "object", *args: "object") -> Exception:
+    """The exception f(*args) raises, which must be of class cls itself: a subclass does not
+    count (a ProtocolError is a MalformedPacket with another reason code)."""
+    try:
+        f(*args)  # type: ignore[operator]
+    except Exception as e:
+        assert type(e) is cls, (cls, type(e), e, args)
+        return e
+    assert False, ("accepted", args)
+
+
 if MPY:
     class SkipTest(Exception):
         pass

@@ -11,7 +11,7 @@ from broker.codec5 import (
     put_ack5, put_connack5, put_disconnect5, put_publish5, put_suback5, put_unsuback5,
     suback5_size, unsuback5_size,
 )
-from support import MPY, SkipTest
+from support import MPY, SkipTest, raises_exactly
 
 if MPY:
     import micropython
@@ -29,16 +29,6 @@ CONNECT_ALL = (
 )
 
 
-def fails(cls, f, *args):
-    """The exception f(*args) raises, which must be of class cls exactly."""
-    try:
-        f(*args)
-    except MalformedPacket as e:
-        assert type(e) is cls, (cls, type(e), e, args)
-        return e
-    assert False, ("accepted", args)
-
-
 def connect(body):
     c = Connect()
     decode_connect5(body, 7, len(body), c)
@@ -46,7 +36,7 @@ def connect(body):
 
 
 def connect_fails(cls, body):
-    fails(cls, decode_connect5, body, 7, len(body), Connect())
+    raises_exactly(cls, decode_connect5, body, 7, len(body), Connect())
 
 
 # ---- CONNECT (3.1) ------------------------------------------------------------------------------
@@ -56,7 +46,7 @@ def test_connect_level_5_handed_over_MQTT_3_1_2_1_MQTT_3_1_2_2():
     assert c.supported() and (c.protocol_name, c.protocol_level) == ("MQTT", 5)
     assert c.client_id == "c1" and c.props is not None and c.props.receive_maximum == 10
     assert c.will_fwd == b"\x01\x01\x03\x00\x04text\x26\x00\x01k\x00\x01v"
-    fails(MalformedPacket, decode_connect, CONNECT_ALL + b"\x00", 0, len(CONNECT_ALL) + 1)
+    raises_exactly(MalformedPacket, decode_connect, CONNECT_ALL + b"\x00", 0, len(CONNECT_ALL) + 1)
     for body in (b"\x00\x06MQIsdp\x05\x02\x00\x0a\x00\x00\x01c",
                  b"\x00\x04MQTT\x06\x02\x00\x0a\x00\x00\x01c"):
         c = decode_connect(body, 0, len(body))
@@ -150,23 +140,24 @@ def test_subscription_options_MQTT_3_8_3_5():
     for opts in range(256):
         body = b"\x00\x01\x00\x00\x01x" + bytes((opts,))
         if opts & 0xC0:
-            fails(MalformedPacket, decode_subscribe5, body, 0, len(body))  # [MQTT-3.8.3-5]
+            raises_exactly(MalformedPacket, decode_subscribe5, body, 0, len(body))  # [MQTT-3.8.3-5]
         elif opts & 0x03 == 3 or opts & 0x30 == 0x30:
             # "It is a Protocol Error if the Maximum QoS field has the value 3", "... to send a
             # Retain Handling value of 3" (3.8.3.1)
-            fails(ProtocolError, decode_subscribe5, body, 0, len(body))
+            raises_exactly(ProtocolError, decode_subscribe5, body, 0, len(body))
         else:
             assert decode_subscribe5(body, 0, len(body))[2] == [(b"x", opts)]
 
 
 def test_subscribe_malformed():
-    fails(ProtocolError, decode_subscribe5, b"\x00\x01\x00", 0, 3)  # no filter [MQTT-3.8.3-2]
+    # no Topic Filter [MQTT-3.8.3-2]
+    raises_exactly(ProtocolError, decode_subscribe5, b"\x00\x01\x00", 0, 3)
     for body in (b"", b"\x00", b"\x00\x01", b"\x00\x01\x00\x00\x01x", b"\x00\x01\x00\x00\x05x\x00",
                  b"\x00\x01\x05\x0b\x01", b"\x00\x01\x02\x11\x00\x00\x01x\x00"):
-        fails(MalformedPacket, decode_subscribe5, body, 0, len(body))
+        raises_exactly(MalformedPacket, decode_subscribe5, body, 0, len(body))
     for body in (b"\x00\x01\x02\x0b\x00\x00\x01x\x00",
                  b"\x00\x01\x04\x0b\x01\x0b\x02\x00\x01x\x00"):
-        fails(ProtocolError, decode_subscribe5, body, 0, len(body))  # 0, twice (3.8.2.1.2)
+        raises_exactly(ProtocolError, decode_subscribe5, body, 0, len(body))  # 0, twice (3.8.2.1.2)
 
 
 # ---- UNSUBSCRIBE (3.10) -------------------------------------------------------------------------
@@ -175,9 +166,9 @@ def test_unsubscribe():
     body = b"\x00\x09\x06\x26\x00\x01k\x00\x00\x00\x03a/b\x00\x01#"
     mid, props, filters = decode_unsubscribe5(body, 0, len(body))
     assert mid == 9 and props.user == [("k", "")] and filters == [b"a/b", b"#"]
-    fails(ProtocolError, decode_unsubscribe5, b"\x00\x09\x00", 0, 3)  # [MQTT-3.10.3-2]
+    raises_exactly(ProtocolError, decode_unsubscribe5, b"\x00\x09\x00", 0, 3)  # [MQTT-3.10.3-2]
     for body in (b"\x00", b"\x00\x09", b"\x00\x09\x02\x0b\x01\x00\x01#", b"\x00\x09\x00\x00\x02#"):
-        fails(MalformedPacket, decode_unsubscribe5, body, 0, len(body))
+        raises_exactly(MalformedPacket, decode_unsubscribe5, body, 0, len(body))
 
 
 # ---- PUBACK, PUBREC, PUBREL, PUBCOMP (3.4 - 3.7) ------------------------------------------------
@@ -194,9 +185,9 @@ def test_ack_forms():
 def test_ack_malformed():
     for body in (b"", b"\x00", b"\x00\x05\x00\x01", b"\x00\x05\x00\x00\x00",
                  b"\x00\x05\x00\x05\x11\x00\x00\x00\x01", b"\x00\x05\x00\x02\x23\x00\x01"):
-        fails(MalformedPacket, decode_ack5, body, 0, len(body))
+        raises_exactly(MalformedPacket, decode_ack5, body, 0, len(body))
     body = b"\x00\x05\x00\x08\x1f\x00\x01a\x1f\x00\x01b"
-    fails(ProtocolError, decode_ack5, body, 0, len(body))  # Reason String twice
+    raises_exactly(ProtocolError, decode_ack5, body, 0, len(body))  # Reason String twice
 
 
 # ---- DISCONNECT (3.14) --------------------------------------------------------------------------
@@ -214,9 +205,9 @@ def test_disconnect_forms():
 
 def test_disconnect_malformed():
     for body in (b"\x00\x01", b"\x00\x03\x23\x00\x01", b"\x00\x00\x00", b"\x00\x80"):
-        fails(MalformedPacket, decode_disconnect5, body, 0, len(body))
+        raises_exactly(MalformedPacket, decode_disconnect5, body, 0, len(body))
     body = b"\x00\x0a\x11\x00\x00\x00\x01\x11\x00\x00\x00\x02"
-    fails(ProtocolError, decode_disconnect5, body, 0, len(body))
+    raises_exactly(ProtocolError, decode_disconnect5, body, 0, len(body))
 
 
 # ---- writers ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from broker.props import (
     Props, decode_props, forwarded, put_pair_prop, put_str_prop, put_u8_prop, put_u16_prop,
     put_u32_prop, put_varint, put_varint_prop, read_varint, scan_publish_props, varint_size,
 )
-from support import MPY, SkipTest
+from support import MPY, SkipTest, raises_exactly
 
 if MPY:
     import micropython
@@ -87,16 +87,6 @@ def utf8(s):
     return bytes((0, len(s))) + s
 
 
-def fails(cls, f, *args):
-    """The exception f(*args) raises, which must be of class cls exactly."""
-    try:
-        f(*args)
-    except MalformedPacket as e:
-        assert type(e) is cls, (cls, type(e), e, args)
-        return e
-    assert False, ("accepted", args)
-
-
 def decoded(body, packet):
     data = block(body)
     p, end = decode_props(data, 0, len(data), packet)
@@ -161,13 +151,13 @@ def test_varint_encodings_MQTT_1_5_5():
 def test_varint_not_minimal_or_too_long_MQTT_1_5_5_1():
     for enc in (b"\x80\x00", b"\xff\x00", b"\x80\x80\x00", b"\xff\xff\x00", b"\x80\x80\x80\x00",
                 b"\xff\xff\xff\xff\x7f", b"\x80\x80\x80\x80\x01", b"\xff\xff\xff\xff\xff"):
-        fails(MalformedPacket, read_varint, enc, 0, len(enc))
+        raises_exactly(MalformedPacket, read_varint, enc, 0, len(enc))
 
 
 def test_varint_truncated():
     for enc in (b"", b"\x80", b"\xff\xff", b"\xff\xff\xff"):
-        fails(MalformedPacket, read_varint, enc, 0, len(enc))
-    fails(MalformedPacket, read_varint, b"\x80\x01", 0, 1)  # the end bounds the read
+        raises_exactly(MalformedPacket, read_varint, enc, 0, len(enc))
+    raises_exactly(MalformedPacket, read_varint, b"\x80\x01", 0, 1)  # the end bounds the read
 
 
 # ---- every property in every packet (2.2.2.2) ----------------------------------------------------
@@ -195,7 +185,7 @@ def test_each_property_in_each_packet_MQTT_2_2_2_2():
                         assert getattr(p, spec[0]) == ([] if spec[1] == "pair" else None)
             else:
                 data = block(body)
-                fails(MalformedPacket, decode_props, data, 0, len(data), packet)
+                raises_exactly(MalformedPacket, decode_props, data, 0, len(data), packet)
 
 
 def test_unknown_identifiers_malformed():
@@ -205,8 +195,8 @@ def test_unknown_identifiers_malformed():
         for body in (bytes((pid,)) + b"\x00\x00\x00\x00", bytes((pid, 0x01, 0x00))):
             data = block(body)
             for packet in EVERY:
-                fails(MalformedPacket, decode_props, data, 0, len(data), packet)
-            fails(MalformedPacket, scan_publish_props, data, 0, len(data), Publish())
+                raises_exactly(MalformedPacket, decode_props, data, 0, len(data), packet)
+            raises_exactly(MalformedPacket, scan_publish_props, data, 0, len(data), Publish())
 
 
 def test_publish_properties_in_place():
@@ -222,13 +212,13 @@ def test_publish_properties_in_place():
             assert v.fwd == (pid != 0x23 and pid != 0x02)
         else:
             data = block(body)
-            fails(MalformedPacket, scan_publish_props, data, 0, len(data), Publish())
+            raises_exactly(MalformedPacket, scan_publish_props, data, 0, len(data), Publish())
 
 
 def test_scan_subscription_identifier_MQTT_3_3_4_6():
     for body in (b"\x0b\x01", b"\x26\x00\x00\x00\x00\x0b\x81\x01"):
         data = block(body)
-        fails(ProtocolError, scan_publish_props, data, 0, len(data), Publish())
+        raises_exactly(ProtocolError, scan_publish_props, data, 0, len(data), Publish())
 
 
 def test_scan_sets_every_field():
@@ -257,9 +247,9 @@ def test_property_twice_protocol_error_MQTT_2_2_2_2():
         for packet in packets:
             if pid == 0x0B and packet == PUBLISH:
                 continue  # test_subscription_identifiers_in_publish
-            fails(ProtocolError, decode_props, data, 0, len(data), packet)
+            raises_exactly(ProtocolError, decode_props, data, 0, len(data), packet)
         if PUBLISH in packets and pid != 0x0B:
-            fails(ProtocolError, scan_publish_props, data, 0, len(data), Publish())
+            raises_exactly(ProtocolError, scan_publish_props, data, 0, len(data), Publish())
 
 
 def test_user_properties_many_in_order_MQTT_3_3_2_18():
@@ -286,10 +276,10 @@ def test_subscription_identifiers_in_publish():
 
 def test_property_length_beyond_packet():
     for data in (b"\x05\x01\x01", b"\x01", b"\x80\x01\x01\x01", b"\x80", b"\x80\x00"):
-        fails(MalformedPacket, decode_props, data, 0, len(data), PUBLISH)
-        fails(MalformedPacket, scan_publish_props, data, 0, len(data), Publish())
+        raises_exactly(MalformedPacket, decode_props, data, 0, len(data), PUBLISH)
+        raises_exactly(MalformedPacket, scan_publish_props, data, 0, len(data), Publish())
     data = b"\x02\x01\x01\x01\x00"  # the block ends before the packet: end is what bounds it
-    fails(MalformedPacket, decode_props, data, 0, 2, PUBLISH)
+    raises_exactly(MalformedPacket, decode_props, data, 0, 2, PUBLISH)
 
 
 def test_values_cut_short_malformed():
@@ -297,13 +287,13 @@ def test_values_cut_short_malformed():
         whole = prop(pid, kind)
         for n in range(1, len(whole)):
             data = block(whole[:n]) + whole[n:]  # the Property Length ends inside the value
-            fails(MalformedPacket, decode_props, data, 0, len(data), packets[0])
+            raises_exactly(MalformedPacket, decode_props, data, 0, len(data), packets[0])
             if PUBLISH in packets:
-                fails(MalformedPacket, scan_publish_props, data, 0, len(data), Publish())
+                raises_exactly(MalformedPacket, scan_publish_props, data, 0, len(data), Publish())
     for body in (b"\x03\x00\x05abc", b"\x26\x00\x01a\x00\x05b", b"\x09\xff\xff"):
         data = block(body) + b"\x00" * 8
-        fails(MalformedPacket, decode_props, data, 0, len(data), PUBLISH)
-        fails(MalformedPacket, scan_publish_props, data, 0, len(data), Publish())
+        raises_exactly(MalformedPacket, decode_props, data, 0, len(data), PUBLISH)
+        raises_exactly(MalformedPacket, scan_publish_props, data, 0, len(data), Publish())
 
 
 def test_long_property_block():
@@ -325,9 +315,9 @@ def test_bad_utf8_malformed_MQTT_1_5_4_1_MQTT_1_5_4_2_MQTT_1_5_7_1():
         bodies.append(b"\x26" + utf8(b"n") + utf8(bad))
         for body in bodies:
             data = block(body)
-            fails(MalformedPacket, decode_props, data, 0, len(data), SPEC[body[0]][2][0])
+            raises_exactly(MalformedPacket, decode_props, data, 0, len(data), SPEC[body[0]][2][0])
             if body[0] in (0x03, 0x08, 0x26):
-                fails(MalformedPacket, scan_publish_props, data, 0, len(data), Publish())
+                raises_exactly(MalformedPacket, scan_publish_props, data, 0, len(data), Publish())
         # Binary Data may hold any bytes
         assert decoded(b"\x09" + utf8(bad), PUBLISH).correlation_data == bad
 
@@ -352,9 +342,9 @@ def test_byte_properties_zero_or_one():
             assert getattr(decoded(bytes((pid, v)), packets[0]), name) == v
         for v in (2, 0x80, 0xFF):
             data = block(bytes((pid, v)))
-            fails(ProtocolError, decode_props, data, 0, len(data), packets[0])
+            raises_exactly(ProtocolError, decode_props, data, 0, len(data), packets[0])
             if pid == 0x01:
-                fails(ProtocolError, scan_publish_props, data, 0, len(data), Publish())
+                raises_exactly(ProtocolError, scan_publish_props, data, 0, len(data), Publish())
 
 
 def test_zero_protocol_error():
@@ -365,9 +355,9 @@ def test_zero_protocol_error():
                          (b"\x23\x00\x00", PUBLISH), (b"\x0b\x00", SUBSCRIBE),
                          (b"\x0b\x00", PUBLISH)):
         data = block(body)
-        fails(ProtocolError, decode_props, data, 0, len(data), packet)
+        raises_exactly(ProtocolError, decode_props, data, 0, len(data), packet)
     data = block(b"\x23\x00\x00")
-    fails(ProtocolError, scan_publish_props, data, 0, len(data), Publish())
+    raises_exactly(ProtocolError, scan_publish_props, data, 0, len(data), Publish())
 
 
 def test_zero_allowed_and_largest_values():
@@ -379,9 +369,9 @@ def test_zero_allowed_and_largest_values():
     p = decoded(b"\x0b\xff\xff\xff\x7f", SUBSCRIBE)
     assert p.subscription_identifier == 268435455
     data = block(b"\x0b\x80\x80\x80\x80\x01")  # no Variable Byte Integer is larger
-    fails(MalformedPacket, decode_props, data, 0, len(data), SUBSCRIBE)
+    raises_exactly(MalformedPacket, decode_props, data, 0, len(data), SUBSCRIBE)
     data = block(b"\x0b\x80\x00")
-    fails(MalformedPacket, decode_props, data, 0, len(data), SUBSCRIBE)
+    raises_exactly(MalformedPacket, decode_props, data, 0, len(data), SUBSCRIBE)
     p = decoded(b"\x18\xff\xff\xff\xff\x02\x00\x00\x00\x00", WILL)
     assert (p.will_delay_interval, p.message_expiry_interval) == (4294967295, 0)
     v = scanned(b"\x02\x3f\xff\xff\xff\x23\xff\xff")
@@ -392,8 +382,8 @@ def test_response_topic_a_topic_name_MQTT_3_3_2_14():
     for bad in (b"a/+", b"#", b"a/#", b"+", b""):
         data = block(b"\x08" + utf8(bad))
         for packet in (PUBLISH, WILL):
-            fails(ProtocolError, decode_props, data, 0, len(data), packet)
-        fails(ProtocolError, scan_publish_props, data, 0, len(data), Publish())
+            raises_exactly(ProtocolError, decode_props, data, 0, len(data), packet)
+        raises_exactly(ProtocolError, scan_publish_props, data, 0, len(data), Publish())
     assert decoded(b"\x08" + utf8(b"reply/to/me"), WILL).response_topic == "reply/to/me"
 
 
