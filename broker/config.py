@@ -46,6 +46,7 @@ _INTS = {
     "max_retained_per_client": (1, _BIG, 0, 0),
     "memory_limit": (0, _BIG, 0, 0),
     "max_queued_bytes": (0, _BIG, 0, 0),
+    "max_topic_alias": (0, 65535, 0, 0),
 }  # type: dict[str, tuple[int, int, int, int]]
 
 _BOOLS = " allow_anonymous queue_qos0_messages retain_available "

@@ -34,6 +34,7 @@ class Conn:
     client_id = ""
     username = None  # type: Optional[str]  # the CONNECT's username (None: anonymous)
     level = 0
+    v5 = None  # type: Any  # an MQTT 5 client's state (broker.v5.State)
     keepalive_ms = 0
     will = None  # type: Optional[Message]
     dropped = 0

@@ -11,12 +11,15 @@ from broker.bytesops import const
 _PUBREL = const(6)
 _LOG_DEBUG = const(0x40)
 _LOG_WARNING = const(0x02)
+_PROTOCOL_LEVEL_5 = const(5)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Union
     from broker.conn import Conn
     from broker.engine import Broker
     from broker.session import Message, Session
+    Buffer = Union[bytes, bytearray]
 
 
 def deliver(b: "Broker", s: "Session", msg: "Message", flags: int) -> None:
@@ -82,9 +85,12 @@ def _send(b: "Broker", s: "Session", b0: int, msg: "Message", flags: int, mid: i
     a time; False: not now (the port calls drained() once the output is out). QoS 1 or 2 in
     `flags` takes an in-flight slot and its packet identifier, else `mid` is used."""
     conn = s.conn
+    if conn.level == _PROTOCOL_LEVEL_5:
+        return b.v5.send_stored(b, s, b0, msg, flags, mid)
     data = msg.data
     tlen = msg.tlen
-    size = publish_size(b0, tlen, len(data) - tlen)
+    ps = tlen + msg.plen  # (an MQTT 5 publisher's properties are not for a 3.1.1 client)
+    size = publish_size(b0, tlen, len(data) - ps)
     pos = b.reserve(conn, size, True) if size <= b.copy_max else -1
     if pos < 0 and conn.spool is not None:
         return False
@@ -92,15 +98,21 @@ def _send(b: "Broker", s: "Session", b0: int, msg: "Message", flags: int, mid: i
         i = s.take_slot(msg, flags)  # (before slot_mid is read: it may allocate the slots)
         mid = s.slot_mid[i]
     if pos >= 0:
-        put_publish(conn.out, pos, b0, mid, data, 0, tlen, tlen, len(data))
+        put_publish(conn.out, pos, b0, mid, data, 0, tlen, ps, len(data))
     else:
         from broker.spool import spool  # the first time a message does not fit
-        spool(b, conn, b0, mid, msg)
+        spool(b, conn, b0, mid, msg, ps - tlen, b"")
+    sent(b, conn, b0, mid, data, tlen, len(data) - ps)
+    return True
+
+
+def sent(b: "Broker", conn: "Conn", b0: int, mid: int, data: "Buffer", tlen: int,
+         plen: int) -> None:
+    """Count a kept message's PUBLISH, whose topic is data[0:tlen] and payload plen bytes."""
     b.messages_sent += 1
     if b.log_mask & _LOG_DEBUG:
         from broker.logs import trace
-        trace(b, "Sending PUBLISH to", conn, b0, mid, data, 0, tlen, len(data) - tlen)
-    return True
+        trace(b, "Sending PUBLISH to", conn, b0, mid, data, 0, tlen, plen)
 
 
 def pump(b: "Broker", s: "Session") -> None:

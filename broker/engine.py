@@ -18,7 +18,7 @@ from broker.handle_publish import handle_acknowledgement, handle_publish
 from broker import keepalive, lifecycle, output
 from broker.lifecycle import LIMIT_MEMORY
 from broker.bytesops import MPY, const, copy_into, micropython
-from broker.codec import MalformedPacket, Publish, publish_size, put_pingresp
+from broker.codec import MalformedPacket, ProtocolError, Publish, publish_size, put_pingresp
 from broker.conn import CLOSED, NEW, NO_OUTPUT
 from broker.delivery import deliver, enqueue
 from broker.handle_connect import handle_connect
@@ -56,6 +56,9 @@ _LOG_WARNING = const(0x02)
 _HITS_INITIAL = const(16)
 _OUT_SOFT_MIN = const(4096)
 _OUT_SOFT_MAX = const(262144)
+_OPTION_QOS = const(0x03)
+_OPTION_NO_LOCAL = const(0x04)
+_PROTOCOL_LEVEL_5 = const(5)
 
 
 def _packet_name(t: int) -> str:
@@ -70,6 +73,10 @@ class Broker:
     limited_since = 0
     sessions_expired = 0
     sessions_evicted = 0
+    # The session whose PUBLISH is being routed (None: the broker's own message), for MQTT 5's
+    # No Local; broker.v5, loaded by the first MQTT 5 client.
+    sender = None  # type: Optional[Session]
+    v5 = None  # type: Any
 
     # A connection's life (broker.lifecycle), the output (broker.output) and the timers
     # (broker.keepalive), as methods.
@@ -171,7 +178,7 @@ class Broker:
                     self._packet(conn, reader.b0, reader.buf, reader.start, reader.end)
                     reader.release()
         except MalformedPacket as e:
-            lifecycle.protocol_error(self, conn, str(e))
+            lifecycle.protocol_error(self, conn, e)
         except MemoryError:
             # on the CONNECT, before its CONNACK: the client is refused, not left unanswered
             self.out_of_memory(conn, conn.olen == 0 and (
@@ -206,14 +213,17 @@ class Broker:
             if pos >= 0:
                 put_pingresp(conn.out, pos)
         elif t == _DISCONNECT:
+            if conn.level == _PROTOCOL_LEVEL_5:
+                self.v5.handle_disconnect(self, conn, buf, pos, end)
+                return
             if end != pos:
                 raise MalformedPacket("DISCONNECT remaining length must be 0")
             self.set_will(conn, None)  # [MQTT-3.14.4-3]
             self.close(conn, "Client %s disconnected." % conn.client_id, False)
         elif t == _CONNECT:
-            raise MalformedPacket("second CONNECT")  # [MQTT-3.1.0-2]
+            raise ProtocolError("second CONNECT")  # [MQTT-3.1.0-2]
         else:
-            raise MalformedPacket("%s is not sent by clients" % _packet_name(t))
+            raise ProtocolError("%s is not sent by clients" % _packet_name(t))
 
     def room_for(self, size: int) -> str:
         """Why a message of size bytes (topic and payload) cannot be kept, or "" when it can:
@@ -249,8 +259,9 @@ class Broker:
         tlen = msg.tlen
         flags = msg.flags
         data = msg.data
-        self.deliver_hits(self.collect(data, 0, tlen), data, 0, tlen, tlen, len(data),
-                          flags & FLAG_QOS_MASK, msg, flags & FLAG_RETAIN != 0, -1)
+        self.sender = None
+        self.deliver_hits(self.collect(data, 0, tlen), data, 0, tlen, tlen, tlen + msg.plen,
+                          len(data), flags & FLAG_QOS_MASK, msg, flags & FLAG_RETAIN != 0, -1)
 
     def run_local(self) -> None:
         """Hand in-process clients what was routed to them, outside any routing walk. A callback
@@ -288,15 +299,21 @@ class Broker:
         return self.subs.collect(buf, ts, te, self.hits, epoch)
 
     @micropython.native
-    def deliver_hits(self, n: int, buf: "Buffer", ts: int, te: int, ps: int, pe: int,
-                     qos: int, msg: "Optional[Message]", retain: bool, raw: int) -> None:
+    def deliver_hits(self, n: int, buf: "Buffer", ts: int, te: int, pps: int, ps: int,
+                     pe: int, qos: int, msg: "Optional[Message]", retain: bool,
+                     raw: int) -> None:
         """Deliver to the sessions in hits[0:n] (see collect), each copy at min(published,
-        granted) QoS, with RETAIN cleared [MQTT-3.3.1-9]; msg is the kept copy when one is
-        needed (_must_keep). `retain`: the flag it was published with. `raw`: where in buf the
-        PUBLISH starts when it came as a QoS 0 copy would go out (flags 0), else -1."""
+        granted) QoS, with RETAIN cleared [MQTT-3.3.1-9] unless an MQTT 5 subscription asks
+        for it as published; msg is the kept copy when one is needed (_must_keep), and
+        always when the message has an expiry. Topic buf[ts:te], MQTT 5 properties
+        buf[pps:ps] (as forwarded: none from a 3.1.1 publisher), payload buf[ps:pe].
+        `retain`: the flag it was published with. `raw`: where in buf the PUBLISH starts when
+        it came as a QoS 0 copy to a 3.1.1 subscriber would go out (flags 0), else -1.
+        self.sender: the publisher's session, for MQTT 5's No Local."""
         hits = self.hits
         self.routing = True  # in-process clients wait: their callbacks may publish (and route)
         acl = self.acl
+        expires = -1 if msg is None else msg.expires
         # Every QoS 0 copy is the same packet: the first is encoded into its subscriber's
         # output (enc[epos:epos + esize]) and the others copy those bytes.
         enc = NO_OUTPUT  # type: Buffer
@@ -307,7 +324,10 @@ class Broker:
             hits[i] = None
             if acl is not None and s.acl is not None and not acl.readable(s.acl, buf, ts, te):
                 continue  # acl_file: this client may not read the topic
-            q = s.route_qos
+            o = s.route_qos  # its subscriptions' options: the QoS in a 3.1.1 session
+            if o > _OPTION_QOS and o & _OPTION_NO_LOCAL and s is self.sender:
+                continue  # [MQTT-3.8.3-3]
+            q = o & _OPTION_QOS
             if qos < q:
                 q = qos
             conn = s.conn
@@ -316,7 +336,12 @@ class Broker:
                 self.local_pending.append((s, bytes(buf[ts:te]), bytes(buf[ps:pe]), q,
                                            retain and s.local.retain_as_published))
             elif q == 0:
-                if conn is not None:
+                if conn is not None and conn.level == _PROTOCOL_LEVEL_5:
+                    if not self.v5.publish_to(self, conn, o, retain, expires, buf, ts, te, pps,
+                                              ps, pe):
+                        conn.dropped += 1
+                        self.messages_dropped += 1
+                elif conn is not None:
                     if esize == 0 and raw >= 0\
                             and publish_size(0x30, te - ts, pe - ps) == pe - raw:
                         enc = buf  # (a Remaining Length in more bytes than needed is re-encoded)
@@ -347,7 +372,7 @@ class Broker:
                 else:
                     self.messages_dropped += 1
             elif msg is not None:
-                deliver(self, s, msg, q)
+                deliver(self, s, msg, q if o <= _OPTION_QOS else self.v5.flags(o, q, retain))
         self.routing = False
         if self.local_pending:
             self.run_local()

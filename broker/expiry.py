@@ -1,6 +1,7 @@
-"""Sessions that end without their client: persistent_client_expiration, and making room in a
-full session table. Imported only when the configuration sets an expiration, or the session
-table is full when a new client connects."""
+"""Sessions that end without their client: persistent_client_expiration and MQTT 5's Session
+Expiry Interval, and making room in a full session table. Imported only when the configuration
+sets an expiration, an MQTT 5 client came, or the session table is full when a new client
+connects."""
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -12,16 +13,24 @@ _LOG_NOTICE = 0x04
 
 
 def expire(b: "Broker") -> None:
-    """Offline sessions not seen for persistent_client_expiration seconds end."""
-    limit = b.config.persistent_client_expiration
+    """Offline sessions end once their MQTT 5 Session Expiry Interval has run out
+    [MQTT-3.1.2-23], or, for the others, once they were not seen for
+    persistent_client_expiration seconds (0: never)."""
+    config_limit = b.config.persistent_client_expiration
     now = b.seconds
     expired = [s for s in b.sessions.values()
-               if s.conn is None and s.local is None and now - s.seen >= limit]
+               if s.conn is None and s.local is None and _ended(s, config_limit, now)]
     for s in expired:
         b.discard_session(s)
         b.sessions_expired += 1
-        b.log(_LOG_NOTICE, "Expiring client %s: not seen for %d s (persistent_client_expiration)."
-              % (s.client_id, now - s.seen))
+        b.log(_LOG_NOTICE, "Expiring client %s: not seen for %d s (%s)."
+              % (s.client_id, now - s.seen, "persistent_client_expiration" if s.expiry < 0
+                 else "its Session Expiry Interval"))
+
+
+def _ended(s: "Session", config_limit: int, now: int) -> bool:
+    limit = config_limit if s.expiry < 0 else s.expiry
+    return limit > 0 and now - s.seen >= limit
 
 
 def evict(b: "Broker", cid: str) -> bool:

@@ -16,12 +16,18 @@ _CONNACK_NOT_AUTHORIZED = const(5)
 _CONNACK_SERVER_UNAVAILABLE = const(3)
 _CONNACK_UNACCEPTABLE_PROTOCOL_VERSION = const(1)
 _PROTOCOL_LEVEL_31 = const(3)
+_PROTOCOL_LEVEL_5 = const(5)
+_RC_SESSION_TAKEN_OVER = const(0x8E)
 _LOG_NOTICE = const(0x04)
 _LOG_WARNING = const(0x02)
+
+# How a log line names a protocol level, as mosquitto does: p1 for 3.1, p2 for 3.1.1.
+_LOG_LEVEL_NAMES = b"\x00\x00\x00\x01\x02\x05"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Union
+    from broker.codec import Connect
     from broker.conn import Conn
     from broker.engine import Broker
     from broker.session import Session
@@ -35,14 +41,40 @@ def _refuse(b: "Broker", conn: "Conn", code: int, why: str) -> None:
     b.close(conn, "", False)
 
 
+def _level(buf: "Buffer", pos: int, end: int) -> int:
+    """The Protocol Level of a CONNECT body, or -1 when it does not get that far."""
+    at = pos + 2 + ((buf[pos] << 8) | buf[pos + 1]) if pos + 2 <= end else end
+    return buf[at] if at < end else -1
+
+
+def _use_v5(b: "Broker", conn: "Conn") -> None:
+    conn.level = _PROTOCOL_LEVEL_5  # (first: a heap too full for the v5 code refuses in v5)
+    if b.v5 is None:
+        from broker import v5  # the first MQTT 5 client
+        b.v5 = v5
+    conn.v5 = b.v5.State()
+
+
 def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int) -> None:
-    c = decode_connect(buf, pos, end)
+    try:
+        c = decode_connect(buf, pos, end)
+    except MalformedPacket:
+        if _level(buf, pos, end) == _PROTOCOL_LEVEL_5:
+            _use_v5(b, conn)  # so that the refusal says why, in a v5 CONNACK
+        raise
     cfg = b.config
     if not c.supported():
         _refuse(b, conn, _CONNACK_UNACCEPTABLE_PROTOCOL_VERSION,  # [MQTT-3.1.2-2]
                 "Client %s: unsupported protocol '%s' level %d, refused."
                 % (conn.peer, c.protocol_name, c.protocol_level))
         return
+    v5 = c.protocol_level == _PROTOCOL_LEVEL_5
+    if v5:
+        _use_v5(b, conn)
+        why = b.v5.connect(b, conn, c)
+        if why:
+            _refuse(b, conn, why, "Client %s: CONNECT refused (0x%02x)." % (conn.peer, why))
+            return
     conn.level = c.protocol_level
     if c.protocol_level == _PROTOCOL_LEVEL_31:
         conn.reader.v31 = True
@@ -58,17 +90,23 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
                 "Client %s: MQTT 3.1 client id must be 1 to 23 characters, refused."
                 % conn.peer)
         return
+    keepalive = c.keepalive
     if not cid:
-        if not c.clean_session:
+        if not c.clean_session and not v5:
             _refuse(b, conn, _CONNACK_IDENTIFIER_REJECTED,  # [MQTT-3.1.3-8]
                     "Client %s: empty client id with clean session 0, refused." % conn.peer)
             return
         cid = _generate_id(b)  # [MQTT-3.1.3-6]
-    if c.keepalive > cfg.max_keepalive:
-        _refuse(b, conn, _CONNACK_IDENTIFIER_REJECTED,
-                "Client %s: keepalive %d above max_keepalive %d, refused."
-                % (cid, c.keepalive, cfg.max_keepalive))
-        return
+        if v5:
+            conn.v5.assigned = cid  # [MQTT-3.2.2-16]
+    if keepalive > cfg.max_keepalive:
+        if v5:  # [MQTT-3.2.2-21]
+            keepalive = conn.v5.keep_alive = cfg.max_keepalive
+        else:
+            _refuse(b, conn, _CONNACK_IDENTIFIER_REJECTED,
+                    "Client %s: keepalive %d above max_keepalive %d, refused."
+                    % (cid, c.keepalive, cfg.max_keepalive))
+            return
     if cfg.passwords is not None and (c.username is not None or c.password is not None):
         from broker.auth import check  # only with a password_file
         if not check(cfg.passwords.get(c.username or ""), c.password, cfg.password_dummy):
@@ -104,6 +142,8 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         return
     if old is not None and old.conn is not None:
         b.log(_LOG_NOTICE, "Client %s already connected, closing old connection." % cid)
+        if old.conn.level == _PROTOCOL_LEVEL_5:
+            b.v5.refuse(b, old.conn, _RC_SESSION_TAKEN_OVER)  # [MQTT-3.1.4-3]
         # [MQTT-3.1.4-2]; as mosquitto 2.0, the will goes out only when the session ends with
         # the old connection: a persistent session continued by a persistent connection is
         # the same client coming back (MQTT 5's will delay has the same effect)
@@ -126,6 +166,8 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     present = old is not None
     s = old if old is not None else b.new_session(cid, c.clean_session)
     s.clean = c.clean_session
+    if v5:
+        b.v5.start_session(s, conn, c)
     s.conn = conn
     conn.session = s
     conn.client_id = cid
@@ -140,18 +182,28 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     b.connected += 1
     if b.connected > b.connected_max:
         b.connected_max = b.connected
-    conn.keepalive_ms = keepalive_ms(c.keepalive)
+    conn.keepalive_ms = keepalive_ms(keepalive)
     if c.will_topic is not None:
-        data = c.will_topic + c.will_payload
-        b.set_will(conn, Message(data, len(c.will_topic), c.will_qos, c.will_retain))
+        b.set_will(conn, _will(c))
     b.log(_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d)."
-          % (conn.peer, cid, 1 if conn.level == _PROTOCOL_LEVEL_31 else 2,
-             1 if c.clean_session else 0, c.keepalive))
+          % (conn.peer, cid, _LOG_LEVEL_NAMES[conn.level], 1 if c.clean_session else 0,
+             keepalive))
     # MQTT 3.1 has no session present flag: that byte is reserved there.
     b.send_connack(conn, present and conn.level != _PROTOCOL_LEVEL_31,
                    _CONNACK_ACCEPTED)  # [MQTT-3.2.2-2] [MQTT-3.2.2-3]
     if present:
         resume(b, s)
+
+
+def _will(c: "Connect") -> Message:
+    """The CONNECT's will, with what is forwarded of an MQTT 5 will's properties."""
+    wt = c.will_topic
+    assert wt is not None
+    if c.protocol_level != _PROTOCOL_LEVEL_5:
+        return Message(wt + c.will_payload, len(wt), c.will_qos, c.will_retain)
+    m = Message(wt + c.will_fwd + c.will_payload, len(wt), c.will_qos, c.will_retain)
+    m.plen = len(c.will_fwd)
+    return m
 
 
 def _generate_id(b: "Broker") -> str:

@@ -29,6 +29,12 @@ _LOG_WARNING = const(0x02)
 # again each time, which costs about what comparing it would, and no client can make every
 # connection hold a copy of its longest topic.
 _TOPIC_OK_MAX = const(256)
+_PROTOCOL_LEVEL_5 = const(5)
+_RC_SUCCESS = const(0x00)
+_RC_NO_MATCHING_SUBSCRIBERS = const(0x10)
+_RC_UNSPECIFIED_ERROR = const(0x80)
+_RC_NOT_AUTHORIZED = const(0x87)
+_RC_PACKET_IDENTIFIER_NOT_FOUND = const(0x92)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -57,6 +63,12 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
     """PUBLISH from a client [MQTT-3.3]: checked, kept if it must be, acknowledged, routed."""
     v = b.pub
     parse_publish(v, b0, buf, pos, end)
+    v5 = conn.level == _PROTOCOL_LEVEL_5
+    if v5:
+        got = b.v5.publish_in(b, conn, buf, end)  # properties, Topic Alias
+        if got is None:
+            return
+        buf = got
     ts = v.topic_start
     te = v.topic_end
     qos = v.qos
@@ -81,6 +93,7 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
               v.payload_end - v.payload_start)
     mid = v.mid
     ps = v.payload_start
+    pps = v.props_start if v5 else ps
     pe = v.payload_end
     s = conn.session
     if qos == 2:
@@ -101,15 +114,17 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
             b.log(_LOG_DEBUG, "Denied PUBLISH from %s to '%s' (the broker's own topics)."
                   % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
         b.messages_dropped += 1
+        reason = _RC_SUCCESS
     elif acl is not None and s is not None and s.acl is not None\
             and not acl.writable(s.acl, buf, ts, te):
         b.log(_LOG_NOTICE, "Denied PUBLISH from %s to '%s' (acl_file)."
               % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
         b.messages_dropped += 1
+        reason = _RC_NOT_AUTHORIZED  # (what MQTT 5 can say; 3.1.1 acknowledges as usual)
     else:
         n = b.collect(buf, ts, te)
         msg = None
-        if (b0 & 0x01 and pe > ps) or (
+        if (b0 & 0x01 and pe > ps) or (v5 and v.expiry >= 0) or (
                 (qos or b.config.queue_qos0_messages) and _must_keep(b, n, qos)):
             # What is acknowledged can be delivered: a message that cannot be kept is
             # refused before any acknowledgement, and 3.1.1's only refusal is to close
@@ -119,22 +134,34 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
                 if qos == 2 and s is not None:
                     s.qos2_released(mid)
                 return
+            if v5 and v.expiry >= 0:
+                msg.expires = b.seconds + v.expiry
+        reason = _RC_SUCCESS if n else _RC_NO_MATCHING_SUBSCRIBERS
         if qos == 2:
             # acknowledged before it goes on, as mosquitto does: a client subscribed to
             # its own topic sees its PUBREC first
-            b.send_ack(conn, _PUBREC, mid)
+            acknowledge(b, conn, _PUBREC, mid, reason)
         if b0 & 0x01:
             _retain(b, conn, buf, ts, te, msg if pe > ps else None)
+        b.sender = s
         # a PUBLISH with no flags goes out to QoS 0 subscribers byte for byte as it came
-        b.deliver_hits(n, buf, ts, te, ps, pe, qos, msg, b0 & 0x01 == 1,
-                       pos - conn.reader.hlen if b0 == 0x30 else -1)
+        b.deliver_hits(n, buf, ts, te, pps, ps, pe, qos, msg, b0 & 0x01 == 1,
+                       pos - conn.reader.hlen if b0 == 0x30 and not v5 else -1)
         if qos == 1:
-            b.send_ack(conn, _PUBACK, mid)
+            acknowledge(b, conn, _PUBACK, mid, reason)
         return
-    if qos == 1:
-        b.send_ack(conn, _PUBACK, mid)
-    elif qos == 2:
-        b.send_ack(conn, _PUBREC, mid)
+    if qos:
+        acknowledge(b, conn, _PUBACK if qos == 1 else _PUBREC, mid, reason)
+        if qos == 2 and reason >= _RC_UNSPECIFIED_ERROR and s is not None:
+            s.qos2_released(mid)  # a PUBREC of 0x80 or more ends the exchange: no PUBREL
+
+
+def acknowledge(b: "Broker", conn: "Conn", t: int, mid: int, reason: int) -> None:
+    """PUBACK or PUBREC (packet type t) of mid, with MQTT 5's reason code where it has one."""
+    if reason and conn.level == _PROTOCOL_LEVEL_5:
+        b.v5.send_ack(b, conn, t, mid, reason)
+    else:
+        b.send_ack(conn, t, mid)
 
 
 def _must_keep(b: "Broker", n: int, qos: int) -> bool:
@@ -156,10 +183,12 @@ def _keep(b: "Broker", conn: "Conn", buf: "Buffer", n: int) -> "Optional[Message
     v = b.pub
     ts = v.topic_start
     te = v.topic_end
-    why = b.room_for(te - ts + v.payload_end - v.payload_start)
+    ps = v.payload_start
+    pps = v.props_start if conn.level == _PROTOCOL_LEVEL_5 else ps
+    why = b.room_for(te - ts + v.payload_end - pps)
     if not why:
         try:
-            return message_from(buf, ts, te, v.payload_start, v.payload_end, v.qos,
+            return message_from(buf, ts, te, pps, ps, v.payload_end, v.qos,
                                 v.b0 & 0x01 == 1)
         except MemoryError:
             why = "the heap has no block that large"
@@ -196,14 +225,20 @@ def handle_acknowledgement(b: "Broker", conn: "Conn", t: int, buf: "Buffer", pos
                            end: int) -> None:
     """PUBACK, PUBREC, PUBREL or PUBCOMP (packet type t) in buf[pos:end]: from a client, or
     from the remote broker a bridge sent to."""
+    reason = 0
     if end - pos != 2:
-        from broker.logs import packet_name  # for the error only
-        raise MalformedPacket("%s remaining length must be 2" % packet_name(t))
+        if end - pos < 2 or conn.level != _PROTOCOL_LEVEL_5:
+            from broker.logs import packet_name  # for the error only
+            raise MalformedPacket("%s remaining length must be 2" % packet_name(t))
+        reason = b.v5.acknowledgement(buf, pos, end)  # a Reason Code [MQTT-3.4.2-1]
     mid = (buf[pos] << 8) | buf[pos + 1]
     if t == _PUBACK:
         handle_ack(b, conn, t, mid, AWAIT_PUBACK)
     elif t == _PUBREC:
-        handle_pubrec(b, conn, mid)
+        if reason < _RC_UNSPECIFIED_ERROR:
+            handle_pubrec(b, conn, mid)
+        else:  # refused: the exchange ends there, no PUBREL [MQTT-4.3.3-4]
+            handle_ack(b, conn, t, mid, AWAIT_PUBREC)
     elif t == _PUBREL:
         handle_pubrel(b, conn, mid)
     else:
@@ -242,8 +277,10 @@ def handle_pubrec(b: "Broker", conn: "Conn", mid: int) -> None:
 
 
 def handle_pubrel(b: "Broker", conn: "Conn", mid: int) -> None:
-    """PUBREL for a QoS 2 message a client sent: PUBCOMP [MQTT-4.3.3-2]."""
+    """PUBREL for a QoS 2 message a client sent: PUBCOMP [MQTT-4.3.3-2], which tells an
+    MQTT 5 client when the identifier was not awaiting release."""
     s = conn.session
-    if s is not None:
-        s.qos2_released(mid)
+    if (s is None or not s.qos2_released(mid)) and conn.level == _PROTOCOL_LEVEL_5:
+        b.v5.send_ack(b, conn, _PUBCOMP, mid, _RC_PACKET_IDENTIFIER_NOT_FOUND)
+        return
     b.send_ack(conn, _PUBCOMP, mid)

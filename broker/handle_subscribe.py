@@ -17,6 +17,18 @@ _LOG_SUBSCRIBE = const(0x10)
 _LOG_UNSUBSCRIBE = const(0x20)
 _LOG_WARNING = const(0x02)
 _SUBSCRIPTION_BYTES = const(512)  # what a subscription may take of the heap (64-bit, make mem)
+_PROTOCOL_LEVEL_5 = const(5)
+_OPTION_QOS = const(0x03)
+_OPTION_ID_SHIFT = const(4)
+_OPTIONS_KEPT = const(0x0C)  # of a SUBSCRIBE's options byte: No Local, Retain As Published
+_RETAIN_HANDLING_SHIFT = const(4)
+_FLAG_ID_SHIFT = const(3)
+_RC_SUCCESS = const(0x00)
+_RC_NO_SUBSCRIPTION_EXISTED = const(0x11)
+_RC_NOT_AUTHORIZED = const(0x87)
+_RC_TOPIC_FILTER_INVALID = const(0x8F)
+_RC_QUOTA_EXCEEDED = const(0x97)
+_RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED = const(0x9E)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,10 +40,15 @@ if TYPE_CHECKING:
 
 
 def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int) -> None:
-    mid, topics = decode_subscribe(buf, pos, end)
+    v5 = conn.level == _PROTOCOL_LEVEL_5
+    sid = 0
+    if v5:
+        mid, topics, sid = b.v5.subscribe_in(buf, pos, end)
+    else:
+        mid, topics = decode_subscribe(buf, pos, end)
     if mid == 0:
         raise MalformedPacket("packet identifier 0")  # [MQTT-2.3.1-1]
-    for filt, q in topics:
+    for filt, o in topics:
         if not valid_topic_filter(filt):
             raise MalformedPacket("invalid topic filter")  # [MQTT-4.7.1-2] [MQTT-4.7.1-3]
     s = conn.session
@@ -41,57 +58,79 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
     # one client may not take the whole table from the others
     cfg = b.config
     share = cfg.max_subscriptions_per_client or max(1, cfg.max_subscriptions // 2)
-    for filt, q in topics:
-        if len(filt) > b.config.max_topic_length:
-            codes.append(_SUBACK_FAILURE)
-            b.log(_LOG_WARNING, "Subscription of %s refused: filter longer than"
-                  " max_topic_length." % conn.client_id)
-            continue
-        if s.acl is not None and not _may_subscribe(s.acl, filt):
-            codes.append(_SUBACK_FAILURE)
-            b.log(_LOG_NOTICE, "Denied SUBSCRIBE of %s to '%s' (acl_file)."
-                  % (conn.client_id, str(filt, "utf-8")))
-            continue
-        if b.heap_low is not None and b.heap_low(_SUBSCRIPTION_BYTES + 2 * len(filt)):
-            codes.append(_SUBACK_FAILURE)  # refused, before the heap runs out under the table
-            b.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Subscription of %s to '%s' refused: the"
-                          " heap is nearly full." % (conn.client_id, str(filt, "utf-8")))
-            continue
-        r = b.subs.subscribe(s, filt, q, share)
-        if r < 0:
-            codes.append(_SUBACK_FAILURE)
-            if r == -1:
-                why = "max_subscriptions (%d)" % b.config.max_subscriptions
-            else:
-                why = "max_subscriptions_per_client (%d)" % share
-            b.log(_LOG_WARNING, "Subscription of %s to '%s' refused: %s reached."
-                  % (conn.client_id, str(filt, "utf-8"), why))
+    kept = sid << _OPTION_ID_SHIFT
+    for filt, o in topics:
+        q = o & _OPTION_QOS
+        code = _subscribe(b, s, filt, q | (o & _OPTIONS_KEPT) | kept, share)
+        if code < 0:
+            codes.append(-code if v5 else _SUBACK_FAILURE)
             continue
         codes.append(q)
-        granted.append((filt, q))
-        if b.log_mask & _LOG_SUBSCRIBE:
-            b.log(_LOG_SUBSCRIBE, "%s %d %s" % (conn.client_id, q, str(filt, "utf-8")))
-    p = b.reserve(conn, suback_size(len(codes)), False)
-    if p >= 0:  # [MQTT-3.8.4-1] [MQTT-3.8.4-5]
-        put_suback(conn.out, p, mid, codes)
-    if b.log_mask & _LOG_DEBUG:
-        b.log(_LOG_DEBUG, "Sending SUBACK to %s" % conn.client_id)
+        # MQTT 5's Retain Handling: 0 sends the retained messages, 1 only to a new
+        # subscription, 2 never [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11]
+        rh = o >> _RETAIN_HANDLING_SHIFT
+        if rh == 0 or (rh == 1 and code == 1):
+            granted.append((filt, q))
+    if v5:
+        b.v5.send_suback(b, conn, mid, codes)
+    else:
+        p = b.reserve(conn, suback_size(len(codes)), False)
+        if p >= 0:  # [MQTT-3.8.4-1] [MQTT-3.8.4-5]
+            put_suback(conn.out, p, mid, codes)
+        if b.log_mask & _LOG_DEBUG:
+            b.log(_LOG_DEBUG, "Sending SUBACK to %s" % conn.client_id)
     for filt, q in granted:
-        send_retained(b, s, filt, q)
+        send_retained(b, s, filt, q, sid)
 
 
-def send_retained(b: "Broker", s: "Session", filt: bytes, q: int) -> None:
+def _subscribe(b: "Broker", s: "Session", filt: bytes, options: int, share: int) -> int:
+    """Add s's subscription to filt with options (its QoS, for a 3.1.1 client): 1 when it is
+    new, 0 when it replaced one, or minus the MQTT 5 Reason Code of the refusal."""
+    cid = s.client_id
+    if len(filt) > b.config.max_topic_length:
+        b.log(_LOG_WARNING, "Subscription of %s refused: filter longer than"
+              " max_topic_length." % cid)
+        return -_RC_TOPIC_FILTER_INVALID
+    if filt.startswith(b"$share/") and s.conn is not None\
+            and s.conn.level == _PROTOCOL_LEVEL_5:
+        return -_RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED  # as the CONNACK said
+    if s.acl is not None and not _may_subscribe(s.acl, filt):
+        b.log(_LOG_NOTICE, "Denied SUBSCRIBE of %s to '%s' (acl_file)."
+              % (cid, str(filt, "utf-8")))
+        return -_RC_NOT_AUTHORIZED
+    if b.heap_low is not None and b.heap_low(_SUBSCRIPTION_BYTES + 2 * len(filt)):
+        # refused, before the heap runs out under the table
+        b.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Subscription of %s to '%s' refused: the"
+                      " heap is nearly full." % (cid, str(filt, "utf-8")))
+        return -_RC_QUOTA_EXCEEDED
+    r = b.subs.subscribe(s, filt, options, share)
+    if r < 0:
+        if r == -1:
+            why = "max_subscriptions (%d)" % b.config.max_subscriptions
+        else:
+            why = "max_subscriptions_per_client (%d)" % share
+        b.log(_LOG_WARNING, "Subscription of %s to '%s' refused: %s reached."
+              % (cid, str(filt, "utf-8"), why))
+        return -_RC_QUOTA_EXCEEDED
+    if b.log_mask & _LOG_SUBSCRIBE:
+        b.log(_LOG_SUBSCRIBE, "%s %d %s" % (cid, options & _OPTION_QOS, str(filt, "utf-8")))
+    return r
+
+
+def send_retained(b: "Broker", s: "Session", filt: bytes, q: int, sid: int = 0) -> None:
     """Retained messages matching a new (or renewed) subscription, with RETAIN set and at
-    min(stored, granted) QoS [MQTT-3.3.1-6] [MQTT-3.3.1-8] [MQTT-3.8.4-3]."""
+    min(stored, granted) QoS [MQTT-3.3.1-6] [MQTT-3.3.1-8] [MQTT-3.8.4-3]; sid: the MQTT 5
+    subscription's Subscription Identifier."""
     rules = s.acl
+    f = FLAG_RETAIN | (sid << _FLAG_ID_SHIFT)
     for m in b.retained.matching(filt):
         if rules is None or _may_read(rules, m):
             mq = m.flags & FLAG_QOS_MASK
-            deliver(b, s, m, FLAG_RETAIN | (mq if mq < q else q))
+            deliver(b, s, m, f | (mq if mq < q else q))
     if b.sys is not None:
         for m in b.sys.matching(filt):
             if rules is None or _may_read(rules, m):
-                deliver(b, s, m, FLAG_RETAIN)
+                deliver(b, s, m, f)
 
 
 def _may_subscribe(rules: "Any", filt: bytes) -> bool:
@@ -105,7 +144,10 @@ def _may_read(rules: "Any", m: "Message") -> bool:
 
 
 def handle_unsubscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int) -> None:
-    mid, filters = decode_unsubscribe(buf, pos, end)
+    if conn.level == _PROTOCOL_LEVEL_5:
+        mid, filters = b.v5.unsubscribe_in(buf, pos, end)
+    else:
+        mid, filters = decode_unsubscribe(buf, pos, end)
     if mid == 0:
         raise MalformedPacket("packet identifier 0")  # [MQTT-2.3.1-1]
     for filt in filters:
@@ -113,8 +155,13 @@ def handle_unsubscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: 
             raise MalformedPacket("invalid topic filter")
     s = conn.session
     assert s is not None
+    codes = []
     for filt in filters:
-        b.subs.unsubscribe(s, filt)
+        codes.append(_RC_SUCCESS if b.subs.unsubscribe(s, filt)
+                     else _RC_NO_SUBSCRIPTION_EXISTED)
         if b.log_mask & _LOG_UNSUBSCRIBE:
             b.log(_LOG_UNSUBSCRIBE, "%s %s" % (conn.client_id, str(filt, "utf-8")))
-    b.send_ack(conn, _UNSUBACK, mid)  # [MQTT-3.10.4-4] [MQTT-3.10.4-5]
+    if conn.level == _PROTOCOL_LEVEL_5:
+        b.v5.send_unsuback(b, conn, mid, codes)
+    else:
+        b.send_ack(conn, _UNSUBACK, mid)  # [MQTT-3.10.4-4] [MQTT-3.10.4-5]

@@ -18,6 +18,8 @@ TICKS_MASK = const(0x3FFFFFFF)  # ms clocks wrap here so they stay small ints on
 _HALF = const(0x20000000)
 _CHECK_MS = const(500)
 _LIMIT_INTERVAL_MS = const(10000)
+_PROTOCOL_LEVEL_5 = const(5)
+_RC_KEEP_ALIVE_TIMEOUT = const(0x8D)
 
 # Indexes of Broker.totals, where the traffic counters are added up at each check.
 _T_PACKETS_RECEIVED = const(0)
@@ -54,8 +56,8 @@ def tick(b: "Broker", now: int) -> None:
     b.ms_left = ms % 1000
     if ms >= 1000:
         b.seconds += ms // 1000
-        if b.config.persistent_client_expiration:
-            from broker.expiry import expire  # only with persistent_client_expiration
+        if b.config.persistent_client_expiration or b.v5 is not None:
+            from broker.expiry import expire  # only with persistent_client_expiration or v5
             expire(b)
     if b.sys is not None:
         b.sys.tick(elapsed)
@@ -63,6 +65,8 @@ def tick(b: "Broker", now: int) -> None:
     for conn in b.conns[:]:
         if conn.state == CONNECTED:
             if conn.keepalive_ms and ticks_diff(now, conn.last_rx) > conn.keepalive_ms:
+                if conn.level == _PROTOCOL_LEVEL_5:
+                    b.v5.refuse(b, conn, _RC_KEEP_ALIVE_TIMEOUT)
                 b.close(conn, "Client %s has exceeded timeout, disconnecting."
                         % conn.client_id, True)
             elif not conn.busy:

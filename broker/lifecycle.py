@@ -14,6 +14,7 @@ from broker.session import FLAG_RETAIN, Session
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Optional
+    from broker.codec import MalformedPacket
     from broker.engine import Broker
     from broker.session import Message
 
@@ -21,6 +22,7 @@ _LOG_ERR = const(0x01)
 _LOG_NOTICE = const(0x04)
 _LOG_WARNING = const(0x02)
 _CONNACK_SERVER_UNAVAILABLE = const(3)
+_PROTOCOL_LEVEL_5 = const(5)
 _PENDING_CONNECTIONS = const(16)  # sockets allowed beyond max_connections, to answer CONNACK 0x03
 
 # Conditions whose log lines come in floods: log_limited() logs the first line of each in an
@@ -95,9 +97,12 @@ def out_of_memory(b: "Broker", conn: Conn, refuse: bool = False) -> None:
         pass
 
 
-def protocol_error(b: "Broker", conn: Conn, reason: str) -> None:
+def protocol_error(b: "Broker", conn: Conn, e: "MalformedPacket") -> None:
+    """conn broke the protocol (e): an MQTT 5 client is told why first [MQTT-4.13.1-1]."""
     b.log(_LOG_NOTICE, "Client %s sent a malformed or invalid packet (%s), disconnecting."
-          % (name(conn), reason))
+          % (name(conn), e))
+    if conn.level == _PROTOCOL_LEVEL_5:
+        b.v5.refuse(b, conn, e.reason)
     close(b, conn, "", True)
 
 
@@ -173,7 +178,7 @@ def _publish_will(b: "Broker", will: "Message", owner: str) -> None:
     data = will.data
     tlen = will.tlen
     if will.flags & FLAG_RETAIN:
-        if len(data) == tlen:
+        if len(data) == tlen + will.plen:
             b.retained.delete(data, 0, tlen)
         elif b.retained.store(will, owner, retained_share(b.config)):
             b.log(_LOG_WARNING, "Retained will of %s not kept: its share of the retained"

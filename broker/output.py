@@ -21,11 +21,13 @@ _PUBREL = const(6)
 _CONNACK_SERVER_UNAVAILABLE = const(3)
 _LOG_DEBUG = const(0x40)
 _OUT_INITIAL = const(256)
+_PROTOCOL_LEVEL_5 = const(5)
 
 # The answer to a client refused for want of room: shared by all, and a constant, so that
 # refusing needs no memory (the heap may be what ran out). Never written to: a closed
 # connection gets no more output.
 CONNACK_UNAVAILABLE = b"\x20\x02\x00\x03"
+CONNACK5_UNAVAILABLE = b"\x20\x03\x00\x88\x00"  # MQTT 5: Server unavailable, no properties
 
 
 @micropython.native
@@ -113,13 +115,18 @@ def write_publish(b: "Broker", conn: "Conn", b0: int, mid: int, src: "Buffer", t
 
 
 def send_connack(b: "Broker", conn: "Conn", session_present: bool, code: int) -> None:
-    if code == _CONNACK_SERVER_UNAVAILABLE and conn.olen == 0:
-        # a refusal, closed next: its whole output is the constant, and needs no memory
-        conn.out = CONNACK_UNAVAILABLE  # type: ignore[assignment]
+    """CONNACK with a 3.1.1 return code (an MQTT 5 client gets its Reason Code)."""
+    if conn.level == _PROTOCOL_LEVEL_5 and b.v5 is not None:
+        b.v5.send_connack(b, conn, session_present, code)
+    elif code == _CONNACK_SERVER_UNAVAILABLE and conn.olen == 0:
+        # a refusal, closed next: its whole output is the constant, and needs no memory (for
+        # an MQTT 5 client too, when the heap had no room for the v5 code)
+        out = CONNACK5_UNAVAILABLE if conn.level == _PROTOCOL_LEVEL_5 else CONNACK_UNAVAILABLE
+        conn.out = out  # type: ignore[assignment]
         conn.ooff = 0
-        conn.olen = 4
+        conn.olen = len(out)
         b.packets_sent += 1
-        b.bytes_sent += 4
+        b.bytes_sent += len(out)
     else:
         pos = reserve(b, conn, 4, False)
         if pos >= 0:

@@ -56,6 +56,7 @@ _VBI = const(4)
 _UTF8 = const(5)
 _BINARY = const(6)
 _PAIR = const(7)
+_RC_TOPIC_ALIAS_INVALID = const(0x94)
 _NONZERO = const(8)  # "It is a Protocol Error to include ... a value of 0"
 _MAX_ID = const(0x2A)
 
@@ -228,7 +229,10 @@ def _value_end(buf: "Buffer", pid: int, p: int, pend: int) -> int:
             v |= buf[p]
             p += 1
         if v == 0:
-            raise ProtocolError("property 0x%02x is 0" % pid)
+            err = ProtocolError("property 0x%02x is 0" % pid)
+            if pid == TOPIC_ALIAS:
+                err.reason = _RC_TOPIC_ALIAS_INVALID  # [MQTT-3.3.2-8] (3.3.2.3.4)
+            raise err
     return e
 
 

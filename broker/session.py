@@ -60,7 +60,12 @@ class Ledger:
 
 class Message:
     """An application message that has to be kept: retained, queued, in flight, or a will.
-    `data` holds the topic followed by the payload, so one buffer and four offsets describe it."""
+    `data` holds the topic, the MQTT 5 properties forwarded with it (plen bytes, none for a
+    3.1.1 publisher) and the payload, so one buffer and a few offsets describe it. `expires`:
+    Broker.seconds when its Message Expiry Interval runs out, -1 for never."""
+
+    plen = 0
+    expires = -1
 
     def __init__(self, data: "Buffer", tlen: int, qos: int, retain: bool) -> None:
         self.data = data
@@ -75,16 +80,20 @@ class Message:
         return bytes(self.data[:self.tlen])
 
     def payload(self) -> bytes:
-        return bytes(self.data[self.tlen:])
+        return bytes(self.data[self.tlen + self.plen:])
 
 
-def message_from(buf: "Buffer", ts: int, te: int, ps: int, pe: int, qos: int,
+def message_from(buf: "Buffer", ts: int, te: int, pps: int, ps: int, pe: int, qos: int,
                  retain: bool) -> Message:
+    """The message of topic buf[ts:te], properties buf[pps:ps] and payload buf[ps:pe]."""
     tlen = te - ts
-    data = bytearray(tlen + pe - ps)
+    data = bytearray(tlen + pe - pps)
     copy_into(data, 0, buf, ts, tlen)
-    copy_into(data, tlen, buf, ps, pe - ps)
-    return Message(data, tlen, qos, retain)
+    copy_into(data, tlen, buf, pps, pe - pps)
+    m = Message(data, tlen, qos, retain)
+    if ps > pps:
+        m.plen = ps - pps
+    return m
 
 
 class Session:
@@ -103,6 +112,10 @@ class Session:
     cursor = 0
     dropped = 0
     seen = 0  # Broker.seconds when its client was last connected (offline sessions)
+    # MQTT 5: the Session Expiry Interval (s) once its client is gone, -1 for the
+    # configuration's (persistent_client_expiration); the client's Receive Maximum
+    expiry = -1
+    window = 65535
     slot_mid = ()  # type: List[int]  # type: ignore[assignment]
     slot_state = ()  # type: List[int]  # type: ignore[assignment]
     slot_flags = ()  # type: List[int]  # type: ignore[assignment]
@@ -136,7 +149,7 @@ class Session:
         self.slot_msg = [None] * n
 
     def window_open(self) -> bool:
-        return self.inflight < self.size
+        return self.inflight < self.size and self.inflight < self.window
 
     def take_slot(self, msg: Message, flags: int) -> int:
         """Reserve a free slot for msg (the window must be open); return the slot index."""
@@ -228,9 +241,13 @@ class Session:
         q2.add(mid)
         return QOS2_NEW
 
-    def qos2_released(self, mid: int) -> None:
-        if self.qos2_in is not None:
-            self.qos2_in.discard(mid)
+    def qos2_released(self, mid: int) -> bool:
+        """Forget mid; False when it was not awaiting PUBREL."""
+        q2 = self.qos2_in
+        if q2 is None or mid not in q2:
+            return False
+        q2.remove(mid)
+        return True
 
     def clear(self) -> None:
         """Let go of every message the session holds (it ends)."""

@@ -54,6 +54,8 @@ class Config:
         self.queue_qos0_messages = False
         self.max_packet_size = NO_PACKET_LIMIT
         self.max_keepalive = 65535
+        # Topic Aliases an MQTT 5 client may set (its CONNACK's Topic Alias Maximum)
+        self.max_topic_alias = 10
         self.retain_available = True
         self.log_types = _LOG_DEFAULT
         self.log_dest = "stderr"

@@ -5,6 +5,7 @@ out[ooff:at], before out[at:olen] (broker.conn.Conn.chunk). Delivering then neve
 second copy of the message, or an output buffer its size. Imported the first time a message
 is spooled: a board whose messages fit its buffers never loads it.
 """
+from broker.bytesops import copy_into
 from broker.codec import put_remaining_length
 
 TYPE_CHECKING = False
@@ -16,22 +17,28 @@ if TYPE_CHECKING:
 
 class Spool:
     """The message's bytes on the wire: head[0:hlen] (fixed header and topic length), the topic
-    (msg.data[0:tlen]), head[hlen:hlen + idlen] (the packet identifier), the payload; `done` of
-    its `size` bytes are out."""
+    (msg.data[0:tlen]), head[hlen:hlen + idlen] (the packet identifier, and for an MQTT 5
+    client `tail`: the Property Length and the properties the broker adds), the rest of
+    msg.data after the topic but its first `skip` bytes (the properties, which a 3.1.1 client
+    does not get); `done` of its `size` bytes are out."""
 
-    def __init__(self, msg: "Message", at: int, b0: int, mid: int) -> None:
-        head = bytearray(9)
+    def __init__(self, msg: "Message", at: int, b0: int, mid: int, skip: int,
+                 tail: bytes) -> None:
+        head = bytearray(9 + len(tail))
         tlen = msg.tlen
-        self.idlen = 2 if b0 & 0x06 else 0
-        rl = 2 + len(msg.data) + self.idlen
+        idlen = 2 if b0 & 0x06 else 0
+        rl = 2 + len(msg.data) - skip + idlen + len(tail)
         head[0] = b0
         p = put_remaining_length(head, 1, rl)
         head[p] = tlen >> 8
         head[p + 1] = tlen & 0xFF
         head[p + 2] = mid >> 8
         head[p + 3] = mid & 0xFF
+        copy_into(head, p + 2 + idlen, tail, 0, len(tail))
         self.head = head
         self.hlen = p + 2
+        self.idlen = idlen + len(tail)
+        self.skip = skip
         self.msg = msg
         self.at = at
         self.done = 0
@@ -58,14 +65,16 @@ class Spool:
             conn.coff = h + d
             return self.idlen - d
         conn.cbuf = m.data
-        conn.coff = d - self.idlen + t
+        conn.coff = d - self.idlen + t + self.skip
         return len(m.data) - conn.coff
 
 
-def spool(b: "Broker", conn: "Conn", b0: int, mid: int, msg: "Message") -> None:
+def spool(b: "Broker", conn: "Conn", b0: int, mid: int, msg: "Message", skip: int,
+          tail: bytes) -> None:
     """Send msg (a PUBLISH with first byte b0 and packet identifier mid) from its own buffer,
-    after what conn's output holds now; one message at a time per connection."""
-    sp = Spool(msg, conn.olen, b0, mid)
+    after what conn's output holds now; one message at a time per connection (Spool: skip
+    and tail)."""
+    sp = Spool(msg, conn.olen, b0, mid, skip, tail)
     conn.spool = sp
     conn.busy = True
     b.packets_sent += 1

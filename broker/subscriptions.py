@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from broker.filtertree import KeyFunc as KeyFunc
 
 
+_OPTION_QOS = const(0x03)
+_OPTION_NO_LOCAL = const(0x04)
+_OPTION_RETAIN_AS_PUBLISHED = const(0x08)
+_OPTION_ID_SHIFT = const(4)
+
 _SLASH = const(0x2F)   # '/'
 _PLUS = const(0x2B)    # '+'
 _HASH = const(0x23)    # '#'
@@ -41,6 +46,17 @@ def _drop(subs: "List[Any]", i: int) -> None:
     subs.pop()
 
 
+def merge_options(a: int, b: int) -> int:
+    """The options (broker.const.OPTION_*) of one copy for two matching subscriptions of a
+    session: the higher QoS [MQTT-3.3.5-1]; No Local only when both ask for it; Retain As
+    Published when either does; the first Subscription Identifier. A 3.1.1 subscription's
+    options are its QoS."""
+    q = a & _OPTION_QOS if (a & _OPTION_QOS) > (b & _OPTION_QOS) else b & _OPTION_QOS
+    sid = a >> _OPTION_ID_SHIFT or b >> _OPTION_ID_SHIFT
+    return q | (a & b & _OPTION_NO_LOCAL) | ((a | b) & _OPTION_RETAIN_AS_PUBLISHED)\
+        | (sid << _OPTION_ID_SHIFT)
+
+
 def mark(subs: "List[Any]", hits: "List[Any]", n: int, epoch: int) -> int:
     """Mark the subscribers of one matching filter; n counts the sessions in hits so far."""
     i = len(subs)
@@ -52,8 +68,8 @@ def mark(subs: "List[Any]", hits: "List[Any]", n: int, epoch: int) -> int:
             s.route_qos = subs[i + 1]
             hits[n] = s
             n += 1
-        elif subs[i + 1] > s.route_qos:  # one copy per session, at its highest QoS [MQTT-3.3.5-1]
-            s.route_qos = subs[i + 1]
+        elif subs[i + 1] != s.route_qos:  # one copy per session [MQTT-3.3.5-1]
+            s.route_qos = merge_options(s.route_qos, subs[i + 1])
     return n
 
 

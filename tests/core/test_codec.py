@@ -753,11 +753,11 @@ def test_suback_truncated_malformed():
 # ---- unsupported protocols ----------------------------------------------------------------------
 
 def test_unsupported_protocol_returns_connect():
-    # MQTT 5: level 5 followed by a properties block (session expiry interval 10) [MQTT-3.1.2-2]
-    v5 = (s("MQTT") + bytes((5, 0x02, 0x00, 0x3C)) + b"\x05\x11\x00\x00\x00\x0a"
-          + s("v5-client"))
+    # a level after 5, laid out as MQTT 5 (a properties block after keepalive) [MQTT-3.1.2-2]
+    v6 = (s("MQTT") + bytes((6, 0x02, 0x00, 0x3C)) + b"\x05\x11\x00\x00\x00\x0a"
+          + s("v6-client"))
     others = (
-        v5,
+        v6,
         connect_body(0x02, s("c"), name=b"MQTX", level=4),
         connect_body(0x02, s("c"), name=b"MQTT", level=3),
         connect_body(0x02, s("c"), name=b"MQIsdp", level=4),
@@ -769,8 +769,8 @@ def test_unsupported_protocol_returns_connect():
         assert not c.supported(), body
         p = one(frame(0x10, body))
         assert p.type == CONNECT and p.connect is not None and not p.connect.supported()
-    c = decode_connect(v5, 0, len(v5))
-    assert c.protocol_name == "MQTT" and c.protocol_level == 5
+    c = decode_connect(v6, 0, len(v6))
+    assert c.protocol_name == "MQTT" and c.protocol_level == 6
     c = decode_connect(others[1], 0, len(others[1]))
     assert c.protocol_name == "MQTX" and c.protocol_level == 4
 

@@ -5,11 +5,12 @@ from support import MPY, SkipTest
 
 from broker import (
     codec, codec_client, const, delivery, engine, handle_connect, handle_publish,
-    handle_subscribe, lifecycle, local, logs, output, settings,
+    handle_subscribe, keepalive, lifecycle, local, logs, output, settings, subscriptions, v5,
 )
 
 MODULES = (codec, codec_client, delivery, engine, handle_connect, handle_publish,
-           handle_subscribe, lifecycle, local, logs, output, settings)
+           handle_subscribe, keepalive, lifecycle, local, logs, output, settings, subscriptions,
+           v5)
 
 
 def test_private_copies_equal_broker_const() -> None:
@@ -28,7 +29,7 @@ def test_private_copies_equal_broker_const() -> None:
 
 def test_engine_names_packets_in_its_messages() -> None:
     assert logs.packet_name(const.PUBLISH) == "PUBLISH"
-    assert logs.packet_name(15) == "RESERVED"
+    assert logs.packet_name(15) == "AUTH"  # MQTT 5.0 gave the reserved type 15 its name
 
 
 def test_the_micropython_port_start_up_copies_the_engine_s_pending_connections() -> None:

@@ -261,9 +261,9 @@ def test_raw_mqtt_level_4_accepted():
 
 def test_unsupported_level_or_name_gets_connack_1_MQTT_3_1_2_2():
     cases = (
-        (raw_connect(b"MQTT", 5), "MQTT level 5"),
-        # an MQTT 5 CONNECT as a v5 client sends it: a property length after keepalive
-        (frame(0x10, lstr(b"MQTT") + bytes((5, 0x02, 0, 60, 0)) + lstr(b"v5")), "real v5"),
+        (raw_connect(b"MQTT", 6), "MQTT level 6"),
+        # a level no specification has yet, laid out as MQTT 5 lays out its CONNECT
+        (frame(0x10, lstr(b"MQTT") + bytes((6, 0x02, 0, 60, 0)) + lstr(b"v6")), "as v5, level 6"),
         (raw_connect(b"MQTT", 3), "MQTT level 3"),
         (raw_connect(b"MQIsdp", 4), "MQIsdp level 4"),
         (raw_connect(b"MQTT", 0), "level 0"),
@@ -280,7 +280,7 @@ def test_refused_connect_stops_processing_MQTT_3_1_4_5():
     for split in SPLITS:
         hub = Hub()
         c = hub.client()
-        c.send(raw_connect(b"MQTT", 5) + encode_publish(b"r", b"kept?", 0, True), split)
+        c.send(raw_connect(b"MQTT", 6) + encode_publish(b"r", b"kept?", 0, True), split)
         got = c.recv()
         assert kinds(got) == [CONNACK] and got[0].return_code == 1
         assert c.closed
