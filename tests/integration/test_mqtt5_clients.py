@@ -18,9 +18,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from conftest import V5_HEAP
 from test_mosquitto_clients import clients  # noqa: F401  (the mosquitto_pub/_sub fixture)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.heap(V5_HEAP)]
 
 # The PUBLISH properties a server forwards as they came (section 3.3.2.3), as paho names them.
 FORWARDED = ("PayloadFormatIndicator", "ContentType", "ResponseTopic", "CorrelationData",
