@@ -5,10 +5,11 @@ this module.
 """
 from broker.bytesops import const, copy_into
 from broker.codec import (
-    Connect, MalformedPacket, ProtocolError, put_remaining_length, read_binary, read_string,
+    Connect, MalformedPacket, put_remaining_length, read_binary, read_string,
     read_u16, remaining_length_size,
 )
 from broker.props import (
+    ProtocolError,
     MESSAGE_EXPIRY_INTERVAL, SUBSCRIPTION_IDENTIFIER, WILL, Props, decode_props, forwarded,
     put_u32_prop, put_varint, put_varint_prop, read_varint, varint_size,
 )

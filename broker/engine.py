@@ -18,7 +18,7 @@ from broker.handle_publish import handle_acknowledgement, handle_publish
 from broker import keepalive, lifecycle, output
 from broker.lifecycle import LIMIT_MEMORY
 from broker.bytesops import MPY, const, copy_into, micropython
-from broker.codec import MalformedPacket, ProtocolError, Publish, publish_size, put_pingresp
+from broker.codec import MalformedPacket, Publish, publish_size, put_pingresp
 from broker.conn import CLOSED, NEW, NO_OUTPUT
 from broker.delivery import deliver, enqueue
 from broker.handle_connect import handle_connect
@@ -59,6 +59,7 @@ _OUT_SOFT_MAX = const(262144)
 _OPTION_QOS = const(0x03)
 _OPTION_NO_LOCAL = const(0x04)
 _PROTOCOL_LEVEL_5 = const(5)
+_RC_PROTOCOL_ERROR = const(0x82)
 
 
 def _packet_name(t: int) -> str:
@@ -220,10 +221,11 @@ class Broker:
                 raise MalformedPacket("DISCONNECT remaining length must be 0")
             self.set_will(conn, None)  # [MQTT-3.14.4-3]
             self.close(conn, "Client %s disconnected." % conn.client_id, False)
-        elif t == _CONNECT:
-            raise ProtocolError("second CONNECT")  # [MQTT-3.1.0-2]
-        else:
-            raise ProtocolError("%s is not sent by clients" % _packet_name(t))
+        else:  # a second CONNECT [MQTT-3.1.0-2], or a packet only a server sends
+            e = MalformedPacket("second CONNECT" if t == _CONNECT
+                                else "%s is not sent by clients" % _packet_name(t))
+            e.reason = _RC_PROTOCOL_ERROR
+            raise e
 
     def room_for(self, size: int) -> str:
         """Why a message of size bytes (topic and payload) cannot be kept, or "" when it can:

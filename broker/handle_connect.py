@@ -21,13 +21,9 @@ _RC_SESSION_TAKEN_OVER = const(0x8E)
 _LOG_NOTICE = const(0x04)
 _LOG_WARNING = const(0x02)
 
-# How a log line names a protocol level, as mosquitto does: p1 for 3.1, p2 for 3.1.1.
-_LOG_LEVEL_NAMES = b"\x00\x00\x00\x01\x02\x05"
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Union
-    from broker.codec import Connect
     from broker.conn import Conn
     from broker.engine import Broker
     from broker.session import Session
@@ -39,12 +35,6 @@ def _refuse(b: "Broker", conn: "Conn", code: int, why: str) -> None:
         b.log(_LOG_NOTICE, why)
     b.send_connack(conn, False, code)  # session present 0 on refusal [MQTT-3.2.2-4]
     b.close(conn, "", False)
-
-
-def _level(buf: "Buffer", pos: int, end: int) -> int:
-    """The Protocol Level of a CONNECT body, or -1 when it does not get that far."""
-    at = pos + 2 + ((buf[pos] << 8) | buf[pos + 1]) if pos + 2 <= end else end
-    return buf[at] if at < end else -1
 
 
 def _use_v5(b: "Broker", conn: "Conn") -> None:
@@ -59,7 +49,8 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     try:
         c = decode_connect(buf, pos, end)
     except MalformedPacket:
-        if _level(buf, pos, end) == _PROTOCOL_LEVEL_5:
+        at = pos + 2 + ((buf[pos] << 8) | buf[pos + 1]) if pos + 2 <= end else end
+        if at < end and buf[at] == _PROTOCOL_LEVEL_5:
             _use_v5(b, conn)  # so that the refusal says why, in a v5 CONNACK
         raise
     cfg = b.config
@@ -184,26 +175,19 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         b.connected_max = b.connected
     conn.keepalive_ms = keepalive_ms(keepalive)
     if c.will_topic is not None:
-        b.set_will(conn, _will(c))
+        if v5:
+            b.set_will(conn, b.v5.will(c))
+        else:
+            data = c.will_topic + c.will_payload
+            b.set_will(conn, Message(data, len(c.will_topic), c.will_qos, c.will_retain))
     b.log(_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d)."
-          % (conn.peer, cid, _LOG_LEVEL_NAMES[conn.level], 1 if c.clean_session else 0,
-             keepalive))
+          % (conn.peer, cid, 1 if conn.level == _PROTOCOL_LEVEL_31 else 2 if not v5 else 5,
+             1 if c.clean_session else 0, keepalive))
     # MQTT 3.1 has no session present flag: that byte is reserved there.
     b.send_connack(conn, present and conn.level != _PROTOCOL_LEVEL_31,
                    _CONNACK_ACCEPTED)  # [MQTT-3.2.2-2] [MQTT-3.2.2-3]
     if present:
         resume(b, s)
-
-
-def _will(c: "Connect") -> Message:
-    """The CONNECT's will, with what is forwarded of an MQTT 5 will's properties."""
-    wt = c.will_topic
-    assert wt is not None
-    if c.protocol_level != _PROTOCOL_LEVEL_5:
-        return Message(wt + c.will_payload, len(wt), c.will_qos, c.will_retain)
-    m = Message(wt + c.will_fwd + c.will_payload, len(wt), c.will_qos, c.will_retain)
-    m.plen = len(c.will_fwd)
-    return m
 
 
 def _generate_id(b: "Broker") -> str:

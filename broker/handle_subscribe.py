@@ -61,16 +61,40 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
     kept = sid << _OPTION_ID_SHIFT
     for filt, o in topics:
         q = o & _OPTION_QOS
-        code = _subscribe(b, s, filt, q | (o & _OPTIONS_KEPT) | kept, share)
-        if code < 0:
-            codes.append(-code if v5 else _SUBACK_FAILURE)
-            continue
-        codes.append(q)
-        # MQTT 5's Retain Handling: 0 sends the retained messages, 1 only to a new
-        # subscription, 2 never [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11]
-        rh = o >> _RETAIN_HANDLING_SHIFT
-        if rh == 0 or (rh == 1 and code == 1):
-            granted.append((filt, q))
+        code = _RC_QUOTA_EXCEEDED  # (SUBACK 0x80 for a 3.1.1 client, as every refusal)
+        if len(filt) > cfg.max_topic_length:
+            code = _RC_TOPIC_FILTER_INVALID
+            b.log(_LOG_WARNING, "Subscription of %s refused: filter longer than"
+                  " max_topic_length." % conn.client_id)
+        elif v5 and filt.startswith(b"$share/"):
+            code = _RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED  # as the CONNACK said
+        elif s.acl is not None and not _may_subscribe(s.acl, filt):
+            code = _RC_NOT_AUTHORIZED
+            b.log(_LOG_NOTICE, "Denied SUBSCRIBE of %s to '%s' (acl_file)."
+                  % (conn.client_id, str(filt, "utf-8")))
+        elif b.heap_low is not None and b.heap_low(_SUBSCRIPTION_BYTES + 2 * len(filt)):
+            # refused, before the heap runs out under the table
+            b.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Subscription of %s to '%s' refused: the"
+                          " heap is nearly full." % (conn.client_id, str(filt, "utf-8")))
+        else:
+            r = b.subs.subscribe(s, filt, q | (o & _OPTIONS_KEPT) | kept, share)
+            if r >= 0:
+                codes.append(q)
+                if b.log_mask & _LOG_SUBSCRIBE:
+                    b.log(_LOG_SUBSCRIBE, "%s %d %s" % (conn.client_id, q, str(filt, "utf-8")))
+                # MQTT 5's Retain Handling: 0 sends the retained messages, 1 only to a new
+                # subscription, 2 never [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11]
+                rh = o >> _RETAIN_HANDLING_SHIFT
+                if rh == 0 or (rh == 1 and r == 1):
+                    granted.append((filt, q))
+                continue
+            if r == -1:
+                why = "max_subscriptions (%d)" % cfg.max_subscriptions
+            else:
+                why = "max_subscriptions_per_client (%d)" % share
+            b.log(_LOG_WARNING, "Subscription of %s to '%s' refused: %s reached."
+                  % (conn.client_id, str(filt, "utf-8"), why))
+        codes.append(code if v5 else _SUBACK_FAILURE)
     if v5:
         b.v5.send_suback(b, conn, mid, codes)
     else:
@@ -81,40 +105,6 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
             b.log(_LOG_DEBUG, "Sending SUBACK to %s" % conn.client_id)
     for filt, q in granted:
         send_retained(b, s, filt, q, sid)
-
-
-def _subscribe(b: "Broker", s: "Session", filt: bytes, options: int, share: int) -> int:
-    """Add s's subscription to filt with options (its QoS, for a 3.1.1 client): 1 when it is
-    new, 0 when it replaced one, or minus the MQTT 5 Reason Code of the refusal."""
-    cid = s.client_id
-    if len(filt) > b.config.max_topic_length:
-        b.log(_LOG_WARNING, "Subscription of %s refused: filter longer than"
-              " max_topic_length." % cid)
-        return -_RC_TOPIC_FILTER_INVALID
-    if filt.startswith(b"$share/") and s.conn is not None\
-            and s.conn.level == _PROTOCOL_LEVEL_5:
-        return -_RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED  # as the CONNACK said
-    if s.acl is not None and not _may_subscribe(s.acl, filt):
-        b.log(_LOG_NOTICE, "Denied SUBSCRIBE of %s to '%s' (acl_file)."
-              % (cid, str(filt, "utf-8")))
-        return -_RC_NOT_AUTHORIZED
-    if b.heap_low is not None and b.heap_low(_SUBSCRIPTION_BYTES + 2 * len(filt)):
-        # refused, before the heap runs out under the table
-        b.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Subscription of %s to '%s' refused: the"
-                      " heap is nearly full." % (cid, str(filt, "utf-8")))
-        return -_RC_QUOTA_EXCEEDED
-    r = b.subs.subscribe(s, filt, options, share)
-    if r < 0:
-        if r == -1:
-            why = "max_subscriptions (%d)" % b.config.max_subscriptions
-        else:
-            why = "max_subscriptions_per_client (%d)" % share
-        b.log(_LOG_WARNING, "Subscription of %s to '%s' refused: %s reached."
-              % (cid, str(filt, "utf-8"), why))
-        return -_RC_QUOTA_EXCEEDED
-    if b.log_mask & _LOG_SUBSCRIBE:
-        b.log(_LOG_SUBSCRIBE, "%s %d %s" % (cid, options & _OPTION_QOS, str(filt, "utf-8")))
-    return r
 
 
 def send_retained(b: "Broker", s: "Session", filt: bytes, q: int, sid: int = 0) -> None:

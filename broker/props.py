@@ -4,8 +4,15 @@
 Only v5 code imports this module, so a board whose clients all speak 3.1.1 never loads it.
 """
 from broker.bytesops import const, copy_into, micropython, utf8_valid
-from broker.codec import MalformedPacket, ProtocolError, put_remaining_length, remaining_length_size
+from broker.codec import MalformedPacket, put_remaining_length, remaining_length_size
 from broker.topics import valid_topic_name
+
+
+
+class ProtocolError(MalformedPacket):
+    """An MQTT 5.0 packet that parses but breaks a rule of the specification (section 4.13)."""
+
+    reason = 0x82
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

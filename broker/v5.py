@@ -5,7 +5,6 @@ property codec (broker.props) and the v5 packets (broker.codec5) it imports.
 A v5 connection keeps its own state in conn.v5 (State). Reason Codes: broker.const RC_*.
 """
 from broker.bytesops import const, micropython, utf8_valid
-from broker.codec import ProtocolError
 from broker.codec5 import (
     ack5_size, connack5_size, decode_ack5, decode_disconnect5, decode_subscribe5,
     decode_unsubscribe5, disconnect5_size, publish5_props_len, publish5_size, put_ack5,
@@ -13,7 +12,9 @@ from broker.codec5 import (
     unsuback5_size,
 )
 from broker.delivery import sent
+from broker.session import Message
 from broker.props import (
+    ProtocolError,
     ASSIGNED_CLIENT_IDENTIFIER, MAXIMUM_PACKET_SIZE, MESSAGE_EXPIRY_INTERVAL, RECEIVE_MAXIMUM,
     RETAIN_AVAILABLE, SERVER_KEEP_ALIVE, SHARED_SUBSCRIPTION_AVAILABLE, SUBSCRIPTION_IDENTIFIER,
     TOPIC_ALIAS_MAXIMUM, forwarded, put_str_prop, put_u16_prop, put_u32_prop, put_u8_prop,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from broker.codec import Connect
     from broker.conn import Conn
     from broker.engine import Broker
-    from broker.session import Message, Session
+    from broker.session import Session
     Buffer = Union[bytes, bytearray]
 
 _PUBACK = const(4)
@@ -106,6 +107,15 @@ def start_session(s: "Session", conn: "Conn", c: "Connect") -> None:
     assert c.props is not None
     rm = c.props.receive_maximum
     s.window = rm if rm is not None else 65535
+
+
+def will(c: "Connect") -> Message:
+    """The CONNECT's will, with what is forwarded of its properties."""
+    wt = c.will_topic
+    assert wt is not None
+    m = Message(wt + c.will_fwd + c.will_payload, len(wt), c.will_qos, c.will_retain)
+    m.plen = len(c.will_fwd)
+    return m
 
 
 def send_connack(b: "Broker", conn: "Conn", present: bool, code: int) -> None:

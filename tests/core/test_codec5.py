@@ -4,7 +4,8 @@ CONNECT, SUBSCRIBE, UNSUBSCRIBE, the acknowledgements and DISCONNECT, and the v5
 Plain functions with plain asserts: pytest runs them on CPython, tools/mptest.py on MicroPython.
 Expected bytes are written out by hand from the specification, not produced by the codec.
 """
-from broker.codec import Connect, MalformedPacket, ProtocolError, decode_connect
+from broker.codec import Connect, MalformedPacket, decode_connect
+from broker.props import ProtocolError
 from broker.codec5 import (
     ack5_size, connack5_size, decode_ack5, decode_connect5, decode_disconnect5,
     decode_subscribe5, decode_unsubscribe5, disconnect5_size, publish5_props_len, publish5_size,

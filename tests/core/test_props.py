@@ -5,9 +5,10 @@ Plain functions with plain asserts: pytest runs them on CPython, tools/mptest.py
 The property table below and every expected byte are written out by hand from the
 specification (section 2.2.2.2), not produced by the code under test.
 """
-from broker.codec import MalformedPacket, ProtocolError, Publish
+from broker.codec import MalformedPacket, Publish
 from broker import props as P
 from broker.props import (
+    ProtocolError,
     Props, decode_props, forwarded, put_pair_prop, put_str_prop, put_u8_prop, put_u16_prop,
     put_u32_prop, put_varint, put_varint_prop, read_varint, scan_publish_props, varint_size,
 )
