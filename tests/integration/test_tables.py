@@ -104,8 +104,8 @@ def test_a_heap_too_small_for_the_configuration_is_one_line(broker_kind, tmp_pat
     if broker_kind.name == "wasm32":
         # (a heap this port runs out of while loading the modules may hang it instead of
         # raising MemoryError, as tools/wasm32/serve.mjs says: this one runs out just after,
-        # at 43K and 44K; from 45K it listens, and below 43K it hangs)
-        argv = [a if not a.startswith("heapsize=") else "heapsize=43K"
+        # at 44K and 45K; from 46K it listens, and below 44K it hangs)
+        argv = [a if not a.startswith("heapsize=") else "heapsize=44K"
                 for a in conftest._wasm32_prefix()]
     else:
         argv = [conftest._our_micropython(), "-X", "heapsize=96K", "-m", "broker"]
