@@ -47,6 +47,7 @@ _INTS = {
     "memory_limit": (0, _BIG, 0, 0),
     "max_queued_bytes": (0, _BIG, 0, 0),
     "max_topic_alias": (0, 65535, 0, 0),
+    "max_qos": (0, 2, 0, 0),
 }  # type: dict[str, tuple[int, int, int, int]]
 
 _BOOLS = " allow_anonymous queue_qos0_messages retain_available "
@@ -60,7 +61,7 @@ _LOG_TYPES = {
 # mosquitto options we recognise but do not implement yet (and the prefixes auth_opt_, plugin_opt_).
 _UNSUPPORTED = (
     " psk_file psk_hint plugin auth_plugin per_listener_settings"
-    " allow_zero_length_clientid auto_id_prefix upgrade_outgoing_qos max_qos max_inflight_bytes"
+    " allow_zero_length_clientid auto_id_prefix upgrade_outgoing_qos max_inflight_bytes"
     " message_size_limit persistence persistence_file"
     " persistence_location autosave_interval autosave_on_changes"
     " include_dir user pid_file connection_messages log_facility log_timestamp"

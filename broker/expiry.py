@@ -18,6 +18,8 @@ def expire(b: "Broker") -> None:
     persistent_client_expiration seconds (0: never)."""
     config_limit = b.config.persistent_client_expiration
     now = b.seconds
+    if b.v5 is not None:
+        b.v5.due_wills(b)
     expired = [s for s in b.sessions.values()
                if s.conn is None and s.local is None and _ended(s, config_limit, now)]
     for s in expired:

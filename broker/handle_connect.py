@@ -18,6 +18,8 @@ _CONNACK_UNACCEPTABLE_PROTOCOL_VERSION = const(1)
 _PROTOCOL_LEVEL_31 = const(3)
 _PROTOCOL_LEVEL_5 = const(5)
 _RC_SESSION_TAKEN_OVER = const(0x8E)
+_RC_RETAIN_NOT_SUPPORTED = const(0x9A)
+_RC_QOS_NOT_SUPPORTED = const(0x9B)
 _LOG_NOTICE = const(0x04)
 _LOG_WARNING = const(0x02)
 
@@ -74,7 +76,13 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         if len(wt) > cfg.max_topic_length or not valid_topic_name(wt, 0, len(wt)):
             raise MalformedPacket("invalid will topic")
         if c.will_retain and not cfg.retain_available:
-            raise MalformedPacket("retained will but retain_available is false")
+            e = MalformedPacket("retained will but retain_available is false")
+            e.reason = _RC_RETAIN_NOT_SUPPORTED
+            raise e
+        if c.will_qos > cfg.max_qos:  # [MQTT-3.2.2-12]; a 3.1.1 client is closed, as mosquitto
+            e = MalformedPacket("will QoS %d above max_qos %d" % (c.will_qos, cfg.max_qos))
+            e.reason = _RC_QOS_NOT_SUPPORTED
+            raise e
     cid = c.client_id
     if c.protocol_level == _PROTOCOL_LEVEL_31 and not 0 < len(cid) <= 23:
         _refuse(b, conn, _CONNACK_IDENTIFIER_REJECTED,
@@ -155,6 +163,9 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
                     " (%d) reached and every session is connected." % (cid, cfg.max_sessions))
             return
     present = old is not None
+    if old is not None and old.will is not None:  # back within its Will Delay [MQTT-3.1.3-9]
+        b.ledger.release(old.will)
+        old.will = None
     s = old if old is not None else b.new_session(cid, c.clean_session)
     s.clean = c.clean_session
     if v5:

@@ -35,6 +35,10 @@ _RC_NO_MATCHING_SUBSCRIBERS = const(0x10)
 _RC_UNSPECIFIED_ERROR = const(0x80)
 _RC_NOT_AUTHORIZED = const(0x87)
 _RC_PACKET_IDENTIFIER_NOT_FOUND = const(0x92)
+_RC_QUOTA_EXCEEDED = const(0x97)
+_RC_RETAIN_NOT_SUPPORTED = const(0x9A)
+_RC_QOS_NOT_SUPPORTED = const(0x9B)
+_RC_RECEIVE_MAXIMUM_EXCEEDED = const(0x93)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -85,7 +89,13 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
     if qos and v.mid == 0:
         raise MalformedPacket("packet identifier 0")  # [MQTT-2.3.1-1]
     if b0 & 0x01 and not b.config.retain_available:
-        raise MalformedPacket("RETAIN set but retain_available is false")
+        e = MalformedPacket("RETAIN set but retain_available is false")
+        e.reason = _RC_RETAIN_NOT_SUPPORTED
+        raise e
+    if qos > b.config.max_qos:  # MQTT 5: a Protocol Error (3.2.2.3.4); mosquitto closes 3.1.1
+        e = MalformedPacket("QoS %d above max_qos %d" % (qos, b.config.max_qos))
+        e.reason = _RC_QOS_NOT_SUPPORTED
+        raise e
     b.messages_received += 1
     if b.log_mask & _LOG_DEBUG:
         from broker.logs import trace
@@ -103,7 +113,10 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
             return
         if got == QOS2_FULL:
             # 3.1.1 cannot refuse a PUBLISH; a client that never releases its QoS 2
-            # messages would hold the broker's memory, so it loses the connection.
+            # messages would hold the broker's memory, so it loses the connection (an MQTT 5
+            # client went past the CONNACK's Receive Maximum [MQTT-3.3.4-7]).
+            if v5:
+                b.v5.refuse(b, conn, _RC_RECEIVE_MAXIMUM_EXCEEDED)
             b.close(conn, "Client %s has too many QoS 2 messages awaiting PUBREL, "
                     "disconnecting." % conn.client_id, True)
             return
@@ -195,10 +208,19 @@ def _keep(b: "Broker", conn: "Conn", buf: "Buffer", n: int) -> "Optional[Message
     hits = b.hits
     for i in range(n):
         hits[i] = None
+    size = te - ts + v.payload_end - v.payload_start
+    topic = str(bytes(buf[ts:te]), "utf-8")
+    if v.qos and conn.level == _PROTOCOL_LEVEL_5:
+        # MQTT 5 can refuse it: Quota exceeded, and the client decides what to do
+        b.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Client %s: no room to keep a message of %d"
+                      " bytes on '%s' (%s), refused." % (conn.client_id, size, topic, why))
+        acknowledge(b, conn, _PUBACK if v.qos == 1 else _PUBREC, v.mid, _RC_QUOTA_EXCEEDED)
+        return None
     b.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Client %s: no room to keep a message of %d"
                   " bytes on '%s' (%s), disconnecting: it is sent again on reconnection."
-                  % (conn.client_id, te - ts + v.payload_end - v.payload_start,
-                     str(bytes(buf[ts:te]), "utf-8"), why))
+                  % (conn.client_id, size, topic, why))
+    if conn.level == _PROTOCOL_LEVEL_5:
+        b.v5.refuse(b, conn, _RC_QUOTA_EXCEEDED)
     b.close(conn, "", True)
     return None
 

@@ -61,6 +61,8 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
     kept = sid << _OPTION_ID_SHIFT
     for filt, o in topics:
         q = o & _OPTION_QOS
+        if q > cfg.max_qos:
+            q = cfg.max_qos  # accepted, granted at most max_qos [MQTT-3.2.2-10]
         code = _RC_QUOTA_EXCEEDED  # (SUBACK 0x80 for a 3.1.1 client, as every refusal)
         if len(filt) > cfg.max_topic_length:
             code = _RC_TOPIC_FILTER_INVALID

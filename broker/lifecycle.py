@@ -23,6 +23,7 @@ _LOG_NOTICE = const(0x04)
 _LOG_WARNING = const(0x02)
 _CONNACK_SERVER_UNAVAILABLE = const(3)
 _PROTOCOL_LEVEL_5 = const(5)
+_RC_SERVER_SHUTTING_DOWN = const(0x8B)
 _PENDING_CONNECTIONS = const(16)  # sockets allowed beyond max_connections, to answer CONNACK 0x03
 
 # Conditions whose log lines come in floods: log_limited() logs the first line of each in an
@@ -132,13 +133,18 @@ def close(b: "Broker", conn: Conn, why: str, send_will: bool) -> None:
         b.log(_LOG_NOTICE, why)
     if will is not None:
         if send_will:
-            _publish_will(b, will, conn.client_id)
+            if conn.level == _PROTOCOL_LEVEL_5:
+                b.v5.will_gone(b, conn, s, will)  # its Will Delay Interval, its expiry
+            else:
+                publish_will(b, will, conn.client_id)
         set_will(b, conn, None)
 
 
 def shutdown(b: "Broker") -> None:
     """Close every connection (no wills: the broker, not the client, is going away)."""
     for conn in b.conns[:]:
+        if conn.level == _PROTOCOL_LEVEL_5 and conn.state == CONNECTED:
+            b.v5.refuse(b, conn, _RC_SERVER_SHUTTING_DOWN)
         close(b, conn, "", False)
 
 
@@ -158,6 +164,8 @@ def add_session(b: "Broker", client_id: str, s: Session) -> None:
 
 
 def discard_session(b: "Broker", s: Session) -> None:
+    if s.will is not None:  # an MQTT 5 will waiting out its delay: the session ends first
+        b.v5.publish_delayed_will(b, s)
     b.subs.remove_session(s)
     s.clear()
     if b.sessions.get(s.client_id) is s:
@@ -174,7 +182,7 @@ def set_will(b: "Broker", conn: Conn, will: "Optional[Message]") -> None:
         b.ledger.hold(will)
 
 
-def _publish_will(b: "Broker", will: "Message", owner: str) -> None:
+def publish_will(b: "Broker", will: "Message", owner: str) -> None:
     data = will.data
     tlen = will.tlen
     if will.flags & FLAG_RETAIN:

@@ -116,6 +116,11 @@ class Session:
     # configuration's (persistent_client_expiration); the client's Receive Maximum
     expiry = -1
     window = 65535
+    # MQTT 5: the will of a client gone, waiting out its Will Delay Interval until Broker.seconds
+    # reaches will_at (with its Message Expiry Interval, -1: none) [MQTT-3.1.3-9]
+    will = None  # type: Optional[Message]
+    will_at = 0
+    will_expiry = -1
     slot_mid = ()  # type: List[int]  # type: ignore[assignment]
     slot_state = ()  # type: List[int]  # type: ignore[assignment]
     slot_flags = ()  # type: List[int]  # type: ignore[assignment]

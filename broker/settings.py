@@ -56,6 +56,8 @@ class Config:
         self.max_keepalive = 65535
         # Topic Aliases an MQTT 5 client may set (its CONNACK's Topic Alias Maximum)
         self.max_topic_alias = 10
+        # the highest QoS a client may publish at and is granted (mosquitto's max_qos)
+        self.max_qos = 2
         self.retain_available = True
         self.log_types = _LOG_DEFAULT
         self.log_dest = "stderr"

@@ -12,10 +12,12 @@ from broker.codec5 import (
     unsuback5_size,
 )
 from broker.delivery import sent
+from broker.lifecycle import publish_will
 from broker.session import Message
 from broker.props import (
     ProtocolError,
-    ASSIGNED_CLIENT_IDENTIFIER, MAXIMUM_PACKET_SIZE, MESSAGE_EXPIRY_INTERVAL, RECEIVE_MAXIMUM,
+    ASSIGNED_CLIENT_IDENTIFIER, MAXIMUM_PACKET_SIZE, MAXIMUM_QOS, MESSAGE_EXPIRY_INTERVAL,
+    RECEIVE_MAXIMUM,
     RETAIN_AVAILABLE, SERVER_KEEP_ALIVE, SHARED_SUBSCRIPTION_AVAILABLE, SUBSCRIPTION_IDENTIFIER,
     TOPIC_ALIAS_MAXIMUM, forwarded, put_str_prop, put_u16_prop, put_u32_prop, put_u8_prop,
     put_varint, put_varint_prop, scan_publish_props, varint_size,
@@ -57,6 +59,8 @@ class State:
     """What an MQTT 5 connection adds to a Conn. Defaults on the class: an instance stores only
     what its CONNECT set."""
 
+    will_delay = 0         # its will's Will Delay Interval
+    will_expiry = -1       # its will's Message Expiry Interval, -1: none
     max_packet = 0         # the client's Maximum Packet Size; 0: the protocol's limit
     aliases = None         # type: Optional[Dict[int, bytes]]  # its Topic Aliases
     assigned = ""          # an Assigned Client Identifier to send in the CONNACK
@@ -95,6 +99,12 @@ def connect(b: "Broker", conn: "Conn", c: "Connect") -> int:
         st.max_packet = p.maximum_packet_size
     if p.session_expiry_interval is not None:
         st.expiry = p.session_expiry_interval
+    wp = c.will_props
+    if wp is not None:
+        if wp.will_delay_interval is not None:
+            st.will_delay = wp.will_delay_interval
+        if wp.message_expiry_interval is not None:
+            st.will_expiry = wp.message_expiry_interval
     return 0
 
 
@@ -116,6 +126,40 @@ def will(c: "Connect") -> Message:
     m = Message(wt + c.will_fwd + c.will_payload, len(wt), c.will_qos, c.will_retain)
     m.plen = len(c.will_fwd)
     return m
+
+
+def will_gone(b: "Broker", conn: "Conn", s: "Optional[Session]", m: Message) -> None:
+    """conn ended without a DISCONNECT that discards its will m: publish it, or, with a Will
+    Delay Interval and a session that lives on, keep it in the session until the delay has
+    passed or the session ends, whichever comes first [MQTT-3.1.3-9]."""
+    st = conn.v5
+    if st.will_delay and s is not None and b.sessions.get(s.client_id) is s:
+        b.ledger.hold(m)
+        s.will = m
+        s.will_at = b.seconds + st.will_delay
+        s.will_expiry = st.will_expiry
+        return
+    if st.will_expiry >= 0:
+        m.expires = b.seconds + st.will_expiry
+    publish_will(b, m, conn.client_id)
+
+
+def publish_delayed_will(b: "Broker", s: "Session") -> None:
+    m = s.will
+    assert m is not None
+    s.will = None
+    if s.will_expiry >= 0:
+        m.expires = b.seconds + s.will_expiry  # counted from its publication [MQTT-3.3.2-5]
+    publish_will(b, m, s.client_id)
+    b.ledger.release(m)
+
+
+def due_wills(b: "Broker") -> None:
+    """Publish the delayed wills whose Will Delay Interval has passed (every second)."""
+    now = b.seconds
+    due = [s for s in b.sessions.values() if s.will is not None and now >= s.will_at]
+    for s in due:
+        publish_delayed_will(b, s)
 
 
 def send_connack(b: "Broker", conn: "Conn", present: bool, code: int) -> None:
@@ -142,6 +186,8 @@ def _connack_properties(b: "Broker", conn: "Conn") -> bytes:
     rm = s.size + s.max_queued if s is not None else cfg.max_inflight_messages
     if rm < 65535:
         pos = put_u16_prop(out, pos, RECEIVE_MAXIMUM, rm)
+    if cfg.max_qos < 2:
+        pos = put_u8_prop(out, pos, MAXIMUM_QOS, cfg.max_qos)
     if not cfg.retain_available:
         pos = put_u8_prop(out, pos, RETAIN_AVAILABLE, 0)
     if cfg.max_packet_size < _NO_PACKET_LIMIT:

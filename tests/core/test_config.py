@@ -69,7 +69,9 @@ def test_integer_options() -> None:
               "max_subscriptions 64\n"
               "max_retained_messages 32\n"
               "max_sessions 8\n"
-              "max_topic_length 128\n")
+              "max_topic_length 128\n"
+              "max_topic_alias 4\n"
+              "max_qos 1\n")
     assert c.max_connections == 50
     assert c.max_inflight_messages == 10
     assert c.max_queued_messages == 7
@@ -78,6 +80,8 @@ def test_integer_options() -> None:
     assert c.max_subscriptions == 64
     assert c.max_retained_messages == 32
     assert c.max_sessions == 8
+    assert c.max_topic_alias == 4
+    assert c.max_qos == 1
     assert c.max_topic_length == 128
 
 
@@ -271,6 +275,8 @@ def test_too_many_values() -> None:
 def test_out_of_range() -> None:
     cases = (
         ("max_keepalive 5", "max_keepalive: 5 is out of range (10..65535)"),
+        ("max_qos 3", "max_qos: 3 is out of range (0..2)"),
+        ("max_topic_alias 65536", "max_topic_alias: 65536 is out of range (0..65535)"),
         ("max_keepalive 65536", "max_keepalive: 65536 is out of range (10..65535)"),
         ("max_keepalive 0", "max_keepalive: 0 is out of range (10..65535)"),
         ("max_packet_size 19", "max_packet_size: 19 is out of range (20..268435460, or 0 for no limit)"),
@@ -306,7 +312,7 @@ def test_not_supported_options() -> None:
                  "persistence_location /var/lib/", "capath /etc/ssl/certs", "ciphers HIGH", "tls_version tlsv1.2",
                  "dhparamfile dh.pem", "include_dir /etc/mosquitto/conf.d",
                  "user mosquitto", "pid_file /run/m.pid", "protocol websockets",
-                 "per_listener_settings true", "max_qos 1", "auth_opt_backend redis",
+                 "per_listener_settings true", "upgrade_outgoing_qos true", "auth_opt_backend redis",
                  "plugin_opt_x 1", "persistence"):
         name = line.split()[0]
         msg = error_of("\n\n" + line + "\n")

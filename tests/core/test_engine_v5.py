@@ -349,8 +349,8 @@ def test_disconnect_with_will_message_0x04_sends_the_will_MQTT_3_14_4_3():
     c = _with_will(hub, b"c")
     c.send(b"\xe0\x01\x04")
     assert c.closed
-    assert drain(watcher.conn) == _frame(0x30, _s(b"will/t") + _props(b"\x03" + _s(b"text/plain"))
-                                         + b"gone")
+    assert drain(watcher.conn) == _frame(
+        0x30, _s(b"will/t") + _props(b"\x03" + _s(b"text/plain")) + b"gone")
 
 
 def test_normal_disconnect_discards_the_will():
@@ -417,3 +417,131 @@ def test_no_room_for_the_v5_code_is_still_refused_in_v5():
     hub.broker.out_of_memory(c.conn, True)
     assert drain(c.conn) == b"\x20\x03\x00\x88\x00"  # Server unavailable
     assert c.closed
+
+
+# ---- will delay, limits of the configuration, the broker's own DISCONNECTs ----------------------
+
+
+def _delayed_will(hub, cid: bytes, delay: int, expiry: bytes = b"", session: int = 60):
+    """A v5 client with a will delayed by `delay` s and a session kept `session` s."""
+    c = hub.client("127.0.0.1:%d" % (6000 + len(hub.broker.conns)))
+    will = _props(bytes((0x18, 0, 0, 0, delay)) + expiry) + _s(b"will/t") + _s(b"gone")
+    c.send(connect5(cid, flags=0x06, props=b"\x11" + bytes((0, 0, 0, session)), will=will))
+    assert drain(c.conn)[:4] == b"\x20\x0b\x00\x00"
+    return c
+
+
+def test_will_delay_interval_MQTT_3_1_3_9():
+    hub = Hub()
+    watcher = v5_subscriber(hub, b"w", b"will/#")
+    c = _delayed_will(hub, b"c", 5)
+    c.lose()
+    hub.advance(3000)
+    assert drain(watcher.conn) == b""
+    hub.advance(3000)
+    assert drain(watcher.conn) == b"\x30\x0d\x00\x06will/t\x00gone"
+
+
+def test_reconnecting_within_the_will_delay_cancels_the_will_MQTT_3_1_3_9():
+    hub = Hub()
+    watcher = v5_subscriber(hub, b"w", b"will/#")
+    c = _delayed_will(hub, b"c", 5)
+    c.lose()
+    hub.advance(2000)
+    again = hub.client("127.0.0.1:7003")
+    again.send(connect5(b"c", flags=0x00, props=b"\x11\x00\x00\x00\x3c"))
+    assert drain(again.conn)[:4] == b"\x20\x0b\x01\x00"
+    hub.advance(10000)
+    assert drain(watcher.conn) == b""
+
+
+def test_a_delayed_will_goes_out_when_the_session_ends_first_MQTT_3_1_3_9():
+    hub = Hub()
+    watcher = v5_subscriber(hub, b"w", b"will/#")
+    c = _delayed_will(hub, b"c", 60, session=2)
+    c.lose()
+    hub.advance(4000)
+    assert "c" not in hub.broker.sessions
+    assert drain(watcher.conn) == b"\x30\x0d\x00\x06will/t\x00gone"
+
+
+def test_a_wills_message_expiry_counts_from_its_publication():
+    hub = Hub()
+    watcher = v5_subscriber(hub, b"w", b"will/#")
+    c = _delayed_will(hub, b"c", 2, expiry=b"\x02\x00\x00\x00\x1e")  # 30 s
+    c.lose()
+    hub.advance(3000)
+    assert drain(watcher.conn) == b"\x30\x12\x00\x06will/t\x05\x02\x00\x00\x00\x1egone"
+
+
+def test_max_qos_MQTT_3_2_2_9_to_12():
+    hub = Hub("max_qos 1\n")
+    c = hub.client()
+    c.send(connect5())
+    # Maximum QoS 1 in the CONNACK [MQTT-3.2.2-9]
+    assert drain(c.conn) == b"\x20\x0d\x00\x00\x0a\x21\x03\xfc\x24\x01\x22\x00\x0a\x2a\x00"
+    c.send(subscribe5(1, b"t", 2))
+    assert drain(c.conn) == b"\x90\x04\x00\x01\x00\x01"  # granted 1 [MQTT-3.2.2-10]
+    c.send(publish5(b"t", b"x", qos=2))
+    assert drain(c.conn) == b"\xe0\x01\x9b"  # QoS not supported (3.2.2.3.4)
+    assert c.closed
+    w = hub.client("127.0.0.1:7004")
+    w.send(connect5(b"w", flags=0x16, will=_props(b"") + _s(b"t") + _s(b"x")))  # will QoS 2
+    assert drain(w.conn) == b"\x20\x03\x00\x9b\x00"  # [MQTT-3.2.2-12]
+    assert w.closed
+
+
+def test_retain_not_available_MQTT_3_2_2_14():
+    hub = Hub("retain_available false\n")
+    c = hub.client()
+    c.send(connect5())
+    assert drain(c.conn)[5:] == b"\x21\x03\xfc\x25\x00\x22\x00\x0a\x2a\x00"
+    c.send(publish5(b"t", b"x", retain=True))
+    assert drain(c.conn) == b"\xe0\x01\x9a"
+    assert c.closed
+
+
+def test_packet_too_large_gets_disconnect_0x95_MQTT_3_2_2_15():
+    hub = Hub("max_packet_size 64\n")
+    c = hub.client()
+    c.send(connect5())
+    assert drain(c.conn)[5:10] == b"\x21\x03\xfc\x27\x00"  # Maximum Packet Size 64
+    c.send(publish5(b"t", b"x" * 80))
+    assert drain(c.conn) == b"\xe0\x01\x95"
+    assert c.closed
+
+
+def test_receive_maximum_exceeded_gets_disconnect_0x93_MQTT_3_3_4_7():
+    hub = Hub("max_inflight_messages 1\nmax_queued_messages 1\n")
+    c = hub.client()
+    c.send(connect5())
+    assert drain(c.conn)[5:8] == b"\x21\x00\x02"  # Receive Maximum 2
+    c.send(publish5(b"t", b"1", qos=2, mid=1) + publish5(b"t", b"2", qos=2, mid=2))
+    assert drain(c.conn) == b"\x50\x03\x00\x01\x10" + b"\x50\x03\x00\x02\x10"
+    c.send(publish5(b"t", b"3", qos=2, mid=3))
+    assert drain(c.conn) == b"\xe0\x01\x93"
+    assert c.closed
+
+
+def test_no_room_to_keep_a_message_is_quota_exceeded_0x97():
+    hub = Hub("memory_limit 400\n")
+    sub = v5_client(hub, b"s", props=b"\x11\x00\x00\x00\x3c")
+    sub.send(subscribe5(1, b"t", 1))
+    drain(sub.conn)
+    sub.lose()
+    pub = v5_client(hub, b"p")
+    pub.send(publish5(b"t", b"x" * 100, qos=1, mid=1))
+    assert drain(pub.conn) == b"\x40\x02\x00\x01"
+    pub.send(publish5(b"t", b"y" * 100, qos=1, mid=2))
+    assert drain(pub.conn) == b"\x40\x03\x00\x02\x97"
+    assert not pub.closed  # MQTT 5 can refuse the one message
+
+
+def test_shutdown_tells_v5_clients_0x8b():
+    hub = Hub()
+    c = v5_client(hub)
+    c3 = hub.client("127.0.0.1:7005")
+    c3.connect("c3")
+    hub.broker.shutdown()
+    assert drain(c.conn) == b"\xe0\x01\x8b"
+    assert drain(c3.conn) == b""
