@@ -32,12 +32,14 @@ class Message:
 
 class PahoClient:
     def __init__(self, broker, client_id="", clean_session=True, protocol=mqtt.MQTTv311,
-                 keepalive=60, will=None, properties=None):
+                 keepalive=60, will=None, properties=None, clean_start=True):
         """will: (topic, payload, qos, retain) or, for MQTT 5.0, (topic, payload, qos, retain,
         will properties), or None; properties: the CONNECT properties (MQTT 5.0).
 
-        With protocol=MQTTv5, clean_session is not used (paho refuses it): Clean Start is 1."""
+        With protocol=MQTTv5, clean_session is not used (paho refuses it): Clean Start is
+        clean_start."""
         self.broker = broker
+        self.clean_start = clean_start
         self.client_id = client_id
         self.keepalive = keepalive
         self.client = mqtt.Client(
@@ -101,8 +103,11 @@ class PahoClient:
 
     # -- actions ------------------------------------------------------------------------------
     def connect(self, timeout=WAIT, expect_success=True):
-        self.client.connect(self.broker.host, self.broker.port, keepalive=self.keepalive,
-                            properties=self.connect_properties)
+        if self.client.protocol == mqtt.MQTTv5:
+            self.client.connect(self.broker.host, self.broker.port, keepalive=self.keepalive,
+                                clean_start=self.clean_start, properties=self.connect_properties)
+        else:
+            self.client.connect(self.broker.host, self.broker.port, keepalive=self.keepalive)
         self.client.loop_start()
         self._loop_started = True
         assert self.connack.wait(timeout), "no CONNACK within %.1fs" % timeout
@@ -119,12 +124,16 @@ class PahoClient:
                     raise AssertionError("no %s within %.1fs" % (what, timeout))
                 self._ack_event.wait(remaining)
 
-    def subscribe(self, topic, qos=0, timeout=WAIT):
-        """subscribe("t", 1) or subscribe([("a", 0), ("b", 2)]); returns SUBACK return codes."""
+    def subscribe(self, topic, qos=0, timeout=WAIT, properties=None):
+        """subscribe("t", 1) or subscribe([("a", 0), ("b", 2)]); returns SUBACK return codes.
+        MQTT 5.0: qos may be paho's SubscribeOptions; properties, the SUBSCRIBE's."""
         if isinstance(topic, str):
-            result, mid = self.client.subscribe(topic, qos)
+            if isinstance(qos, int):
+                result, mid = self.client.subscribe(topic, qos, properties=properties)
+            else:
+                result, mid = self.client.subscribe(topic, options=qos, properties=properties)
         else:
-            result, mid = self.client.subscribe(list(topic))
+            result, mid = self.client.subscribe(list(topic), properties=properties)
         assert result == mqtt.MQTT_ERR_SUCCESS, "subscribe failed: %s" % result
         self._wait_for(lambda: mid in self._subacks, timeout, "SUBACK")
         with self._lock:
