@@ -408,8 +408,16 @@ def publish_size(b0: int, tlen: int, plen: int) -> int:
 def put_publish(out: bytearray, pos: int, b0: int, mid: int, src: "Buffer",
                 ts: int, te: int, ps: int, pe: int) -> int:
     """Write a PUBLISH whose topic is src[ts:te] and payload src[ps:pe]; return the end offset."""
+    pos = put_publish_head(out, pos, b0, 2 + te - ts + pe - ps, mid, src, ts, te)
+    copy_into(out, pos, src, ps, pe - ps)
+    return pos + pe - ps
+
+
+def put_publish_head(out: bytearray, pos: int, b0: int, rl: int, mid: int, src: "Buffer",
+                     ts: int, te: int) -> int:
+    """A PUBLISH up to its packet identifier (QoS > 0): first byte b0, Remaining Length rl less
+    the identifier's 2 bytes, topic src[ts:te]; the position after it."""
     tlen = te - ts
-    rl = 2 + tlen + pe - ps
     if b0 & 0x06:
         rl += 2
     out[pos] = b0
@@ -423,8 +431,7 @@ def put_publish(out: bytearray, pos: int, b0: int, mid: int, src: "Buffer",
         out[pos] = mid >> 8
         out[pos + 1] = mid & 0xFF
         pos += 2
-    copy_into(out, pos, src, ps, pe - ps)
-    return pos + pe - ps
+    return pos
 
 
 def put_ack(out: bytearray, pos: int, b0: int, mid: int) -> int:

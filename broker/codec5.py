@@ -5,7 +5,7 @@ this module.
 """
 from broker.bytesops import const, copy_into
 from broker.codec import (
-    Connect, MalformedPacket, put_remaining_length, read_binary, read_string,
+    Connect, MalformedPacket, put_publish_head, put_remaining_length, read_binary, read_string,
     read_u16, remaining_length_size,
 )
 from broker.props import (
@@ -281,22 +281,9 @@ def put_publish5(out: bytearray, pos: int, b0: int, mid: int, src: "Buffer", ts:
     """A PUBLISH whose topic is src[ts:te], its properties a Subscription Identifier (subid > 0),
     a Message Expiry Interval (expiry >= 0) and src[pps:ps], its payload src[ps:pe]. Allocates
     nothing."""
-    tlen = te - ts
     plen = publish5_props_len(ps - pps, subid, expiry)
-    rl = 2 + tlen + varint_size(plen) + plen + pe - ps
-    if b0 & 0x06:
-        rl += 2
-    out[pos] = b0
-    pos = put_remaining_length(out, pos + 1, rl)
-    out[pos] = tlen >> 8
-    out[pos + 1] = tlen & 0xFF
-    pos += 2
-    copy_into(out, pos, src, ts, tlen)
-    pos += tlen
-    if b0 & 0x06:
-        out[pos] = mid >> 8
-        out[pos + 1] = mid & 0xFF
-        pos += 2
+    pos = put_publish_head(out, pos, b0, 2 + te - ts + varint_size(plen) + plen + pe - ps, mid,
+                           src, ts, te)
     pos = put_varint(out, pos, plen)
     if subid > 0:
         pos = put_varint_prop(out, pos, SUBSCRIPTION_IDENTIFIER, subid)
