@@ -170,6 +170,9 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     s.clean = c.clean_session
     if v5:
         b.v5.start_session(s, conn, c)
+    elif s.expiry >= 0 or s.window != 65535:  # a session an MQTT 5 client left
+        s.expiry = -1
+        s.window = 65535
     s.conn = conn
     conn.session = s
     conn.client_id = cid

@@ -13,15 +13,14 @@ from broker.codec5 import (
 )
 from broker.delivery import sent
 from broker.lifecycle import publish_will
-from broker.session import Message
 from broker.props import (
-    ProtocolError,
     ASSIGNED_CLIENT_IDENTIFIER, MAXIMUM_PACKET_SIZE, MAXIMUM_QOS, MESSAGE_EXPIRY_INTERVAL,
-    RECEIVE_MAXIMUM,
-    RETAIN_AVAILABLE, SERVER_KEEP_ALIVE, SHARED_SUBSCRIPTION_AVAILABLE, SUBSCRIPTION_IDENTIFIER,
-    TOPIC_ALIAS_MAXIMUM, forwarded, put_str_prop, put_u16_prop, put_u32_prop, put_u8_prop,
-    put_varint, put_varint_prop, scan_publish_props, varint_size,
+    RECEIVE_MAXIMUM, RETAIN_AVAILABLE, SERVER_KEEP_ALIVE, SHARED_SUBSCRIPTION_AVAILABLE,
+    SUBSCRIPTION_IDENTIFIER, TOPIC_ALIAS_MAXIMUM, ProtocolError, forwarded, put_str_prop,
+    put_u16_prop, put_u32_prop, put_u8_prop, put_varint, put_varint_prop, scan_publish_props,
+    varint_size,
 )
+from broker.session import Message
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -545,3 +545,15 @@ def test_shutdown_tells_v5_clients_0x8b():
     hub.broker.shutdown()
     assert drain(c.conn) == b"\xe0\x01\x8b"
     assert drain(c3.conn) == b""
+
+
+def test_a_311_client_continuing_a_v5_session_gets_311_semantics():
+    hub = Hub()
+    c = v5_client(hub, b"c", props=b"\x11\x00\x00\x00\x05\x21\x00\x01")  # 5 s, Receive Max 1
+    c.lose()
+    c3 = hub.client("127.0.0.1:7006")
+    c3.connect("c", clean_session=False)
+    c3.lose()
+    hub.advance(10000)  # no Session Expiry Interval any more: clean session 0 keeps it
+    s = hub.broker.sessions["c"]
+    assert s.window_open()
