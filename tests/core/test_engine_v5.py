@@ -553,7 +553,11 @@ def test_a_311_client_continuing_a_v5_session_gets_311_semantics():
     c.lose()
     c3 = hub.client("127.0.0.1:7006")
     c3.connect("c", clean_session=False)
+    c3.subscribe(1, [(b"t", 1)])
     c3.lose()
     hub.advance(10000)  # no Session Expiry Interval any more: clean session 0 keeps it
-    s = hub.broker.sessions["c"]
-    assert s.window_open()
+    back = hub.client("127.0.0.1:7007")
+    assert back.connect("c", clean_session=False).session_present
+    pub = v5_client(hub, b"p")
+    pub.send(publish5(b"t", b"1", qos=1) + publish5(b"t", b"2", qos=1, mid=2))
+    assert len(back.publishes()) == 2  # no Receive Maximum of 1 any more
