@@ -1,4 +1,5 @@
-"""A bridge: this broker as an MQTT 3.1.1 client of a remote broker (mosquitto's `connection`).
+"""A bridge: this broker as an MQTT client of a remote broker (mosquitto's `connection`), at
+3.1.1 or 3.1, or at 5.0 with broker.bridge5.
 
 Sans-I/O like the engine. The port opens a TCP connection when due() says so, reports it with
 opened() or lost(), hands over the bytes it reads (feed) and the clock (tick), and sends what
@@ -22,21 +23,22 @@ from broker.codec_client import (
 )
 from broker.conn import CONNECTED, Conn
 from broker.const import (
-    CONNACK, CONNECT_FLAG_CLEAN_SESSION, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL,
-    SUBACK, SUBACK_FAILURE, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION, LOG_DEBUG, LOG_ERR,
-    LOG_NOTICE, LOG_WARNING, PACKET_NAMES, PROTOCOL_LEVEL_31, const,
+    CONNACK, CONNECT_FLAG_CLEAN_SESSION, DISCONNECT, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC,
+    PUBREL, SUBACK, SUBACK_FAILURE, CONNACK_UNACCEPTABLE_PROTOCOL_VERSION, LOG_DEBUG, LOG_ERR,
+    LOG_NOTICE, LOG_WARNING, PACKET_NAMES, PROTOCOL_LEVEL_31, PROTOCOL_LEVEL_311,
+    PROTOCOL_LEVEL_5, const,
 )
 from broker.delivery import pump, send_stored
 from broker.handle_publish import handle_acknowledgement
 from broker.keepalive import keepalive_ms, ticks_diff
 from broker.lifecycle import LIMIT_MEMORY
-from broker.local import LocalClient
+from broker.local import LocalClient, publish_message
 from broker.session import Ledger, Message, Session
 from broker.topics import Filter, filter_matches, valid_topic_name
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import List, Optional, Tuple, Union
+    from typing import Any, List, Optional, Tuple, Union
     from broker.bridge_settings import BridgeSettings, TopicRule
     from broker.engine import Broker
     Buffer = Union[bytes, bytearray]
@@ -65,6 +67,7 @@ class Bridge:
     # The connection's framer and output: opened() makes one for each connection, and a link
     # that is down holds none (the port asks for it only while connected).
     conn = None  # type: Conn  # type: ignore[assignment]
+    v5 = None  # type: Any  # broker.bridge5, for a bridge set to mqttv50
 
     def __init__(self, broker: "Broker", settings: "BridgeSettings", hostname: str = "") -> None:
         self.broker = broker
@@ -76,7 +79,8 @@ class Bridge:
             "%s.%s" % (hostname, name) if hostname else name)
         self.state_topic = (settings.notification_topic
                             or "$SYS/broker/connection/%s/state" % name).encode()
-        self.keepalive_ms = settings.keepalive_interval * 1000
+        self.keepalive_ms = settings.keepalive_interval * 1000  # (the remote's, once it says)
+        self.level = settings.protocol_level
         self.private = settings.try_private
         self.delay = settings.restart_base * 1000
         now = broker.now
@@ -99,6 +103,11 @@ class Bridge:
         local = LocalClient(broker, settings.local_clientid or "local." + self.client_id,
                             self._from_local)
         local.retain_as_published = True
+        if self.level == PROTOCOL_LEVEL_5:
+            from broker import bridge5  # a bridge set to mqttv50 only
+            bridge5.attach(broker)
+            self.v5 = bridge5
+            local.whole = True  # the messages going out keep their properties
         self.local = local
         for f, t in self.out_rules:
             if local.subscribe(t.local_filter, t.qos) == SUBACK_FAILURE:
@@ -118,6 +127,7 @@ class Bridge:
         """The port started a (non-blocking) connect to address()."""
         self.state = CONNECTING
         self.since = now
+        self.keepalive_ms = self.settings.keepalive_interval * 1000
         host, port = self.address()
         self.broker.log(LOG_NOTICE, "Connecting bridge %s (%s:%d)" % (self.name, host, port))
 
@@ -128,6 +138,8 @@ class Bridge:
         conn = Conn(None, self.name, self.broker.config.max_packet_size, now)
         conn.client_id = self.client_id
         conn.in_wq = True  # never in the broker's write queue: the port's bridge link sends it
+        if self.level == PROTOCOL_LEVEL_5:
+            self.v5.opened(self, conn)
         self.conn = conn
         self._connect()
         conn.busy = False
@@ -138,6 +150,8 @@ class Bridge:
         in flight stays in flight, to be sent again."""
         if self.state == IDLE:
             return
+        if self.v5 is not None:
+            self.v5.count_dropped(self)
         self.conn = None  # type: ignore[assignment]  # what it had not sent goes with it
         self.session.conn = None
         if self.state == UP:
@@ -174,6 +188,8 @@ class Bridge:
                     self._packet(reader.b0, reader.buf, reader.start, reader.end)
                     reader.release()
         except MalformedPacket as e:
+            if self.level == PROTOCOL_LEVEL_5:
+                self.v5.refuse(b, conn, e.reason)
             self._close("the remote broker sent a malformed packet: %s" % e)
         except MemoryError:
             reader.reset()
@@ -184,21 +200,24 @@ class Bridge:
 
     def tick(self, now: int) -> None:
         """Keepalive [MQTT-3.1.2-23] and the time allowed to connect; the dropped count."""
+        ka = self.keepalive_ms  # (0: a Server Keep Alive of 0, no keep alive)
         if self.state == CONNECTING or self.state == WAIT_CONNACK:
-            if ticks_diff(now, self.since) > self.keepalive_ms:
+            if ticks_diff(now, self.since) > ka:
                 self._close("no answer within keepalive_interval")
         elif self.state == UP:
             conn = self.conn
             if conn.busy:  # something was sent since the last tick
                 conn.busy = False
                 self.last_tx = now
-            if ticks_diff(now, conn.last_rx) > keepalive_ms(self.settings.keepalive_interval):
+            if ka and ticks_diff(now, conn.last_rx) > keepalive_ms(ka // 1000):
                 self._close("the remote broker stopped answering")
-            elif ticks_diff(now, self.last_tx) >= self.keepalive_ms:
+            elif ka and ticks_diff(now, self.last_tx) >= ka:
                 pos = self.broker.reserve(conn, 2, False)
                 put_pingreq(conn.out, pos)
                 conn.busy = False
                 self.last_tx = now
+            if self.v5 is not None:
+                self.v5.count_dropped(self)
         dropped = self.session.dropped
         sys = self.broker.sys
         if sys is not None and dropped != self.reported:
@@ -221,9 +240,12 @@ class Bridge:
     def _connect(self) -> None:
         s = self.settings
         c = Connect()
-        level = s.protocol_level
+        level = self.level
         c.protocol_name = "MQIsdp" if level == PROTOCOL_LEVEL_31 else "MQTT"
-        c.protocol_level = level | _PRIVATE if self.private else level
+        # (mosquitto's bridge flag is for 3.1 and 3.1.1: v5 has No Local and Retain As
+        # Published for what it meant)
+        c.protocol_level = level | _PRIVATE if self.private and level != PROTOCOL_LEVEL_5\
+            else level
         if s.cleansession:
             c.flags = CONNECT_FLAG_CLEAN_SESSION
         c.keepalive = s.keepalive_interval
@@ -237,18 +259,21 @@ class Bridge:
             c.username = s.remote_username
             if s.remote_password is not None:
                 c.password = s.remote_password.encode()
+        props = self.v5.connect_properties(self) if level == PROTOCOL_LEVEL_5 else b""
         conn = self.conn
-        pos = self.broker.reserve(conn, connect_size(c), False)
-        put_connect(conn.out, pos, c)
+        pos = self.broker.reserve(conn, connect_size(c, props), False)
+        put_connect(conn.out, pos, c, props)
 
     def _subscribe(self) -> None:
         if not self.in_rules:
             return
-        filters = [(t.remote_filter, t.qos) for f, t in self.in_rules]
+        v5 = self.level == PROTOCOL_LEVEL_5
+        filters = [(t.remote_filter, self.v5.options(self, t.qos) if v5 else t.qos)
+                   for f, t in self.in_rules]
         conn = self.conn
-        pos = self.broker.reserve(conn, subscribe_size(filters), False)
+        pos = self.broker.reserve(conn, subscribe_size(filters, v5), False)
         self.sub_mid = self.session.slot_mid[0]
-        put_subscribe(conn.out, pos, self.sub_mid, filters)
+        put_subscribe(conn.out, pos, self.sub_mid, filters, v5)
 
     def _close(self, why: str) -> None:
         self.broker.log(LOG_NOTICE, "Bridge %s: %s, closing the connection." % (self.name, why))
@@ -271,7 +296,7 @@ class Bridge:
 
     # ---- messages going out ----
 
-    def _from_local(self, topic: bytes, payload: bytes, qos: int, retain: bool) -> None:
+    def _from_local(self, topic: bytes, payload: "Any", qos: int, retain: bool) -> None:
         """The local side's on_message: a message for the remote broker."""
         if self.injecting:
             return
@@ -283,6 +308,9 @@ class Bridge:
         conn = self.session.conn  # (None while the link is not up)
         if qos == 0 and conn is None and not self.broker.config.queue_qos0_messages:
             self._drop()
+            return
+        if self.v5 is not None:
+            self.v5.from_local(self, remote, payload, qos, retain)  # (payload: the Message)
             return
         data = remote + payload
         n = len(remote)
@@ -329,23 +357,38 @@ class Bridge:
         if b.log_mask & LOG_DEBUG:
             b.log(LOG_DEBUG, "Bridge %s received %s" % (self.name, PACKET_NAMES[t]))
         if self.state == WAIT_CONNACK:
-            if t != CONNACK or end - pos != 2:
+            if t != CONNACK:
                 raise MalformedPacket("%s before CONNACK" % PACKET_NAMES[t])
-            self._connack(buf[pos] & 1, buf[pos + 1])
+            if self.level == PROTOCOL_LEVEL_5:
+                code = self.v5.connack(self, buf, pos, end)
+            elif end - pos != 2:
+                raise MalformedPacket("CONNACK remaining length must be 2")
+            else:
+                code = buf[pos + 1]
+            self._connack(buf[pos] & 1, code)
         elif t == PUBLISH:
             self._incoming(b0, buf, pos, end)
         elif t == PUBACK or t == PUBREC or t == PUBREL or t == PUBCOMP:
+            if end - pos > 2 and self.level == PROTOCOL_LEVEL_5:
+                self.v5.acknowledged(self, t, buf, pos)
             # the acknowledgements of what went out, as a client's
             handle_acknowledgement(b, self.conn, t, buf, pos, end)
         elif t == SUBACK:
             self._suback(buf, pos, end)
+        elif t == DISCONNECT and self.level == PROTOCOL_LEVEL_5:
+            self._close(self.v5.disconnected(buf, pos, end))
         elif t != PINGRESP:
             raise MalformedPacket("%s is not sent to clients" % PACKET_NAMES[t])
 
     def _connack(self, session_present: int, code: int) -> None:
         if code != 0:
-            reason = _CONNACK_REASONS[code] if code < len(_CONNACK_REASONS) else "code %d" % code
-            if code == CONNACK_UNACCEPTABLE_PROTOCOL_VERSION and self.private:
+            reason = _CONNACK_REASONS[code] if code < len(_CONNACK_REASONS) else "0x%02x" % code
+            if code == CONNACK_UNACCEPTABLE_PROTOCOL_VERSION and self.level == PROTOCOL_LEVEL_5:
+                # a 3.1.1 broker: connect as its client, as mosquitto's v5 bridge does
+                self.level = PROTOCOL_LEVEL_311
+                self.retry_now = True
+                self._close("the remote broker does not support MQTT 5.0, retrying with 3.1.1")
+            elif code == CONNACK_UNACCEPTABLE_PROTOCOL_VERSION and self.private:
                 # Not every broker knows mosquitto's bridge flag: connect as a plain client.
                 self.private = False
                 self.retry_now = True
@@ -389,11 +432,13 @@ class Bridge:
             return
         self.sub_mid = 0
         i = pos + 2
+        if self.level == PROTOCOL_LEVEL_5:
+            i = self.v5.suback_codes(buf, i, end)
         for f, t in self.in_rules:
-            if i < end and buf[i] == SUBACK_FAILURE:
+            if i < end and buf[i] >= SUBACK_FAILURE:  # (v5: a Reason Code of 0x80 or more)
                 self.broker.log(LOG_WARNING, "Bridge %s: the remote broker refused the"
-                                " subscription to '%s'." % (self.name,
-                                                            str(t.remote_filter, "utf-8")))
+                                " subscription to '%s' (0x%02x)."
+                                % (self.name, str(t.remote_filter, "utf-8"), buf[i]))
             i += 1
 
     def _incoming(self, b0: int, buf: "Buffer", pos: int, end: int) -> None:
@@ -403,6 +448,10 @@ class Bridge:
         mid = v.mid
         if qos and mid == 0:
             raise MalformedPacket("packet identifier 0")  # [MQTT-2.3.1-1]
+        props = b""
+        expires = -1
+        if self.level == PROTOCOL_LEVEL_5:
+            props, expires = self.v5.publish_in(self, buf, end)
         b = self.broker
         s = self.session
         q2 = s.qos2_in
@@ -410,7 +459,7 @@ class Bridge:
             b.send_ack(self.conn, PUBREC, mid)  # a re-sent PUBLISH: routed once only
             return
         if not self._route_in(b0, buf, v.topic_start, v.topic_end, v.payload_start,
-                              v.payload_end):
+                              v.payload_end, props, expires):
             # no room to keep it here: unacknowledged, the remote broker sends it again
             b.log_limited(LIMIT_MEMORY, LOG_WARNING, "Bridge %s: no room to keep an incoming"
                           " message, reconnecting." % self.name)
@@ -424,8 +473,10 @@ class Bridge:
             s.qos2_received(mid)
             b.send_ack(self.conn, PUBREC, mid)
 
-    def _route_in(self, b0: int, buf: "Buffer", ts: int, te: int, ps: int, pe: int) -> bool:
-        """Route an incoming message locally; False when there is no room to keep it."""
+    def _route_in(self, b0: int, buf: "Buffer", ts: int, te: int, ps: int, pe: int,
+                  props: bytes, expires: int) -> bool:
+        """Route an incoming message locally, with the MQTT 5 properties forwarded and its
+        expiry (broker.bridge5.publish_in); False when there is no room to keep it."""
         if not valid_topic_name(buf, ts, te):
             raise MalformedPacket("invalid topic name")  # [MQTT-1.5.3-1] [MQTT-3.3.2-2]
         topic = bytes(buf[ts:te])
@@ -438,19 +489,25 @@ class Bridge:
                   " max_topic_length here (%d bytes)." % (self.name, len(local)))
             return True
         b.messages_received += 1
-        return self._inject(local, bytes(buf[ps:pe]), (b0 >> 1) & 3,
-                            bool(b0 & 1) and b.config.retain_available)
+        msg = Message(local + props + bytes(buf[ps:pe]), len(local), (b0 >> 1) & 3,
+                      bool(b0 & 1) and b.config.retain_available)
+        if props:
+            msg.plen = len(props)
+        if expires >= 0:
+            msg.expires = expires
+        return self._inject(msg)
 
-    def _inject(self, topic: bytes, payload: bytes, qos: int, retain: bool) -> bool:
+    def _inject(self, msg: Message) -> bool:
         self.injecting = True
         try:
-            return self.broker.publish(topic, payload, qos, retain)
+            return publish_message(self.broker, msg)
         finally:
             self.injecting = False
 
     def _notify_local(self, state: bytes) -> None:
         if self.settings.notifications:
-            self._inject(self.state_topic, state, 1, self.broker.config.retain_available)
+            t = self.state_topic
+            self._inject(Message(t + state, len(t), 1, self.broker.config.retain_available))
 
 
 def _translate(rules: "List[Tuple[Filter, TopicRule]]", topic: bytes,

@@ -43,7 +43,7 @@ class BridgeSettings:
         self.notifications_local_only = False
         self.notification_topic = None  # type: str | None
         self.try_private = True
-        self.protocol_level = 4
+        self.protocol_level = 4  # 5 with mqttv50: the bridge speaks MQTT 5.0 (broker.bridge5)
         self.outgoing_retain = True
         self.max_queued_messages = 0  # 0: the broker's max_queued_messages
         # TLS to the remote broker, on when cafile is set (mosquitto's bridge_cafile etc.)

@@ -171,11 +171,10 @@ def bridge_option(config: Config, words: "list[str]", line: int,
         elif value == "mqttv31":
             b.protocol_level = 3
         elif value == "mqttv50":
-            raise ConfigError("bridge_protocol_version: mqttv50 is not supported by this broker"
-                              " (MQTT 3.1.1 and 3.1 only)")
+            b.protocol_level = 5
         else:
-            raise ConfigError("bridge_protocol_version: expected mqttv311 or mqttv31, got '%s'"
-                              % value)
+            raise ConfigError("bridge_protocol_version: expected mqttv50, mqttv311 or mqttv31,"
+                              " got '%s'" % value)
     else:
         raise ConfigError("unknown option '%s'" % words[0])
 

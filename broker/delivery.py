@@ -27,8 +27,8 @@ def deliver(b: "Broker", s: "Session", msg: "Message", flags: int) -> None:
     in-flight window has room and nothing waits ahead of it, else queue it (order is kept).
     An in-process client gets it at once: it has no wire to lose it on."""
     if s.local is not None:
-        b.local_pending.append((s, msg.topic(), msg.payload(), flags & FLAG_QOS_MASK,
-                                bool(flags & FLAG_RETAIN)))
+        b.local_pending.append((s, msg.topic(), msg if s.local.whole else msg.payload(),
+                                flags & FLAG_QOS_MASK, bool(flags & FLAG_RETAIN)))
         if not b.routing:
             b.run_local()
         return

@@ -16,7 +16,6 @@ with one class and no base class.
 from broker.subscriptions import SubscriptionTable
 from broker.handle_publish import handle_acknowledgement, handle_publish
 from broker import keepalive, lifecycle, output
-from broker.lifecycle import LIMIT_MEMORY
 from broker.bytesops import MPY, const, copy_into, micropython
 from broker.codec import MalformedPacket, Publish, publish_size, put_pingresp
 from broker.conn import CLOSED, NEW, NO_OUTPUT
@@ -27,7 +26,7 @@ from broker.keepalive import TICKS_MASK
 from broker.output import reserve, write_publish
 from broker.retain import RetainedTable
 from broker.session import (
-    FLAG_QOS_MASK, FLAG_RETAIN, MESSAGE_OVERHEAD, Ledger, Message,
+    FLAG_QOS_MASK, FLAG_RETAIN, MESSAGE_OVERHEAD, Ledger, Message, message_from,
 )
 
 TYPE_CHECKING = False
@@ -52,7 +51,6 @@ _SUBSCRIBE = const(8)
 _UNSUBSCRIBE = const(10)
 _LOG_DEBUG = const(0x40)
 _LOG_ERR = const(0x01)
-_LOG_WARNING = const(0x02)
 _HITS_INITIAL = const(16)
 _OUT_SOFT_MIN = const(4096)
 _OUT_SOFT_MAX = const(262144)
@@ -148,7 +146,8 @@ class Broker:
         self.totals = [0] * 8
         self.connected_max = 0
         self.routing = False
-        self.local_pending = []  # type: List[Tuple[Session, bytes, bytes, int, bool]]
+        # in-process clients' deliveries: the payload, or the Message for one that takes it whole
+        self.local_pending = []  # type: List[Tuple[Session, bytes, Any, int, bool]]
         self.acl = config.acl  # a broker.acl.Acl with an acl_file, else None
         if not MPY or self.log_mask & _LOG_DEBUG:
             # now rather than with the first line that needs it: an import opens a file, and a
@@ -241,20 +240,8 @@ class Broker:
     def publish(self, topic: bytes, payload: bytes, qos: int = 0, retain: bool = False) -> bool:
         """Publish from inside the broker, as if a client had sent it; False when there is no
         room to keep it (see room_for): nothing is delivered then."""
-        why = self.room_for(len(topic) + len(payload)) if qos or retain else ""
-        if why:
-            self.log_limited(LIMIT_MEMORY, _LOG_WARNING, "No room to keep a message of %d bytes"
-                             " on '%s' (%s): not published."
-                             % (len(topic) + len(payload), str(topic, "utf-8"), why))
-            return False
-        msg = Message(topic + payload, len(topic), qos, retain)
-        if retain:
-            if payload:
-                self.retained.store(msg)
-            else:
-                self.retained.delete(topic, 0, len(topic))
-        self.route_message(msg)
-        return True
+        from broker.local import publish_message  # (loaded with the in-process clients)
+        return publish_message(self, Message(topic + payload, len(topic), qos, retain))
 
     def route_message(self, msg: Message) -> None:
         """Route a message the broker holds (a will, an in-process or $SYS publish)."""
@@ -334,8 +321,14 @@ class Broker:
                 q = qos
             conn = s.conn
             if s.local is not None:
+                if not s.local.whole:
+                    got = bytes(buf[ps:pe])  # type: Any
+                elif msg is not None:
+                    got = msg
+                else:
+                    got = message_from(buf, ts, te, pps, ps, pe, q, False)
                 # RETAIN is cleared [MQTT-3.3.1-9], except for a bridge (retain as published)
-                self.local_pending.append((s, bytes(buf[ts:te]), bytes(buf[ps:pe]), q,
+                self.local_pending.append((s, bytes(buf[ts:te]), got, q,
                                            retain and s.local.retain_as_published))
             elif q == 0:
                 if conn is not None and conn.level == _PROTOCOL_LEVEL_5:

@@ -8,12 +8,14 @@ Use a LocalClient from the thread that runs the broker (a board's loop, or betwe
 port's event loop); the engine is not thread-safe.
 """
 from broker.handle_subscribe import send_retained
-from broker.session import Session
+from broker.lifecycle import LIMIT_MEMORY
+from broker.session import FLAG_RETAIN, Message, Session
 from broker.topics import valid_topic_filter, valid_topic_name
 
 from broker.bytesops import const
 
 _SUBACK_FAILURE = const(0x80)
+_LOG_WARNING = const(0x02)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,6 +29,25 @@ def _bytes(s: "Text") -> bytes:
     return s.encode() if isinstance(s, str) else s
 
 
+def publish_message(b: "Broker", msg: Message) -> bool:
+    """Broker.publish() of a Message made by the caller (a bridge's, with MQTT 5 properties)."""
+    data = msg.data
+    tlen = msg.tlen
+    why = b.room_for(len(data)) if msg.flags else ""
+    if why:
+        b.log_limited(LIMIT_MEMORY, _LOG_WARNING, "No room to keep a message of %d bytes on '%s'"
+                      " (%s): not published." % (len(data), str(bytes(data[:tlen]), "utf-8"),
+                                                   why))
+        return False
+    if msg.flags & FLAG_RETAIN:
+        if len(data) > tlen + msg.plen:
+            b.retained.store(msg)
+        else:
+            b.retained.delete(data, 0, tlen)
+    b.route_message(msg)
+    return True
+
+
 class LocalClient:
     """A client with a session but no connection. Messages arrive through on_message(topic,
     payload, qos, retain) as they are routed; retained ones right after subscribe()."""
@@ -34,6 +55,9 @@ class LocalClient:
     # A bridge's local side gets RETAIN as it was published (like mosquitto's bridges), so
     # that retained messages stay retained on the remote broker.
     retain_as_published = False
+    # A bridge speaking MQTT 5 takes each message whole, with its properties: on_message gets
+    # the Message (broker.session) in place of the payload.
+    whole = False
 
     def __init__(self, broker: "Broker", client_id: str,
                  on_message: "Optional[Handler]" = None) -> None:

@@ -48,6 +48,13 @@ def test_defaults_are_mosquittos() -> None:
     assert b.remote_clientid is None and b.max_queued_messages == 0
 
 
+def test_each_protocol_version_as_mosquitto_spells_it() -> None:
+    for name, level in (("mqttv50", 5), ("mqttv311", 4), ("mqttv31", 3)):
+        b = parse("connection c\naddress h\ntopic t\nbridge_protocol_version %s\n"
+                  % name).bridges[0]
+        assert b.protocol_level == level, name
+
+
 def test_several_bridges_and_global_options_between_them() -> None:
     cfg = parse("connection a\naddress h1\ntopic x\nmax_queued_messages 7\n"
                 "connection b\naddress h2\ntopic y in\n")
@@ -90,9 +97,9 @@ def test_errors_name_file_and_line() -> None:
          "hub.conf:2: restart_timeout: 5 is out of range (10..86400)"),
         ("connection c\ntry_private yes\n",
          "hub.conf:2: try_private: expected true or false, got 'yes'"),
-        ("connection c\nbridge_protocol_version mqttv50\n",
-         "hub.conf:2: bridge_protocol_version: mqttv50 is not supported by this broker"
-         " (MQTT 3.1.1 and 3.1 only)"),
+        ("connection c\nbridge_protocol_version mqttv5\n",
+         "hub.conf:2: bridge_protocol_version: expected mqttv50, mqttv311 or mqttv31, got"
+         " 'mqttv5'"),
         ("connection c\nbridge_insecure yes\n",
          "hub.conf:2: bridge_insecure: expected true or false, got 'yes'"),
         ("connection c\naddress h\ntopic t\nbridge_cafile %s\nbridge_certfile %s\n"

@@ -122,6 +122,37 @@ def test_connect_31_with_a_long_client_id() -> None:
     assert written(len(want), put_connect, c) == want
 
 
+def test_connect_5_properties_after_the_keep_alive_and_an_empty_will_property_length() -> None:
+    c = Connect()
+    c.protocol_name = "MQTT"
+    c.protocol_level = 5
+    c.keepalive = 10
+    c.client_id = "c"
+    c.will_topic = b"w"
+    c.will_payload = b"0"
+    # 3.1.2.11: the Property Length (3) and a Receive Maximum of 20 after the keep alive; the
+    # payload: client id, the will's Property Length (0), will topic, will payload
+    # [MQTT-3.1.3-1]
+    want = bytes((0x10, 0x18, 0x00, 0x04, 0x4D, 0x51, 0x54, 0x54, 0x05, 0x04, 0x00, 0x0A,
+                  0x03, 0x21, 0x00, 0x14, 0x00, 0x01, 0x63, 0x00, 0x00, 0x01, 0x77,
+                  0x00, 0x01, 0x30))
+    props = b"\x21\x00\x14"
+    assert connect_size(c, props) == len(want)
+    assert written(len(want), put_connect, c, props) == want
+    c.will_topic = None  # no will, no properties: a Property Length of 0 [MQTT-2.2.2-1]
+    want = bytes((0x10, 0x0E, 0x00, 0x04, 0x4D, 0x51, 0x54, 0x54, 0x05, 0x00, 0x00, 0x0A,
+                  0x00, 0x00, 0x01, 0x63))
+    assert connect_size(c) == len(want)
+    assert written(len(want), put_connect, c) == want
+
+
+def test_subscribe_5_its_property_length_then_subscription_options() -> None:
+    filters = [(b"a/b", 0x0D)]  # QoS 1, No Local, Retain As Published (3.8.3.1)
+    want = bytes((0x82, 0x09, 0x00, 0x07, 0x00, 0x00, 0x03, 0x61, 0x2F, 0x62, 0x0D))
+    assert subscribe_size(filters, True) == len(want)
+    assert written(len(want), put_subscribe, 7, filters, True) == want
+
+
 def test_subscribe_each_filter_with_its_requested_qos() -> None:
     filters = [(b"a/b", 1), (b"c/#", 2)]
     # 3.8: 0x82 [MQTT-3.8.1-1], packet identifier 1, each filter and its requested QoS

@@ -4,11 +4,11 @@ them to literals and never loads broker.const while serving); each copy must equ
 from support import MPY, SkipTest
 
 from broker import (
-    codec, codec_client, const, delivery, engine, handle_connect, handle_publish,
+    bridge5, codec, codec_client, const, delivery, engine, handle_connect, handle_publish,
     handle_subscribe, keepalive, lifecycle, local, logs, output, settings, subscriptions, v5,
 )
 
-MODULES = (codec, codec_client, delivery, engine, handle_connect, handle_publish,
+MODULES = (bridge5, codec, codec_client, delivery, engine, handle_connect, handle_publish,
            handle_subscribe, keepalive, lifecycle, local, logs, output, settings, subscriptions,
            v5)
 
