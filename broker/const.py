@@ -52,11 +52,18 @@ PROTOCOL_LEVEL_5 = const(5)
 
 # A subscription's options as the broker stores them where a 3.1.1 subscription stores its
 # QoS: the QoS, then MQTT 5's No Local and Retain As Published bits (5.0 3.8.3.1), then its
-# Subscription Identifier.
+# Subscription Identifier. Routing merges the options of a session's matching subscriptions
+# (broker.subscriptions.merge_options): OPTION_SEVERAL_IDS says that two of them had different
+# Subscription Identifiers, which the PUBLISH must all carry [MQTT-3.3.4-4].
 OPTION_QOS = const(0x03)
 OPTION_NO_LOCAL = const(0x04)
 OPTION_RETAIN_AS_PUBLISHED = const(0x08)
-OPTION_ID_SHIFT = const(4)
+OPTION_SEVERAL_IDS = const(0x10)
+OPTION_ID_SHIFT = const(5)
+# A delivery's flags (broker.session: kept with a queued or in-flight message): the QoS,
+# RETAIN, then FLAG_SEVERAL_IDS as OPTION_SEVERAL_IDS, then the Subscription Identifier.
+FLAG_SEVERAL_IDS = const(0x08)
+FLAG_ID_SHIFT = const(4)
 
 # MQTT 5.0 Reason Codes (2.4) the broker sends.
 RC_SUCCESS = const(0x00)

@@ -125,6 +125,7 @@ class Broker:
         # routing's scratch list: one slot per session that a topic could match, grown by
         # add_session() (at connect time, never while routing)
         self.hits = [None] * (min(config.max_sessions, _HITS_INITIAL) + 1)  # type: List[Any]
+        self.subs.hits = self.hits  # (shared subscriptions' groups take room in it too)
         self.epoch = 0
         self.pub = Publish()
         self.auto_ids = 0

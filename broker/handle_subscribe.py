@@ -1,4 +1,5 @@
-"""SUBSCRIBE and UNSUBSCRIBE: filters, SUBACK codes, retained messages for new subscriptions."""
+"""SUBSCRIBE and UNSUBSCRIBE: filters, SUBACK codes, retained messages for new subscriptions.
+Shared subscriptions (`$share/...`) are the table's (broker.shared)."""
 from broker.codec import (
     MalformedPacket, decode_subscribe, decode_unsubscribe, put_suback, suback_size,
 )
@@ -19,16 +20,17 @@ _LOG_WARNING = const(0x02)
 _SUBSCRIPTION_BYTES = const(512)  # what a subscription may take of the heap (64-bit, make mem)
 _PROTOCOL_LEVEL_5 = const(5)
 _OPTION_QOS = const(0x03)
-_OPTION_ID_SHIFT = const(4)
+_OPTION_NO_LOCAL = const(0x04)
+_OPTION_ID_SHIFT = const(5)
 _OPTIONS_KEPT = const(0x0C)  # of a SUBSCRIBE's options byte: No Local, Retain As Published
 _RETAIN_HANDLING_SHIFT = const(4)
-_FLAG_ID_SHIFT = const(3)
+_FLAG_ID_SHIFT = const(4)
 _RC_SUCCESS = const(0x00)
 _RC_NO_SUBSCRIPTION_EXISTED = const(0x11)
 _RC_NOT_AUTHORIZED = const(0x87)
 _RC_TOPIC_FILTER_INVALID = const(0x8F)
 _RC_QUOTA_EXCEEDED = const(0x97)
-_RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED = const(0x9E)
+_RC_PROTOCOL_ERROR = const(0x82)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -51,6 +53,8 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
     for filt, o in topics:
         if not valid_topic_filter(filt):
             raise MalformedPacket("invalid topic filter")  # [MQTT-4.7.1-2] [MQTT-4.7.1-3]
+        if filt.startswith(b"$share/"):
+            _check_shared(filt, o if v5 else 0)
     s = conn.session
     assert s is not None
     codes = []
@@ -68,8 +72,6 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
             code = _RC_TOPIC_FILTER_INVALID
             b.log(_LOG_WARNING, "Subscription of %s refused: filter longer than"
                   " max_topic_length." % conn.client_id)
-        elif v5 and filt.startswith(b"$share/"):
-            code = _RC_SHARED_SUBSCRIPTIONS_NOT_SUPPORTED  # as the CONNACK said
         elif s.acl is not None and not _may_subscribe(s.acl, filt):
             code = _RC_NOT_AUTHORIZED
             b.log(_LOG_NOTICE, "Denied SUBSCRIBE of %s to '%s' (acl_file)."
@@ -85,9 +87,10 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
                 if b.log_mask & _LOG_SUBSCRIBE:
                     b.log(_LOG_SUBSCRIBE, "%s %d %s" % (conn.client_id, q, str(filt, "utf-8")))
                 # MQTT 5's Retain Handling: 0 sends the retained messages, 1 only to a new
-                # subscription, 2 never [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11]
+                # subscription, 2 never [MQTT-3.3.1-9] [MQTT-3.3.1-10] [MQTT-3.3.1-11]; a
+                # shared subscription gets none (MQTT 5.0 section 4.8.2)
                 rh = o >> _RETAIN_HANDLING_SHIFT
-                if rh == 0 or (rh == 1 and r == 1):
+                if (rh == 0 or (rh == 1 and r == 1)) and not filt.startswith(b"$share/"):
                     granted.append((filt, q))
                 continue
             if r == -1:
@@ -125,8 +128,25 @@ def send_retained(b: "Broker", s: "Session", filt: bytes, q: int, sid: int = 0) 
                 deliver(b, s, m, f)
 
 
+def _check_shared(filt: bytes, o: int) -> None:
+    """A shared subscription's filter [MQTT-4.8.2-1] [MQTT-4.8.2-2] and options
+    [MQTT-3.8.3-4] (o: an MQTT 5 SUBSCRIBE's options byte): a Protocol Error else."""
+    from broker.shared import filter_start  # the first shared subscription
+    if filter_start(filt) < 0:
+        e = MalformedPacket("invalid shared subscription")
+    elif o & _OPTION_NO_LOCAL:
+        e = MalformedPacket("No Local on a shared subscription")
+    else:
+        return
+    e.reason = _RC_PROTOCOL_ERROR
+    raise e
+
+
 def _may_subscribe(rules: "Any", filt: bytes) -> bool:
     from broker.acl import can_subscribe  # only with an acl_file
+    if filt.startswith(b"$share/"):  # the messages it reads: its filter's
+        from broker.shared import filter_start
+        filt = filt[filter_start(filt):]
     return can_subscribe(rules, filt)
 
 

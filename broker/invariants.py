@@ -6,16 +6,32 @@ from broker.subscriptions import _find
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional, Tuple
+    from typing import Any, List, Optional, Tuple
     from broker.engine import Broker
     from broker.filtertree import Node
     from broker.subscriptions import SubscriptionTable
 
 
+def _listed(subs: "List[Any]", groups: "List[int]") -> int:
+    """The entries of a filter's subscriber list: a shared subscription's group (broker.shared)
+    holds its members', and is never kept without one; groups[0] counts the groups."""
+    n = 0
+    for i in range(0, len(subs), 2):
+        if hasattr(subs[i], "members"):
+            assert subs[i].members, "a shared subscription's group kept with no member"
+            n += len(subs[i].members)
+            groups[0] += 1
+        else:
+            n += 2
+    return n
+
+
 def check_subscriptions(table: "SubscriptionTable") -> "Tuple[int, int]":
     """broker.subscriptions: every subscription is in its session's index and in its filter's
-    list, once; the counts are exact; no index, list or node is kept empty. Returns the nodes in
-    use: exact filters, and nodes of the tree of wildcard filters."""
+    list (or its shared subscription's group), once; the counts are exact; no index, list or
+    node is kept empty. Returns the nodes in use: exact filters, and nodes of the tree of
+    wildcard filters."""
+    groups = [0]
     held = 0
     for session, mine in table._by_session.items():
         assert mine, "an empty index kept for a session"
@@ -28,7 +44,7 @@ def check_subscriptions(table: "SubscriptionTable") -> "Tuple[int, int]":
         chain = head  # type: Optional[Node]
         while chain is not None:
             assert chain.subs, "an exact filter kept with no subscriber"
-            listed += len(chain.subs)
+            listed += _listed(chain.subs, groups)
             exact += 1
             chain = chain.next
     assert exact == table.exact_count
@@ -50,13 +66,14 @@ def check_subscriptions(table: "SubscriptionTable") -> "Tuple[int, int]":
         for kept in (node.subs, node.hash):
             if kept is not None:
                 assert kept, "a wildcard filter kept with no subscriber"
-                listed += len(kept)
+                listed += _listed(kept, groups)
                 lists += 1
         if node is not table.root:
             assert below or node.subs or node.hash, "an empty node kept"
             tree += 1
     assert lists == table.wildcard_count
     assert held == table.count == listed // 2 <= table.capacity
+    assert groups[0] == table.groups
     return exact, tree
 
 

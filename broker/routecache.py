@@ -48,20 +48,21 @@ class CachedSubscriptionTable(SubscriptionTable):
         node = self._exact.get(key)
         if node is not None:  # bytes keys are exact: no chain
             n = mark(node.subs, hits, n, epoch)  # type: ignore[arg-type]
-        if not self.wildcard_count:
-            return n
-        found = self.cache.get(key)
-        if found is None:
-            got = []  # type: List[Any]
-            self._walk(buf, start, end, _gather, got, 0, 0)
-            found = tuple(got)
-            size = end - start + 8 * len(found) + _CACHE_ENTRY
-            if size <= _CACHE_BYTES // 16:
-                if self.cache_bytes + size > _CACHE_BYTES:
-                    self.cache.clear()
-                    self.cache_bytes = 0
-                self.cache[key] = found
-                self.cache_bytes += size
-        for subs in found:
-            n = mark(subs, hits, n, epoch)
+        if self.wildcard_count:
+            found = self.cache.get(key)
+            if found is None:
+                got = []  # type: List[Any]
+                self._walk(buf, start, end, _gather, got, 0, 0)
+                found = tuple(got)
+                size = end - start + 8 * len(found) + _CACHE_ENTRY
+                if size <= _CACHE_BYTES // 16:
+                    if self.cache_bytes + size > _CACHE_BYTES:
+                        self.cache.clear()
+                        self.cache_bytes = 0
+                    self.cache[key] = found
+                    self.cache_bytes += size
+            for subs in found:
+                n = mark(subs, hits, n, epoch)
+        if self.groups:
+            n = self.pick(hits, n, epoch)
         return n

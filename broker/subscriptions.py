@@ -6,7 +6,9 @@ of broker.filtertree, as mosquitto keeps all its filters, walked along the topic
 costs what the topic's levels and the filters sharing them cost, never what the other filters do.
 Per session: a dict filter -> its subscriber list. `collect` works on a buffer plus integer
 offsets and allocates nothing on MicroPython. CPython's broker runs broker.routecache's table,
-which remembers what each topic matched.
+which remembers what each topic matched. A shared subscription's group is one entry in its
+filter's subscriber list, which picks a member as a message is routed (broker.shared, loaded by
+the first one).
 """
 from broker.bytesops import const, equal_at, micropython, topic_key
 from broker.filtertree import FilterTree, Node, unchain
@@ -23,7 +25,8 @@ if TYPE_CHECKING:
 _OPTION_QOS = const(0x03)
 _OPTION_NO_LOCAL = const(0x04)
 _OPTION_RETAIN_AS_PUBLISHED = const(0x08)
-_OPTION_ID_SHIFT = const(4)
+_OPTION_SEVERAL_IDS = const(0x10)
+_OPTION_ID_SHIFT = const(5)
 
 _SLASH = const(0x2F)   # '/'
 _PLUS = const(0x2B)    # '+'
@@ -49,12 +52,17 @@ def _drop(subs: "List[Any]", i: int) -> None:
 def merge_options(a: int, b: int) -> int:
     """The options (broker.const.OPTION_*) of one copy for two matching subscriptions of a
     session: the higher QoS [MQTT-3.3.5-1]; No Local only when both ask for it; Retain As
-    Published when either does; the first Subscription Identifier. A 3.1.1 subscription's
-    options are its QoS."""
+    Published when either does; a Subscription Identifier, and OPTION_SEVERAL_IDS when they
+    have two different ones (the delivery then gathers them all [MQTT-3.3.4-4]). A 3.1.1
+    subscription's options are its QoS."""
     q = a & _OPTION_QOS if (a & _OPTION_QOS) > (b & _OPTION_QOS) else b & _OPTION_QOS
-    sid = a >> _OPTION_ID_SHIFT or b >> _OPTION_ID_SHIFT
-    return q | (a & b & _OPTION_NO_LOCAL) | ((a | b) & _OPTION_RETAIN_AS_PUBLISHED)\
-        | (sid << _OPTION_ID_SHIFT)
+    sa = a >> _OPTION_ID_SHIFT
+    sb = b >> _OPTION_ID_SHIFT
+    several = (a | b) & _OPTION_SEVERAL_IDS
+    if sa and sb and sa != sb:
+        several = _OPTION_SEVERAL_IDS
+    return q | (a & b & _OPTION_NO_LOCAL) | ((a | b) & _OPTION_RETAIN_AS_PUBLISHED) | several\
+        | ((sa or sb) << _OPTION_ID_SHIFT)
 
 
 def mark(subs: "List[Any]", hits: "List[Any]", n: int, epoch: int) -> int:
@@ -76,6 +84,12 @@ def mark(subs: "List[Any]", hits: "List[Any]", n: int, epoch: int) -> int:
 class SubscriptionTable(FilterTree):
     """All subscriptions of all sessions, at most `capacity` of them (see the module's text)."""
 
+    # Shared subscriptions (broker.shared): their groups, the function that picks their
+    # members in hits, and the broker's hits, which they need room in.
+    groups = 0
+    pick = None  # type: Any
+    hits = None  # type: Optional[List[Any]]
+
     def __init__(self, capacity: int, key: "KeyFunc" = topic_key) -> None:
         FilterTree.__init__(self, key)
         self.capacity = capacity
@@ -86,7 +100,11 @@ class SubscriptionTable(FilterTree):
         self._by_session = {}  # type: Dict[object, Dict[bytes, List[Any]]]
 
     def _subs(self, filt: bytes, create: bool) -> "Optional[List[Any]]":
-        """The subscriber list of filt (made empty where missing, with create), or None."""
+        """The subscriber list of filt (made empty where missing, with create), or None; a
+        shared subscription's: its group's members."""
+        if filt.startswith(b"$share/"):
+            from broker.shared import members
+            return members(self, filt, create)
         if has_wildcard(filt):
             node = self.node(filt, create)
         else:
@@ -112,6 +130,10 @@ class SubscriptionTable(FilterTree):
 
     def _remove(self, filt: bytes, subs: "Optional[List[Any]]") -> None:
         """Take out filt's subscriber list subs, empty now (None: it was never made)."""
+        if filt.startswith(b"$share/"):
+            from broker.shared import remove
+            remove(self, filt, subs)
+            return
         if has_wildcard(filt):
             self.prune(filt, subs)
             return
@@ -137,7 +159,11 @@ class SubscriptionTable(FilterTree):
                 return -2
         if self.count >= self.capacity:
             return -1
+        shared = filt.startswith(b"$share/")
         try:
+            if shared or self.groups:
+                from broker.shared import room
+                room(self)
             subs = self._subs(filt, True)
             assert subs is not None
             subs.extend((session, qos))  # (both or neither)
@@ -155,13 +181,17 @@ class SubscriptionTable(FilterTree):
             if not subs:
                 self._remove(filt, subs)
             raise
-        if len(subs) == 2:  # a filter no session held
-            if has_wildcard(filt):
-                self._wild_changed(1)
-            else:
-                self.exact_count += 1
+        if len(subs) == 2 and not shared:  # a filter no session held (broker.shared counts its)
+            self.held(filt, 1)
         self.count += 1
         return 1
+
+    def held(self, filt: bytes, by: int) -> None:
+        """A distinct filter came (by 1) or went (by -1)."""
+        if has_wildcard(filt):
+            self._wild_changed(by)
+        else:
+            self.exact_count += by
 
     def _wild_changed(self, by: int) -> None:
         """A distinct wildcard filter came (by 1) or went (by -1)."""
@@ -173,10 +203,8 @@ class SubscriptionTable(FilterTree):
         if subs:
             return
         self._remove(filt, subs)
-        if has_wildcard(filt):
-            self._wild_changed(-1)
-        else:
-            self.exact_count -= 1
+        if not filt.startswith(b"$share/"):
+            self.held(filt, -1)
 
     def unsubscribe(self, session: object, filt: bytes) -> bool:
         mine = self._by_session.get(session)
@@ -204,9 +232,9 @@ class SubscriptionTable(FilterTree):
     def collect(self, buf: "Buffer", start: int, end: int, hits: "List[Any]", epoch: int) -> int:
         """Put each session with a subscription matching topic buf[start:end] into hits once.
 
-        Sets s.route_mark = epoch and s.route_qos = the highest granted QoS among its matching
-        subscriptions. Returns how many sessions were put into hits[0:n]. Allocation-free on
-        MicroPython.
+        Sets s.route_mark = epoch and s.route_qos = the options of its matching subscriptions
+        (merge_options); a shared subscription's group puts the member it picks. Returns how
+        many sessions were put into hits[0:n]. Allocation-free on MicroPython.
         """
         n = 0
         if self.exact_count:
@@ -218,6 +246,8 @@ class SubscriptionTable(FilterTree):
                 node = node.next
         if self.wildcard_count:
             n = self._walk(buf, start, end, mark, hits, n, epoch)
+        if self.groups:
+            n = self.pick(hits, n, epoch)
         return n
 
     # take(subs, hits, n, epoch) for each wildcard filter matching topic buf[start:end]; returns

@@ -4,7 +4,7 @@ property codec (broker.props) and the v5 packets (broker.codec5) it imports.
 
 A v5 connection keeps its own state in conn.v5 (State). Reason Codes: broker.const RC_*.
 """
-from broker.bytesops import const, micropython, utf8_valid
+from broker.bytesops import const, copy_into, micropython, utf8_valid
 from broker.codec5 import (
     ack5_size, connack5_size, decode_ack5, decode_disconnect5, decode_subscribe5,
     decode_unsubscribe5, disconnect5_size, publish5_props_len, publish5_size, put_ack5,
@@ -15,10 +15,9 @@ from broker.delivery import sent
 from broker.lifecycle import publish_will
 from broker.props import (
     ASSIGNED_CLIENT_IDENTIFIER, MAXIMUM_PACKET_SIZE, MAXIMUM_QOS, MESSAGE_EXPIRY_INTERVAL,
-    RECEIVE_MAXIMUM, RETAIN_AVAILABLE, SERVER_KEEP_ALIVE, SHARED_SUBSCRIPTION_AVAILABLE,
-    SUBSCRIPTION_IDENTIFIER, TOPIC_ALIAS_MAXIMUM, ProtocolError, forwarded, put_str_prop,
-    put_u16_prop, put_u32_prop, put_u8_prop, put_varint, put_varint_prop, scan_publish_props,
-    varint_size,
+    RECEIVE_MAXIMUM, RETAIN_AVAILABLE, SERVER_KEEP_ALIVE, SUBSCRIPTION_IDENTIFIER,
+    TOPIC_ALIAS_MAXIMUM, ProtocolError, forwarded, put_str_prop, put_u16_prop, put_u32_prop,
+    put_u8_prop, put_varint, put_varint_prop, scan_publish_props, varint_size,
 )
 from broker.session import Message
 
@@ -36,9 +35,11 @@ _PUBREC = const(5)
 _PUBCOMP = const(7)
 _FLAG_QOS_MASK = const(0x03)
 _FLAG_RETAIN = const(0x04)
-_FLAG_ID_SHIFT = const(3)  # a delivery's flags: QoS, RETAIN, then the Subscription Identifier
+_FLAG_SEVERAL_IDS = const(0x08)
+_FLAG_ID_SHIFT = const(4)
 _OPTION_RETAIN_AS_PUBLISHED = const(0x08)
-_OPTION_ID_SHIFT = const(4)
+_OPTION_SEVERAL_IDS = const(0x10)
+_OPTION_ID_SHIFT = const(5)
 _NEW = const(0)
 _RC_SUCCESS = const(0x00)
 _RC_DISCONNECT_WITH_WILL = const(0x04)
@@ -195,7 +196,6 @@ def _connack_properties(b: "Broker", conn: "Conn") -> bytes:
         pos = put_str_prop(out, pos, ASSIGNED_CLIENT_IDENTIFIER, st.assigned.encode())
     if cfg.max_topic_alias:
         pos = put_u16_prop(out, pos, TOPIC_ALIAS_MAXIMUM, cfg.max_topic_alias)
-    pos = put_u8_prop(out, pos, SHARED_SUBSCRIPTION_AVAILABLE, 0)
     if st.keep_alive >= 0:
         pos = put_u16_prop(out, pos, SERVER_KEEP_ALIVE, st.keep_alive)
     return bytes(out[:pos])
@@ -257,11 +257,50 @@ def publish_in(b: "Broker", conn: "Conn", buf: "Buffer", end: int) -> "Optional[
 
 def flags(o: int, q: int, retain: bool) -> int:
     """A delivery's flags at QoS q for a subscription's options o: RETAIN as published when o
-    asks for it [MQTT-3.3.1-12], and its Subscription Identifier."""
+    asks for it [MQTT-3.3.1-12], and its Subscription Identifier, or that it has several."""
     f = q | ((o >> _OPTION_ID_SHIFT) << _FLAG_ID_SHIFT)
     if retain and o & _OPTION_RETAIN_AS_PUBLISHED:
         f |= _FLAG_RETAIN
+    if o & _OPTION_SEVERAL_IDS:
+        f |= _FLAG_SEVERAL_IDS
     return f
+
+
+def identifiers(b: "Broker", s: "Session", buf: "Buffer", ts: int, te: int) -> bytes:
+    """The Subscription Identifier properties of the subscriptions of s that match topic
+    buf[ts:te], each identifier once, in order: a single copy for several subscriptions carries
+    all their identifiers [MQTT-3.3.4-3] [MQTT-3.3.4-4]. (Gathered when the PUBLISH is sent:
+    merge_options keeps one identifier, and says when there were several.)"""
+    from broker.topics import filter_matches_in_place
+    ids = []
+    for filt, o in b.subs.filters_of(s):
+        sid = o >> _OPTION_ID_SHIFT
+        if sid and sid not in ids:
+            k = 0
+            if filt.startswith(b"$share/"):
+                from broker.shared import filter_start
+                k = filter_start(filt)
+            if filter_matches_in_place(filt[k:], buf, ts, te):
+                ids.append(sid)
+    ids.sort()
+    size = 0
+    for sid in ids:
+        size += 1 + varint_size(sid)
+    out = bytearray(size)
+    pos = 0
+    for sid in ids:
+        pos = put_varint_prop(out, pos, SUBSCRIPTION_IDENTIFIER, sid)
+    return bytes(out)
+
+
+def _insert(buf: "Buffer", ts: int, te: int, pps: int, pe: int, ids: bytes) -> bytearray:
+    """Topic buf[ts:te], then ids, then properties and payload buf[pps:pe], in one buffer."""
+    tlen = te - ts
+    data = bytearray(tlen + len(ids) + pe - pps)
+    copy_into(data, 0, buf, ts, tlen)
+    copy_into(data, tlen, ids, 0, len(ids))
+    copy_into(data, tlen + len(ids), buf, pps, pe - pps)
+    return data
 
 
 @micropython.native
@@ -271,6 +310,18 @@ def publish_to(b: "Broker", conn: "Conn", o: int, retain: bool, expires: int, bu
     properties buf[pps:ps], payload buf[ps:pe]; False when it is dropped."""
     left = -1 if expires < 0 else expires - b.seconds
     sid = o >> _OPTION_ID_SHIFT
+    if o & _OPTION_SEVERAL_IDS:  # before the properties it forwards
+        s = conn.session
+        assert s is not None
+        ids = identifiers(b, s, buf, ts, te)
+        buf = _insert(buf, ts, te, pps, pe, ids)
+        tlen = te - ts
+        ps = len(buf) - (pe - ps)
+        pe = len(buf)
+        ts = 0
+        te = tlen
+        pps = tlen
+        sid = 0
     b0 = 0x31 if retain and o & _OPTION_RETAIN_AS_PUBLISHED else 0x30
     size = publish5_size(b0, te - ts, publish5_props_len(ps - pps, sid, left), pe - ps)
     mp = conn.v5.max_packet
@@ -286,7 +337,8 @@ def publish_to(b: "Broker", conn: "Conn", o: int, retain: bool, expires: int, bu
 
 def send_stored(b: "Broker", s: "Session", b0: int, msg: "Message", f: int, mid: int) -> bool:
     """broker.delivery's _send for an MQTT 5 client: a kept message with its properties, its
-    Subscription Identifier and what is left of its Message Expiry Interval [MQTT-3.3.2-6]."""
+    Subscription Identifiers and what is left of its Message Expiry Interval [MQTT-3.3.2-6].
+    mid: an in-flight message sent again, whose flags its slot holds."""
     conn = s.conn
     left = -1
     if msg.expires >= 0:
@@ -299,8 +351,13 @@ def send_stored(b: "Broker", s: "Session", b0: int, msg: "Message", f: int, mid:
     data = msg.data
     tlen = msg.tlen
     plen = msg.plen
-    sid = f >> _FLAG_ID_SHIFT
-    props_len = publish5_props_len(plen, sid, left)
+    sf = s.slot_flags[(mid - 1) % s.size] if mid else f
+    sid = sf >> _FLAG_ID_SHIFT
+    ids = b""
+    if sf & _FLAG_SEVERAL_IDS:
+        ids = identifiers(b, s, data, 0, tlen)
+        sid = 0
+    props_len = publish5_props_len(plen + len(ids), sid, left)
     size = publish5_size(b0, tlen, props_len, len(data) - tlen - plen)
     mp = conn.v5.max_packet
     if mp and size > mp:
@@ -314,24 +371,30 @@ def send_stored(b: "Broker", s: "Session", b0: int, msg: "Message", f: int, mid:
     if f & _FLAG_QOS_MASK:
         i = s.take_slot(msg, f)  # (before slot_mid is read: it may allocate the slots)
         mid = s.slot_mid[i]
-    if pos >= 0:
+    if pos >= 0 and ids:
+        d = _insert(data, 0, tlen, tlen, len(data), ids)
+        put_publish5(conn.out, pos, b0, mid, d, 0, tlen, tlen, tlen + len(ids) + plen, len(d),
+                     0, left)
+    elif pos >= 0:
         put_publish5(conn.out, pos, b0, mid, data, 0, tlen, tlen, tlen + plen, len(data), sid,
                      left)
     else:
         from broker.spool import spool  # the first time a message does not fit
-        spool(b, conn, b0, mid, msg, 0, _added_properties(props_len, plen, sid, left))
+        spool(b, conn, b0, mid, msg, 0, _added_properties(props_len, plen, sid, left, ids))
     sent(b, conn, b0, mid, data, tlen, len(data) - tlen - plen)
     return True
 
 
-def _added_properties(props_len: int, plen: int, sid: int, left: int) -> bytes:
-    """The Property Length and the properties the broker puts before a message's own."""
+def _added_properties(props_len: int, plen: int, sid: int, left: int, ids: bytes) -> bytes:
+    """The Property Length and the properties the broker puts before a message's own (ids:
+    several Subscription Identifiers, see identifiers)."""
     out = bytearray(varint_size(props_len) + props_len - plen)
     pos = put_varint(out, 0, props_len)
     if sid:
         pos = put_varint_prop(out, pos, SUBSCRIPTION_IDENTIFIER, sid)
     if left >= 0:
-        put_u32_prop(out, pos, MESSAGE_EXPIRY_INTERVAL, left)
+        pos = put_u32_prop(out, pos, MESSAGE_EXPIRY_INTERVAL, left)
+    copy_into(out, pos, ids, 0, len(ids))
     return bytes(out)
 
 

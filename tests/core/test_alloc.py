@@ -164,6 +164,45 @@ def test_qos0_routing_through_wildcard_levels_allocates_nothing() -> None:
         assert sizes[i] == expect[i] * (ROUNDS + 1) * BATCH * len(packet), (i, sizes[i])
 
 
+def test_qos0_routing_to_shared_subscriptions_allocates_nothing() -> None:
+    # Groups of shared subscriptions (MQTT 5.0 section 4.8.2, from 3.1.1 clients as mosquitto
+    # takes them): each picks its member as the message is routed; a member subscribed beside
+    # its group gets one copy.
+    if not MPY:
+        raise SkipTest("heap_lock exists only on MicroPython")
+    b = _hub()
+    pub = _client(b, "pub", [])
+    subs = [
+        _client(b, "s1", [(b"$share/g/plant/line1/temp", 0)]),
+        _client(b, "s2", [(b"$share/g/plant/line1/temp", 0)]),
+        _client(b, "s3", [(b"$share/h/plant/#", 0), (b"plant/+/temp", 0)]),
+        _client(b, "s4", [(b"$share/h/plant/#", 0)]),
+        _client(b, "s5", [(b"$share/g/other/#", 0)]),
+    ]
+    halves = [1, 1, 2, 1, 0]  # in halves of the messages
+    packet = encode_publish(b"plant/line1/temp", b"x" * 64)
+    stream = bytearray(packet * BATCH)
+    sizes = [0] * len(subs)
+    n = len(stream)
+    b.tick(1000)
+    feed = b.feed
+    locked = False
+    try:
+        for r in range(ROUNDS + 1):
+            if r == 1:
+                micropython.heap_lock()
+                locked = True
+            feed(pub, stream, n)
+            _drain(subs, sizes)
+    finally:
+        if locked:
+            micropython.heap_unlock()
+    assert pub.state != CLOSED
+    for i in range(len(subs)):
+        assert subs[i].state != CLOSED, i
+        assert sizes[i] == halves[i] * (ROUNDS + 1) * BATCH // 2 * len(packet), (i, sizes[i])
+
+
 def test_qos1_routing_allocates_only_the_stored_message() -> None:
     # A QoS 1 message must be kept until every subscriber acknowledges it [MQTT-4.3.2-1]: one
     # Message object plus one buffer holding topic and payload. Nothing else may allocate.

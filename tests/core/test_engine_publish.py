@@ -1383,7 +1383,7 @@ def test_client_publish_to_sys_is_acknowledged_never_routed_or_retained():
     # a remote bridge reports ($SYS/broker/connection/NAME/state) goes through.
     hub = Hub("sys_interval 0\n")
     watcher = connected(hub, "watcher")
-    watcher.subscribe(1, [(b"$SYS/#", 2), (b"$share/#", 2)])
+    watcher.subscribe(1, [(b"$SYS/#", 2), (b"$share/g/#", 2)])
     pub = connected(hub, "pub")
     for qos, topic in ((0, b"$SYS/broker/version"), (1, b"$SYS/broker/version"),
                        (2, b"$SYS"), (1, b"$SYSTEM/x"), (1, b"$SYS/broker/connection/x/y"),

@@ -47,7 +47,7 @@ def v5_client(hub, cid: bytes = b"c", props: bytes = b""):
     c = hub.client("127.0.0.1:%d" % (6000 + len(hub.broker.conns)))
     c.send(connect5(cid, props=props))
     got = drain(c.conn)
-    assert got[:5] == b"\x20\x0b\x00\x00\x08", got  # accepted, with its properties
+    assert got[:5] == b"\x20\x09\x00\x00\x06", got  # accepted, with its properties
     return c
 
 
@@ -70,8 +70,9 @@ def test_v5_connect_gets_a_v5_connack_with_the_brokers_limits_MQTT_3_2_2_3():
     c = hub.client()
     c.send(connect5())
     # Receive Maximum 1020 (max_inflight_messages + max_queued_messages of QoS 2 messages
-    # unreleased), Topic Alias Maximum 10, Shared Subscription Available 0
-    assert drain(c.conn) == b"\x20\x0b\x00\x00\x08\x21\x03\xfc\x22\x00\x0a\x2a\x00"
+    # unreleased), Topic Alias Maximum 10; no Shared Subscription Available: absent, it says
+    # they are available (section 3.2.2.3.15)
+    assert drain(c.conn) == b"\x20\x09\x00\x00\x06\x21\x03\xfc\x22\x00\x0a"
     assert not c.closed
 
 
@@ -80,7 +81,7 @@ def test_empty_client_id_gets_an_assigned_client_identifier_MQTT_3_2_2_16():
     c = hub.client()
     c.send(connect5(b"", flags=0x00))  # clean start 0 is allowed with an empty id in v5
     assigned = b"auto-00000001"
-    props = b"\x21\x03\xfc\x12" + _s(assigned) + b"\x22\x00\x0a\x2a\x00"
+    props = b"\x21\x03\xfc\x12" + _s(assigned) + b"\x22\x00\x0a"
     assert drain(c.conn) == b"\x20" + bytes((3 + len(props), 0, 0, len(props))) + props
     assert assigned.decode() in hub.broker.sessions
 
@@ -89,7 +90,7 @@ def test_keepalive_above_max_keepalive_gets_server_keep_alive_MQTT_3_2_2_21():
     hub = Hub("max_keepalive 30\n")
     c = hub.client()
     c.send(connect5(keepalive=600))
-    assert drain(c.conn) == b"\x20\x0e\x00\x00\x0b\x21\x03\xfc\x22\x00\x0a\x2a\x00\x13\x00\x1e"
+    assert drain(c.conn) == b"\x20\x0c\x00\x00\x09\x21\x03\xfc\x22\x00\x0a\x13\x00\x1e"
     assert c.conn.keepalive_ms == 30 * 1500
 
 
@@ -226,9 +227,9 @@ def test_message_expiry_counts_down_while_queued_MQTT_3_3_2_6():
     again = hub.client("127.0.0.1:7001")
     again.send(connect5(b"s", flags=0x00, props=b"\x11\x00\x00\x00\x3c"))
     out = drain(again.conn)
-    assert out[:4] == b"\x20\x0b\x01\x00"  # session present
+    assert out[:4] == b"\x20\x09\x01\x00"  # session present
     # "a" with 7 s left; "b" expired while it waited and is never delivered [MQTT-3.3.2-5]
-    assert out[13:] == b"\x32\x0c\x00\x01t\x00\x01\x05\x02\x00\x00\x00\x07a"
+    assert out[11:] == b"\x32\x0c\x00\x01t\x00\x01\x05\x02\x00\x00\x00\x07a"
 
 
 def test_no_local_MQTT_3_8_3_3():
@@ -328,18 +329,11 @@ def test_unsubscribe_reason_codes_MQTT_3_11_3_1():
     assert drain(c.conn) == b"\xb0\x05\x00\x02\x00\x00\x11"
 
 
-def test_shared_subscription_is_refused_0x9e_as_the_connack_said():
-    hub = Hub()
-    c = v5_client(hub)
-    c.send(subscribe5(1, b"$share/g/t", 1))
-    assert drain(c.conn) == b"\x90\x04\x00\x01\x00\x9e"
-
-
 def _with_will(hub, cid: bytes):
     c = hub.client("127.0.0.1:%d" % (6000 + len(hub.broker.conns)))
     will = _props(b"\x03" + _s(b"text/plain")) + _s(b"will/t") + _s(b"gone")
     c.send(connect5(cid, flags=0x06, will=will))
-    assert drain(c.conn)[:2] == b"\x20\x0b"
+    assert drain(c.conn)[:2] == b"\x20\x09"
     return c
 
 
@@ -427,7 +421,7 @@ def _delayed_will(hub, cid: bytes, delay: int, expiry: bytes = b"", session: int
     c = hub.client("127.0.0.1:%d" % (6000 + len(hub.broker.conns)))
     will = _props(bytes((0x18, 0, 0, 0, delay)) + expiry) + _s(b"will/t") + _s(b"gone")
     c.send(connect5(cid, flags=0x06, props=b"\x11" + bytes((0, 0, 0, session)), will=will))
-    assert drain(c.conn)[:4] == b"\x20\x0b\x00\x00"
+    assert drain(c.conn)[:4] == b"\x20\x09\x00\x00"
     return c
 
 
@@ -450,7 +444,7 @@ def test_reconnecting_within_the_will_delay_cancels_the_will_MQTT_3_1_3_9():
     hub.advance(2000)
     again = hub.client("127.0.0.1:7003")
     again.send(connect5(b"c", flags=0x00, props=b"\x11\x00\x00\x00\x3c"))
-    assert drain(again.conn)[:4] == b"\x20\x0b\x01\x00"
+    assert drain(again.conn)[:4] == b"\x20\x09\x01\x00"
     hub.advance(10000)
     assert drain(watcher.conn) == b""
 
@@ -479,7 +473,7 @@ def test_max_qos_MQTT_3_2_2_9_to_12():
     c = hub.client()
     c.send(connect5())
     # Maximum QoS 1 in the CONNACK [MQTT-3.2.2-9]
-    assert drain(c.conn) == b"\x20\x0d\x00\x00\x0a\x21\x03\xfc\x24\x01\x22\x00\x0a\x2a\x00"
+    assert drain(c.conn) == b"\x20\x0b\x00\x00\x08\x21\x03\xfc\x24\x01\x22\x00\x0a"
     c.send(subscribe5(1, b"t", 2))
     assert drain(c.conn) == b"\x90\x04\x00\x01\x00\x01"  # granted 1 [MQTT-3.2.2-10]
     c.send(publish5(b"t", b"x", qos=2))
@@ -495,7 +489,7 @@ def test_retain_not_available_MQTT_3_2_2_14():
     hub = Hub("retain_available false\n")
     c = hub.client()
     c.send(connect5())
-    assert drain(c.conn)[5:] == b"\x21\x03\xfc\x25\x00\x22\x00\x0a\x2a\x00"
+    assert drain(c.conn)[5:] == b"\x21\x03\xfc\x25\x00\x22\x00\x0a"
     c.send(publish5(b"t", b"x", retain=True))
     assert drain(c.conn) == b"\xe0\x01\x9a"
     assert c.closed
