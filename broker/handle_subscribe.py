@@ -20,7 +20,6 @@ _LOG_WARNING = const(0x02)
 _SUBSCRIPTION_BYTES = const(512)  # what a subscription may take of the heap (64-bit, make mem)
 _PROTOCOL_LEVEL_5 = const(5)
 _OPTION_QOS = const(0x03)
-_OPTION_NO_LOCAL = const(0x04)
 _OPTION_ID_SHIFT = const(5)
 _OPTIONS_KEPT = const(0x0C)  # of a SUBSCRIBE's options byte: No Local, Retain As Published
 _RETAIN_HANDLING_SHIFT = const(4)
@@ -30,7 +29,6 @@ _RC_NO_SUBSCRIPTION_EXISTED = const(0x11)
 _RC_NOT_AUTHORIZED = const(0x87)
 _RC_TOPIC_FILTER_INVALID = const(0x8F)
 _RC_QUOTA_EXCEEDED = const(0x97)
-_RC_PROTOCOL_ERROR = const(0x82)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -54,7 +52,8 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
         if not valid_topic_filter(filt):
             raise MalformedPacket("invalid topic filter")  # [MQTT-4.7.1-2] [MQTT-4.7.1-3]
         if filt.startswith(b"$share/"):
-            _check_shared(filt, o if v5 else 0)
+            from broker.shared import check  # the first shared subscription
+            check(filt, o if v5 else 0)
     s = conn.session
     assert s is not None
     codes = []
@@ -126,20 +125,6 @@ def send_retained(b: "Broker", s: "Session", filt: bytes, q: int, sid: int = 0) 
         for m in b.sys.matching(filt):
             if rules is None or _may_read(rules, m):
                 deliver(b, s, m, f)
-
-
-def _check_shared(filt: bytes, o: int) -> None:
-    """A shared subscription's filter [MQTT-4.8.2-1] [MQTT-4.8.2-2] and options
-    [MQTT-3.8.3-4] (o: an MQTT 5 SUBSCRIBE's options byte): a Protocol Error else."""
-    from broker.shared import filter_start  # the first shared subscription
-    if filter_start(filt) < 0:
-        e = MalformedPacket("invalid shared subscription")
-    elif o & _OPTION_NO_LOCAL:
-        e = MalformedPacket("No Local on a shared subscription")
-    else:
-        return
-    e.reason = _RC_PROTOCOL_ERROR
-    raise e
 
 
 def _may_subscribe(rules: "Any", filt: bytes) -> bool:

@@ -10,6 +10,7 @@ whenever a wildcard filter comes or goes.
 """
 from broker.bytesops import topic_key
 from broker.subscriptions import SubscriptionTable, mark
+from broker.topics import has_wildcard
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,10 +36,11 @@ class CachedSubscriptionTable(SubscriptionTable):
         self.cache_bytes = 0
         self.cached = key is topic_key
 
-    def _wild_changed(self, by: int) -> None:
-        SubscriptionTable._wild_changed(self, by)
-        self.cache.clear()
-        self.cache_bytes = 0
+    def held(self, filt: bytes, by: int) -> None:
+        SubscriptionTable.held(self, filt, by)
+        if has_wildcard(filt):
+            self.cache.clear()
+            self.cache_bytes = 0
 
     def collect(self, buf: "Buffer", start: int, end: int, hits: "List[Any]", epoch: int) -> int:
         if not self.cached:

@@ -13,6 +13,7 @@ max_subscriptions_per_client), renewed and removed as any other. A member whose 
 takes its turn too, and the message waits in its session, as mosquitto 2.0 does.
 """
 from broker.bytesops import const
+from broker.codec import MalformedPacket
 from broker.subscriptions import _drop, merge_options
 
 TYPE_CHECKING = False
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from broker.subscriptions import SubscriptionTable
 
 _PREFIX = const(7)  # len(b"$share/")
+_OPTION_NO_LOCAL = const(0x04)
+_RC_PROTOCOL_ERROR = const(0x82)
 
 
 class Group:
@@ -44,6 +47,19 @@ def filter_start(filt: bytes) -> int:
             or filt.find(b"+", _PREFIX, e) >= 0 or filt.find(b"#", _PREFIX, e) >= 0:
         return -1
     return e + 1
+
+
+def check(filt: bytes, o: int) -> None:
+    """A shared subscription's filter [MQTT-4.8.2-1] [MQTT-4.8.2-2] and options
+    [MQTT-3.8.3-4] (o: an MQTT 5 SUBSCRIBE's options byte): a Protocol Error else."""
+    if filter_start(filt) < 0:
+        e = MalformedPacket("invalid shared subscription")
+    elif o & _OPTION_NO_LOCAL:
+        e = MalformedPacket("No Local on a shared subscription")
+    else:
+        return
+    e.reason = _RC_PROTOCOL_ERROR
+    raise e
 
 
 def members(t: "SubscriptionTable", filt: bytes, create: bool) -> "Optional[List[Any]]":

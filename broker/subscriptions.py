@@ -189,13 +189,9 @@ class SubscriptionTable(FilterTree):
     def held(self, filt: bytes, by: int) -> None:
         """A distinct filter came (by 1) or went (by -1)."""
         if has_wildcard(filt):
-            self._wild_changed(by)
+            self.wildcard_count += by
         else:
             self.exact_count += by
-
-    def _wild_changed(self, by: int) -> None:
-        """A distinct wildcard filter came (by 1) or went (by -1)."""
-        self.wildcard_count += by
 
     def _release(self, session: object, filt: bytes, subs: "List[Any]") -> None:
         _drop(subs, _find(subs, session))

@@ -5,12 +5,13 @@ from support import MPY, SkipTest
 
 from broker import (
     bridge5, codec, codec_client, const, delivery, engine, handle_connect, handle_publish,
-    handle_subscribe, keepalive, lifecycle, local, logs, output, settings, subscriptions, v5,
+    handle_subscribe, keepalive, lifecycle, local, logs, output, settings, shared, subscriptions,
+    v5,
 )
 
 MODULES = (bridge5, codec, codec_client, delivery, engine, handle_connect, handle_publish,
-           handle_subscribe, keepalive, lifecycle, local, logs, output, settings, subscriptions,
-           v5)
+           handle_subscribe, keepalive, lifecycle, local, logs, output, settings, shared,
+           subscriptions, v5)
 
 
 def test_private_copies_equal_broker_const() -> None:

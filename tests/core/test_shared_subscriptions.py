@@ -46,9 +46,11 @@ def test_a_group_of_a_wildcard_filter():
     a = v5_subscriber(hub, b"a", b"$share/g/s/+/t")
     b = v5_subscriber(hub, b"b", b"$share/g/s/+/t")
     pub = v5_client(hub, b"p")
-    pub.send(publish5(b"s/1/t", b"x") + publish5(b"s/2/t", b"y") + publish5(b"s/3", b"z"))
-    assert drain(a.conn) == _q0(b"s/1/t", b"x")
-    assert drain(b.conn) == _q0(b"s/2/t", b"y")
+    # the same topic again: what CPython's table remembers of it (broker.routecache) too
+    pub.send(publish5(b"s/1/t", b"x") + publish5(b"s/1/t", b"y") + publish5(b"s/3", b"z")
+             + publish5(b"s/2/t", b"w"))
+    assert drain(a.conn) == _q0(b"s/1/t", b"x") + _q0(b"s/2/t", b"w")
+    assert drain(b.conn) == _q0(b"s/1/t", b"y")
 
 
 def test_each_member_gets_the_message_at_its_granted_qos_MQTT_4_8_2_3():
