@@ -323,4 +323,4 @@ def test_connect_of_a_v5_subscriber_here_keeps_working() -> None:
     hub, bridge, remote = make("topic a\n")
     c = hub.client()
     c.send(connect5(b"x"))
-    assert drain(c.conn)[:4] == b"\x20\x0b\x00\x00"
+    assert drain(c.conn)[:4] == b"\x20\x09\x00\x00"  # (Receive Maximum, Topic Alias Maximum)
