@@ -18,17 +18,51 @@ BATCH = 20          # PUBLISH packets per feed() call, as one socket read would 
 ROUNDS = 150        # 3,000 messages per test
 
 
+# MQTT 5 packets, built here as a client writes them: Protocol Level 5, Clean Start, Keep Alive 60
+# and no properties in CONNECT and SUBSCRIBE.
+def _s(text: bytes) -> bytes:
+    return bytes((len(text) >> 8, len(text) & 0xFF)) + text
+
+
+def _connect5(cid: bytes) -> bytes:
+    body = b"\x00\x04MQTT\x05\x02\x00\x3c\x00" + _s(cid)
+    return bytes((0x10, len(body))) + body
+
+
+def _subscribe5(filters: "list") -> bytes:
+    body = b"\x00\x01\x00"  # packet identifier 1, no properties
+    for filt, options in filters:
+        body += _s(filt) + bytes((options,))
+    return bytes((0x82, len(body))) + body
+
+
+TOPIC = b"plant/line1/temp"
+PAYLOAD = b"x" * 64
+# one User Property ("unit", "C") [MQTT-3.3.2.3.7]
+USER_PROPERTY = b"\x26\x00\x04unit\x00\x01C"
+PUBLISH5 = b"\x30\x5d\x00\x10plant/line1/temp\x0a" + USER_PROPERTY + PAYLOAD
+# the same message as a 3.1.1 subscriber gets it, and a 3.1.1 one as a v5 subscriber gets it
+PUBLISH311 = b"\x30\x52\x00\x10plant/line1/temp" + PAYLOAD
+PUBLISH5_BARE = b"\x30\x53\x00\x10plant/line1/temp\x00" + PAYLOAD
+
+
 def _hub(config: str = "") -> Broker:
     cfg = parse(config + "\nallow_anonymous true\n", "<alloc>")
     return Broker(cfg, None, 1000)
 
 
-def _client(b: Broker, cid: str, filters: "list") -> object:
+def _client(b: Broker, cid: str, filters: "list", level: int = 4) -> object:
+    """A client of protocol level 4 (3.1.1) or 5; filters: (filter, QoS or v5 options)."""
     conn = b.accept(None, "127.0.0.1:1")
     assert conn is not None
-    data = bytearray(encode_connect(cid))
-    if filters:
-        data += encode_subscribe(1, filters)
+    if level == 5:
+        data = bytearray(_connect5(cid.encode()))
+        if filters:
+            data += _subscribe5(filters)
+    else:
+        data = bytearray(encode_connect(cid))
+        if filters:
+            data += encode_subscribe(1, filters)
     b.feed(conn, data, len(data))
     _sent(conn)
     return conn
@@ -46,9 +80,52 @@ def _sent(conn: "object") -> int:
     return total
 
 
-def _drain(conns: "list", sizes: "list") -> None:
-    for i in range(len(conns)):
-        sizes[i] += _sent(conns[i])
+def _received(conn: "object", packet: bytes) -> int:
+    """Take everything conn has to send, as _sent does; how many copies of packet that was,
+    or a negative number when it was anything else. Compared in place: nothing allocated."""
+    copies = 0
+    n = conn.chunk()  # type: ignore[attr-defined]
+    while n:
+        buf = conn.cbuf  # type: ignore[attr-defined]
+        p = conn.coff  # type: ignore[attr-defined]
+        end = p + n
+        while p < end:
+            if not packet or not buf.startswith(packet, p):
+                return -1000000
+            p += len(packet)
+            copies += 1
+        conn.sent(n)  # type: ignore[attr-defined]
+        n = conn.chunk()  # type: ignore[attr-defined]
+    return copies
+
+
+def _route_locked(b: Broker, pub: "object", packet: bytes, subs: "list", expect: "list") -> None:
+    """pub sends BATCH copies of packet per feed() call (as one socket read would bring
+    them), ROUNDS + 1 times; subscriber i must get expect[i] (b"": nothing) for each copy, byte
+    for byte, and every connection must stay open. Round 0 runs unlocked: it sizes the output
+    buffers once (allowed at subscribe time); every later round is steady state and must not
+    allocate."""
+    stream = bytearray(packet * BATCH)
+    n = len(stream)
+    got = [0] * len(subs)
+    b.tick(1000)
+    feed = b.feed
+    locked = False
+    try:
+        for r in range(ROUNDS + 1):
+            if r == 1:
+                micropython.heap_lock()
+                locked = True
+            feed(pub, stream, n)
+            for i in range(len(subs)):
+                got[i] += _received(subs[i], expect[i])
+    finally:
+        if locked:
+            micropython.heap_unlock()
+    assert pub.state != CLOSED  # type: ignore[attr-defined]
+    for i in range(len(subs)):
+        assert subs[i].state != CLOSED, i
+        assert got[i] == (ROUNDS + 1) * BATCH if expect[i] else got[i] == 0, (i, got[i])
 
 
 def _ack_publishes(b: Broker, conn: "object", acks: bytearray) -> None:
@@ -99,30 +176,8 @@ def test_qos0_routing_allocates_nothing() -> None:
         _client(b, "s4", [(b"+/+/+", 0)]),
         _client(b, "s5", [(b"other/#", 0), (b"plant/line2/temp", 0)]),
     ]
-    expect = [1, 1, 1, 1, 0]
-    packet = encode_publish(b"plant/line1/temp", b"x" * 64)
-    stream = bytearray(packet * BATCH)
-    sizes = [0] * len(subs)
-    n = len(stream)
-    b.tick(1000)
-    feed = b.feed
-    # Round 0 runs unlocked: it sizes the output buffers once (allowed at subscribe time).
-    # Every later round is steady state and must not allocate.
-    locked = False
-    try:
-        for r in range(ROUNDS + 1):
-            if r == 1:
-                micropython.heap_lock()
-                locked = True
-            feed(pub, stream, n)
-            _drain(subs, sizes)
-    finally:
-        if locked:
-            micropython.heap_unlock()
-    assert pub.state != CLOSED
-    for i in range(len(subs)):
-        assert subs[i].state != CLOSED, i
-        assert sizes[i] == expect[i] * (ROUNDS + 1) * BATCH * len(packet), (i, sizes[i])
+    packet = encode_publish(TOPIC, PAYLOAD)
+    _route_locked(b, pub, packet, subs, [packet, packet, packet, packet, b""])
 
 
 def test_qos0_routing_through_wildcard_levels_allocates_nothing() -> None:
@@ -140,28 +195,52 @@ def test_qos0_routing_through_wildcard_levels_allocates_nothing() -> None:
         _client(b, "s4", [(deep, 0), (b"+/+/+/+", 1)]),
         _client(b, "s5", [(b"plant/+/hum", 0), (b"+/line1/temp/b", 0), (deep + b"/#", 0)]),
     ]
-    expect = [1, 1, 1, 1, 0]
-    packet = encode_publish(b"plant/line1/temp/a", b"x" * 64)
-    stream = bytearray(packet * BATCH)
-    sizes = [0] * len(subs)
-    n = len(stream)
-    b.tick(1000)
-    feed = b.feed
-    locked = False
-    try:
-        for r in range(ROUNDS + 1):
-            if r == 1:
-                micropython.heap_lock()
-                locked = True
-            feed(pub, stream, n)
-            _drain(subs, sizes)
-    finally:
-        if locked:
-            micropython.heap_unlock()
-    assert pub.state != CLOSED
-    for i in range(len(subs)):
-        assert subs[i].state != CLOSED, i
-        assert sizes[i] == expect[i] * (ROUNDS + 1) * BATCH * len(packet), (i, sizes[i])
+    packet = encode_publish(b"plant/line1/temp/a", PAYLOAD)
+    _route_locked(b, pub, packet, subs, [packet, packet, packet, packet, b""])
+
+
+def _v5_subscribers(b: Broker, level: int) -> "list":
+    """Exact and wildcard filters, overlapping on one client, one that must not match; the v5
+    ones with subscription options but no Subscription Identifier."""
+    nl_rap = 0x0C  # No Local, Retain As Published: nothing to rewrite in a QoS 0 copy
+    return [
+        _client(b, "s1", [(TOPIC, 0)], level),
+        _client(b, "s2", [(b"plant/+/temp", 1 | nl_rap if level == 5 else 1)], level),
+        _client(b, "s3", [(b"plant/#", 2), (TOPIC, 0)], level),
+        _client(b, "s4", [(b"other/#", 0)], level),
+    ]
+
+
+def test_qos0_routing_between_v5_clients_allocates_nothing() -> None:
+    # Issue 17: a v5 PUBLISH with a User Property, no Topic Alias, no Message Expiry Interval,
+    # to v5 subscribers with no Subscription Identifier: its properties go on byte for byte
+    # [MQTT-3.3.2-17] [MQTT-3.3.2-18], the same packet as it came, and nothing is allocated.
+    if not MPY:
+        raise SkipTest("heap_lock exists only on MicroPython")
+    b = _hub()
+    pub = _client(b, "pub", [], 5)
+    subs = _v5_subscribers(b, 5)
+    _route_locked(b, pub, PUBLISH5, subs, [PUBLISH5, PUBLISH5, PUBLISH5, b""])
+
+
+def test_qos0_routing_from_v5_to_311_clients_allocates_nothing() -> None:
+    # A 3.1.1 subscriber gets the payload without the properties.
+    if not MPY:
+        raise SkipTest("heap_lock exists only on MicroPython")
+    b = _hub()
+    pub = _client(b, "pub", [], 5)
+    subs = _v5_subscribers(b, 4)
+    _route_locked(b, pub, PUBLISH5, subs, [PUBLISH311, PUBLISH311, PUBLISH311, b""])
+
+
+def test_qos0_routing_from_311_to_v5_clients_allocates_nothing() -> None:
+    # A v5 subscriber gets a 3.1.1 message with a Property Length of 0.
+    if not MPY:
+        raise SkipTest("heap_lock exists only on MicroPython")
+    b = _hub()
+    pub = _client(b, "pub", [])
+    subs = _v5_subscribers(b, 5)
+    _route_locked(b, pub, PUBLISH311, subs, [PUBLISH5_BARE, PUBLISH5_BARE, PUBLISH5_BARE, b""])
 
 
 def test_qos0_routing_to_shared_subscriptions_allocates_nothing() -> None:
