@@ -13,7 +13,11 @@ configuration (default boards/rp2/broker.conf):
   launch contract (`micropython -X heapsize=N -m broker -c CONFIG`), runs the standard
   scenario: 8 clients subscribing to a wildcard and an exact filter, publishing at QoS 0, 1
   and 2, retained messages, a will published when its client is killed, then a new client
-  served; and the smallest heap that can import the broker at all.
+  served; and the smallest heap that can import the broker at all;
+- with MQTT 5.0: the heap after the first MQTT 5 client, which loads the v5 code (broker.v5,
+  codec5, props; a board whose clients all speak 3.1.1 never does), and the smallest heap for the
+  standard scenario's MQTT 5 variant: the same clients speaking 5.0, each message and the will
+  with one User Property, which must arrive with every copy.
 
 The .mpy variant is compiled by mpy-cross into build/mpy/ (only .mpy files, the package
 layout kept) from the source a board gets (tools/mpy_source.py: bytecode only, no
@@ -99,10 +103,14 @@ def log(msg: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# A small MQTT 3.1.1 client on a plain socket, acknowledging QoS 1/2 on both legs by itself.
+# A small MQTT 3.1.1 or 5.0 client on a plain socket, acknowledging QoS 1/2 on both legs by
+# itself. An MQTT 5 client sends every message (and its will) with one User Property, and counts
+# the messages it receives without exactly that property.
 
 CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7
 SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 8, 9, 12, 13, 14
+USER_PROPERTY = b"\x26\x00\x04unit\x00\x07celsius"  # ("unit", "celsius")
+PROPERTIES = bytes([len(USER_PROPERTY)]) + USER_PROPERTY  # with their Property Length
 
 
 def _field(value) -> bytes:
@@ -122,13 +130,27 @@ def _packet(b0: int, body: bytes) -> bytes:
     return bytes([b0]) + bytes(rl) + body
 
 
+def _varint(data: bytes, pos: int) -> "tuple[int, int]":
+    """A Variable Byte Integer at data[pos:]: (its value, where what follows it starts)."""
+    n, shift = 0, 0
+    while True:
+        d = data[pos]
+        pos += 1
+        n |= (d & 0x7F) << shift
+        shift += 7
+        if not d & 0x80:
+            return n, pos
+
+
 class BrokerGone(Exception):
     pass
 
 
 class Client:
-    def __init__(self, port: int, client_id: str, will=None, keepalive: int = 60):
+    def __init__(self, port: int, client_id: str, will=None, keepalive: int = 60,
+                 version: int = 4):
         self.id = client_id
+        self.version = version
         self.sock = socket.create_connection((HOST, port), timeout=5)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.setblocking(False)
@@ -140,14 +162,16 @@ class Client:
         self.outgoing = {}       # packet id -> packet type awaited (PUBACK, PUBREC, PUBCOMP)
         self.inbound_qos2 = set()
         self.mid = 0
+        self.wrong_props = 0     # MQTT 5: messages received without their User Property
+        v5 = version == 5
         flags = 0x02
         payload = _field(client_id)
         if will is not None:
             topic, message, qos, retain = will
             flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
-            payload += _field(topic) + _field(message)
-        self.send(_packet(CONNECT << 4, _field("MQTT") + bytes([4, flags])
-                          + struct.pack("!H", keepalive) + payload))
+            payload += (PROPERTIES if v5 else b"") + _field(topic) + _field(message)
+        self.send(_packet(CONNECT << 4, _field("MQTT") + bytes([version, flags])
+                          + struct.pack("!H", keepalive) + (b"\x00" if v5 else b"") + payload))
 
     def next_mid(self) -> int:
         self.mid = self.mid % 65535 + 1
@@ -171,7 +195,7 @@ class Client:
 
     def subscribe(self, filters) -> int:
         mid = self.next_mid()
-        body = struct.pack("!H", mid)
+        body = struct.pack("!H", mid) + (b"\x00" if self.version == 5 else b"")
         for f, q in filters:
             body += _field(f) + bytes([q])
         self.send(_packet((SUBSCRIBE << 4) | 2, body))
@@ -183,6 +207,8 @@ class Client:
             mid = self.next_mid()
             body += struct.pack("!H", mid)
             self.outgoing[mid] = PUBACK if qos == 1 else PUBREC
+        if self.version == 5:
+            body += PROPERTIES
         self.send(_packet((PUBLISH << 4) | (qos << 1) | (1 if retain else 0), body + payload))
 
     def ping(self) -> None:
@@ -239,6 +265,11 @@ class Client:
             if qos:
                 mid = struct.unpack_from("!H", body, pos)[0]
                 pos += 2
+            if self.version == 5:
+                n, at = _varint(body, pos)
+                if body[at:at + n] != USER_PROPERTY:
+                    self.wrong_props += 1
+                pos = at + n
             if qos == 2 and mid in self.inbound_qos2:
                 self.send(_packet(PUBREC << 4, struct.pack("!H", mid)))
                 return
@@ -297,11 +328,11 @@ def pump(clients, until, timeout: float = 5.0, proc=None, what: str = "") -> Non
         sel.close()
 
 
-def connect_all(port: int, ids, proc=None, wills=None):
+def connect_all(port: int, ids, proc=None, wills=None, version: int = 4):
     clients = []
     try:
         for cid in ids:
-            clients.append(Client(port, cid, will=(wills or {}).get(cid)))
+            clients.append(Client(port, cid, will=(wills or {}).get(cid), version=version))
     except OSError as e:
         for c in clients:
             c.close()
@@ -341,7 +372,11 @@ def subscribe_all(clients, filters_of, proc=None) -> int:
     for c, body in acks.items():
         if struct.unpack_from("!H", body, 0)[0] != mids[c]:
             raise BrokerGone("%s: SUBACK for the wrong packet id" % c.id)
-        granted += sum(1 for code in body[2:] if code != 0x80)
+        codes = 2
+        if c.version == 5:
+            n, codes = _varint(body, 2)
+            codes += n
+        granted += sum(1 for code in body[codes:] if code < 0x80)
     return granted
 
 
@@ -460,7 +495,8 @@ class Variant:
         self.fig = {}            # figure name -> value
         self.notes = []
         self.started = False     # the broker ran at least once
-        self.trace = []          # (heap K, passed, reason)
+        self.trace = []          # (heap K, passed, reason), the standard scenario
+        self.trace5 = []         # the same for its MQTT 5 variant
 
     def command(self, heap_k: int, args: list) -> list:
         """micropython with heap_k KB for the program (plus the image, if any) running args."""
@@ -642,6 +678,19 @@ def measure(variant: Variant, board: Path, tmp: Path) -> None:
         clients = []
         again, _ = probe.mem("again")
         variant.fig["cycle"] = again - left
+        # The first MQTT 5 client loads the v5 code (broker.v5, codec5, props), which stays.
+        clients = connect_all(port, ["memcl-v5"], proc, version=5)
+        subscribe_all(clients, lambda c: [("sub/v5", 1)], proc)
+        clients[0].publish("sub/v5", b"v5", 1)
+        pump(clients, lambda: clients[0].got and not clients[0].outgoing, proc=proc,
+             what="the MQTT 5 client's message")
+        if clients[0].wrong_props:
+            variant.notes.append("the MQTT 5 message came back without its User Property")
+        disconnect_all(clients, proc)
+        clients = []
+        v5, _ = probe.mem("v5")
+        variant.fig["v5_code"] = v5 - again
+        variant.fig["v5_idle"] = idle + v5 - again
     except BrokerGone as e:
         variant.notes.append("figures incomplete: %s" % e)
     finally:
@@ -689,12 +738,14 @@ class Broker:
         self.err.close()
 
 
-def scenario(port: int, proc) -> None:
-    """Raises BrokerGone (with the reason) unless every expected message arrives."""
+def scenario(port: int, proc, version: int = 4) -> None:
+    """Raises BrokerGone (with the reason) unless every expected message arrives; version 5:
+    the same clients speaking MQTT 5.0, each message (and the will) with one User Property,
+    which must arrive with it."""
     ids = ["scen-c%d" % i for i in range(N_CLIENTS)]
     will_id = ids[-1]
     wills = {will_id: ("will/" + will_id, b"gone: " + will_id.encode(), 1, False)}
-    clients = connect_all(port, ids, proc, wills)
+    clients = connect_all(port, ids, proc, wills, version)
     late = None
     try:
         n = len(clients)
@@ -742,13 +793,16 @@ def scenario(port: int, proc) -> None:
             raise BrokerGone("expected the will, got %r" % (watcher.got[before],))
 
         # A new client is still served, and gets every retained message.
-        late = connect_all(port, ["scen-late"], proc)[0]
+        late = connect_all(port, ["scen-late"], proc, version=version)[0]
         subscribe_all([late], lambda c: [("ret/#", 2)], proc)
         pump([late], lambda: len(late.got) >= n and not late.inbound_qos2, proc=proc,
              what="the retained messages")
         want = sorted(("ret/c%d" % i, b"retained %d" % i, i % 3, True) for i in range(n))
         if sorted(late.got) != want:
             raise BrokerGone("retained messages differ: %r" % (sorted(late.got),))
+        wrong = sum(c.wrong_props for c in clients + [late])
+        if wrong:
+            raise BrokerGone("%d messages arrived without their User Property" % wrong)
         disconnect_all(clients + [late], proc)
         late = None
         clients = []
@@ -765,8 +819,9 @@ def scenario(port: int, proc) -> None:
 _TROUBLE = re.compile(r"(MemoryError.*|Out of memory.*|Internal error.*|Traceback.*)")
 
 
-def run_once(variant: Variant, board: Path, tmp: Path, heap_k: int):
-    """(started, passed, reason) for one broker run at heap_k."""
+def run_once(variant: Variant, board: Path, tmp: Path, heap_k: int, version: int = 4):
+    """(started, passed, reason) for one broker run at heap_k, the scenario's clients speaking
+    MQTT `version` (4: 3.1.1, 5: 5.0)."""
     port = free_port()
     conf = board_config(board, port, tmp / ("scenario-%s.conf" % variant.name))
     broker = Broker(variant, conf, heap_k, port, tmp / ("stderr-%s.txt" % variant.name))
@@ -775,7 +830,7 @@ def run_once(variant: Variant, board: Path, tmp: Path, heap_k: int):
             err = broker.stderr().strip().splitlines()
             return False, False, "did not start: " + (err[-1] if err else "no output")
         try:
-            scenario(port, broker.proc)
+            scenario(port, broker.proc, version)
         except BrokerGone as e:
             err = broker.stderr()
             m = _TROUBLE.search(err)
@@ -789,16 +844,22 @@ def run_once(variant: Variant, board: Path, tmp: Path, heap_k: int):
         broker.stop()
 
 
-def smallest_heap(variant: Variant, board: Path, tmp: Path) -> None:
+def smallest_heap(variant: Variant, board: Path, tmp: Path, version: int = 4) -> None:
+    """The smallest heap for the standard scenario (version 5: its MQTT 5 variant): fig
+    "heap_k" ("heap5_k"), every attempt in trace (trace5)."""
+    trace = variant.trace5 if version == 5 else variant.trace
+    key = "heap5_k" if version == 5 else "heap_k"
+
     def attempt(k):
-        started, ok, reason = run_once(variant, board, tmp, k)
-        variant.trace.append((k, ok, reason))
+        started, ok, reason = run_once(variant, board, tmp, k, version)
+        trace.append((k, ok, reason))
         variant.started = variant.started or started
-        log("%s heap %dK: %s %s" % (variant.name, k, "pass" if ok else "FAIL", reason))
+        log("%s v%d heap %dK: %s %s" % (variant.name, version, k, "pass" if ok else "FAIL",
+                                        reason))
         return ok
 
     if not attempt(BISECT_HI_K):
-        variant.fig["heap_k"] = None
+        variant.fig[key] = None
         return
     lo, hi = BISECT_LO_K - BISECT_STEP_K, BISECT_HI_K  # lo: assumed to fail, hi: passes
     while hi - lo > BISECT_STEP_K:
@@ -810,7 +871,7 @@ def smallest_heap(variant: Variant, board: Path, tmp: Path) -> None:
     # Confirm: the answer passes CONFIRM runs in a row (fragmentation can make a run lucky).
     while hi < BISECT_HI_K and not all(attempt(hi) for _ in range(CONFIRM)):
         hi += BISECT_STEP_K
-    variant.fig["heap_k"] = hi
+    variant.fig[key] = hi
 
 
 def smallest_import(variant: Variant) -> None:
@@ -883,6 +944,9 @@ def report(variants, board: Path, elapsed: float) -> None:
         ("smallest -X heapsize, standard scenario", "heap_k", heap, "<= 64 KB",
          lambda x: x <= TARGET_HEAP_K),
         ("smallest -X heapsize to import the broker", "import_k", heap, None, None),
+        ("heap after the first MQTT 5 client (idle)", "v5_idle", kb, None, None),
+        ("smallest -X heapsize, standard scenario, MQTT 5", "heap5_k", heap, "<= 64 KB",
+         lambda x: x <= TARGET_HEAP_K),
     ]
     w0 = max(len(r[0]) for r in rows) + 2
     header = "%-*s" % (w0, "figure") + "".join("%12s" % c for c in cols) + "   %-10s %s" % (
@@ -911,19 +975,27 @@ def report(variants, board: Path, elapsed: float) -> None:
         print("       after all clients left: %s above idle + retained" % b(f.get("left")))
         print("       a second round of %d clients connecting, subscribing and leaving: %s more"
               % (N_CLIENTS, b(f.get("cycle"))))
-        if v.trace:
-            print("       heap bisection: " + ", ".join(
-                "%dK %s" % (k, "ok" if ok else "fail") for k, ok, _ in v.trace))
-            fails = [(k, r) for k, ok, r in v.trace if not ok]
+        print("       the MQTT 5 code, loaded by the first MQTT 5 client: %s more"
+              % kb(f.get("v5_code")))
+        for what, trace in (("", v.trace), (" (MQTT 5)", v.trace5)):
+            if not trace:
+                continue
+            print("       heap bisection%s: " % what + ", ".join(
+                "%dK %s" % (k, "ok" if ok else "fail") for k, ok, _ in trace))
+            fails = [(k, r) for k, ok, r in trace if not ok]
             if fails:
                 k, r = max(fails)
-                print("       largest failing heap %dK: %s" % (k, r))
+                print("       largest failing heap%s %dK: %s" % (what, k, r))
         for note in v.notes:
             print("       note: " + note)
     print()
     print("(the standard scenario stands in for the integration tests: %d clients, each"
           " subscribed to a wildcard and an exact filter, publishing at QoS 0, 1 and 2 with"
-          " retained messages, one client with a will killed, then a new client served; %.0f s)"
+          " retained messages, one client with a will killed, then a new client served; its"
+          " MQTT 5 variant: the same clients speaking MQTT 5.0, each message and the will with"
+          " one User Property, which every copy must arrive with. The heap after the first"
+          " MQTT 5 client: idle after start-up plus what one MQTT 5 client connecting,"
+          " publishing and leaving left, the v5 code it loaded; %.0f s)"
           % (N_CLIENTS, elapsed))
 
 
@@ -971,6 +1043,7 @@ def main(argv=None) -> int:
             smallest_import(v)
             if not args.no_bisect:
                 smallest_heap(v, board, tmp)
+                smallest_heap(v, board, tmp, 5)
             if not v.started:
                 failed = True
                 print("error: the %s broker could not be started" % v.name, file=sys.stderr)
