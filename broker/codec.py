@@ -320,6 +320,7 @@ class Publish:
         self.expiry = -1
         self.pfi = 0
         self.fwd = True
+        self.start = -1  # where it starts when v5 subscribers get it as it came (v5.publish_in)
 
 
 @micropython.native

@@ -4,7 +4,7 @@ property codec (broker.props) and the v5 packets (broker.codec5) it imports.
 
 A v5 connection keeps its own state in conn.v5 (State). Reason Codes: broker.const RC_*.
 """
-from broker.bytesops import const, copy_into, micropython, utf8_valid
+from broker.bytesops import MPY, const, copy_into, micropython, utf8_valid
 from broker.codec5 import (
     ack5_size, connack5_size, decode_ack5, decode_disconnect5, decode_subscribe5,
     decode_unsubscribe5, disconnect5_size, publish5_props_len, publish5_size, put_ack5,
@@ -13,6 +13,7 @@ from broker.codec5 import (
 )
 from broker.delivery import sent
 from broker.lifecycle import publish_will
+from broker.output import reserve
 from broker.props import (
     ASSIGNED_CLIENT_IDENTIFIER, MAXIMUM_PACKET_SIZE, MAXIMUM_QOS, MESSAGE_EXPIRY_INTERVAL,
     RECEIVE_MAXIMUM, RETAIN_AVAILABLE, SERVER_KEEP_ALIVE, SUBSCRIPTION_IDENTIFIER,
@@ -38,7 +39,7 @@ _FLAG_RETAIN = const(0x04)
 _FLAG_SEVERAL_IDS = const(0x08)
 _FLAG_ID_SHIFT = const(4)
 _OPTION_RETAIN_AS_PUBLISHED = const(0x08)
-_OPTION_SEVERAL_IDS = const(0x10)
+_OPTION_SEVERAL_IDS = const(0x10)  # options below it carry no Subscription Identifier
 _OPTION_ID_SHIFT = const(5)
 _NEW = const(0)
 _RC_SUCCESS = const(0x00)
@@ -66,6 +67,9 @@ class State:
     assigned = ""          # an Assigned Client Identifier to send in the CONNACK
     keep_alive = -1        # a Server Keep Alive to send, -1: none
     expiry = 0             # the CONNECT's Session Expiry Interval
+    # (CPython) the Property Length and properties of the last PUBLISH, when they were valid
+    # and set nothing the broker acts on: a client sends the same ones again and again
+    props_ok = None        # type: Optional[bytes]
 
 
 def error(reason: int, why: str) -> ProtocolError:
@@ -208,7 +212,21 @@ def publish_in(b: "Broker", conn: "Conn", buf: "Buffer", end: int) -> "Optional[
     points into (buf, or a new one holding topic, properties and payload), or None when the
     PUBLISH was refused (and acknowledged with its reason)."""
     v = b.pub
-    ps = scan_publish_props(buf, v.payload_start, end, v)
+    p = v.payload_start
+    last = conn.v5.props_ok
+    if last is not None and p + len(last) <= end and buf.startswith(last, p):
+        # the Property Length and properties checked last time: nothing the broker acts on
+        v.props_start = p + 1
+        v.alias = 0
+        v.expiry = -1
+        v.pfi = 0
+        v.fwd = True
+        ps = p + len(last)
+    else:
+        ps = scan_publish_props(buf, p, end, v)
+        if not MPY and v.fwd and not v.pfi and v.props_start == p + 1:
+            # (a copy of up to 128 bytes per new set: not on a board)
+            conn.v5.props_ok = bytes(buf[p:ps])
     v.payload_start = ps
     ts = v.topic_start
     te = v.topic_end
@@ -238,7 +256,15 @@ def publish_in(b: "Broker", conn: "Conn", buf: "Buffer", end: int) -> "Optional[
                      _RC_PAYLOAD_FORMAT_INVALID)
         return None
     if topic is None and v.fwd:
+        # goes to v5 subscribers as it came (publish_to) when it has no flags and its Remaining
+        # Length and Property Length take the fewest bytes (as put_publish5 writes them)
+        hlen = conn.reader.hlen
+        if v.b0 == 0x30 and v.props_start == te + 1 and hlen == 1 + varint_size(end - ts + 2):
+            v.start = ts - 2 - hlen
+        else:
+            v.start = -1
         return buf
+    v.start = -1
     if topic is None:
         topic = bytes(buf[ts:te])
     fwd = forwarded(buf, v.props_start, ps)
@@ -308,30 +334,49 @@ def publish_to(b: "Broker", conn: "Conn", o: int, retain: bool, expires: int, bu
                ts: int, te: int, pps: int, ps: int, pe: int) -> bool:
     """A QoS 0 copy to an MQTT 5 client whose subscriptions' options are o: topic buf[ts:te],
     properties buf[pps:ps], payload buf[ps:pe]; False when it is dropped."""
-    left = -1 if expires < 0 else expires - b.seconds
-    sid = o >> _OPTION_ID_SHIFT
-    if o & _OPTION_SEVERAL_IDS:  # before the properties it forwards
-        s = conn.session
-        assert s is not None
-        ids = identifiers(b, s, buf, ts, te)
-        buf = _insert(buf, ts, te, pps, pe, ids)
-        tlen = te - ts
-        ps = len(buf) - (pe - ps)
-        pe = len(buf)
-        ts = 0
-        te = tlen
-        pps = tlen
+    v = b.pub
+    start = v.start
+    # the PUBLISH that b.pub describes, with nothing to add (no expiry, no Subscription
+    # Identifier): its bytes as they came (b.pub is stale after a 3.1.1 PUBLISH, whose
+    # properties, none, never start at te + 1)
+    if start >= 0 and expires < 0 and o < _OPTION_SEVERAL_IDS and ts == v.topic_start \
+            and pe == v.payload_end and pps == te + 1:
+        size = pe - start
+        b0 = 0x30
         sid = 0
-    b0 = 0x31 if retain and o & _OPTION_RETAIN_AS_PUBLISHED else 0x30
-    size = publish5_size(b0, te - ts, publish5_props_len(ps - pps, sid, left), pe - ps)
+        left = -1
+    else:
+        start = -1
+        left = -1 if expires < 0 else expires - b.seconds
+        sid = o >> _OPTION_ID_SHIFT
+        if o & _OPTION_SEVERAL_IDS:  # before the properties it forwards
+            s = conn.session
+            assert s is not None
+            ids = identifiers(b, s, buf, ts, te)
+            buf = _insert(buf, ts, te, pps, pe, ids)
+            tlen = te - ts
+            ps = len(buf) - (pe - ps)
+            pe = len(buf)
+            ts = 0
+            te = tlen
+            pps = tlen
+            sid = 0
+        b0 = 0x31 if retain and o & _OPTION_RETAIN_AS_PUBLISHED else 0x30
+        size = publish5_size(b0, te - ts, publish5_props_len(ps - pps, sid, left), pe - ps)
     mp = conn.v5.max_packet
     if mp and size > mp:
         return False  # [MQTT-3.1.2-25]
-    pos = b.reserve(conn, size, True)
+    pos = reserve(b, conn, size, True)
     if pos < 0:
         return False
-    put_publish5(conn.out, pos, b0, 0, buf, ts, te, pps, ps, pe, sid, left)
-    sent(b, conn, b0, 0, buf, te - ts, pe - ps)
+    if start >= 0:
+        copy_into(conn.out, pos, buf, start, size)
+    else:
+        put_publish5(conn.out, pos, b0, 0, buf, ts, te, pps, ps, pe, sid, left)
+    b.messages_sent += 1
+    if b.log_mask & _LOG_DEBUG:
+        from broker.logs import trace
+        trace(b, "Sending PUBLISH to", conn, b0, 0, buf, ts, te, pe - ps)
     return True
 
 

@@ -38,7 +38,7 @@ def _subscribe5(filters: "list") -> bytes:
 
 TOPIC = b"plant/line1/temp"
 PAYLOAD = b"x" * 64
-# one User Property ("unit", "C") [MQTT-3.3.2.3.7]
+# one User Property ("unit", "C"), as section 3.3.2.3.7 of MQTT 5.0 encodes it
 USER_PROPERTY = b"\x26\x00\x04unit\x00\x01C"
 PUBLISH5 = b"\x30\x5d\x00\x10plant/line1/temp\x0a" + USER_PROPERTY + PAYLOAD
 # the same message as a 3.1.1 subscriber gets it, and a 3.1.1 one as a v5 subscriber gets it

@@ -145,6 +145,48 @@ def test_a_311_message_reaches_a_v5_subscriber_without_properties():
     assert drain(sub5.conn) == b"\x30\x05\x00\x01t\x00x"
 
 
+def test_a_publish_goes_on_as_it_came_only_when_nothing_changes_MQTT_3_3_2_17():
+    # A v5 subscriber gets a plain QoS 0 PUBLISH as its publisher sent it; what the broker
+    # writes differently (the fewest bytes for a length, RETAIN cleared, a Subscription
+    # Identifier, a 3.1.1 publisher's missing Property Length) it writes [MQTT-1.5.5-1].
+    hub = Hub()
+    sub = v5_subscriber(hub, b"s", b"t/#")
+    sub_id = v5_subscriber(hub, b"si", b"t/x", props=b"\x0b\x05")
+    pub = v5_client(hub, b"p")
+    pub3 = hub.client("127.0.0.1:7000")
+    pub3.connect("p3")
+    as_sent = b"\x30\x0f\x00\x03t/x\x07\x26\x00\x01k\x00\x01vhi"
+    pub.send(as_sent)
+    assert drain(sub.conn) == as_sent
+    assert drain(sub_id.conn) == b"\x30\x11\x00\x03t/x\x09\x0b\x05\x26\x00\x01k\x00\x01vhi"
+    # a 3.1.1 PUBLISH of the same length right after it
+    pub3.send(b"\x30\x0f\x00\x03t/x\x07\x26\x00\x01k\x00\x01vhi")
+    assert drain(sub.conn) == b"\x30\x10\x00\x03t/x\x00\x07\x26\x00\x01k\x00\x01vhi"
+    pub.send(b"\x30\x8f\x00\x00\x03t/x\x07\x26\x00\x01k\x00\x01vhi")  # 2-byte length
+    assert drain(sub.conn) == as_sent
+    pub.send(b"\x31\x0f\x00\x03t/x\x07\x26\x00\x01k\x00\x01vhi")  # retained
+    assert drain(sub.conn) == as_sent
+    assert not pub.closed and not pub3.closed
+
+
+def test_properties_sent_again_are_checked_as_the_first_time():
+    # The same properties again, then a Topic Alias, then a Subscription Identifier, which a
+    # client may not send [MQTT-3.3.4-6]: each PUBLISH is read for what it carries.
+    hub = Hub()
+    sub = v5_subscriber(hub, b"s", b"a/#")
+    pub = v5_client(hub, b"p")
+    up = b"\x26\x00\x01k\x00\x01v"
+    pub.send(publish5(b"a/1", b"1", props=up) + publish5(b"a/1", b"2", props=up))
+    pub.send(publish5(b"a/2", b"3", props=up + b"\x23\x00\x01"))
+    pub.send(publish5(b"", b"4", props=up + b"\x23\x00\x01"))
+    one = b"\x30\x0e\x00\x03a/1\x07" + up
+    two = b"\x30\x0e\x00\x03a/2\x07" + up
+    assert drain(sub.conn) == one + b"1" + one + b"2" + two + b"3" + two + b"4"
+    pub.send(publish5(b"a/1", b"5", props=up + b"\x0b\x01"))
+    assert drain(pub.conn) == b"\xe0\x01\x82"
+    assert pub.closed
+
+
 def test_qos1_publish_nobody_subscribed_to_gets_puback_0x10():
     hub = Hub()
     pub = v5_client(hub, b"p")
