@@ -19,8 +19,9 @@ sys.path.insert(0, os.path.dirname(HERE))
 from peers import require_peer  # noqa: E402
 
 RUNNER = os.path.join(REPO, "tools", "bench", "run.py")
-THROUGHPUT = ("fanin", "fanout", "qos1", "latency", "subs")
-RECIPIENTS = {"fanin": 1, "fanout": 16, "qos1": 1, "latency": 1, "subs": 1}
+THROUGHPUT = ("fanin", "fanout", "qos1", "latency", "subs", "fanin5", "fanout5")
+RECIPIENTS = {"fanin": 1, "fanout": 16, "qos1": 1, "latency": 1, "subs": 1, "fanin5": 1,
+              "fanout5": 16}
 
 
 def smoke(broker, tmp_path):

@@ -2,9 +2,10 @@
  *
  * One process, one epoll loop, non-blocking sockets and a minimal MQTT 3.1.1 client (CONNECT,
  * SUBSCRIBE, PUBLISH QoS 0/1, PUBACK, DISCONNECT), so that it stays far below one core while a
- * broker is pushed to its limit. It runs one scenario against the broker at --port and prints one
- * JSON object on stdout: the figures, its own CPU use, the broker's (when --pid is given), and the
- * message accounting.
+ * broker is pushed to its limit; with -V 5 it speaks MQTT 5.0, every PUBLISH with one User
+ * Property, which each subscriber checks arrives with every message. It runs one scenario against
+ * the broker at --port and prints one JSON object on stdout: the figures, its own CPU use, the
+ * broker's (when --pid is given), and the message accounting.
  *
  * Every PUBLISH payload (64 bytes) carries the publisher, the topic index, a sequence number per
  * (publisher, topic) stream, a send timestamp and a fill pattern. Each subscriber knows which
@@ -41,6 +42,9 @@
 #define IN_CAP (256 * 1024)
 #define MAX_PACKET (1 << 20)
 #define MAX_ERRORS 8
+/* MQTT 5: the properties of every PUBLISH, one User Property ("unit", "celsius") */
+static const uint8_t USER_PROPERTY[] = {0x26, 0, 4, 'u', 'n', 'i', 't', 0, 7,
+                                        'c', 'e', 'l', 's', 'i', 'u', 's'};
 
 enum { ST_CONNECTING, ST_CONNACK, ST_SUBACK, ST_READY, ST_CLOSED };
 enum { PUB = 1, SUB = 2 };
@@ -64,6 +68,7 @@ typedef struct {
 /* Scenario description. */
 static const char *scenario = "";
 static int n_pub, n_sub, n_topics, qos = 0, inflight_max = 16;
+static int version = 4;        /* the protocol level every client speaks: 4 (3.1.1) or 5 */
 static char **topics;          /* topic strings by index */
 static int *topic_len;
 static int **pub_topics;       /* per publisher: the topic indices it cycles through */
@@ -211,26 +216,28 @@ static void send_connect(conn_t *c) {
     char id[64];
     int idn = snprintf(id, sizeof id, "mqttload-%d-%c%d", (int)getpid(),
                        c->role == PUB ? 'p' : 's', c->idx);
-    size_t rem = 10 + 2 + idn;
+    size_t rem = 10 + 2 + idn + (version == 5);
     reserve(c, rem + 5);
     uint8_t *p = c->out + c->outlen;
     p = put_header(p, 0x10, rem);
     p = put_str(p, "MQTT", 4);
-    *p++ = 4;      /* protocol level 3.1.1 */
-    *p++ = 0x02;   /* clean session */
+    *p++ = version;
+    *p++ = 0x02;   /* clean session (Clean Start) */
     *p++ = 0; *p++ = 0; /* keepalive off: the scenarios are short */
+    if (version == 5) *p++ = 0; /* no properties */
     p = put_str(p, id, idn);
     c->outlen = p - c->out;
 }
 
 static void send_subscribe(conn_t *c, const char *filter, int q) {
-    size_t fl = strlen(filter), rem = 2 + 2 + fl + 1;
+    size_t fl = strlen(filter), rem = 2 + 2 + fl + 1 + (version == 5);
     reserve(c, rem + 5);
     uint8_t *p = c->out + c->outlen;
     p = put_header(p, 0x82, rem);
     uint16_t pid = ++c->next_pid;
     *p++ = pid >> 8;
     *p++ = pid & 0xff;
+    if (version == 5) *p++ = 0; /* no properties */
     p = put_str(p, filter, fl);
     *p++ = q;
     c->outlen = p - c->out;
@@ -250,7 +257,8 @@ static uint32_t get32(const uint8_t *p) {
 
 static void send_publish(conn_t *c, int t) {
     int p_id = c->idx, tl = topic_len[t];
-    size_t rem = 2 + tl + (qos ? 2 : 0) + PAYLOAD;
+    size_t props = version == 5 ? 1 + sizeof USER_PROPERTY : 0;
+    size_t rem = 2 + tl + (qos ? 2 : 0) + props + PAYLOAD;
     reserve(c, rem + 5);
     uint8_t *p = c->out + c->outlen;
     p = put_header(p, 0x30 | (qos << 1), rem);
@@ -262,6 +270,11 @@ static void send_publish(conn_t *c, int t) {
         c->inflight++;
         *p++ = pid >> 8;
         *p++ = pid & 0xff;
+    }
+    if (version == 5) {
+        *p++ = sizeof USER_PROPERTY;
+        memcpy(p, USER_PROPERTY, sizeof USER_PROPERTY);
+        p += sizeof USER_PROPERTY;
     }
     uint32_t seq = stream_sent[p_id * n_topics + t]++;
     put32(p, MAGIC);
@@ -350,6 +363,15 @@ static void on_publish(conn_t *c, uint8_t b0, const uint8_t *p, size_t rem) {
     if (rem < 2) { corrupt++; return; }
     size_t tl = (size_t)p[0] << 8 | p[1];
     size_t hdr = 2 + tl + (q ? 2 : 0);
+    if (version == 5) {
+        /* the publisher's properties, as it sent them (a Property Length under 128) */
+        if (hdr + 1 + sizeof USER_PROPERTY > rem || p[hdr] != sizeof USER_PROPERTY ||
+            memcmp(p + hdr + 1, USER_PROPERTY, sizeof USER_PROPERTY)) {
+            corrupt++;
+            return;
+        }
+        hdr += 1 + sizeof USER_PROPERTY;
+    }
     if (hdr > rem) { corrupt++; return; }
     const char *topic = (const char *)p + 2;
     if (q) {
@@ -391,9 +413,9 @@ static void on_publish(conn_t *c, uint8_t b0, const uint8_t *p, size_t rem) {
 
 static void on_packet(conn_t *c, uint8_t b0, const uint8_t *p, size_t rem) {
     switch (b0 >> 4) {
-    case 2: /* CONNACK */
-        if (c->state != ST_CONNACK || rem != 2 || p[1] != 0) {
-            error("CONNACK refused (code %d)", rem == 2 ? p[1] : -1);
+    case 2: /* CONNACK (MQTT 5: with properties after the Reason Code) */
+        if (c->state != ST_CONNACK || rem < 2 || (version != 5 && rem != 2) || p[1] != 0) {
+            error("CONNACK refused (code %d)", rem >= 2 ? p[1] : -1);
             close_conn(c);
             return;
         }
@@ -404,11 +426,24 @@ static void on_packet(conn_t *c, uint8_t b0, const uint8_t *p, size_t rem) {
         c->state = ST_SUBACK;
         for (int f = 0; f < sub_nfilters[c->idx]; f++) send_subscribe(c, sub_filters[c->idx][f], qos);
         break;
-    case 9: /* SUBACK */
-        for (size_t i = 2; i < rem; i++)
+    case 9: { /* SUBACK (MQTT 5: properties before the Reason Codes) */
+        size_t i = 2;
+        if (version == 5) {
+            size_t n = 0;
+            int shift = 0;
+            while (i < rem) {
+                uint8_t d = p[i++];
+                n |= (size_t)(d & 0x7f) << shift;
+                shift += 7;
+                if (!(d & 0x80)) break;
+            }
+            i += n;
+        }
+        for (; i < rem; i++)
             if (p[i] != qos) error("SUBACK granted 0x%02x where QoS %d was asked", p[i], qos);
         if (c->state == ST_SUBACK && --c->subacks_due == 0) c->state = ST_READY;
         break;
+    }
     case 3:
         on_publish(c, b0, p, rem);
         break;
@@ -822,13 +857,13 @@ static void usage(void) {
     fprintf(stderr,
             "usage: mqttload -s fanin|fanout|qos1|latency|subs|connect [-p PORT] [-H HOST]\n"
             "       [-d SECONDS] [-w WARMUP] [-c CAP] [-n CLIENTS] [-r RATE] [-i INFLIGHT]\n"
-            "       [-k CONCURRENCY] [-P BROKER_PID] [-t TIMEOUT] [-b LOOP_PACE_US]\n");
+            "       [-k CONCURRENCY] [-P BROKER_PID] [-t TIMEOUT] [-b LOOP_PACE_US] [-V 4|5]\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     int opt;
-    while ((opt = getopt(argc, argv, "s:p:H:d:w:c:n:r:i:k:P:t:b:")) != -1) {
+    while ((opt = getopt(argc, argv, "s:p:H:d:w:c:n:r:i:k:P:t:b:V:")) != -1) {
         switch (opt) {
         case 's': scenario = optarg; break;
         case 'p': port = atoi(optarg); break;
@@ -843,10 +878,12 @@ int main(int argc, char **argv) {
         case 'P': broker_pid = atoi(optarg); break;
         case 't': timeout_s = atof(optarg); break;
         case 'b': pace_us = atoi(optarg); break;
+        case 'V': version = atoi(optarg); break;
         default: usage();
         }
     }
     if (cap < 1 || n_clients < 1 || rate <= 0 || inflight_max < 1 || concurrency < 1 ||
+        (version != 4 && version != 5) ||
         setup_scenario() < 0)
         usage();
     if (pace_us < 0) pace_us = qos ? 0 : 200; /* QoS 1's 16 in flight would starve */

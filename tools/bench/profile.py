@@ -19,13 +19,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import brokers  # noqa: E402
 from run import ensure_generator  # noqa: E402
-from scenarios import CAP, SCENARIOS  # noqa: E402
+from scenarios import CAP, SCENARIOS, TOPOLOGY  # noqa: E402
 
-PY_SPY = os.path.join(brokers.VENV_BIN, "py-spy")
+# PY_SPY=PATH: a py-spy installed elsewhere (.venv is left as it is)
+PY_SPY = os.environ.get("PY_SPY") or os.path.join(brokers.VENV_BIN, "py-spy")
 
 
 def ensure_py_spy():
-    if not os.path.exists(PY_SPY):
+    if not os.path.exists(PY_SPY) and not os.environ.get("PY_SPY"):
         subprocess.run([os.path.join(brokers.VENV_BIN, "python"), "-m", "pip", "install", "-q",
                         "py-spy"], check=True)
 
@@ -82,8 +83,9 @@ def profile(scenario, workdir, top, lines):
                     raise SystemExit("the broker did not start under py-spy (see %s)" % log.name)
                 time.sleep(0.05)
         full = SCENARIOS[scenario][0]
-        out = subprocess.run(brokers.pinned([gen, "-s", scenario, "-p", str(port), "-c", str(CAP)]
-                                            + full, gen_core), capture_output=True, text=True)
+        out = subprocess.run(brokers.pinned([gen, "-s", TOPOLOGY.get(scenario, scenario), "-p",
+                                             str(port), "-c", str(CAP)] + full, gen_core),
+                             capture_output=True, text=True)
     finally:
         # SIGINT reaches py-spy, which stops its child and writes the profile
         proc.send_signal(2)

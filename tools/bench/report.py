@@ -71,9 +71,19 @@ def _cell(fig, kind, m):
     return fmt(value) + (" (%.2fx)" % r if r is not None else "")
 
 
+def of_baseline(fig, kind, m):
+    """A figure as a ratio to the same broker's figure of m.baseline (MQTT 5 to 3.1.1)."""
+    base = fig.get(kind, {}).get(m.baseline)
+    value = fig.get(kind, {}).get(m.key)
+    if not base or value is None:
+        return None
+    return value / base
+
+
 def _met(fig, m):
     value = fig.get("cpython", {}).get(m.key)
-    ok = m.met(value, ratio(fig, "cpython", m.key))
+    r = of_baseline(fig, "cpython", m) if m.baseline else ratio(fig, "cpython", m.key)
+    ok = m.met(value, r)
     return "" if ok is None else ("yes" if ok else "**no**")
 
 
@@ -98,12 +108,28 @@ def mpy_lines(fig):
     return out
 
 
+def v5_lines(kinds, fig):
+    """Each broker's MQTT 5 figures as a share of its 3.1.1 ones."""
+    out = []
+    for m in METRICS:
+        if m.baseline is None:
+            continue
+        shares = []
+        for k in kinds:
+            r = of_baseline(fig, k, m)
+            if r is not None:
+                shares.append("%s %.2f" % (LABELS[k], r))
+        if shares:
+            out.append("MQTT 5 / 3.1.1 on %s: %s" % (m.baseline, ", ".join(shares)))
+    return out
+
+
 def text_table(kinds, fig):
     head, body = rows(kinds, fig)
     widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in
                        enumerate(zip(r, widths))) for r in [head] + body]
-    return "\n".join(lines + mpy_lines(fig))
+    return "\n".join(lines + v5_lines(kinds, fig) + mpy_lines(fig))
 
 
 def _md_table(head, body):
@@ -150,12 +176,13 @@ def section(kinds, fig, results, failed, machine, versions, runs, command):
         out.append("- %s: %s" % (LABELS.get(k, "load generator (C)"), versions.get(k, "?")))
     out.append("")
     out.append("Each figure with its ratio to mosquitto in the same run; the target is the issue's, "
-               "for the CPython port. Latency and memory: lower is better.")
+               "for the CPython port (for the MQTT 5 rows: its share of the same port's 3.1.1 "
+               "figure). Latency and memory: lower is better.")
     out.append("")
     head, body = rows(kinds, fig)
     out += _md_table(head, body)
     out.append("")
-    for line in mpy_lines(fig):
+    for line in v5_lines(kinds, fig) + mpy_lines(fig):
         out.append("- " + line)
     if failed:
         out.append("")
@@ -201,7 +228,7 @@ def chart(kinds, fig, path):
         shown += xs
         ax.barh(ys, xs, height=height * 0.9, label=LABELS[k], color=colours.get(k))
     for i, m in enumerate(METRICS):
-        if m.target is not None:
+        if m.target is not None and m.baseline is None:  # (a baseline's target is not mosquitto)
             ax.plot([m.target, m.target], [i - 0.45, i + 0.45], color="black", lw=1.5, ls="--")
     ax.axvline(1.0, color="grey", lw=1)
     ax.set_xscale("log")

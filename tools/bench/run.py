@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import brokers  # noqa: E402
 import report  # noqa: E402
-from scenarios import CAP, METRICS, MPY_SCENARIOS, SCENARIOS  # noqa: E402
+from scenarios import CAP, METRICS, MPY_SCENARIOS, SCENARIOS, TOPOLOGY  # noqa: E402
 
 GENERATOR = os.path.join(brokers.BUILD, "mqttload")
 GEN_TIMEOUT = 120
@@ -45,7 +45,8 @@ def run_one(kind, scenario, smoke, workdir, pins):
     except brokers.BrokerError as e:
         return {"scenario": scenario, "ok": 0, "errors": [str(e)]}
     with b:
-        argv = [GENERATOR, "-s", scenario, "-p", str(b.port), "-P", str(b.pid), "-c", str(CAP)]
+        argv = [GENERATOR, "-s", TOPOLOGY.get(scenario, scenario), "-p", str(b.port), "-P",
+                str(b.pid), "-c", str(CAP)]
         argv += quick if smoke else full
         try:
             out = subprocess.run(brokers.pinned(argv, gen_core), capture_output=True, text=True,
