@@ -29,7 +29,7 @@ help:
 	@echo "                a ROMFS image where the firmware has a partition, ROMFS=0: files instead)"
 	@echo "make sim-stop   stop the virtual board that make flash BOARD=sim left running"
 	@echo "make clean      remove caches and build output (keeps .venv)"
-	@echo "make distclean  clean, and remove .venv and tools/wasm32/node_modules"
+	@echo "make distclean  clean, and remove .venv and the node_modules of tools/wasm32 and MQTT.js"
 
 setup: $(STAMP)
 
@@ -56,6 +56,9 @@ test: $(STAMP) typecheck
 	@if command -v node >/dev/null 2>&1; then $(MAKE) --no-print-directory test-wasm32; \
 	elif [ "$$CI" = true ]; then echo "make test: no node command for the 32-bit core tests" >&2; exit 1; \
 	else echo "make test: SKIPPED the core tests on 32-bit MicroPython: no node command (Node.js >= 18.3)"; fi
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(MQTTJS); \
+	elif [ "$$CI" = true ]; then echo "make test: no npm command to install MQTT.js" >&2; exit 1; \
+	else echo "make test: no npm command: the MQTT.js tests will be skipped"; fi
 	$(PY) -m pytest -q
 
 # The core tests again on a 32-bit MicroPython (the webassembly port, run by Node.js): a board's
@@ -66,6 +69,11 @@ $(WASM32): tools/wasm32/package.json tools/wasm32/package-lock.json
 
 test-wasm32: $(WASM32)
 	timeout $(MPTEST_TIMEOUT) node tools/wasm32/run.mjs --tree broker --tree ports --tree tests/core tools/mptest.py tests/core || $(call MPTEST_HUNG,32-bit MicroPython)
+
+# MQTT.js (npm mqtt), a real MQTT 5 client for tests/integration/test_mqttjs.py, run by Node.js.
+MQTTJS := tests/integration/mqttjs/node_modules/.package-lock.json
+$(MQTTJS): tests/integration/mqttjs/package.json tests/integration/mqttjs/package-lock.json
+	npm ci --prefix tests/integration/mqttjs --no-audit --no-fund --loglevel=error
 
 # The property tests of tests/fuzz with many examples each (make test runs them with a few
 # hundred); not part of make test. Failures found are replayed first next time (build/hypothesis).
@@ -107,4 +115,4 @@ clean:
 	find . -path ./$(VENV) -prune -o \( -name '*.pyc' -o -name '*.mpy' \) -type f -exec rm -f {} +
 
 distclean: clean
-	rm -rf $(VENV) tools/wasm32/node_modules
+	rm -rf $(VENV) tools/wasm32/node_modules tests/integration/mqttjs/node_modules
