@@ -38,12 +38,13 @@ def mqttjs(peer, broker, spec):
     """Run client.mjs with spec (the broker's port added); its JSON result."""
     node = peer("node")
     if not (MQTTJS / "node_modules" / "mqtt").is_dir():
-        reason = "MQTT.js is missing: make test installs it (npm ci --prefix tests/integration/mqttjs)"
+        reason = ("MQTT.js is missing: make test installs it"
+                  " (npm ci --prefix tests/integration/mqttjs)")
         if os.environ.get("CI") == "true":
             pytest.fail(reason + " (a missing peer is a failure under CI)", pytrace=False)
         pytest.skip(reason)
-    proc = subprocess.run([node, str(MQTTJS / "client.mjs"), json.dumps(dict(spec, port=broker.port))],
-                          capture_output=True, text=True, timeout=30)
+    argv = [node, str(MQTTJS / "client.mjs"), json.dumps(dict(spec, port=broker.port))]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, "%s\nbroker log:\n%s" % (proc.stderr, broker.log())
     return json.loads(proc.stdout)
 
