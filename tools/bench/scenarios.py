@@ -81,7 +81,7 @@ MPY_ROWS = ("fanin", "fanout")
 # What a 256K MicroPython heap can hold: 1,000 clients need about 1 MB, and 1,000 QoS 1 messages
 # waiting for one subscriber about 250 KB, so those scenarios run on MicroPython only when
 # BENCH_MPY_ALL=1 (give it BENCH_MPY_HEAP=4M as well).
-MPY_SCENARIOS = ("fanin", "fanout", "latency", "fanin5", "fanout5")
+MPY_SCENARIOS = ("fanin", "fanout", "latency")
 
 
 def fmt(value, unit=""):
