@@ -56,6 +56,8 @@ _OUT_SOFT_MIN = const(4096)
 _OUT_SOFT_MAX = const(262144)
 _OPTION_QOS = const(0x03)
 _OPTION_NO_LOCAL = const(0x04)
+_OPTION_RETAIN_AS_PUBLISHED = const(0x08)
+_OPTION_SEVERAL_IDS = const(0x10)  # options below it carry no Subscription Identifier
 _PROTOCOL_LEVEL_5 = const(5)
 _RC_PROTOCOL_ERROR = const(0x82)
 
@@ -309,6 +311,11 @@ class Broker:
         enc = NO_OUTPUT  # type: Buffer
         epos = 0
         esize = 0
+        # The same for the MQTT 5 subscribers whose copy adds nothing (no Subscription
+        # Identifier, RETAIN cleared): enc5[epos5:epos5 + esize5].
+        enc5 = NO_OUTPUT  # type: Buffer
+        epos5 = 0
+        esize5 = 0
         for i in range(n):
             s = hits[i]
             hits[i] = None
@@ -333,10 +340,29 @@ class Broker:
                                            retain and s.local.retain_as_published))
             elif q == 0:
                 if conn is not None and conn.level == _PROTOCOL_LEVEL_5:
-                    if not self.v5.publish_to(self, conn, o, retain, expires, buf, ts, te, pps,
-                                              ps, pe):
+                    plain = o < _OPTION_SEVERAL_IDS\
+                        and not (retain and o & _OPTION_RETAIN_AS_PUBLISHED)
+                    if esize5 and plain and not conn.v5.max_packet:
+                        pos = reserve(self, conn, esize5, True)
+                        size = 0
+                        if pos >= 0:
+                            copy_into(conn.out, pos, enc5, epos5, esize5)
+                            self.messages_sent += 1
+                            if self.log_mask & _LOG_DEBUG:
+                                from broker.logs import trace
+                                trace(self, "Sending PUBLISH to", conn, 0x30, 0, buf, ts, te,
+                                      pe - ps)
+                            continue
+                    else:
+                        size = self.v5.publish_to(self, conn, o, retain, expires, buf, ts, te,
+                                                  pps, ps, pe)
+                    if size == 0:
                         conn.dropped += 1
                         self.messages_dropped += 1
+                    elif plain and esize5 == 0:
+                        enc5 = conn.out
+                        epos5 = conn.olen - size
+                        esize5 = size
                 elif conn is not None:
                     if esize == 0 and raw >= 0\
                             and publish_size(0x30, te - ts, pe - ps) == pe - raw:

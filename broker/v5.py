@@ -331,9 +331,10 @@ def _insert(buf: "Buffer", ts: int, te: int, pps: int, pe: int, ids: bytes) -> b
 
 @micropython.native
 def publish_to(b: "Broker", conn: "Conn", o: int, retain: bool, expires: int, buf: "Buffer",
-               ts: int, te: int, pps: int, ps: int, pe: int) -> bool:
+               ts: int, te: int, pps: int, ps: int, pe: int) -> int:
     """A QoS 0 copy to an MQTT 5 client whose subscriptions' options are o: topic buf[ts:te],
-    properties buf[pps:ps], payload buf[ps:pe]; False when it is dropped."""
+    properties buf[pps:ps], payload buf[ps:pe]; the bytes written at the end of its output, 0
+    when it is dropped."""
     v = b.pub
     start = v.start
     # the PUBLISH that b.pub describes, with nothing to add (no expiry, no Subscription
@@ -365,10 +366,10 @@ def publish_to(b: "Broker", conn: "Conn", o: int, retain: bool, expires: int, bu
         size = publish5_size(b0, te - ts, publish5_props_len(ps - pps, sid, left), pe - ps)
     mp = conn.v5.max_packet
     if mp and size > mp:
-        return False  # [MQTT-3.1.2-25]
+        return 0  # [MQTT-3.1.2-25]
     pos = reserve(b, conn, size, True)
     if pos < 0:
-        return False
+        return 0
     if start >= 0:
         copy_into(conn.out, pos, buf, start, size)
     else:
@@ -377,7 +378,7 @@ def publish_to(b: "Broker", conn: "Conn", o: int, retain: bool, expires: int, bu
     if b.log_mask & _LOG_DEBUG:
         from broker.logs import trace
         trace(b, "Sending PUBLISH to", conn, b0, 0, buf, ts, te, pe - ps)
-    return True
+    return size
 
 
 def send_stored(b: "Broker", s: "Session", b0: int, msg: "Message", f: int, mid: int) -> bool:

@@ -597,3 +597,25 @@ def test_a_311_client_continuing_a_v5_session_gets_311_semantics():
     pub = v5_client(hub, b"p")
     pub.send(publish5(b"t", b"1", qos=1) + publish5(b"t", b"2", qos=1, mid=2))
     assert len(back.publishes()) == 2  # no Receive Maximum of 1 any more
+
+
+def test_one_copy_encoded_for_every_v5_subscriber_that_adds_nothing():
+    hub = Hub()
+    plain = [v5_subscriber(hub, b"a", b"t/#"), v5_subscriber(hub, b"b", b"t/x", options=0x04)]
+    with_id = v5_client(hub, b"id")
+    with_id.send(subscribe5(1, b"t/+", 0, props=b"\x0b\x07"))
+    drain(with_id.conn)
+    rap = v5_subscriber(hub, b"rap", b"t/#", options=0x08)
+    small = v5_client(hub, b"small", props=b"\x27\x00\x00\x00\x0c")  # 12 bytes at most
+    small.send(subscribe5(1, b"t/#", 0))
+    drain(small.conn)
+    pub = v5_client(hub, b"p")
+    for retain in (False, True):
+        pub.send(publish5(b"t/x", b"hello", props=USER_PROPS, retain=retain))
+        want = _frame(0x30, _s(b"t/x") + _props(USER_PROPS) + b"hello")
+        for c in plain:
+            assert drain(c.conn) == want
+        assert drain(with_id.conn) == _frame(0x30, _s(b"t/x") + _props(b"\x0b\x07" + USER_PROPS)
+                                             + b"hello")
+        assert drain(rap.conn) == (want[:1] if not retain else b"\x31") + want[1:]
+        assert drain(small.conn) == b""  # larger than its Maximum Packet Size [MQTT-3.1.2-25]
