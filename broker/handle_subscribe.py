@@ -50,6 +50,8 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
         raise MalformedPacket("packet identifier 0")  # [MQTT-2.3.1-1]
     for filt, o in topics:
         if not valid_topic_filter(filt):
+            if v5:
+                continue  # SUBACK 0x8F for that filter, below
             raise MalformedPacket("invalid topic filter")  # [MQTT-4.7.1-2] [MQTT-4.7.1-3]
         if filt.startswith(b"$share/"):
             from broker.shared import check  # the first shared subscription
@@ -67,7 +69,11 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
         if q > cfg.max_qos:
             q = cfg.max_qos  # accepted, granted at most max_qos [MQTT-3.2.2-10]
         code = _RC_QUOTA_EXCEEDED  # (SUBACK 0x80 for a 3.1.1 client, as every refusal)
-        if len(filt) > cfg.max_topic_length:
+        if v5 and not valid_topic_filter(filt):
+            code = _RC_TOPIC_FILTER_INVALID  # (3.1.1 closed the connection above)
+            b.log(_LOG_NOTICE, "Subscription of %s refused: invalid topic filter."
+                  % conn.client_id)
+        elif len(filt) > cfg.max_topic_length:
             code = _RC_TOPIC_FILTER_INVALID
             b.log(_LOG_WARNING, "Subscription of %s refused: filter longer than"
                   " max_topic_length." % conn.client_id)

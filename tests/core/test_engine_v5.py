@@ -619,3 +619,11 @@ def test_one_copy_encoded_for_every_v5_subscriber_that_adds_nothing():
                                              + b"hello")
         assert drain(rap.conn) == (want[:1] if not retain else b"\x31") + want[1:]
         assert drain(small.conn) == b""  # larger than its Maximum Packet Size [MQTT-3.1.2-25]
+
+
+def test_an_invalid_topic_filter_gets_suback_0x8f_the_others_their_qos():
+    hub = Hub()
+    c = v5_client(hub)
+    c.send(_frame(0x82, b"\x00\x01\x00" + _s(b"a/#/b") + b"\x01" + _s(b"ok/+") + b"\x01"))
+    assert drain(c.conn) == b"\x90\x05\x00\x01\x00\x8f\x01"
+    assert not c.closed
