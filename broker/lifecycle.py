@@ -103,7 +103,7 @@ def protocol_error(b: "Broker", conn: Conn, e: "MalformedPacket") -> None:
     b.log(_LOG_NOTICE, "Client %s sent a malformed or invalid packet (%s), disconnecting."
           % (name(conn), e))
     if conn.level == _PROTOCOL_LEVEL_5:
-        b.v5.refuse(b, conn, e.reason)
+        b.v5.refuse(b, conn, e.reason, str(e))  # the Reason String says what was wrong
     close(b, conn, "", True)
 
 

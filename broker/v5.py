@@ -16,7 +16,7 @@ from broker.lifecycle import publish_will
 from broker.output import reserve
 from broker.props import (
     ASSIGNED_CLIENT_IDENTIFIER, MAXIMUM_PACKET_SIZE, MAXIMUM_QOS, MESSAGE_EXPIRY_INTERVAL,
-    RECEIVE_MAXIMUM, RETAIN_AVAILABLE, SERVER_KEEP_ALIVE, SUBSCRIPTION_IDENTIFIER,
+    REASON_STRING, RECEIVE_MAXIMUM, RETAIN_AVAILABLE, SERVER_KEEP_ALIVE, SUBSCRIPTION_IDENTIFIER,
     TOPIC_ALIAS_MAXIMUM, ProtocolError, forwarded, put_str_prop, put_u16_prop, put_u32_prop,
     put_u8_prop, put_varint, put_varint_prop, scan_publish_props, varint_size,
 )
@@ -79,15 +79,25 @@ def error(reason: int, why: str) -> ProtocolError:
     return e
 
 
-def refuse(b: "Broker", conn: "Conn", reason: int) -> None:
+def refuse(b: "Broker", conn: "Conn", reason: int, why: str = "") -> None:
     """Tell conn why the broker closes it, before it does: CONNACK before CONNECT was
-    accepted, else DISCONNECT [MQTT-4.13.1-1]."""
+    accepted, else DISCONNECT [MQTT-4.13.1-1], with `why` as its Reason String when it fits
+    the client's Maximum Packet Size [MQTT-3.14.2-3]."""
     if conn.state == _NEW:
         send_connack(b, conn, False, reason)
         return
-    pos = b.reserve(conn, disconnect5_size(reason, 0), False)
+    props = b""
+    if why:
+        text = why.encode()
+        out = bytearray(3 + len(text))
+        put_str_prop(out, 0, REASON_STRING, text)
+        props = bytes(out)
+        mp = conn.v5.max_packet
+        if mp and disconnect5_size(reason, len(props)) > mp:
+            props = b""
+    pos = b.reserve(conn, disconnect5_size(reason, len(props)), False)
     if pos >= 0:
-        put_disconnect5(conn.out, pos, reason, b"")
+        put_disconnect5(conn.out, pos, reason, props)
     if b.log_mask & _LOG_DEBUG:
         b.log(_LOG_DEBUG, "Sending DISCONNECT to %s (0x%02x)" % (conn.client_id, reason))
 

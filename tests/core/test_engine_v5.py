@@ -43,6 +43,11 @@ def subscribe5(mid: int, filt: bytes, options: int, props: bytes = b"") -> bytes
                   + bytes((options,)))
 
 
+def disconnect5(reason: int, why: bytes) -> bytes:
+    """The broker's DISCONNECT: its Reason Code and a Reason String (0x1F) that says why."""
+    return _frame(0xE0, bytes((reason,)) + _props(b"\x1f" + _s(why)))
+
+
 def v5_client(hub, cid: bytes = b"c", props: bytes = b""):
     c = hub.client("127.0.0.1:%d" % (6000 + len(hub.broker.conns)))
     c.send(connect5(cid, props=props))
@@ -183,7 +188,7 @@ def test_properties_sent_again_are_checked_as_the_first_time():
     two = b"\x30\x0e\x00\x03a/2\x07" + up
     assert drain(sub.conn) == one + b"1" + one + b"2" + two + b"3" + two + b"4"
     pub.send(publish5(b"a/1", b"5", props=up + b"\x0b\x01"))
-    assert drain(pub.conn) == b"\xe0\x01\x82"
+    assert drain(pub.conn) == disconnect5(0x82, b"Subscription Identifier from a client")
     assert pub.closed
 
 
@@ -218,7 +223,8 @@ def test_topic_alias_above_the_maximum_gets_disconnect_0x94_MQTT_3_3_2_9():
     hub = Hub()
     pub = v5_client(hub, b"p")
     pub.send(publish5(b"t", b"x", props=b"\x23\x00\x0b"))  # the CONNACK said 10
-    assert drain(pub.conn) == b"\xe0\x01\x94"
+    assert drain(pub.conn) == disconnect5(
+        0x94, b"Topic Alias 11 above the Topic Alias Maximum 10")
     assert pub.closed
 
 
@@ -226,7 +232,7 @@ def test_unknown_topic_alias_is_a_protocol_error():
     hub = Hub()
     pub = v5_client(hub, b"p")
     pub.send(publish5(b"", b"x", props=b"\x23\x00\x02"))
-    assert drain(pub.conn) == b"\xe0\x01\x82"
+    assert drain(pub.conn) == disconnect5(0x82, b"Topic Alias 2 was never set")
     assert pub.closed
 
 
@@ -234,7 +240,7 @@ def test_malformed_property_gets_disconnect_0x81_MQTT_4_13_1_1():
     hub = Hub()
     pub = v5_client(hub, b"p")
     pub.send(publish5(b"t", b"x", props=b"\x00\x01"))  # no property has identifier 0
-    assert drain(pub.conn) == b"\xe0\x01\x81"
+    assert drain(pub.conn) == disconnect5(0x81, b"unknown property 0x00")
     assert pub.closed
 
 
@@ -243,7 +249,8 @@ def test_property_not_allowed_in_publish_gets_disconnect_0x81():
     hub = Hub()
     pub = v5_client(hub, b"p")
     pub.send(publish5(b"t", b"x", props=b"\x11\x00\x00\x00\x0a"))  # Session Expiry Interval
-    assert drain(pub.conn) == b"\xe0\x01\x81"
+    assert drain(pub.conn) == disconnect5(
+        0x81, b"property 0x11 not allowed in packet type 3")
     assert pub.closed
 
 
@@ -342,7 +349,7 @@ def test_receive_maximum_of_the_client_bounds_what_is_in_flight_MQTT_3_3_4_9():
     assert drain(sub.conn)[-1:] == b"2"
 
 
-# ---- acknowledgements, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT ------------------------------------------
+# ---- acknowledgements, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT --------------------------------------
 
 
 def test_pubrel_for_an_unknown_packet_identifier_gets_pubcomp_0x92():
@@ -402,7 +409,8 @@ def test_session_expiry_set_at_disconnect_after_0_is_a_protocol_error_MQTT_3_14_
     hub = Hub()
     c = v5_client(hub)
     c.send(b"\xe0\x07\x00\x05\x11\x00\x00\x00\x0a")
-    assert drain(c.conn) == b"\xe0\x01\x82"
+    assert drain(c.conn) == disconnect5(
+        0x82, b"Session Expiry Interval set by DISCONNECT after 0 in CONNECT")
     assert c.closed
 
 
@@ -519,7 +527,7 @@ def test_max_qos_MQTT_3_2_2_9_to_12():
     c.send(subscribe5(1, b"t", 2))
     assert drain(c.conn) == b"\x90\x04\x00\x01\x00\x01"  # granted 1 [MQTT-3.2.2-10]
     c.send(publish5(b"t", b"x", qos=2))
-    assert drain(c.conn) == b"\xe0\x01\x9b"  # QoS not supported (3.2.2.3.4)
+    assert drain(c.conn) == disconnect5(0x9B, b"QoS 2 above max_qos 1")  # QoS not supported
     assert c.closed
     w = hub.client("127.0.0.1:7004")
     w.send(connect5(b"w", flags=0x16, will=_props(b"") + _s(b"t") + _s(b"x")))  # will QoS 2
@@ -533,7 +541,7 @@ def test_retain_not_available_MQTT_3_2_2_14():
     c.send(connect5())
     assert drain(c.conn)[5:] == b"\x21\x03\xfc\x25\x00\x22\x00\x0a"
     c.send(publish5(b"t", b"x", retain=True))
-    assert drain(c.conn) == b"\xe0\x01\x9a"
+    assert drain(c.conn) == disconnect5(0x9A, b"RETAIN set but retain_available is false")
     assert c.closed
 
 
@@ -543,7 +551,8 @@ def test_packet_too_large_gets_disconnect_0x95_MQTT_3_2_2_15():
     c.send(connect5())
     assert drain(c.conn)[5:10] == b"\x21\x03\xfc\x27\x00"  # Maximum Packet Size 64
     c.send(publish5(b"t", b"x" * 80))
-    assert drain(c.conn) == b"\xe0\x01\x95"
+    assert drain(c.conn) == disconnect5(
+        0x95, b"packet of 86 bytes exceeds max_packet_size 64")
     assert c.closed
 
 
@@ -627,3 +636,11 @@ def test_an_invalid_topic_filter_gets_suback_0x8f_the_others_their_qos():
     c.send(_frame(0x82, b"\x00\x01\x00" + _s(b"a/#/b") + b"\x01" + _s(b"ok/+") + b"\x01"))
     assert drain(c.conn) == b"\x90\x05\x00\x01\x00\x8f\x01"
     assert not c.closed
+
+
+def test_the_reason_string_is_left_out_past_the_clients_maximum_packet_size_MQTT_3_14_2_3():
+    hub = Hub()
+    c = v5_client(hub, b"c", props=b"\x27\x00\x00\x00\x0a")  # 10 bytes at most
+    c.send(publish5(b"", b"x", props=b"\x23\x00\x02"))
+    assert drain(c.conn) == b"\xe0\x01\x82"
+    assert c.closed

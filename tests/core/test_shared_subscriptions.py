@@ -8,7 +8,9 @@ from broker.invariants import check_subscriptions
 from broker.subscriptions import SubscriptionTable, merge_options
 from harness import Hub, drain
 from packets import encode_connect, encode_publish, encode_subscribe, encode_unsubscribe
-from test_engine_v5 import _frame, _s, connect5, publish5, subscribe5, v5_client, v5_subscriber
+from test_engine_v5 import (
+    _frame, _s, connect5, disconnect5, publish5, subscribe5, v5_client, v5_subscriber,
+)
 
 SESSION_60S = b"\x11\x00\x00\x00\x3c"  # Session Expiry Interval 60 s
 
@@ -165,7 +167,7 @@ def test_a_share_name_empty_or_with_wildcards_is_a_protocol_error_MQTT_4_8_2_1_a
                  b"$share/+/#"):
         c = v5_client(hub, b"c")
         c.send(subscribe5(1, filt, 0))
-        assert drain(c.conn) == b"\xe0\x01\x82", filt
+        assert drain(c.conn) == disconnect5(0x82, b"invalid shared subscription"), filt
         assert c.closed
     c = hub.client("127.0.0.1:7009")
     c.connect("c3")
@@ -178,7 +180,7 @@ def test_no_local_on_a_shared_subscription_is_a_protocol_error_MQTT_3_8_3_4():
     hub = Hub()
     c = v5_client(hub, b"c")
     c.send(subscribe5(1, b"$share/g/t", 0x04))
-    assert drain(c.conn) == b"\xe0\x01\x82"
+    assert drain(c.conn) == disconnect5(0x82, b"No Local on a shared subscription")
     assert c.closed
 
 
