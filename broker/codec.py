@@ -84,6 +84,7 @@ class Reader:
     hlen = 0          # fixed header size of the last header decoded
     ready = False
     v31 = False       # the connection speaks MQTT 3.1: see header_flags_valid_31
+    v5 = False        # the connection speaks MQTT 5.0, which has AUTH (0xF0)
     buf = _NO_PENDING  # type: Buffer
     b0 = 0
     start = 0
@@ -122,7 +123,8 @@ class Reader:
             if pos >= end:
                 return pos
             b0 = src[pos]
-            if not header_flags_valid(b0) and not (self.v31 and header_flags_valid_31(b0)):
+            if not header_flags_valid(b0) and not (self.v31 and header_flags_valid_31(b0))\
+                    and not (self.v5 and b0 == 0xF0):
                 raise MalformedPacket("invalid fixed header 0x%02x" % b0)
             total = self._header(src, pos, end)
             if total >= 0 and pos + total <= end:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from broker.sysinfo import SysTopics
     Buffer = Union[bytes, bytearray]
 
+_AUTH = const(15)
 _CONNECT = const(1)
 _DISCONNECT = const(14)
 _PINGREQ = const(12)
@@ -223,8 +224,10 @@ class Broker:
                 raise MalformedPacket("DISCONNECT remaining length must be 0")
             self.set_will(conn, None)  # [MQTT-3.14.4-3]
             self.close(conn, "Client %s disconnected." % conn.client_id, False)
-        else:  # a second CONNECT [MQTT-3.1.0-2], or a packet only a server sends
-            e = MalformedPacket("second CONNECT" if t == _CONNECT
+        else:  # a second CONNECT [MQTT-3.1.0-2], AUTH when no Authentication Method was
+            # accepted (4.12), or a packet only a server sends
+            e = MalformedPacket("second CONNECT" if t == _CONNECT else
+                                "AUTH without an Authentication Method" if t == _AUTH
                                 else "%s is not sent by clients" % _packet_name(t))
             e.reason = _RC_PROTOCOL_ERROR
             raise e

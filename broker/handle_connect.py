@@ -41,6 +41,7 @@ def _refuse(b: "Broker", conn: "Conn", code: int, why: str) -> None:
 
 def _use_v5(b: "Broker", conn: "Conn") -> None:
     conn.level = _PROTOCOL_LEVEL_5  # (first: a heap too full for the v5 code refuses in v5)
+    conn.reader.v5 = True
     if b.v5 is None:
         from broker import v5  # the first MQTT 5 client
         b.v5 = v5

@@ -644,3 +644,16 @@ def test_the_reason_string_is_left_out_past_the_clients_maximum_packet_size_MQTT
     c.send(publish5(b"", b"x", props=b"\x23\x00\x02"))
     assert drain(c.conn) == b"\xe0\x01\x82"
     assert c.closed
+
+
+def test_auth_without_an_authentication_method_is_a_protocol_error():
+    hub = Hub()
+    c = v5_client(hub)
+    c.send(b"\xf0\x00")
+    assert drain(c.conn) == disconnect5(0x82, b"AUTH without an Authentication Method")
+    assert c.closed
+    c3 = hub.client("127.0.0.1:7008")
+    c3.connect("c3")
+    c3.send(b"\xf0\x00")  # type 15 is reserved in 3.1.1 (section 2.2.1): closed
+    assert drain(c3.conn) == b""
+    assert c3.closed
