@@ -1,7 +1,13 @@
-"""password_file checks: an iterated, salted SHA-256 (hashlib and binascii only, both runtimes).
+"""password_file checks: the project's iterated, salted SHA-256 (hashlib and binascii only,
+both runtimes), and mosquitto_passwd's SHA-512 hashes (CPython: broker.passfile refuses them
+where hashlib has no sha512).
 
 Imported by broker.handle_connect only when the configuration has a password_file. A file entry
-(broker.config reads it into config.passwords) is (iterations, salt, hash) with
+(broker.config reads it into config.passwords) is (iterations, salt, hash); the hash's length
+says which function made it. A 64-byte hash is mosquitto_passwd's: PBKDF2-HMAC-SHA512 with that
+many iterations ($7$), or, with iterations 0, sha512(password + salt) ($6$). PBKDF2's HMAC hashes
+a password longer than SHA-512's block once, so its rounds cost the same whatever its length.
+A 32-byte hash is the project's own:
 
     key = password, or sha256(password) when it is longer than 64 bytes
     h = sha256(salt + key)
@@ -37,6 +43,16 @@ def digest(password: bytes, salt: bytes, iterations: int) -> bytes:
     return h
 
 
+def _hash(password: bytes, salt: bytes, iterations: int, size: int) -> bytes:
+    if size == 32:
+        return digest(password, salt, iterations)
+    if iterations:
+        return hashlib.pbkdf2_hmac("sha512", password, salt, iterations)
+    s = hashlib.sha512(password)
+    s.update(salt)
+    return s.digest()
+
+
 def check(entry: "Optional[Tuple[int, bytes, bytes]]", password: "Optional[bytes]",
           dummy: "Optional[Tuple[int, bytes, bytes]]" = None) -> bool:
     """True when password matches entry (a config.passwords value). A missing entry (an unknown
@@ -48,7 +64,7 @@ def check(entry: "Optional[Tuple[int, bytes, bytes]]", password: "Optional[bytes
     if entry is None:
         entry = dummy or (DEFAULT_ITERATIONS, bytes(12), bytes(32))
     iterations, salt, want = entry
-    got = digest(b"" if password is None else password, salt, iterations)
+    got = _hash(b"" if password is None else password, salt, iterations, len(want))
     if len(got) != len(want):
         return False
     diff = 0

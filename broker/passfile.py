@@ -16,7 +16,8 @@ def _b64(text: str) -> bytes:
 
 def _password_line(text: str) -> "tuple[str, tuple[int, bytes, bytes]]":
     """One line of a password file -> (username, (iterations, salt, hash)); ConfigError (the
-    reason only) when it is malformed."""
+    reason only) when it is malformed. Takes the project's $sha256$ and mosquitto_passwd's $7$
+    and $6$ (broker.auth tells them apart by the hash's length and iterations 0 for $6$)."""
     colon = text.find(":")
     if colon < 0:
         raise ConfigError("expected 'username:$sha256$ITERATIONS$SALT$HASH'")
@@ -24,14 +25,20 @@ def _password_line(text: str) -> "tuple[str, tuple[int, bytes, bytes]]":
     if not user:
         raise ConfigError("empty username")
     parts = text[colon + 1:].split("$")
-    if len(parts) != 5 or parts[0] or parts[1] != "sha256":
+    kind = parts[1] if len(parts) > 1 and not parts[0] else ""
+    if kind in ("6", "7"):
+        _sha512_available(user, kind)
+    if kind == "6" and len(parts) == 4:
+        parts.insert(2, "0")
+    if len(parts) != 5 or kind not in ("sha256", "6", "7"):
         raise ConfigError("user '%s': expected a hash '$sha256$ITERATIONS$SALT$HASH'"
-                          " (made by python -m broker.passwd)" % user)
+                          " (made by python -m broker.passwd), or mosquitto_passwd's"
+                          " '$7$ITERATIONS$SALT$HASH' or '$6$SALT$HASH'" % user)
     its = parts[2]
     if not its or len(its) > 7 or not _digits(its):
         raise ConfigError("user '%s': iterations: expected an integer, got '%s'" % (user, its))
     iterations = int(its)
-    if not 1 <= iterations <= _MAX_ITERATIONS:
+    if kind != "6" and not 1 <= iterations <= _MAX_ITERATIONS:
         raise ConfigError("user '%s': iterations: %d is out of range (1..%d)"
                           % (user, iterations, _MAX_ITERATIONS))
     try:
@@ -41,10 +48,21 @@ def _password_line(text: str) -> "tuple[str, tuple[int, bytes, bytes]]":
         raise ConfigError("user '%s': salt and hash must be base64" % user)
     if not salt:
         raise ConfigError("user '%s': empty salt" % user)
-    if len(digest) != 32:
-        raise ConfigError("user '%s': the hash must be 32 bytes (SHA-256), got %d"
-                          % (user, len(digest)))
+    size = 32 if kind == "sha256" else 64
+    if len(digest) != size:
+        raise ConfigError("user '%s': the hash must be %d bytes (SHA-%d), got %d"
+                          % (user, size, size * 8, len(digest)))
     return user, (iterations, salt, digest)
+
+
+def _sha512_available(user: str, kind: str) -> None:
+    import hashlib
+    if not hasattr(hashlib, "sha512") or (kind == "7" and not hasattr(hashlib, "pbkdf2_hmac")):
+        # A hash cannot be turned into another without the password it was made from.
+        raise ConfigError("user '%s': mosquitto_passwd's $%s$ hash needs SHA-512, which this"
+                          " runtime's hashlib lacks: use the $sha256$ format, entering each"
+                          " password again with 'python -m broker.passwd FILE USER'"
+                          % (user, kind))
 
 
 def _digits(text: str) -> bool:
@@ -79,20 +97,22 @@ def parse_passwords(text: str, filename: str = "<passwords>"
 def dummy_entry(users: "dict[str, tuple[int, bytes, bytes]]"
                 ) -> "tuple[int, bytes, bytes] | None":
     """The entry an unknown user's password is checked against (config.password_dummy), shaped
-    like the file's entries so that the check costs what a known user's does: the iteration
-    count most users have (the smaller on a tie: made-up names should not cost the most), with
-    a salt as long as theirs. A user with another count can still be told from an unknown one
-    by the time a check takes; no dummy helps a file with mixed counts there. The hash is all
-    zeros, which no password gives, and check() refuses an unknown user whatever it is. None
-    with no users: check() then uses the passwd tool's shape."""
-    counts = {}  # type: dict[int, int]
+    like the file's entries so that the check costs what a known user's does: the hash function
+    and iteration count most users have (the cheaper on a tie: made-up names should not cost the
+    most), with a salt as long as theirs. A user of another shape can still be told from an
+    unknown one by the time a check takes; no dummy helps a file with mixed shapes there. The
+    hash is all zeros, which no password gives, and check() refuses an unknown user whatever it
+    is. None with no users: check() then uses the passwd tool's shape."""
+    counts = {}  # type: dict[tuple[int, int], int]
     for e in users.values():
-        counts[e[0]] = counts.get(e[0], 0) + 1
-    best = 0
-    for it in counts:
-        if best == 0 or counts[it] > counts[best] or (counts[it] == counts[best] and it < best):
-            best = it
+        shape = (len(e[2]), e[0])
+        counts[shape] = counts.get(shape, 0) + 1
+    best = None  # type: tuple[int, int] | None
+    for shape in counts:
+        if best is None or counts[shape] > counts[best] or (
+                counts[shape] == counts[best] and shape < best):
+            best = shape
     for e in users.values():
-        if e[0] == best:
-            return best, bytes(len(e[1])), bytes(32)
+        if (len(e[2]), e[0]) == best:
+            return e[0], bytes(len(e[1])), bytes(len(e[2]))
     return None

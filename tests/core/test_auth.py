@@ -325,3 +325,59 @@ def test_no_password_file_keeps_old_rules() -> None:
     assert connack(hub, username="alice", password=b"wonder") == (5, True)
     hub = Hub("allow_anonymous true\n")
     assert connack(hub, username="alice", password=b"wonder") == (0, False)
+
+
+# --- mosquitto_passwd's hashes ---------------------------------------------------------------
+
+# Written by mosquitto_passwd 2.0.11 (-b FILE alice wonderland): $7$ is PBKDF2-HMAC-SHA512.
+MOSQ_7 = ("alice:$7$101$g2dXZJ0Vf1oAJDP0$Yk5OrT1OsnDHHNhBIbtmYAwTjMA6scJC9+nOrKzgn4UR9feiH0W5BReDy"
+          "1Qr4R+0kwcEA0/l8zjqF7grgmF7PQ==")
+# mosquitto 1.6's default (-H sha512): sha512(password + salt), here for "builder".
+MOSQ_6 = ("bob:$6$c2FsdHNhbHRzYWx0$hcVifPBRwvRLKgMuL1iMIzbZvCw1Kj7I8l7P0P0XTKosOnvcfgdLqFm6bjpx"
+          "TkLtzVA/GSsjTtGTmeNWGx9tWA==")
+
+
+def refusal(text: str) -> str:
+    try:
+        parse_passwords(text, "pw")
+    except ConfigError as e:
+        return str(e)
+    assert False, text
+    return ""
+
+
+def has_sha512() -> bool:
+    return hasattr(hashlib, "sha512") and hasattr(hashlib, "pbkdf2_hmac")
+
+
+def test_mosquitto_passwd_hashes_are_checked_where_sha512_exists() -> None:
+    text = "%s\n%s\n%s\n" % (MOSQ_7, MOSQ_6, line("carol", b"pw"))
+    if not has_sha512():
+        msg = refusal(text)
+        assert msg == ("pw:1: user 'alice': mosquitto_passwd's $7$ hash needs SHA-512, which"
+                       " this runtime's hashlib lacks: use the $sha256$ format, entering each"
+                       " password again with 'python -m broker.passwd FILE USER'"), msg
+        return
+    users = parse_passwords(text, "pw")
+    assert users["alice"][0] == 101 and len(users["alice"][2]) == 64
+    assert users["bob"][0] == 0 and users["bob"][1] == b"saltsaltsalt"
+    assert check(users["alice"], b"wonderland") and not check(users["alice"], b"wonderlanD")
+    assert check(users["bob"], b"builder") and not check(users["bob"], b"builde")
+    assert check(users["carol"], b"pw")
+    assert not check(None, b"wonderland", dummy_entry(users))
+    # the shape most users have (one each here: the cheaper, the project's own)
+    assert dummy_entry(users) == (DEFAULT_ITERATIONS, bytes(12), bytes(32))
+    assert dummy_entry({"a": users["alice"]}) == (101, bytes(12), bytes(64))
+
+
+def test_mosquitto_passwd_lines_malformed() -> None:
+    if not has_sha512():
+        return
+    for bad, why in (
+            ("u:$7$0$c2FsdA==$" + b64(bytes(64)), "iterations: 0 is out of range"),
+            ("u:$7$c2FsdA==$" + b64(bytes(64)), "expected a hash"),
+            ("u:$6$c2FsdA==$" + b64(bytes(32)), "the hash must be 64 bytes (SHA-512), got 32"),
+            ("u:$5$c2FsdA==$" + b64(bytes(32)), "or mosquitto_passwd's '$7$ITERATIONS$SALT$HASH'"
+                                                 " or '$6$SALT$HASH'")):
+        msg = refusal(bad + "\n")
+        assert msg.startswith("pw:1: user 'u': ") and why in msg, msg
