@@ -12,6 +12,8 @@ engine keeps a Config, and nothing it keeps refers to this module, so a board ca
 from sys.modules after start-up (broker.cli.unload_parser). Keep it that way: functions here
 take a Config, they are never attached to it.
 """
+import sys
+
 from broker.const import (
     LOG_ALL, LOG_DEBUG, LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_SUBSCRIBE, LOG_UNSUBSCRIBE,
     LOG_WARNING,
@@ -48,9 +50,30 @@ _INTS = {
     "max_queued_bytes": (0, _BIG, 0, 0),
     "max_topic_alias": (0, 65535, 0, 0),
     "max_qos": (0, 2, 0, 0),
+    "message_size_limit": (0, 268435455, 0, 0),
+    "log_facility": (0, 7, 0, 0),
 }  # type: dict[str, tuple[int, int, int, int]]
 
-_BOOLS = " allow_anonymous queue_qos0_messages retain_available "
+_BOOLS = (" allow_anonymous queue_qos0_messages retain_available allow_zero_length_clientid"
+          " connection_messages log_timestamp set_tcp_nodelay ")
+
+# Options whose value is the rest of the line, kept as text (a path, a prefix, a format).
+_TEXTS = " auto_id_prefix pid_file user log_timestamp_format "
+
+# What MicroPython cannot do, each with why: refused at start-up there.
+_HOST_ONLY = {
+    "log_dest syslog": "MicroPython has no syslog",
+    "log_timestamp_format": "MicroPython has no strftime",
+    "log_facility": "MicroPython has no syslog",
+    "pid_file": "MicroPython cannot tell its process id",
+    "user": "MicroPython cannot change user: start it as that user",
+}  # type: dict[str, str]
+
+_MPY = sys.implementation.name == "micropython"
+
+# The parse under way (the parser is not reentrant): "dest_fresh", the next log_dest line
+# replaces the destinations; "including", reading a file of an include_dir.
+_state = {"dest_fresh": True, "including": False}
 
 _LOG_TYPES = {
     "none": 0, "error": LOG_ERR, "warning": LOG_WARNING, "notice": LOG_NOTICE,
@@ -61,11 +84,9 @@ _LOG_TYPES = {
 # mosquitto options we recognise but do not implement yet (and the prefixes auth_opt_, plugin_opt_).
 _UNSUPPORTED = (
     " psk_file psk_hint plugin auth_plugin per_listener_settings"
-    " allow_zero_length_clientid auto_id_prefix upgrade_outgoing_qos max_inflight_bytes"
-    " message_size_limit persistence persistence_file"
+    " upgrade_outgoing_qos max_inflight_bytes persistence persistence_file"
     " persistence_location autosave_interval autosave_on_changes"
-    " include_dir user pid_file connection_messages log_facility log_timestamp"
-    " log_timestamp_format set_tcp_nodelay protocol mount_point socket_domain bind_interface"
+    " protocol mount_point bind_interface"
     " http_dir websockets_log_level use_identity_as_username use_subject_as_username"
     " use_username_as_clientid capath ciphers crlfile dhparamfile"
     " tls_version "
@@ -73,14 +94,7 @@ _UNSUPPORTED = (
 
 _TLS = ("certfile", "keyfile", "cafile", "require_certificate")
 
-# mosquitto's other log destinations, each with what to do instead ("" when nothing helps).
-_LOG_DESTS_UNSUPPORTED = {
-    "file": "; redirect stderr (the default destination) to the file instead",
-    "syslog": "",
-    "topic": "",
-    "dlt": "",
-    "none": "; 'log_type none' logs nothing",
-}  # type: dict[str, str]
+_LOG_DESTS = " stderr stdout syslog topic none "
 
 # The longest unix socket path, in bytes: sockaddr_un's sun_path holds 108 on Linux, NUL included.
 _UNIX_PATH_MAX = 107
@@ -200,18 +214,23 @@ def _option(config: Config, words: "list[str]", line: int,
     if ((" %s " % name) in _UNSUPPORTED or name.startswith("auth_opt_")
             or name.startswith("plugin_opt_")):
         raise _not_supported("option '%s'" % name)
-    known = name in _INTS or (" %s " % name) in _BOOLS or name in (
+    known = name in _INTS or (" %s " % name) in _BOOLS or (" %s " % name) in _TEXTS or name in (
         "listener", "port", "bind_address", "log_type", "log_dest", "socket_mode",
-        "password_file", "acl_file", "persistent_client_expiration") or name in _TLS
+        "password_file", "acl_file", "persistent_client_expiration", "include_dir",
+        "socket_domain") or name in _TLS
     if not known:
         raise ConfigError("unknown option '%s'" % name)
     if n == 0:
         what = "a port" if name == "listener" else "a value"
         raise ConfigError("'%s' needs %s" % (name, what))
-    if name == "log_dest" and words[1] in _LOG_DESTS_UNSUPPORTED:
-        # Before counting values: mosquitto's `log_dest file PATH` takes the rest of the line.
-        raise ConfigError("log_dest '%s' is not supported by this broker (yet)%s"
-                          % (words[1], _LOG_DESTS_UNSUPPORTED[words[1]]))
+    why = _HOST_ONLY.get(name if name != "log_dest" else "log_dest " + words[1], "")
+    if why and _MPY:
+        raise ConfigError("%s is not supported on MicroPython (%s)" % (" ".join(words[:2])
+                          if name == "log_dest" else name, why))
+    if (" %s " % name) in _TEXTS or (name == "log_dest" and words[1] == "file"):
+        # the rest of the line: a path or a format may hold spaces
+        _text_option(config, name, words)
+        return
     if n > (2 if name == "listener" else 1):
         hint = ""
         for w in words:
@@ -289,16 +308,90 @@ def _option(config: Config, words: "list[str]", line: int,
             config.log_types |= mask
         config._log_fresh = False
     elif name == "log_dest":
-        if value in ("stderr", "stdout"):
-            config.log_dest = value
-        else:
-            raise ConfigError("log_dest: expected stderr or stdout, got '%s'" % value)
+        _log_dest(config, value)
+    elif name == "include_dir":
+        _include_dir(config, value, read)
+    elif name == "socket_domain":
+        last = config._last
+        if last is None or last.path:
+            raise ConfigError("socket_domain applies to a TCP listener: put it after a"
+                              " 'listener PORT' line")
+        if value not in ("ipv4", "ipv6"):
+            raise ConfigError("socket_domain: expected ipv4 or ipv6, got '%s'" % value)
+        if (":" in last.host) != (value == "ipv6") and last.host not in ("", "0.0.0.0"):
+            raise ConfigError("socket_domain %s: the listener's address %s is not %s"
+                              % (value, last.host, value))
+        if value == "ipv6" and last.host in ("", "0.0.0.0"):
+            last.host = "::"
+            last.v6only = True
     else:  # a boolean
         if value not in ("true", "false"):
             raise ConfigError("%s: expected true or false, got '%s'" % (name, value))
         setattr(config, name, value == "true")
         if name == "allow_anonymous":
             config._anon_set = True
+
+
+def _log_dest(config: Config, value: str) -> None:
+    if (" %s " % value) not in _LOG_DESTS:
+        raise ConfigError("log_dest: expected stderr, stdout, file PATH, syslog, topic or none,"
+                          " got '%s'" % value)
+    _add_dest(config, value)
+
+
+def _add_dest(config: Config, value: str) -> None:
+    # As mosquitto: the first log_dest line replaces the default (stderr), the next ones add.
+    dests = "" if _state["dest_fresh"] else config.log_dest
+    _state["dest_fresh"] = False
+    if value == "none":
+        config.log_dest = ""
+    elif value not in dests.split():
+        config.log_dest = (dests + " " + value).strip()
+
+
+def _text_option(config: Config, name: str, words: "list[str]") -> None:
+    if name != "log_dest":
+        setattr(config, name, " ".join(words[1:]))
+        return
+    if len(words) < 3:
+        raise ConfigError("log_dest file needs a path")
+    _add_dest(config, "file")  # one file, as in mosquitto: the last line names it
+    config.log_file = " ".join(words[2:])
+
+
+def _include_dir(config: Config, path: str, read: "Callable[[str], bytes] | None") -> None:
+    """Parse each file of the directory ending in .conf, in mosquitto's order: by name, case
+    sensitive, the upper case of a letter before its lower case."""
+    if _state["including"]:
+        raise ConfigError("include_dir: only the main configuration file may include")
+    import os  # the parser's one directory listing, at start-up
+    try:
+        names = os.listdir(path)
+    except OSError as e:
+        raise ConfigError("include_dir: cannot read %s: %s" % (path, e))
+    files = []
+    for name in names:
+        if name.endswith(".conf"):
+            files.append(name)
+    files.sort(key=_include_order)
+    _state["including"] = True
+    try:
+        for name in files:
+            full = path.rstrip("/") + "/" + name
+            try:
+                text = read_file(read, full)
+            except ConfigError as e:
+                raise _Located("%s: cannot read: %s" % (full, e))
+            _parse_lines(config, text, full, read)
+    finally:
+        _state["including"] = False
+
+
+def _include_order(name: str) -> "list[tuple[str, bool]]":
+    key = []
+    for c in name:
+        key.append((c.lower(), c != c.upper()))
+    return key
 
 
 def _tls_option(config: Config, name: str, value: str,
@@ -378,18 +471,10 @@ def parse(text: str, filename: str = "<config>", config: "Config | None" = None,
     files it names are read with read(path) (without one, naming a file is an error)."""
     cfg = Config() if config is None else config
     cfg._log_fresh = True
+    _state["dest_fresh"] = True
     cfg._lines = {}
     cfg._last = None
-    reason = None
-    for line, s in content_lines(text):
-        try:
-            _option(cfg, s.split(), line, read)
-        except _Located:
-            raise
-        except ConfigError as e:
-            reason = e.args[0]
-        if reason is not None:
-            raise ConfigError("%s:%d: %s" % (filename, line, reason))
+    _parse_lines(cfg, text, filename, read)
 
     for lst in cfg.listeners:
         why = _tls_incomplete(lst)
@@ -416,6 +501,20 @@ def parse(text: str, filename: str = "<config>", config: "Config | None" = None,
     if not cfg._anon_set:
         cfg.allow_anonymous = not cfg.listeners
     return cfg
+
+
+def _parse_lines(cfg: Config, text: str, filename: str,
+                 read: "Callable[[str], bytes] | None") -> None:
+    reason = None
+    for line, s in content_lines(text):
+        try:
+            _option(cfg, s.split(), line, read)
+        except _Located:
+            raise
+        except ConfigError as e:
+            reason = e.args[0]
+        if reason is not None:
+            raise _Located("%s:%d: %s" % (filename, line, reason))
 
 
 def read_file(read: "Callable[[str], bytes] | None", path: str, text: bool = True) -> "Any":

@@ -36,6 +36,9 @@ class Listener:
         self.cafile = ""
         self.require_certificate = False
 
+    if TYPE_CHECKING:
+        v6only: bool  # socket_domain ipv6 on all interfaces: "::" without IPv4 clients
+
     def __repr__(self) -> str:
         if self.path:
             return "Listener(%d, %r, %r)" % (self.port, self.host, self.path)
@@ -43,7 +46,24 @@ class Listener:
 
 
 class Config:
-    """Limits and listeners. Attribute names are the option names."""
+    """Limits and listeners. Attribute names are the option names.
+
+    The options a board rarely sets (the process's and the log's, mosquitto's client id
+    options) are set on the instance only when the configuration gives them, and read with
+    getattr(config, name, default): every attribute here is heap on a board."""
+
+    if TYPE_CHECKING:
+        log_file: str  # log_dest file PATH
+        log_timestamp: bool
+        log_timestamp_format: str
+        log_facility: int
+        connection_messages: bool
+        pid_file: str
+        user: str
+        set_tcp_nodelay: bool
+        allow_zero_length_clientid: bool
+        auto_id_prefix: str
+        message_size_limit: int
 
     def __init__(self) -> None:
         self.listeners = []  # type: list[Listener]
@@ -60,7 +80,7 @@ class Config:
         self.max_qos = 2
         self.retain_available = True
         self.log_types = _LOG_DEFAULT
-        self.log_dest = "stderr"
+        self.log_dest = "stderr"  # the destinations, separated by spaces; "": none
         self.max_subscriptions = 100000
         self.max_retained_messages = 10000
         self.max_sessions = 10000

@@ -25,12 +25,14 @@ def test_mosquitto_passwd_file(broker_factory, raw_client, tmp_path):
     assert path.read_text().startswith("alice:$7$"), path.read_text()
     # as root, mosquitto runs as the user mosquitto, which cannot read the test's folder
     b = broker_factory(["password_file %s" % path, "allow_anonymous false", "user root"])
-    for cid, user, password, code in (("a", "alice", "wonderland", 0), ("b", "bob", "builder", 0),
-                                      ("w", "alice", "builder", 4),
-                                      ("u", "mallory", "wonderland", 4)):
+    for cid, user, password, ok in (("a", "alice", "wonderland", True),
+                                    ("b", "bob", "builder", True),
+                                    ("w", "alice", "builder", False),
+                                    ("u", "mallory", "wonderland", False)):
         c = raw_client(b)
         ack = c.connect(cid, username=user, password=password)
-        assert ack.return_code == code, (cid, ack)
+        # refused: 0x04 here, 0x05 from mosquitto 2.0
+        assert (ack.return_code == 0) == ok, (cid, ack)
 
 
 @pytest.mark.own_broker
