@@ -92,6 +92,11 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         return
     keepalive = c.keepalive
     if not cid:
+        if not getattr(cfg, "allow_zero_length_clientid", True):
+            _refuse(b, conn, _CONNACK_IDENTIFIER_REJECTED,
+                    "Client %s: empty client id and allow_zero_length_clientid false, refused."
+                    % conn.peer)
+            return
         if not c.clean_session and not v5:
             _refuse(b, conn, _CONNACK_IDENTIFIER_REJECTED,  # [MQTT-3.1.3-8]
                     "Client %s: empty client id with clean session 0, refused." % conn.peer)
@@ -195,9 +200,10 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         else:
             data = c.will_topic + c.will_payload
             b.set_will(conn, Message(data, len(c.will_topic), c.will_qos, c.will_retain))
-    b.log(_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d)."
-          % (conn.peer, cid, 1 if conn.level == _PROTOCOL_LEVEL_31 else 2 if not v5 else 5,
-             1 if c.clean_session else 0, keepalive))
+    if getattr(cfg, "connection_messages", True):
+        b.log(_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d)."
+              % (conn.peer, cid, 1 if conn.level == _PROTOCOL_LEVEL_31 else 2 if not v5 else 5,
+                 1 if c.clean_session else 0, keepalive))
     # MQTT 3.1 has no session present flag: that byte is reserved there.
     b.send_connack(conn, present and conn.level != _PROTOCOL_LEVEL_31,
                    _CONNACK_ACCEPTED)  # [MQTT-3.2.2-2] [MQTT-3.2.2-3]
@@ -208,7 +214,7 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
 def _generate_id(b: "Broker") -> str:
     while True:
         b.auto_ids += 1
-        cid = "auto-%08X" % b.auto_ids
+        cid = "%s%08X" % (getattr(b.config, "auto_id_prefix", "auto-"), b.auto_ids)
         if cid not in b.sessions:
             return cid
 

@@ -33,6 +33,7 @@ _PROTOCOL_LEVEL_5 = const(5)
 _RC_SUCCESS = const(0x00)
 _RC_NO_MATCHING_SUBSCRIBERS = const(0x10)
 _RC_UNSPECIFIED_ERROR = const(0x80)
+_RC_IMPLEMENTATION_SPECIFIC_ERROR = const(0x83)
 _RC_NOT_AUTHORIZED = const(0x87)
 _RC_PACKET_IDENTIFIER_NOT_FOUND = const(0x92)
 _RC_QUOTA_EXCEEDED = const(0x97)
@@ -134,6 +135,13 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
               % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
         b.messages_dropped += 1
         reason = _RC_NOT_AUTHORIZED  # (what MQTT 5 can say; 3.1.1 acknowledges as usual)
+    elif pe - ps > getattr(b.config, "message_size_limit", 0) > 0:
+        # as mosquitto: not forwarded, the QoS exchange completed
+        if b.log_mask & _LOG_DEBUG:
+            b.log(_LOG_DEBUG, "Dropped too large PUBLISH from %s to '%s' (%d bytes)."
+                  % (conn.client_id, str(bytes(buf[ts:te]), "utf-8"), pe - ps))
+        b.messages_dropped += 1
+        reason = _RC_IMPLEMENTATION_SPECIFIC_ERROR
     else:
         n = b.collect(buf, ts, te)
         msg = None

@@ -73,7 +73,8 @@ def lost(b: "Broker", conn: Conn, reason: str = "") -> None:
     if conn.state == CLOSED:
         return
     if reason:
-        b.log(_LOG_NOTICE, "Socket error on client %s, disconnecting." % name(conn))
+        if getattr(b.config, "connection_messages", True):
+            b.log(_LOG_NOTICE, "Socket error on client %s, disconnecting." % name(conn))
         close(b, conn, "", True)
     elif conn.state == CONNECTED:
         close(b, conn, "Client %s closed its connection." % conn.client_id, True)
@@ -129,7 +130,7 @@ def close(b: "Broker", conn: Conn, why: str, send_will: bool) -> None:
     if not conn.in_wq:
         conn.in_wq = True
         b.wq.append(conn)
-    if why:
+    if why and getattr(b.config, "connection_messages", True):
         b.log(_LOG_NOTICE, why)
     if will is not None:
         if send_will:

@@ -95,3 +95,54 @@ def test_include_dir_in_mosquittos_order() -> None:
         for name in names + ("x.conf",):
             remove_file(folder + "/" + name)
         os.rmdir(folder)
+
+
+# --- what the engine does with them ---------------------------------------------------------
+
+def test_zero_length_client_id_and_prefix() -> None:
+    from broker.const import CONNACK
+    from harness import Hub
+    from packets import encode_connect
+    hub = Hub("auto_id_prefix gw-\n")
+    c = hub.client()
+    c.send(encode_connect(""))
+    got = c.recv()
+    assert got[0].type == CONNACK and got[0].return_code == 0, got
+    assert "gw-00000001" in hub.broker.sessions, list(hub.broker.sessions)
+    hub = Hub("allow_zero_length_clientid false\n")
+    c = hub.client()
+    c.send(encode_connect(""))
+    got = c.recv()
+    assert got[0].return_code == 2 and c.closed, got  # identifier rejected
+
+
+def test_message_size_limit_drops_after_the_qos_flow() -> None:
+    from broker.const import PUBACK
+    from harness import Hub
+    from packets import encode_connect, encode_publish, encode_subscribe
+    hub = Hub("message_size_limit 4\n")
+    sub = hub.client()
+    sub.send(encode_connect("sub"))
+    sub.send(encode_subscribe(1, [(b"t", 1)]))
+    sub.recv()
+    pub = hub.client()
+    pub.send(encode_connect("pub"))
+    pub.recv()
+    pub.send(encode_publish(b"t", b"12345", qos=1, mid=7))
+    got = pub.recv()
+    assert got[0].type == PUBACK and got[0].mid == 7, got
+    assert sub.recv() == []
+    pub.send(encode_publish(b"t", b"1234", qos=1, mid=8))
+    assert [p.payload for p in sub.recv()] == [b"1234"]
+
+
+def test_connection_messages_false() -> None:
+    from harness import Hub
+    from broker.const import DISCONNECT
+    from packets import encode_connect, encode_simple
+    hub = Hub("connection_messages false\n")
+    c = hub.client()
+    c.send(encode_connect("quiet"))
+    c.recv()
+    c.send(encode_simple(DISCONNECT))
+    assert not [line for line in hub.lines if "quiet" in line], hub.lines
