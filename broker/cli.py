@@ -55,6 +55,8 @@ def parse_args(argv: "List[str]", read: "Callable[[str], bytes]") -> "Config":
             raise UsageError("unknown argument '%s'" % a)
         i += 1
     config = load(path, read) if path is not None else embedded_default()
+    if path is not None:
+        config.config_file = path  # what SIGHUP reads again
     default_listener(config, port)
     if verbose:
         config.log_types = LOG_ALL

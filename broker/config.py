@@ -63,6 +63,8 @@ _TEXTS = " auto_id_prefix pid_file user log_timestamp_format "
 # What MicroPython cannot do, each with why: refused at start-up there.
 _HOST_ONLY = {
     "log_dest syslog": "MicroPython has no syslog",
+    "log_dest file": "its port logs to stderr only: redirect stderr to the file",
+    "log_dest topic": "its port logs to stderr only",
     "log_timestamp_format": "MicroPython has no strftime",
     "log_facility": "MicroPython has no syslog",
     "pid_file": "MicroPython cannot tell its process id",

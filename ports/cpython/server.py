@@ -21,6 +21,8 @@ from broker.conn import Conn
 from broker.engine import Broker
 from broker.keepalive import TICKS_MASK, ticks_diff
 from broker.lifecycle import LIMIT_ACCEPT
+from ports.cpython.logdest import Log
+from ports.cpython.process import drop_privileges, remove_pid_file, write_pid_file
 from ports.loop import drop, event, flush
 from ports.readfile import read_file
 from ports.unixfiles import remove_unix_files
@@ -46,15 +48,16 @@ def where(host: str, port: int) -> str:
     return ("[%s]:%d" if ":" in host else "%s:%d") % (host, port)
 
 
-def _tcp_listener(host: str, port: int) -> socket.socket:
+def _tcp_listener(host: str, port: int, v6only: bool = False) -> socket.socket:
     """A listening TCP socket. An IPv6 address gets an IPv6 socket; "::" takes IPv4 clients
-    too (dual stack, their addresses then read ::ffff:a.b.c.d)."""
+    too (dual stack, their addresses then read ::ffff:a.b.c.d) unless v6only (socket_domain
+    ipv6)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if host == "::":
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1 if v6only else 0)
         sock.bind((host, port))
         sock.listen(128)
     except OSError:
@@ -112,22 +115,11 @@ def open_unix_listener(path: str, mode: int) -> socket.socket:
     return sock
 
 
-class StderrLog:
-    """mosquitto's log line shape: "<unix time>: <message>"."""
-
-    def __init__(self, stream: "TextIO") -> None:
-        self.stream = stream
-
-    def __call__(self, level: int, msg: str) -> None:
-        self.stream.write("%d: %s\n" % (int(time.time()), msg))
-        self.stream.flush()
-
-
 class Server:
     def __init__(self, config: Config,
                  log: "Optional[Callable[[int, str], None]]" = None) -> None:
         self.config = config
-        self.log = log or StderrLog(sys.stdout if config.log_dest == "stdout" else sys.stderr)
+        self.log = log or Log(config)  # type: Callable[[int, str], None]
         self.broker = Broker(config, self.log, ticks_ms())
         self.poller = select.epoll()
         self.listeners = {}  # type: Dict[int, socket.socket]
@@ -148,6 +140,7 @@ class Server:
         # for accept() to fail the same way.
         self.resting = False
         self.resume_at = 0
+        self.reload_pending = False
         self.links = None  # type: Optional[Links]
         if config.bridges:
             from ports.cpython.bridge_link import Links  # only with a bridge
@@ -170,7 +163,7 @@ class Server:
             if lst.certfile:
                 from ports.cpython.tls import server_context  # only with a TLS listener
                 ctx = server_context(lst)
-            sock = _tcp_listener(host, lst.port)
+            sock = _tcp_listener(host, lst.port, getattr(lst, "v6only", False))
             sock.setblocking(False)
             self.listeners[sock.fileno()] = sock
             if ctx is not None:
@@ -189,7 +182,9 @@ class Server:
                 if lsock is not None:
                     self._accept(lsock)
                 elif fd == self.waker.fileno():
-                    self.running = False  # stop() was called, maybe before serve() began
+                    # stop() was called, maybe before serve() began, or SIGHUP (hangup())
+                    if b"\0" in self.waker.recv(64):
+                        self.running = False
                 elif self.links is not None:
                     self.links.event(fd, ev, ticks_ms())
                 continue
@@ -201,6 +196,33 @@ class Server:
         self._flush_all()
         if self.resting and ticks_diff(now, self.resume_at) >= 0:
             self._listen(True)
+        if self.reload_pending:
+            self.reload_pending = False
+            self.reload()
+        pending = getattr(self.log, "pending", None)
+        if pending:
+            self.log.publish(self.broker)  # type: ignore[attr-defined]
+            self._flush_all()
+
+    def reload(self) -> None:
+        """SIGHUP: reread the configuration file (-c), or only reopen the log file."""
+        path = getattr(self.config, "config_file", "")
+        if path:
+            from ports.cpython.reload import reload  # the first SIGHUP
+            reload(self, path)
+        elif isinstance(self.log, Log):
+            try:
+                self.log.apply(self.config)
+            except OSError as e:
+                self.broker.log(LOG_ERR, "Error reopening the log file: %s" % e)
+
+    def hangup(self) -> None:
+        """SIGHUP's handler: the reload runs in the loop, between two turns."""
+        self.reload_pending = True
+        try:
+            self.wake_w.send(b"\1")
+        except OSError:
+            pass
 
     def _listen(self, on: bool) -> None:
         self.resting = not on
@@ -274,7 +296,8 @@ class Server:
             else:
                 self.broker.log(LOG_NOTICE, "New connection from %s on port %d."
                                 % (peer, local[1]))
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if getattr(self.config, "set_tcp_nodelay", True):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setblocking(False)
             self.conns[sock.fileno()] = conn
             self.poller.register(sock.fileno(), _IN)
@@ -335,6 +358,10 @@ def main(argv: "List[str]") -> int:
     except ConfigError as e:  # a bridge's bridge_cafile, bridge_certfile or bridge_keyfile
         sys.stderr.write("Error: %s\n" % e)
         return 1
+    except OSError as e:  # log_dest file PATH
+        sys.stderr.write("Error: cannot open the log file %s: %s\n"
+                         % (e.filename, e.strerror or e))
+        return 1
     server.log(LOG_NOTICE, banner())
     try:
         server.bind()
@@ -352,15 +379,30 @@ def main(argv: "List[str]") -> int:
         sys.stderr.write("Error: cannot listen on %s: %s\n" % (at, reason))
         return 1
 
+    try:
+        pid_file = write_pid_file(config)
+        drop_privileges(config, server.log)
+    except OSError as e:
+        server.close()
+        sys.stderr.write("Error: %s\n" % e)
+        return 1
+
     def on_signal(signum: int, frame: "object") -> None:
         server.stop()
 
+    def on_hangup(signum: int, frame: "object") -> None:
+        server.hangup()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
     for address in server.addresses:
         # Always on stderr, whatever log_type says: tools wait for this line (launch contract).
         sys.stderr.write("%d: listening on %s\n" % (int(time.time()), address))
     sys.stderr.flush()
     server.serve()
     server.log(LOG_NOTICE, "broker terminating")
+    remove_pid_file(pid_file)
+    if isinstance(server.log, Log):
+        server.log.close()
     return 0

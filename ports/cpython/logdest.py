@@ -1,0 +1,102 @@
+"""mosquitto's log destinations (log_dest stdout, stderr, file PATH, syslog, topic, none) with
+its line shape: "<unix time>: <message>", or the time as log_timestamp_format says, or no time
+with log_timestamp false. apply() takes a configuration again on SIGHUP, which also reopens the
+log file, so that logrotate can move it away."""
+import sys
+import time
+
+from broker.const import (
+    LOG_DEBUG, LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_SUBSCRIBE, LOG_UNSUBSCRIBE, LOG_WARNING,
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO, Any, List, Optional, Tuple
+    from broker.engine import Broker
+    from broker.settings import Config
+
+# log_dest topic: $SYS/broker/log/<severity>, as mosquitto names them; debug lines never go there.
+_TOPICS = {
+    LOG_ERR: b"$SYS/broker/log/E", LOG_WARNING: b"$SYS/broker/log/W",
+    LOG_NOTICE: b"$SYS/broker/log/N", LOG_INFO: b"$SYS/broker/log/I",
+    LOG_SUBSCRIBE: b"$SYS/broker/log/M/subscribe",
+    LOG_UNSUBSCRIBE: b"$SYS/broker/log/M/unsubscribe",
+}
+# Lines waiting for the next turn of the loop to be published: a bound, so that a flood of log
+# lines cannot grow the queue; what does not fit is not published (the other destinations
+# have it).
+_TOPIC_QUEUE_MAX = 1000
+
+
+class Log:
+    def __init__(self, config: "Config") -> None:
+        self.file = None  # type: Optional[IO[str]]
+        self.syslog = None  # type: Any
+        self.pending = []  # type: List[Tuple[bytes, bytes]]
+        self.apply(config)
+
+    def apply(self, config: "Config") -> None:
+        """Take the configuration's destinations (again), reopening the log file."""
+        dests = config.log_dest.split()
+        self.streams = [sys.stdout if d == "stdout" else sys.stderr
+                        for d in dests if d in ("stdout", "stderr")]
+        self.stamp = getattr(config, "log_timestamp", True)
+        self.format = getattr(config, "log_timestamp_format", "")
+        self.topic = "topic" in dests
+        self.reopen(getattr(config, "log_file", "") if "file" in dests else "")
+        self.syslog = None
+        if "syslog" in dests:
+            import syslog  # only with log_dest syslog
+            facility = getattr(config, "log_facility", -1)
+            syslog.openlog("pico-broker", syslog.LOG_PID,
+                           syslog.LOG_DAEMON if facility < 0 else syslog.LOG_LOCAL0 + facility * 8)
+            self.syslog = syslog
+
+    def reopen(self, path: str) -> None:
+        """Close the log file and open path ("": none), appending; OSError when it cannot be
+        opened (the broker was not started, or the previous file is kept on reload)."""
+        old = self.file
+        self.file = open(path, "a", buffering=1) if path else None
+        if old is not None:
+            old.close()
+
+    def __call__(self, level: int, msg: str) -> None:
+        if self.streams or self.file is not None:
+            line = msg + "\n"
+            if self.format:
+                line = "%s: %s" % (time.strftime(self.format), line)
+            elif self.stamp:
+                line = "%d: %s" % (int(time.time()), line)
+            for stream in self.streams:
+                stream.write(line)
+                stream.flush()
+            if self.file is not None:
+                self.file.write(line)
+        if self.syslog is not None:
+            self.syslog.syslog(_priority(self.syslog, level), msg)
+        topic = _TOPICS.get(level)
+        if self.topic and topic is not None and len(self.pending) < _TOPIC_QUEUE_MAX:
+            self.pending.append((topic, msg.encode()))
+
+    def publish(self, broker: "Broker") -> None:
+        """Publish the lines logged since the last turn (log_dest topic): between two turns of
+        the loop, never from inside the routing a log line may come from."""
+        pending = self.pending
+        self.pending = []
+        for topic, payload in pending:
+            broker.publish(topic, payload, 2)
+
+    def close(self) -> None:
+        self.reopen("")
+
+
+def _priority(syslog: "Any", level: int) -> int:
+    if level == LOG_ERR:
+        return int(syslog.LOG_ERR)
+    if level == LOG_WARNING:
+        return int(syslog.LOG_WARNING)
+    if level == LOG_NOTICE:
+        return int(syslog.LOG_NOTICE)
+    if level == LOG_DEBUG:
+        return int(syslog.LOG_DEBUG)
+    return int(syslog.LOG_INFO)

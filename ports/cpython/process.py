@@ -1,0 +1,52 @@
+"""The process options (CPython): pid_file, and user, to which a broker started as root
+changes once its listeners are open, as mosquitto does."""
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable
+    from broker.settings import Config
+
+_LOG_NOTICE = 0x04  # broker.const.LOG_NOTICE
+
+
+def write_pid_file(config: "Config") -> str:
+    """Write the process id to pid_file, if one is configured; its path ("": none). OSError
+    names the file: mosquitto, too, stops when it cannot write it."""
+    path = getattr(config, "pid_file", "")
+    if path:
+        try:
+            with open(path, "w") as f:
+                f.write("%d\n" % os.getpid())
+        except OSError as e:
+            raise OSError(e.errno, "cannot write pid_file %s: %s" % (path, e.strerror))
+    return path
+
+
+def remove_pid_file(path: str) -> None:
+    if path:
+        try:
+            os.remove(path)
+        except OSError:
+            pass  # a user without the right to its folder: mosquitto leaves it as well
+
+
+def drop_privileges(config: "Config", log: "Callable[[int, str], None]") -> None:
+    """As root, become `user` and its primary group; `user mosquitto` where no such user
+    exists becomes nobody, as mosquitto does. Without a `user` line the broker stays who
+    started it (mosquitto would switch to mosquitto: see docs/configuration.md)."""
+    name = getattr(config, "user", "")
+    if not name or name == "root" or os.geteuid() != 0:
+        return
+    import pwd
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        if name != "mosquitto":
+            raise OSError(0, "user: no user '%s' to run as" % name)
+        pw = pwd.getpwnam("nobody")
+    os.setgroups([])
+    os.initgroups(pw.pw_name, pw.pw_gid)
+    os.setgid(pw.pw_gid)
+    os.setuid(pw.pw_uid)
+    log(_LOG_NOTICE, "Running as user %s." % pw.pw_name)
