@@ -85,7 +85,7 @@ _LOG_TYPES = {
 
 # mosquitto options we recognise but do not implement yet (and the prefixes auth_opt_, plugin_opt_).
 _UNSUPPORTED = (
-    " psk_file psk_hint plugin auth_plugin per_listener_settings"
+    " psk_file psk_hint plugin auth_plugin"
     " upgrade_outgoing_qos max_inflight_bytes persistence persistence_file"
     " persistence_location autosave_interval autosave_on_changes"
     " protocol mount_point bind_interface"
@@ -219,7 +219,7 @@ def _option(config: Config, words: "list[str]", line: int,
     known = name in _INTS or (" %s " % name) in _BOOLS or (" %s " % name) in _TEXTS or name in (
         "listener", "port", "bind_address", "log_type", "log_dest", "socket_mode",
         "password_file", "acl_file", "persistent_client_expiration", "include_dir",
-        "socket_domain") or name in _TLS
+        "socket_domain", "per_listener_settings") or name in _TLS
     if not known:
         raise ConfigError("unknown option '%s'" % name)
     if n == 0:
@@ -311,6 +311,11 @@ def _option(config: Config, words: "list[str]", line: int,
         config._log_fresh = False
     elif name == "log_dest":
         _log_dest(config, value)
+    elif name == "per_listener_settings":
+        if value == "true":
+            raise _not_supported("per_listener_settings true")
+        if value != "false":
+            raise ConfigError("%s: expected true or false, got '%s'" % (name, value))
     elif name == "include_dir":
         _include_dir(config, value, read)
     elif name == "socket_domain":

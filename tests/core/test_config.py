@@ -311,7 +311,7 @@ def test_not_supported_options() -> None:
     for line in ("psk_file /etc/mosquitto/psk", "psk_hint hint", "persistence true",
                  "persistence_location /var/lib/", "capath /etc/ssl/certs", "ciphers HIGH", "tls_version tlsv1.2",
                  "dhparamfile dh.pem", "protocol websockets",
-                 "per_listener_settings true", "upgrade_outgoing_qos true", "auth_opt_backend redis",
+                 "upgrade_outgoing_qos true", "auth_opt_backend redis",
                  "plugin_opt_x 1", "persistence"):
         name = line.split()[0]
         msg = error_of("\n\n" + line + "\n")
