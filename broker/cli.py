@@ -18,6 +18,7 @@ USAGE = """usage: python -m broker [-p PORT] [-c FILE] [-v]
   -p PORT   listen on 127.0.0.1:PORT (default 1883); with -c, replaces the first TCP listener's port
   -c FILE   read the configuration from FILE (mosquitto.conf syntax)
   -v        verbose: log every packet (log_type all)
+  -d        run in the background once listening (CPython)
 """
 
 
@@ -31,6 +32,7 @@ def parse_args(argv: "List[str]", read: "Callable[[str], bytes]") -> "Config":
     port = None  # type: Optional[int]
     path = None  # type: Optional[str]
     verbose = False
+    daemon = False
     i = 0
     while i < len(argv):
         a = argv[i]
@@ -38,6 +40,8 @@ def parse_args(argv: "List[str]", read: "Callable[[str], bytes]") -> "Config":
             raise UsageError("")
         if a == "-v" or a == "--verbose":
             verbose = True
+        elif a == "-d" or a == "--daemon":
+            daemon = True
         elif a in ("-p", "--port", "-c", "--config-file"):
             if i + 1 >= len(argv):
                 raise UsageError("%s needs a value" % a)
@@ -60,6 +64,8 @@ def parse_args(argv: "List[str]", read: "Callable[[str], bytes]") -> "Config":
     default_listener(config, port)
     if verbose:
         config.log_types = LOG_ALL
+    if daemon:
+        config.daemon = True
     return config
 
 

@@ -64,6 +64,7 @@ class Config:
         allow_zero_length_clientid: bool
         auto_id_prefix: str
         message_size_limit: int
+        daemon: bool  # -d
         config_file: str  # the -c FILE it was read from (reloaded on SIGHUP)
 
     def __init__(self) -> None:

@@ -50,3 +50,24 @@ def drop_privileges(config: "Config", log: "Callable[[int, str], None]") -> None
     os.setgid(pw.pw_gid)
     os.setuid(pw.pw_uid)
     log(_LOG_NOTICE, "Running as user %s." % pw.pw_name)
+
+
+def daemonize() -> None:
+    """-d: go on in the background, as mosquitto -d does: a child of init in a session of its
+    own, its standard streams on /dev/null."""
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def command() -> None:
+    """The pico-broker command (pip install .): python -m broker on this interpreter."""
+    import sys
+    from ports.cpython.server import main
+    sys.exit(main(sys.argv[1:]))

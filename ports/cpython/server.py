@@ -22,7 +22,7 @@ from broker.engine import Broker
 from broker.keepalive import TICKS_MASK, ticks_diff
 from broker.lifecycle import LIMIT_ACCEPT
 from ports.cpython.logdest import Log
-from ports.cpython.process import drop_privileges, remove_pid_file, write_pid_file
+from ports.cpython.process import daemonize, drop_privileges, remove_pid_file, write_pid_file
 from ports.loop import drop, event, flush
 from ports.readfile import read_file
 from ports.unixfiles import remove_unix_files
@@ -379,6 +379,11 @@ def main(argv: "List[str]") -> int:
         sys.stderr.write("Error: cannot listen on %s: %s\n" % (at, reason))
         return 1
 
+    if getattr(config, "daemon", False):
+        for address in server.addresses:
+            sys.stderr.write("%d: listening on %s\n" % (int(time.time()), address))
+        sys.stderr.flush()
+        daemonize()  # before pid_file: it names the process that goes on
     try:
         pid_file = write_pid_file(config)
         drop_privileges(config, server.log)
