@@ -92,16 +92,16 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         return
     keepalive = c.keepalive
     if not cid:
-        if not getattr(cfg, "allow_zero_length_clientid", True):
-            _refuse(b, conn, _CONNACK_IDENTIFIER_REJECTED,
-                    "Client %s: empty client id and allow_zero_length_clientid false, refused."
-                    % conn.peer)
-            return
         if not c.clean_session and not v5:
             _refuse(b, conn, _CONNACK_IDENTIFIER_REJECTED,  # [MQTT-3.1.3-8]
                     "Client %s: empty client id with clean session 0, refused." % conn.peer)
             return
-        cid = _generate_id(b)  # [MQTT-3.1.3-6]
+        from broker.client_ids import generate  # a client that sent no id [MQTT-3.1.3-6]
+        cid = generate(b)
+        if not cid:
+            _refuse(b, conn, _CONNACK_IDENTIFIER_REJECTED, "Client %s: empty client id and"
+                    " allow_zero_length_clientid false, refused." % conn.peer)
+            return
         if v5:
             conn.v5.assigned = cid  # [MQTT-3.2.2-16]
     if keepalive > cfg.max_keepalive:
@@ -209,14 +209,6 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
                    _CONNACK_ACCEPTED)  # [MQTT-3.2.2-2] [MQTT-3.2.2-3]
     if present:
         resume(b, s)
-
-
-def _generate_id(b: "Broker") -> str:
-    while True:
-        b.auto_ids += 1
-        cid = "%s%08X" % (getattr(b.config, "auto_id_prefix", "auto-"), b.auto_ids)
-        if cid not in b.sessions:
-            return cid
 
 
 def resume(b: "Broker", s: "Session") -> None:
