@@ -79,6 +79,8 @@ class Broker:
     # No Local; broker.v5, loaded by the first MQTT 5 client.
     sender = None  # type: Optional[Session]
     v5 = None  # type: Any
+    # An application's hooks (broker.hooks), attached by the application: None until then.
+    hooks = None  # type: Any
 
     # A connection's life (broker.lifecycle), the output (broker.output) and the timers
     # (broker.keepalive), as methods.

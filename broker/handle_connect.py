@@ -123,6 +123,11 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
                 "Client %s from %s not authorised (anonymous clients are not allowed)."
                 % (cid, conn.peer))
         return
+    if b.hooks is not None:
+        why = b.hooks.connect(b, conn, cid, c)
+        if why:
+            _refuse(b, conn, why, "")
+            return
     rules = None
     if cfg.acl is not None:
         from broker.acl import WRITE, can  # only with an acl_file
@@ -207,6 +212,8 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     # MQTT 3.1 has no session present flag: that byte is reserved there.
     b.send_connack(conn, present and conn.level != _PROTOCOL_LEVEL_31,
                    _CONNACK_ACCEPTED)  # [MQTT-3.2.2-2] [MQTT-3.2.2-3]
+    if b.hooks is not None:
+        b.hooks.connected(conn)
     if present:
         resume(b, s)
 

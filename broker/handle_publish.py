@@ -135,6 +135,9 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
               % (conn.client_id, str(bytes(buf[ts:te]), "utf-8")))
         b.messages_dropped += 1
         reason = _RC_NOT_AUTHORIZED  # (what MQTT 5 can say; 3.1.1 acknowledges as usual)
+    elif b.hooks is not None and not b.hooks.may_publish(conn, buf, ts, te):
+        b.messages_dropped += 1
+        reason = _RC_NOT_AUTHORIZED
     elif pe - ps > getattr(b.config, "message_size_limit", 0) > 0:
         # as mosquitto: not forwarded, the QoS exchange completed
         if b.log_mask & _LOG_DEBUG:

@@ -81,6 +81,8 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
             code = _RC_NOT_AUTHORIZED
             b.log(_LOG_NOTICE, "Denied SUBSCRIBE of %s to '%s' (acl_file)."
                   % (conn.client_id, str(filt, "utf-8")))
+        elif b.hooks is not None and not b.hooks.may_subscribe(conn, filt, q):
+            code = _RC_NOT_AUTHORIZED
         elif b.heap_low is not None and b.heap_low(_SUBSCRIPTION_BYTES + 2 * len(filt)):
             # refused, before the heap runs out under the table
             b.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Subscription of %s to '%s' refused: the"

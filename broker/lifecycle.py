@@ -132,6 +132,8 @@ def close(b: "Broker", conn: Conn, why: str, send_will: bool) -> None:
         b.wq.append(conn)
     if why and getattr(b.config, "connection_messages", True):
         b.log(_LOG_NOTICE, why)
+    if was_connected and b.hooks is not None:
+        b.hooks.disconnected(conn)
     if will is not None:
         if send_will:
             if conn.level == _PROTOCOL_LEVEL_5:
