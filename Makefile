@@ -101,7 +101,7 @@ build/bench/mqttload: tools/bench/mqttload.c
 	@mkdir -p $(@D)
 	gcc -O2 -Wall -Wextra -o $@ $<
 
-# Put the broker on a MicroPython board (tools/flash.py; BOARD, PORT, SIM_PORT, ROMFS and SECRETS
+# Put the broker on a MicroPython board (tools/flash.py; BOARD, PORT, SIM_PORT, ROMFS, SECRETS and APP
 # reach it through the environment). Fails in one line when no board answers.
 flash: $(STAMP)
 	$(PY) tools/flash.py

@@ -13,9 +13,8 @@ MicroPython (a board's main.py beside its sensors, a web page, a cloud connectio
 
     async def main():
         await hub.start()                          # listening when it returns
-        while True:
-            hub.publish("sensors/temp", read(), retain=True)
-            await asyncio.sleep(10)
+        asyncio.create_task(readings())
+        await hub.wait()                           # until hub.stop()
 
 Each port's front (ports/cpython/aio.py, ports/micropython/aio.py) wakes the broker when one of
 its sockets is ready, not on a timer; the timers (keepalive, $SYS) run every 250 ms. The
@@ -160,10 +159,14 @@ class Broker:
         server.close()
         self._done.set()
 
-    async def serve(self) -> None:
-        """start(), then serve until stop() (or an error of the loop, raised here)."""
-        await self.start()
+    async def wait(self) -> None:
+        """Until stop(), or an error of the loop, closed and raised here."""
         await self._done.wait()
         await self.stop()
         if self.error is not None:
             raise self.error
+
+    async def serve(self) -> None:
+        """start(), then wait()."""
+        await self.start()
+        await self.wait()

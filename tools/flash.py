@@ -2,6 +2,10 @@
 
     .venv/bin/python tools/flash.py BOARD [--port DEVICE] [--sim-port N] [--secrets FILE]
                                           [--build-dir DIR] [--sim-dir DIR] [--timeout S]
+                                          [--app DIR]
+
+APP (--app): an application to run in place of the board's main.py, a directory with its own
+main.py and optionally its own broker.conf (boards/examples/NAME, or NAME alone for one there).
 
 Steps, each shown as it goes:
 1. compile broker/ and ports/micropython/ (and the board helpers of boards/common/) to .mpy
@@ -22,7 +26,7 @@ Steps, each shown as it goes:
    until it prints that it is listening; print the address to connect to.
 
 Any failure ends in one line on stderr that says what to check, with exit status 1.
-The environment may give the options too: PORT, SIM_PORT, SECRETS, SIM_DIR, ROMFS.
+The environment may give the options too: PORT, SIM_PORT, SECRETS, SIM_DIR, ROMFS, APP.
 """
 from __future__ import annotations
 
@@ -90,19 +94,38 @@ def load_board(name: str) -> dict:
     return board
 
 
-def sources(board: str, wifi: bool) -> list[tuple[Path, str]]:
-    """(source file, path on the board) of everything the board runs, before compiling."""
+def app_dir(app: str) -> Path | None:
+    """APP's directory (a path, or a name under boards/examples), None without APP."""
+    if not app:
+        return None
+    path = Path(app)
+    if not path.is_dir() and (BOARDS / "examples" / app).is_dir():
+        path = BOARDS / "examples" / app
+    if not (path / "main.py").is_file():
+        known = sorted(p.name for p in (BOARDS / "examples").iterdir() if (p / "main.py").is_file())
+        raise FlashError("APP=%s has no main.py: give a directory with one, or one of %s"
+                         % (app, ", ".join(known)))
+    return path
+
+
+def sources(board: str, wifi: bool, app: Path | None = None) -> list[tuple[Path, str]]:
+    """(source file, path on the board) of everything the board runs, before compiling: the
+    board's main.py, or the application's (app)."""
     files = board_modules()
     files.append((BOARDS / "common" / "boardmain.py", "boardmain.py"))
     if wifi:
         files.append((BOARDS / "common" / "wifi.py", "wifi.py"))
-    files.append((BOARDS / board / "main.py", "main.py"))
+    files.append(((app or BOARDS / board) / "main.py", "main.py"))
     return [(src, dst) for src, dst in files if src.is_file()]
 
 
-def board_config(board: dict, sim_port: int) -> bytes:
-    """boards/BOARD/broker.conf; on the virtual board, its listener on the host's loopback."""
-    text = (BOARDS / board["id"] / "broker.conf").read_text()
+def board_config(board: dict, sim_port: int, app: Path | None = None) -> bytes:
+    """boards/BOARD/broker.conf, or the application's own; on the virtual board, its listener
+    on the host's loopback."""
+    conf = BOARDS / board["id"] / "broker.conf"
+    if app is not None and (app / "broker.conf").is_file():
+        conf = app / "broker.conf"
+    text = conf.read_text()
     if board["id"] != "sim":
         return text.encode()
     lines = []
@@ -137,7 +160,8 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def build(board: dict, out: Path, extra: dict[str, bytes]) -> tuple[list[tuple[Path, str]], int]:
+def build(board: dict, out: Path, extra: dict[str, bytes],
+          app: Path | None = None) -> tuple[list[tuple[Path, str]], int]:
     """Compile into `out` what changed since the last build and write `extra` (name -> bytes);
     returns [(local file, path on the board)] and how many files were compiled."""
     arch = board["arch"]
@@ -150,7 +174,7 @@ def build(board: dict, out: Path, extra: dict[str, bytes]) -> tuple[list[tuple[P
     stamp.write_text(kind)
     jobs = []
     files = []
-    for src, dst in sources(board["id"], bool(board.get("wifi"))):
+    for src, dst in sources(board["id"], bool(board.get("wifi")), app):
         if dst in AS_SOURCE:
             target = out / dst
             if not target.exists() or target.read_bytes() != src.read_bytes():
@@ -626,6 +650,9 @@ def flash(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     out = Path(args.build_dir).resolve() / board["id"] / "files"
     say("board %s: %s, mpy-cross -march=%s" % (board["id"], board["name"], board["arch"]))
+    app = app_dir(args.app)
+    if app is not None:
+        say("application %s" % _rel(app))
     extra = {}  # type: dict[str, bytes]
     sim_root = None
     sim_port = 0
@@ -635,8 +662,8 @@ def flash(args: argparse.Namespace) -> int:
         sim_root = Path(args.sim_dir).resolve()
         running = sim.read_state(sim_root) is not None
         sim_port = choose_sim_port(args.sim_port, out / "broker.conf", running)
-    extra["broker.conf"] = board_config(board, sim_port)
-    files, compiled = build(board, out, extra)
+    extra["broker.conf"] = board_config(board, sim_port, app)
+    files, compiled = build(board, out, extra, app)
     say("file set in %s: %d files (%d compiled now)" % (_rel(out), len(files), compiled))
     if board.get("wifi"):
         secrets = Path(args.secrets) if args.secrets else SECRETS
@@ -688,6 +715,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--romfs", default=os.environ.get("ROMFS", "1"), choices=("0", "1"),
                     help="0: copy the modules as files even where the firmware has a ROMFS "
                          "partition")
+    ap.add_argument("--app", default=os.environ.get("APP", ""),
+                    help="an application's directory (or a name in boards/examples) whose "
+                         "main.py runs in place of the board's")
     ap.add_argument("--timeout", type=float, default=0.0,
                     help="seconds to wait for the broker after the reset")
     ap.add_argument("--write-package-json", action="store_true",

@@ -54,7 +54,7 @@ class Sim:
         cmd = [PY, str(FLASH), "sim", "--sim-dir", str(self.dir), "--build-dir", str(self.build),
                "--sim-port", str(self.port)] + list(extra)
         env = {k: v for k, v in os.environ.items()
-               if k not in ("PORT", "SIM_PORT", "SIM_DIR", "ROMFS")}
+               if k not in ("PORT", "SIM_PORT", "SIM_DIR", "ROMFS", "APP")}
         env["SIM_ROMFS"] = self.romfs
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
         self.remember()
