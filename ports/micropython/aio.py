@@ -8,7 +8,7 @@ register() and modify() start one again.
 """
 import sys
 
-from asyncio import core
+from asyncio import core  # type: ignore[attr-defined]  # MicroPython's
 
 from broker.bytesops import const
 
