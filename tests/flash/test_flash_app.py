@@ -1,15 +1,13 @@
 """make flash BOARD=sim APP=sensorhub: the example application (boards/examples/sensorhub, the
 broker inside an asyncio main.py) on the virtual board, driven with mosquitto_pub/sub: its
 retained temperature, its LED on cmd/led, and the authenticate hook refusing unknown users."""
-import os
-import signal
 import subprocess
 import time
 
 import pytest
 
 from peers import require_peer
-from test_flash_sim import Sim, alive
+from test_flash_sim import Sim
 
 USER = ["-u", "phone", "-P", "change-me-too"]
 
@@ -23,14 +21,8 @@ def hub(tmp_path_factory):
         board.first_output = r.stdout
         yield board
     finally:
-        board.remember()
-        board.stop()
-        deadline = time.monotonic() + 5
-        while any(alive(p) for p in board.pids) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for p in board.pids:
-            if alive(p):
-                os.kill(p, signal.SIGKILL)
+        left = board.shut_down()
+        assert not left, "processes left running after sim stop: %s" % left
 
 
 def sub(port, *args):

@@ -79,6 +79,18 @@ class Sim:
         subprocess.run([PY, str(SIM), "stop", "--dir", str(self.dir)], capture_output=True,
                        timeout=30)
 
+    def shut_down(self):
+        """Stop the board; the processes that outlived it, killed (an empty list is right)."""
+        self.remember()
+        self.stop()
+        deadline = time.monotonic() + 5
+        while any(alive(p) for p in self.pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        left = [p for p in self.pids if alive(p)]
+        for p in left:
+            os.kill(p, signal.SIGKILL)
+        return left
+
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
@@ -89,14 +101,7 @@ def sim(tmp_path_factory):
         board.first_output = r.stdout
         yield board
     finally:
-        board.remember()
-        board.stop()
-        deadline = time.monotonic() + 5
-        while any(alive(p) for p in board.pids) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        left = [p for p in board.pids if alive(p)]
-        for p in left:
-            os.kill(p, signal.SIGKILL)
+        left = board.shut_down()
         assert not left, "processes left running after sim stop: %s" % left
 
 
