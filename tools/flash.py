@@ -22,6 +22,8 @@ Steps, each shown as it goes:
    with ROMFS=0) the modules are files like the rest, and an image of ours in the partition is
    erased so that it cannot shadow them. Then ask the board for the SHA-256 of each file (one
    mpremote exec) and copy with mpremote only the files whose hash differs;
+   A firmware with the broker frozen in (make firmware; its marker module answers) gets only
+   broker.conf and secrets.py;
 4. soft-reset the board from the friendly REPL, so that main.py starts the broker, and wait
    until it prints that it is listening; print the address to connect to.
 
@@ -45,7 +47,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # also when loaded with runpy
-from mpy_source import board_modules, build_romfs, compile_mpy  # noqa: E402
+from mpy_source import (FROZEN_MARKER, board_modules, build_romfs, compile_mpy,  # noqa: E402
+                        source_hash)
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -57,6 +60,8 @@ SECRETS_TEMPLATE = BOARDS / "secrets.example.py"
 # Files that stay source on the board: the firmware runs main.py (and boot.py) by name, and a
 # user edits secrets.py in place.
 AS_SOURCE = {"main.py", "secrets.py"}
+# What a firmware with the broker frozen in still needs copied.
+CONFIG_FILES = ("broker.conf", "secrets.py")
 
 # USB vendor ids of MicroPython boards and of the USB-serial chips on ESP32 boards.
 USB_VIDS = {
@@ -395,6 +400,11 @@ for p in %r:
         print('copy', p)
     except OSError:
         pass
+try:
+    import %s as m
+    print('frozen', m.SOURCE)
+except ImportError:
+    pass
 """
 
 # Erase the partition's first block: firmware mounts no image from it at the next reset.
@@ -462,8 +472,9 @@ def romfs_partition(port: str) -> tuple[int, str]:
 
 
 def board_probe(port: str, image_len: int, modules: list[str]) -> dict:
-    out = mpremote(port, "exec", ROMFS_PROBE % (image_len, image_len, modules))
-    info = {"path": [], "sha256": "", "rom_broker": False, "copies": []}  # type: dict
+    out = mpremote(port, "exec", ROMFS_PROBE % (image_len, image_len, modules, FROZEN_MARKER))
+    info = {"path": [], "sha256": "", "rom_broker": False, "copies": [],
+            "frozen": ""}  # type: dict
     for line in out.splitlines():
         word, _, rest = line.strip().partition(" ")
         if word == "path":
@@ -477,6 +488,8 @@ def board_probe(port: str, image_len: int, modules: list[str]) -> dict:
             info["rom_broker"] = True
         elif word == "copy":
             info["copies"].append(rest.strip())
+        elif word == "frozen":
+            info["frozen"] = rest.strip()
     return info
 
 
@@ -539,6 +552,30 @@ def deploy_modules(port: str, out: Path, modules: list[tuple[Path, str]],
             else "stale modules the files replace"))
         mpremote(port, "exec", ROMFS_ERASE)
     return False
+
+
+def frozen_firmware(port: str, board: dict, files: list[tuple[Path, str]]) -> bool:
+    """True when the board's firmware has the broker frozen in (make firmware: its marker
+    module answers): then only broker.conf and secrets.py are copied, and copies of the modules
+    and of main.py, which would shadow the frozen ones ('' comes first on sys.path), are
+    removed, as is a ROMFS image of ours."""
+    info = board_probe(port, 0, [dst for _, dst in files if dst not in CONFIG_FILES])
+    if not info["frozen"]:
+        return False
+    say("the firmware has the broker frozen in: copying only %s" % " and ".join(
+        dst for _, dst in files if dst in CONFIG_FILES))
+    if info["frozen"] != source_hash(sources(board["id"], bool(board.get("wifi")))):
+        say("warning: the frozen broker differs from this repository's: make firmware "
+            "BOARD=%s and copy the new .uf2 to run this one" % board["id"])
+    if info["copies"]:
+        say("removing %d copies of frozen files from the filesystem (they would shadow them)"
+            % len(info["copies"]))
+        remove_copies(port, info["copies"])
+    if info["rom_broker"]:
+        say("erasing the ROMFS image of an earlier flash")
+        mpremote(port, "exec", ROMFS_ERASE)
+    copy_changed(port, [f for f in files if f[1] in CONFIG_FILES])
+    return True
 
 
 # --------------------------------------------------------------------------------------------
@@ -682,7 +719,9 @@ def flash(args: argparse.Namespace) -> int:
     check_repl(port)
     say("MicroPython answers on %s" % port)
     modules = [(src, dst) for src, dst in files if dst.endswith(".mpy")]
-    if deploy_modules(port, out, modules, args.romfs != "0"):
+    if frozen_firmware(port, board, files):
+        where = "frozen into the firmware"
+    elif deploy_modules(port, out, modules, args.romfs != "0"):
         copy_changed(port, [f for f in files if f not in modules])
         where = "from the ROMFS image at /rom"
     else:

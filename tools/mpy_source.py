@@ -7,10 +7,12 @@ board builds (tools/flash.py, and the .mpy and ROMFS figures of tools/mem.py) co
 the same program, interpreted. A board's boards/BOARD/board.json may set "native": true to keep it.
 
 Both tools also share the file set, board_modules(), and the two build steps here: compile_mpy()
-and build_romfs().
+and build_romfs(). A firmware with the broker frozen in (tools/firmware.py) takes the same set
+through stage_frozen(), with a marker module, FROZEN_MARKER, that tells make flash so.
 """
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -45,6 +47,46 @@ def board_source(path: Path, native: bool = False, viper: bool = True) -> str:
         drop.add(VIPER)
     text = path.read_text()
     return "".join(line for line in text.splitlines(keepends=True) if line.strip() not in drop)
+
+
+# The module a firmware with the broker frozen in carries besides the broker's own: its SOURCE is
+# source_hash() of what was frozen, so that make flash can tell it from the repository's.
+FROZEN_MARKER = "broker_frozen"
+
+
+def source_hash(files: list[tuple[Path, str]]) -> str:
+    """A short SHA-256 of the files' paths on the board and of their sources as in the
+    repository (native decorators and all: the same whichever way they were compiled)."""
+    h = hashlib.sha256()
+    for src, dst in sorted(files, key=lambda f: f[1]):
+        h.update(dst.encode() + b"\0" + src.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def stage_frozen(files: list[tuple[Path, str]], out: Path, native: bool,
+                 extra: "dict[str, str] | None" = None) -> int:
+    """Write board_source() of each (source, path on the board) under out, with the marker
+    module and `extra` (path -> text), for a manifest's freeze(); remove what is no longer in
+    the set. Returns how many files changed (0: the frozen content of the last build holds)."""
+    wanted = {out / dst: board_source(src, native) for src, dst in files}
+    for dst, text in (extra or {}).items():
+        wanted[out / dst] = text
+    wanted[out / (FROZEN_MARKER + ".py")] = (
+        '"""The broker is frozen into this firmware (tools/firmware.py)."""\n'
+        "SOURCE = %r\nNATIVE = %r\n" % (source_hash(files), native))
+    changed = 0
+    for path, text in wanted.items():
+        if not path.is_file() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            changed += 1
+    for path in sorted(out.rglob("*"), reverse=True) if out.is_dir() else []:
+        if path.is_file() and path not in wanted:
+            path.unlink()
+            changed += 1
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    return changed
 
 
 def compile_mpy(src: Path, out: Path, arch: str, name: str, native: bool = False) -> str:

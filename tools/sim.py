@@ -18,6 +18,8 @@ state file goes (make clean removes build/).
 The virtual firmware has a ROMFS partition of 128 KB (DIR/romfs.img, created erased) unless
 --romfs or $SIM_ROMFS says another size, or 0 for firmware without one: `make flash` then
 deploys the broker's modules as a ROMFS image, as on a board whose firmware has the partition.
+With SIM_FROZEN=DIR the virtual firmware has DIR's modules frozen in (tools/sim_board.py), as
+`make firmware` builds one.
 """
 from __future__ import annotations
 

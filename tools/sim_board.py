@@ -12,6 +12,11 @@ board then has vfs.rom_ioctl as MicroPython 1.25+ firmware built with ROMFS has 
 `mpremote romfs query|deploy` work, and at boot a valid image in it is mounted with vfs.VfsRom
 at /rom, with /rom and /rom/lib on sys.path after '' as such firmware puts them.
 
+With SIM_FROZEN=DIR in its environment (tools/sim.py passes it on), the firmware has DIR's
+modules frozen in, as `make firmware` builds one: DIR is mounted at /.frozen, which takes
+".frozen"'s place on sys.path (the unix port's own ".frozen" is its binary's), and a main.py
+there runs at boot instead of the filesystem's, as a board runs a frozen main.py.
+
 MODE says how this interpreter starts, as after a board's reset: "friendly" runs boot.py,
 main.py, then the friendly REPL; "raw" runs boot.py and enters the raw REPL (a soft reset
 asked from the raw REPL). A soft reset, sys.exit() or machine.soft_reset() ends this process
@@ -36,6 +41,8 @@ BACKSPACE = (8, 127)
 # Raw-paste flow control: the host may send this many bytes before the next b"\x01". Its two
 # bytes (little-endian) hold no CR or LF, which tools/sim.py would translate.
 PASTE_WINDOW = 512
+
+FROZEN = "/.frozen"
 
 BANNER = 'MicroPython v%s; virtual board (unix port, %s)\r\nType "help()" for more information.\r\n'
 
@@ -200,6 +207,12 @@ class Board:
             write("\x04\x04")
 
     def run_file(self, name):
+        if FROZEN in sys.path:
+            try:
+                os.stat(FROZEN + "/" + name)
+                name = FROZEN + "/" + name
+            except OSError:
+                pass
         try:
             os.stat(name)
         except OSError:
@@ -343,6 +356,10 @@ def main():
     os.mount(os.VfsPosix(flash), "/")
     os.chdir("/")
     sys.path[:] = ["", ".frozen", "/lib"]
+    frozen = os.getenv("SIM_FROZEN")
+    if frozen:
+        os.mount(os.VfsPosix(frozen), FROZEN)
+        sys.path[1] = FROZEN
     if rom is not None:
         import vfs
         sys.modules["vfs"] = Vfs(vfs, rom)
