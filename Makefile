@@ -11,7 +11,7 @@ ARGS   ?=
 MYPY_DIRS := $(foreach d,broker ports,$(if $(shell find $(d) -name '*.py' -print -quit 2>/dev/null),$(d)))
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-wasm32 typecheck fuzz mem bench flash sim-stop clean distclean
+.PHONY: help setup run test test-wasm32 test-arm typecheck fuzz mem bench flash firmware sim-stop clean distclean
 
 help:
 	@echo "make setup      create .venv with every Python dependency (incl. micropython)"
@@ -27,6 +27,9 @@ help:
 	@echo "make flash      BOARD=rp2|esp32|sim [PORT=/dev/ttyACM0]: compile, copy what changed, start the"
 	@echo "                broker on the board (BOARD=sim: a virtual board, SIM_PORT=N picks its port;"
 	@echo "                a ROMFS image where the firmware has a partition, ROMFS=0: files instead)"
+	@echo "make firmware   BOARD=rp2 MICROPY_DIR=DIR: MicroPython for the Pico W with the broker frozen"
+	@echo "                in, build/rp2/firmware.uf2 (NATIVE=0: without @micropython.native)"
+	@echo "make test-arm   MICROPY_DIR=DIR: the core tests on ARM machine code (MicroPython's QEMU port)"
 	@echo "make sim-stop   stop the virtual board that make flash BOARD=sim left running"
 	@echo "make clean      remove caches and build output (keeps .venv)"
 	@echo "make distclean  clean, and remove .venv and the node_modules of tools/wasm32 and MQTT.js"
@@ -105,6 +108,18 @@ build/bench/mqttload: tools/bench/mqttload.c
 # reach it through the environment). Fails in one line when no board answers.
 flash: $(STAMP)
 	$(PY) tools/flash.py
+
+# MicroPython built from a source tree with the broker frozen in (tools/firmware.py; BOARD,
+# MICROPY_DIR, NATIVE, PICOTOOL_SRC and JOBS reach it through the environment). Without
+# MICROPY_DIR it says how to get the sources and stops.
+firmware: $(STAMP)
+	$(PY) tools/firmware.py
+
+# The core tests on ARM machine code: MicroPython's QEMU port (Cortex-M3) built with the broker
+# and the tests frozen in, run under qemu-system-arm (tools/armtest.py; MICROPY_DIR and JOBS reach
+# it through the environment).
+test-arm: $(STAMP)
+	timeout $(MPTEST_TIMEOUT) $(PY) tools/armtest.py || $(call MPTEST_HUNG,ARM under QEMU)
 
 sim-stop:
 	@if [ -x $(PY) ]; then $(PY) tools/sim.py stop; fi

@@ -13,6 +13,9 @@ Test files are imported by their bare module name with their directory at the fr
 of sys.path, so test files need distinct names, and helpers in the same directory
 import as `from support import SkipTest`. The repository root is put first on
 sys.path, so `import broker` works from any test.
+
+run_suite() runs test modules that are importable already, frozen into a firmware with no
+filesystem to list (tools/armtest.py, make test-arm).
 """
 import gc
 import os
@@ -134,6 +137,10 @@ class Runner:
         if directory in sys.path:
             sys.path.remove(directory)
         sys.path.insert(0, directory)
+        self.run_module(modname, _defined_order(path))
+
+    def run_module(self, modname, names):
+        """Import modname and call its tests: `names` first, in that order, then the others."""
         if modname in sys.modules:
             del sys.modules[modname]
         try:
@@ -145,7 +152,7 @@ class Runner:
             else:
                 self.fail(modname + " (import)", e)
             return
-        names = _defined_order(path)
+        names = list(names)
         rest = []
         for name in dir(module):
             if name.startswith("test_") and name not in names:
@@ -182,6 +189,16 @@ class Runner:
         if self.skipped:
             line += ", %d skipped" % self.skipped
         return line
+
+
+def run_suite(suite, pattern=None, verbose=False):
+    """Run [(module name, test names in their order)] of modules already importable (frozen
+    into a firmware: tools/armtest.py); prints the summary, returns the exit status."""
+    runner = Runner(pattern, verbose)
+    for modname, names in suite:
+        runner.run_module(modname, names)
+    print(runner.summary())
+    return 1 if runner.failed or runner.passed + runner.failed == 0 else 0
 
 
 def main(argv):
