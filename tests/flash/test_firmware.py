@@ -48,6 +48,7 @@ def test_a_tree_without_its_submodules_names_them(tmp_path):
 
 
 @needs_sources
+@pytest.mark.timeout(1800)  # a first build takes minutes
 def test_the_pico_w_image_holds_the_frozen_broker():
     r = tool("firmware.py", MICROPY_DIR, timeout=1800)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -63,6 +64,7 @@ def test_the_pico_w_image_holds_the_frozen_broker():
 
 
 @needs_sources
+@pytest.mark.timeout(1800)  # some 600 tests on an emulated Cortex-M3
 def test_the_core_tests_pass_on_arm_under_qemu():
     r = tool("armtest.py", MICROPY_DIR, timeout=1800)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr

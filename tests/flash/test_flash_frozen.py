@@ -1,10 +1,7 @@
 """make flash to a board whose firmware has the broker frozen in (make firmware): the virtual
 board given a frozen set (SIM_FROZEN, as tools/firmware.py stages one) gets only broker.conf,
 loses the module copies that would shadow the frozen ones, and runs the frozen main.py."""
-import os
-import signal
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -13,7 +10,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from flash import sources  # noqa: E402
 from mpy_source import stage_frozen  # noqa: E402
-from test_flash_sim import Sim, alive, wait_connectable  # noqa: E402
+from test_flash_romfs import finish  # noqa: E402
+from test_flash_sim import Sim, wait_connectable  # noqa: E402
 
 
 def test_a_frozen_firmware_gets_only_its_configuration(tmp_path, monkeypatch):
@@ -45,11 +43,4 @@ def test_a_frozen_firmware_gets_only_its_configuration(tmp_path, monkeypatch):
         assert again.returncode == 0, again.stdout + again.stderr
         assert "all 1 files on the board are up to date" in again.stdout
     finally:
-        board.remember()
-        board.stop()
-        deadline = time.monotonic() + 5
-        while any(alive(p) for p in board.pids) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for p in board.pids:
-            if alive(p):
-                os.kill(p, signal.SIGKILL)
+        finish(board)
