@@ -15,7 +15,7 @@ with LF turned into CR LF, and starts a fresh child when the board resets (soft 
 machine.reset(), or a crash), as a board restarts its interpreter. It stops by itself when its
 state file goes (make clean removes build/).
 
-The virtual firmware has a ROMFS partition of 128 KB (DIR/romfs.img, created erased) unless
+The virtual firmware has a ROMFS partition of 256 KB (DIR/romfs.img, created erased) unless
 --romfs or $SIM_ROMFS says another size, or 0 for firmware without one: `make flash` then
 deploys the broker's modules as a ROMFS image, as on a board whose firmware has the partition.
 With SIM_FROZEN=DIR the virtual firmware has DIR's modules frozen in (tools/sim_board.py), as
@@ -42,7 +42,7 @@ MICROPYTHON = ROOT / ".venv" / "bin" / "micropython"
 FIRMWARE = ROOT / "tools" / "sim_board.py"
 DEFAULT_DIR = ROOT / "build" / "sim"
 DEFAULT_HEAP = "192K"
-DEFAULT_ROMFS = 128 * 1024
+DEFAULT_ROMFS = 256 * 1024
 ROMFS_FILE = "romfs.img"
 STATE = "sim.json"
 
@@ -74,7 +74,7 @@ def parse_size(text: str) -> int:
 
 
 def romfs_size(text: "str | None") -> int:
-    """The ROMFS partition's size from --romfs or $SIM_ROMFS: unset means 128 KB, 0 none."""
+    """The ROMFS partition's size from --romfs or $SIM_ROMFS: unset means 256 KB, 0 none."""
     if text is None:
         text = os.environ.get("SIM_ROMFS", "")
     return parse_size(text) if text.strip() else DEFAULT_ROMFS
@@ -343,7 +343,7 @@ def read_state(root: Path) -> dict | None:
 
 def start(root: Path, heap: str = DEFAULT_HEAP, romfs: "str | None" = None) -> dict:
     """Start the virtual board unless it runs already; return its state. `romfs`: the ROMFS
-    partition's size (default $SIM_ROMFS, else 128K; 0 for none)."""
+    partition's size (default $SIM_ROMFS, else 256K; 0 for none)."""
     state = read_state(root)
     if state is not None:
         return state
@@ -399,7 +399,7 @@ def main(argv: list[str]) -> int:
                     help="state and flash directory (default build/sim, or $SIM_DIR)")
     ap.add_argument("--heap", default=DEFAULT_HEAP, help="MicroPython heap (default 192K)")
     ap.add_argument("--romfs", default=None,
-                    help="ROMFS partition size (default $SIM_ROMFS, else 128K; 0 for none)")
+                    help="ROMFS partition size (default $SIM_ROMFS, else 256K; 0 for none)")
     args = ap.parse_args(argv)
     root = Path(args.dir).resolve()
     if args.command == "serve":

@@ -41,7 +41,7 @@ def finish(board):
 
 @pytest.fixture(scope="module")
 def rom_board(tmp_path_factory):
-    board = start(tmp_path_factory, "flash-romfs", "128K")
+    board = start(tmp_path_factory, "flash-romfs", "256K")
     try:
         assert board.first.returncode == 0, board.first.stdout + board.first.stderr
         yield board
@@ -66,7 +66,7 @@ def reset(board):
 def test_first_flash_deploys_the_modules_as_a_romfs_image(rom_board):
     out = rom_board.first.stdout
     assert re.search(r"deploying \d+ modules as a ROMFS image \(\d+ bytes\) to the "
-                     r"131072-byte partition", out), out
+                     r"262144-byte partition", out), out
     assert "ROMFS image deployed" in out
     assert "the broker's modules run from the ROMFS image at /rom" in out
     assert "broker ready at 127.0.0.1:%d" % rom_board.port in out
