@@ -88,8 +88,8 @@ _UNSUPPORTED = (
     " psk_file psk_hint plugin auth_plugin"
     " upgrade_outgoing_qos max_inflight_bytes persistence persistence_file"
     " persistence_location autosave_interval autosave_on_changes"
-    " protocol mount_point bind_interface"
-    " http_dir websockets_log_level use_identity_as_username use_subject_as_username"
+    " mount_point bind_interface"
+    " websockets_log_level use_identity_as_username use_subject_as_username"
     " use_username_as_clientid capath ciphers crlfile dhparamfile"
     " tls_version "
 )
@@ -219,7 +219,7 @@ def _option(config: Config, words: "list[str]", line: int,
     known = name in _INTS or (" %s " % name) in _BOOLS or (" %s " % name) in _TEXTS or name in (
         "listener", "port", "bind_address", "log_type", "log_dest", "socket_mode",
         "password_file", "acl_file", "persistent_client_expiration", "include_dir",
-        "socket_domain", "per_listener_settings") or name in _TLS
+        "socket_domain", "per_listener_settings", "protocol", "http_dir") or name in _TLS
     if not known:
         raise ConfigError("unknown option '%s'" % name)
     if n == 0:
@@ -288,6 +288,8 @@ def _option(config: Config, words: "list[str]", line: int,
         config.acl = acl_file.parse(option_file(name, value, read, True), value)
     elif name in _TLS:
         _tls_option(config, name, value, read)
+    elif name in ("protocol", "http_dir"):
+        _websockets_option(config, name, value)
     elif name == "socket_mode":
         last = config._last
         if last is None or not last.path:
@@ -417,6 +419,25 @@ def _tls_option(config: Config, name: str, value: str,
         return
     option_file(name, value, read)
     setattr(last, name, value)
+
+
+def _websockets_option(config: Config, name: str, value: str) -> None:
+    # Per listener, as in mosquitto: `protocol websockets` makes the last listener speak MQTT
+    # over WebSockets, and http_dir has it serve that directory's files over plain HTTP.
+    last = config._last
+    if last is None:
+        raise ConfigError("%s applies to a listener: put it after a 'listener PORT' line" % name)
+    if last.path:
+        raise _not_supported("%s on a unix socket listener" % name)
+    if name == "http_dir":
+        if not last.websockets:
+            raise ConfigError("http_dir applies to a websockets listener: put it after"
+                              " 'protocol websockets'")
+        last.http_dir = value
+    elif value in ("websockets", "mqtt"):
+        last.websockets = value == "websockets"
+    else:
+        raise ConfigError("protocol: expected mqtt or websockets, got '%s'" % value)
 
 
 def option_file(name: str, path: str, read: "Callable[[str], bytes] | None",

@@ -41,6 +41,7 @@ class Conn:
     polled = 0  # the port's poll mask for this connection (the engine never reads it)
     topic_ok = None  # type: Optional[bytes]  # (CPython) the last short topic name found valid
     spool = None  # type: Optional[Spool]  # a kept message sent from its own buffer
+    ws = None  # type: Any  # the port's ports.websocket.Ws, on a websockets listener
     # what chunk() points the port at
     cbuf = NO_OUTPUT  # type: Buffer
     coff = 0

@@ -23,7 +23,12 @@ NO_PACKET_LIMIT = _MAX_REMAINING_LENGTH + 5  # 268435460: the largest packet MQT
 class Listener:
     """A TCP listener (path ""): host "" (or "0.0.0.0") means all interfaces. A unix socket
     listener (`listener 0 PATH`): port 0, host "", path the socket file's path. socket_mode is
-    the socket file's mode (an int such as 0o660), or -1 to leave what the umask gives."""
+    the socket file's mode (an int such as 0o660), or -1 to leave what the umask gives.
+    websockets: MQTT over WebSockets (`protocol websockets`), with http_dir's files served over
+    HTTP when it is set."""
+
+    websockets = False
+    http_dir = ""
 
     def __init__(self, port: int, host: str = "", path: str = "") -> None:
         self.port = port

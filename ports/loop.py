@@ -8,6 +8,7 @@ from broker.conn import CLOSED
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
     from broker.conn import Conn
     from ports.loop_server import Server
 
@@ -37,7 +38,11 @@ def read(server: "Server", conn: "Conn") -> None:
     if n == 0:
         b.lost(conn)
         return
-    b.feed(conn, server.scratch, n)
+    ws = conn.ws
+    if ws is None:
+        b.feed(conn, server.scratch, n)
+    else:
+        ws.read(server.scratch, n)  # MQTT over WebSockets: its frames taken apart first
     if conn.state == CLOSED:
         flush(server, conn)
 
@@ -48,20 +53,22 @@ def flush(server: "Server", conn: "Conn") -> None:
     sock = conn.handle
     if server.key(sock) not in server.conns:
         return
-    n = conn.chunk()
+    # over WebSockets, the Ws puts each frame's header before the output and answers HTTP
+    src = conn if conn.ws is None else conn.ws  # type: Any
+    n = src.chunk()
     while n:
         try:
-            sent = server.send(sock, conn.cbuf, conn.coff, n)
+            sent = server.send(sock, src.cbuf, src.coff, n)
         except (OSError, ValueError):
             drop(server, conn)
             server.broker.lost(conn, "socket error")
             return
         if not sent:
             break
-        conn.sent(sent)
+        src.sent(sent)
         if sent < n:
             break
-        n = conn.chunk()
+        n = src.chunk()
     if conn.state == CLOSED:
         drop(server, conn)
     elif n:
@@ -78,3 +85,5 @@ def drop(server: "Server", conn: "Conn") -> None:
     sock = conn.handle
     if server.conns.pop(server.key(sock), None) is not None:
         server.discard(sock)
+        if conn.ws is not None:
+            conn.ws.close()

@@ -125,6 +125,7 @@ class Server:
         self.listeners = {}  # type: Dict[int, socket.socket]
         self.conns = {}  # type: Dict[int, Conn]
         self.tls = {}  # type: Dict[int, SSLContext]  # listening fd -> context, TLS listeners
+        self.ws = {}  # type: Dict[int, str]  # listening fd -> http_dir, websockets listeners
         self.scratch = bytearray(_SCRATCH)
         self.running = False
         self.addresses = []  # type: List[str]
@@ -168,6 +169,8 @@ class Server:
             self.listeners[sock.fileno()] = sock
             if ctx is not None:
                 self.tls[sock.fileno()] = ctx
+            if lst.websockets:
+                self.ws[sock.fileno()] = lst.http_dir
             self.poller.register(sock.fileno(), _IN)
             self.addresses.append(where(host, sock.getsockname()[1]))
 
@@ -291,6 +294,10 @@ class Server:
             if conn is None:
                 sock.close()
                 continue
+            http_dir = self.ws.get(lsock.fileno())
+            if http_dir is not None:
+                from ports.websocket import Ws  # only with a websockets listener
+                conn.ws = Ws(self.broker, conn, http_dir)
             if unix:
                 self.broker.log(LOG_NOTICE, "New connection from %s." % peer)
             else:

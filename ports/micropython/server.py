@@ -78,6 +78,8 @@ def _log(level: int, msg: str) -> None:
 
 
 class Server:
+    ws = None  # type: Optional[Dict[Any, str]]  # websockets listener socket -> its http_dir
+
     if TYPE_CHECKING:  # set by ports.micropython.startup.prepare(), which __init__ calls
         config: "Config"
         broker: "Broker"
@@ -289,6 +291,9 @@ class Server:
             conn = self.broker.accept(sock, peer)
             if conn is None:
                 raise OSError(0)
+            if self.ws is not None and lsock in self.ws:
+                from ports.websocket import Ws  # loaded with the first websockets client
+                conn.ws = Ws(self.broker, conn, self.ws[lsock])
             self.conns[sock] = conn
             if raw is not sock:
                 self.raw[sock] = raw

@@ -210,6 +210,13 @@ def bind(server: "Server") -> None:
         server.listeners[sock] = lst.port
         if ctx is not None:
             server.tls[sock] = ctx
+        if lst.websockets:
+            if server.ws is None:
+                server.ws = {}
+                # now, while the heap is emptiest, and before the heap plan, which counts them
+                import ports.websocket  # noqa: F401
+                import ports.wshttp  # noqa: F401
+            server.ws[sock] = lst.http_dir
         server.poller.register(sock, _IN)
         server.addresses.append(name)
 
