@@ -160,6 +160,9 @@ class Server:
                 self.addresses.append("unix:" + lst.path)
                 continue
             host = lst.host or "0.0.0.0"
+            if lst.http_dir and not os.path.isdir(lst.http_dir):  # as mosquitto
+                raise ConfigError("listener %s: http_dir %s is not a directory"
+                                  % (where(host, lst.port), lst.http_dir))
             ctx = None
             if lst.certfile:
                 from ports.cpython.tls import server_context  # only with a TLS listener

@@ -4,6 +4,7 @@ be opened. ports.micropython.server loads it while it starts and drops it once i
 (unload()), so that a board's heap does not keep this code while serving.
 """
 import gc
+import os
 import socket
 import sys
 import time
@@ -211,6 +212,9 @@ def bind(server: "Server") -> None:
         if ctx is not None:
             server.tls[sock] = ctx
         if lst.websockets:
+            if lst.http_dir and not _is_dir(lst.http_dir):  # as mosquitto
+                raise ValueError("listener %s: http_dir %s is not a directory"
+                                 % (name, lst.http_dir))
             if server.ws is None:
                 server.ws = {}
                 # now, while the heap is emptiest, and before the heap plan, which counts them
@@ -263,6 +267,13 @@ def start(config: "Config") -> "Optional[Server]":
     for address in server.addresses:
         sys.stderr.write("%d: listening on %s\n" % (int(time.time()), address))
     return server
+
+
+def _is_dir(path: str) -> bool:
+    try:
+        return bool(os.stat(path)[0] & 0x4000)
+    except OSError:
+        return False
 
 
 def unload() -> None:

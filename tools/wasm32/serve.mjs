@@ -12,7 +12,7 @@
 // - ARGS: the broker's, as `micropython -m broker ARGS` takes them (-p PORT, -c FILE, -v): the
 //   banner, then "listening on HOST:PORT" on stderr; SIGINT or SIGTERM stops it. The
 //   directory holding FILE is copied into the port's filesystem at the same path, with the
-//   files the configuration names next to it.
+//   files the configuration names next to it, and the files of each http_dir.
 // - --probe: the protocol of tools/mem_probe.py on stdout and stdin ("MEM base",
 //   "MEM import", "FROM", "LISTENING", then "MEM <label>" answered per line, "QUIT").
 // - --import-only: `import ports.micropython.server`, exit status 0 when it fits in the heap.
@@ -113,6 +113,12 @@ function passwordFile(args) {
   return n < 0 ? null : args[c + 1] + ":" + (n + 1);
 }
 
+// The directories of the configuration's http_dir lines, whose files the port serves.
+function httpDirs(file) {
+  return fs.readFileSync(file, "utf8").split("\n").map((line) => line.trim().split(/\s+/))
+    .filter((words) => words[0] === "http_dir" && words.length > 1).map((words) => words[1]);
+}
+
 // The port prints a line each time the wasm memory may not grow; those lines are dropped.
 const writeStderr = process.stderr.write.bind(process.stderr);
 process.stderr.write = (chunk, ...rest) => {
@@ -142,6 +148,7 @@ FS.mkdirTree(cwd);
 const config = opts.args.indexOf("-c");
 if (config >= 0 && config + 1 < opts.args.length && fs.existsSync(opts.args[config + 1])) {
   copyFiles(FS, path.dirname(path.resolve(opts.args[config + 1])));
+  for (const dir of httpDirs(opts.args[config + 1])) copyFiles(FS, path.resolve(dir));
 }
 
 captured = "";
