@@ -1,16 +1,24 @@
 """SHA-1 (FIPS 180-4) for the WebSocket handshake's Sec-WebSocket-Accept, on a MicroPython whose
 hashlib has none (the webassembly port; a board built without TLS). Run once per handshake, on
-about 60 bytes: speed does not matter here."""
+about 60 bytes, so speed does not matter; memory does: each 32-bit word is kept as two 16-bit
+halves, so that no value reaches 2**30 and none becomes an integer on a 32-bit board's heap (the
+32-bit test port, which collects only between two events, runs out of heap on those)."""
 
-_M = 0xFFFFFFFF
+_K = (0x5A82, 0x7999, 0x6ED9, 0xEBA1, 0x8F1B, 0xBCDC, 0xCA62, 0xC1D6)
 
 
-def _rol(x: int, n: int) -> int:
-    return ((x << n) | (x >> (32 - n))) & _M
+def _rol(h: int, lo: int, n: int) -> "tuple[int, int]":
+    if n >= 16:
+        h, lo = lo, h
+        n -= 16
+    if n == 0:
+        return h, lo
+    return (((h << n) | (lo >> (16 - n))) & 0xFFFF,
+            ((lo << n) | (h >> (16 - n))) & 0xFFFF)
 
 
 def sha1(data: bytes) -> bytes:
-    h0, h1, h2, h3, h4 = 0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0
+    st = [0x6745, 0x2301, 0xEFCD, 0xAB89, 0x98BA, 0xDCFE, 0x1032, 0x5476, 0xC3D2, 0xE1F0]
     n = len(data)
     msg = bytearray(data)
     msg.append(0x80)
@@ -19,40 +27,47 @@ def sha1(data: bytes) -> bytes:
     bits = n * 8
     for i in range(7, -1, -1):
         msg.append((bits >> (i * 8)) & 0xFF)
-    w = [0] * 80
+    w = [0] * 160  # the schedule, two halves a word
     for off in range(0, len(msg), 64):
         for i in range(16):
             j = off + i * 4
-            w[i] = (msg[j] << 24) | (msg[j + 1] << 16) | (msg[j + 2] << 8) | msg[j + 3]
+            w[2 * i] = (msg[j] << 8) | msg[j + 1]
+            w[2 * i + 1] = (msg[j + 2] << 8) | msg[j + 3]
         for i in range(16, 80):
-            w[i] = _rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1)
-        a, b, c, d, e = h0, h1, h2, h3, h4
+            h = w[2 * i - 6] ^ w[2 * i - 16] ^ w[2 * i - 28] ^ w[2 * i - 32]
+            lo = w[2 * i - 5] ^ w[2 * i - 15] ^ w[2 * i - 27] ^ w[2 * i - 31]
+            w[2 * i], w[2 * i + 1] = _rol(h, lo, 1)
+        ah, al, bh, bl, ch, cl, dh, dl, eh, el = st
         for i in range(80):
             if i < 20:
-                f = (b & c) | (~b & d)
-                k = 0x5A827999
-            elif i < 40:
-                f = b ^ c ^ d
-                k = 0x6ED9EBA1
-            elif i < 60:
-                f = (b & c) | (b & d) | (c & d)
-                k = 0x8F1BBCDC
+                fh = (bh & ch) | (~bh & dh & 0xFFFF)
+                fl = (bl & cl) | (~bl & dl & 0xFFFF)
+            elif i < 40 or i >= 60:
+                fh = bh ^ ch ^ dh
+                fl = bl ^ cl ^ dl
             else:
-                f = b ^ c ^ d
-                k = 0xCA62C1D6
-            t = (_rol(a, 5) + (f & _M) + e + k + w[i]) & _M
-            e = d
-            d = c
-            c = _rol(b, 30)
-            b = a
-            a = t
-        h0 = (h0 + a) & _M
-        h1 = (h1 + b) & _M
-        h2 = (h2 + c) & _M
-        h3 = (h3 + d) & _M
-        h4 = (h4 + e) & _M
+                fh = (bh & ch) | (bh & dh) | (ch & dh)
+                fl = (bl & cl) | (bl & dl) | (cl & dl)
+            k = (i // 20) * 2
+            rh, rl = _rol(ah, al, 5)
+            tl = rl + fl + el + _K[k + 1] + w[2 * i + 1]
+            th = (rh + fh + eh + _K[k] + w[2 * i] + (tl >> 16)) & 0xFFFF
+            eh, el = dh, dl
+            dh, dl = ch, cl
+            ch, cl = _rol(bh, bl, 30)
+            bh, bl = ah, al
+            ah, al = th, tl & 0xFFFF
+        for j, v in enumerate((ah, al, bh, bl, ch, cl, dh, dl, eh, el)):
+            if j & 1:
+                s = st[j] + v
+                st[j] = s & 0xFFFF
+                st[j - 1] = (st[j - 1] + (s >> 16)) & 0xFFFF
+            else:
+                st[j] += v
+        for j in range(0, 10, 2):
+            st[j] &= 0xFFFF
     out = bytearray(20)
-    for i, h in enumerate((h0, h1, h2, h3, h4)):
-        for j in range(4):
-            out[i * 4 + j] = (h >> (24 - j * 8)) & 0xFF
+    for j in range(10):
+        out[2 * j] = st[j] >> 8
+        out[2 * j + 1] = st[j] & 0xFF
     return bytes(out)

@@ -148,7 +148,9 @@ FS.mkdirTree(cwd);
 const config = opts.args.indexOf("-c");
 if (config >= 0 && config + 1 < opts.args.length && fs.existsSync(opts.args[config + 1])) {
   copyFiles(FS, path.dirname(path.resolve(opts.args[config + 1])));
-  for (const dir of httpDirs(opts.args[config + 1])) copyFiles(FS, path.resolve(dir));
+  for (const dir of httpDirs(opts.args[config + 1])) {
+    copyTree(FS, path.resolve(dir), path.resolve(dir), (name, full) => fs.readFileSync(full));
+  }
 }
 
 captured = "";
