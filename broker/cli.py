@@ -82,7 +82,8 @@ def unload_parser() -> None:
     either module, such as parse_args or ConfigError); the Config that parse_args returned stays
     valid."""
     import broker
-    for name in ("config", "config_bridge", "passfile", "acl_file", "cli", "const"):
+    for name in ("config", "config_bridge", "config_security", "passfile", "acl_file", "cli",
+                 "const"):
         full = "broker." + name
         if full in sys.modules:
             del sys.modules[full]

@@ -4,12 +4,13 @@ a board whose clients all name themselves does not keep this code or the option 
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
     from broker.engine import Broker
 
 
-def generate(b: "Broker") -> str:
-    """A new id that no session has, or "" when allow_zero_length_clientid is false."""
-    cfg = b.config
+def generate(b: "Broker", cfg: "Any") -> str:
+    """A new id that no session has, or "" when allow_zero_length_clientid is false; cfg is
+    the Config, or with per_listener_settings the client's Listener."""
     if not getattr(cfg, "allow_zero_length_clientid", True):
         return ""
     prefix = getattr(cfg, "auto_id_prefix", "auto-")

@@ -74,8 +74,15 @@ _HOST_ONLY = {
 _MPY = sys.implementation.name == "micropython"
 
 # The parse under way (the parser is not reentrant): "dest_fresh", the next log_dest line
-# replaces the destinations; "including", reading a file of an include_dir.
-_state = {"dest_fresh": True, "including": False}
+# replaces the destinations; "including", reading a file of an include_dir; "per_listener",
+# per_listener_settings true; "secured", a security option was given; "default_anonymous",
+# (per_listener_settings) the default listener's allow_anonymous before that listener exists:
+# 1, 0, or -1 when not given.
+_state = {"dest_fresh": True, "including": False, "per_listener": False, "secured": False,
+          "default_anonymous": -1}
+
+# The options per_listener_settings true gives each listener its own of (broker.config_security).
+_SECURITY = " allow_anonymous password_file acl_file allow_zero_length_clientid auto_id_prefix "
 
 _LOG_TYPES = {
     "none": 0, "error": LOG_ERR, "warning": LOG_WARNING, "notice": LOG_NOTICE,
@@ -182,7 +189,11 @@ def default_listener(config: Config, port_override: "int | None") -> None:
             break
     if not config.listeners or (first is None and port_override is not None):
         port = DEFAULT_PORT if port_override is None else port_override
-        config.listeners.append(Listener(port, "127.0.0.1"))
+        lst = Listener(port, "127.0.0.1")
+        config.listeners.append(lst)
+        if getattr(config, "per_listener_settings", False):
+            from broker.config_security import own
+            own(lst, config.allow_anonymous)
     elif first is not None and port_override is not None:
         first.port = port_override
         pair = _duplicate(config)
@@ -229,6 +240,12 @@ def _option(config: Config, words: "list[str]", line: int,
     if why and _MPY:
         raise ConfigError("%s is not supported on MicroPython (%s)" % (" ".join(words[:2])
                           if name == "log_dest" else name, why))
+    if (" %s " % name) in _SECURITY:
+        _state["secured"] = True
+        if _state["per_listener"]:
+            from broker.config_security import listener_option  # per_listener_settings true
+            listener_option(config, words, line, read)
+            return
     if (" %s " % name) in _TEXTS or (name == "log_dest" and words[1] == "file"):
         # the rest of the line: a path or a format may hold spaces
         _text_option(config, name, words)
@@ -314,10 +331,16 @@ def _option(config: Config, words: "list[str]", line: int,
     elif name == "log_dest":
         _log_dest(config, value)
     elif name == "per_listener_settings":
-        if value == "true":
-            raise _not_supported("per_listener_settings true")
-        if value != "false":
+        if value not in ("true", "false"):
             raise ConfigError("%s: expected true or false, got '%s'" % (name, value))
+        on = value == "true"
+        if _state["secured"] and (on or _state["per_listener"]):
+            raise ConfigError("per_listener_settings must be set before any other security"
+                              " settings (allow_anonymous, password_file, acl_file,"
+                              " allow_zero_length_clientid, auto_id_prefix)")
+        _state["per_listener"] = on
+        if on or hasattr(config, "per_listener_settings"):
+            config.per_listener_settings = on
     elif name == "include_dir":
         _include_dir(config, value, read)
     elif name == "socket_domain":
@@ -500,6 +523,9 @@ def parse(text: str, filename: str = "<config>", config: "Config | None" = None,
     cfg = Config() if config is None else config
     cfg._log_fresh = True
     _state["dest_fresh"] = True
+    _state["per_listener"] = getattr(cfg, "per_listener_settings", False)
+    _state["secured"] = False
+    _state["default_anonymous"] = -1
     cfg._lines = {}
     cfg._last = None
     _parse_lines(cfg, text, filename, read)
@@ -522,6 +548,9 @@ def parse(text: str, filename: str = "<config>", config: "Config | None" = None,
         raise ConfigError(msg)
     cfg._lines = {}
     cfg._last = None
+    if _state["per_listener"]:
+        from broker.config_security import finish
+        finish(cfg)
     if cfg.bridges:
         from broker.config_bridge import check_bridges
         check_bridges(cfg, filename)

@@ -42,6 +42,10 @@ class Conn:
     topic_ok = None  # type: Optional[bytes]  # (CPython) the last short topic name found valid
     spool = None  # type: Optional[Spool]  # a kept message sent from its own buffer
     ws = None  # type: Any  # the port's ports.websocket.Ws, on a websockets listener
+    if TYPE_CHECKING:
+        # per_listener_settings true: the Listener it came through (its own allow_anonymous,
+        # passwords, acl, client id options), set by the port only then
+        auth: Any
     # what chunk() points the port at
     cbuf = NO_OUTPUT  # type: Buffer
     coff = 0

@@ -25,7 +25,7 @@ _LOG_WARNING = const(0x02)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Union
+    from typing import Any, Union
     from broker.conn import Conn
     from broker.engine import Broker
     from broker.session import Session
@@ -57,6 +57,8 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
             _use_v5(b, conn)  # so that the refusal says why, in a v5 CONNACK
         raise
     cfg = b.config
+    # the options of the listener conn came through, with per_listener_settings true
+    sec = getattr(conn, "auth", None) or cfg  # type: Any
     if not c.supported():
         _refuse(b, conn, _CONNACK_UNACCEPTABLE_PROTOCOL_VERSION,  # [MQTT-3.1.2-2]
                 "Client %s: unsupported protocol '%s' level %d, refused."
@@ -97,7 +99,7 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
                     "Client %s: empty client id with clean session 0, refused." % conn.peer)
             return
         from broker.client_ids import generate  # a client that sent no id [MQTT-3.1.3-6]
-        cid = generate(b)
+        cid = generate(b, sec)
         if not cid:
             _refuse(b, conn, _CONNACK_IDENTIFIER_REJECTED, "Client %s: empty client id and"
                     " allow_zero_length_clientid false, refused." % conn.peer)
@@ -112,13 +114,13 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
                     "Client %s: keepalive %d above max_keepalive %d, refused."
                     % (cid, c.keepalive, cfg.max_keepalive))
             return
-    if cfg.passwords is not None and (c.username is not None or c.password is not None):
+    if sec.passwords is not None and (c.username is not None or c.password is not None):
         from broker.auth import check  # only with a password_file
-        if not check(cfg.passwords.get(c.username or ""), c.password, cfg.password_dummy):
+        if not check(sec.passwords.get(c.username or ""), c.password, sec.password_dummy):
             _refuse(b, conn, _CONNACK_BAD_USERNAME_OR_PASSWORD,
                     "Client %s from %s: bad username or password." % (cid, conn.peer))
             return
-    elif not cfg.allow_anonymous:
+    elif not sec.allow_anonymous:
         _refuse(b, conn, _CONNACK_NOT_AUTHORIZED,
                 "Client %s from %s not authorised (anonymous clients are not allowed)."
                 % (cid, conn.peer))
@@ -129,9 +131,9 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
             _refuse(b, conn, why, "")
             return
     rules = None
-    if cfg.acl is not None:
+    if sec.acl is not None:
         from broker.acl import WRITE, can  # only with an acl_file
-        rules = cfg.acl.rules_for(cid, c.username)
+        rules = sec.acl.rules_for(cid, c.username)
         will = c.will_topic
         if will is not None and not can(rules, WRITE, will, 0, len(will)):
             _refuse(b, conn, _CONNACK_NOT_AUTHORIZED,
@@ -194,6 +196,8 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         if present:
             from broker.acl import drop_unreadable  # loaded: rules came from it
             drop_unreadable(b, s)
+    elif s.acl is not None:
+        s.acl = None  # continued through a listener without an acl_file (per_listener_settings)
     conn.state = CONNECTED
     b.connected += 1
     if b.connected > b.connected_max:

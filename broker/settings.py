@@ -43,6 +43,14 @@ class Listener:
 
     if TYPE_CHECKING:
         v6only: bool  # socket_domain ipv6 on all interfaces: "::" without IPv4 clients
+        # per_listener_settings true (broker.config_security): the Config's options of these
+        # names, this listener's own
+        allow_anonymous: bool
+        passwords: "dict[str, tuple[int, bytes, bytes]] | None"
+        password_dummy: "tuple[int, bytes, bytes] | None"
+        acl: "Acl | None"
+        allow_zero_length_clientid: bool
+        auto_id_prefix: str
 
     def __repr__(self) -> str:
         if self.path:
@@ -71,6 +79,7 @@ class Config:
         message_size_limit: int
         daemon: bool  # -d
         config_file: str  # the -c FILE it was read from (reloaded on SIGHUP)
+        per_listener_settings: bool
 
     def __init__(self) -> None:
         self.listeners = []  # type: list[Listener]

@@ -15,7 +15,7 @@ import sys
 import time
 
 from broker.cli import USAGE, UsageError, banner, parse_args
-from broker.config import Config, ConfigError
+from broker.config import Config, ConfigError, Listener
 from broker.const import LOG_ERR, LOG_NOTICE
 from broker.conn import Conn
 from broker.engine import Broker
@@ -126,6 +126,8 @@ class Server:
         self.conns = {}  # type: Dict[int, Conn]
         self.tls = {}  # type: Dict[int, SSLContext]  # listening fd -> context, TLS listeners
         self.ws = {}  # type: Dict[int, str]  # listening fd -> http_dir, websockets listeners
+        # listening fd -> its Listener, whose options its clients get with per_listener_settings
+        self.bound = {}  # type: Dict[int, Listener]
         self.scratch = bytearray(_SCRATCH)
         self.running = False
         self.addresses = []  # type: List[str]
@@ -156,6 +158,7 @@ class Server:
                 self.unix_files.append((lst.path, st.st_dev, st.st_ino))
                 usock.setblocking(False)
                 self.listeners[usock.fileno()] = usock
+                self._own_options(usock, lst)
                 self.poller.register(usock.fileno(), _IN)
                 self.addresses.append("unix:" + lst.path)
                 continue
@@ -170,12 +173,16 @@ class Server:
             sock = _tcp_listener(host, lst.port, getattr(lst, "v6only", False))
             sock.setblocking(False)
             self.listeners[sock.fileno()] = sock
+            self._own_options(sock, lst)
             if ctx is not None:
                 self.tls[sock.fileno()] = ctx
             if lst.websockets:
                 self.ws[sock.fileno()] = lst.http_dir
             self.poller.register(sock.fileno(), _IN)
             self.addresses.append(where(host, sock.getsockname()[1]))
+
+    def _own_options(self, sock: socket.socket, lst: Listener) -> None:
+        self.bound[sock.fileno()] = lst
 
     def step(self, timeout_ms: int) -> None:
         """One turn of the loop: wait up to timeout_ms for sockets, serve them, run the timers,
@@ -301,6 +308,8 @@ class Server:
             if http_dir is not None:
                 from ports.websocket import Ws  # only with a websockets listener
                 conn.ws = Ws(self.broker, conn, http_dir)
+            if getattr(self.config, "per_listener_settings", False):
+                conn.auth = self.bound[lsock.fileno()]
             if unix:
                 self.broker.log(LOG_NOTICE, "New connection from %s." % peer)
             else:

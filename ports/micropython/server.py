@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional
     from broker.conn import Conn
     from broker.engine import Broker
-    from broker.settings import Config
+    from broker.settings import Config, Listener
 
 _HEAP_FREE_SHARE = const(16)
 _POLL_MS = const(250)
@@ -99,6 +99,7 @@ class Server:
         closed: int
         closed_at: int
         max_sockets: int
+        auth: "Dict[Any, Listener]"  # per_listener_settings true: listener socket -> Listener
 
     def __init__(self, config: Config) -> None:
         # start-up code, in a module of its own that bind() unloads: a board's heap does not
@@ -294,6 +295,8 @@ class Server:
             if self.ws is not None and lsock in self.ws:
                 from ports.websocket import Ws  # loaded with the first websockets client
                 conn.ws = Ws(self.broker, conn, self.ws[lsock])
+            if hasattr(self, "auth"):
+                conn.auth = self.auth[lsock]
             self.conns[sock] = conn
             if raw is not sock:
                 self.raw[sock] = raw

@@ -17,7 +17,7 @@ from broker.bytesops import const
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, List, Optional
-    from broker.settings import Config
+    from broker.settings import Config, Listener
     from ports.micropython.server import Server
 
 _LOG_NOTICE = const(0x04)  # from broker.const
@@ -158,6 +158,8 @@ def bind(server: "Server") -> None:
     or unixsock.ListenError for a unix socket; a TLS listener's files or runtime ValueError.
     An IPv6 address gets an IPv6 socket, and "::" takes IPv4 clients too (dual stack); a
     MicroPython without IPv6 listens on IPv4 for "::", and says so."""
+    if getattr(server.config, "per_listener_settings", False):
+        server.auth = {}
     for lst in server.config.listeners:
         if lst.path:
             # only now: a board's configuration has no unix listener, and never loads this
@@ -166,6 +168,7 @@ def bind(server: "Server") -> None:
             sock.setblocking(False)
             server.listeners[sock] = 0
             server.unix[sock] = lst.path
+            _own_options(server, sock, lst)
             server.poller.register(sock, _IN)
             server.addresses.append("unix:" + lst.path)
             continue
@@ -209,6 +212,7 @@ def bind(server: "Server") -> None:
             raise OSError(name, str(e))
         sock.setblocking(False)
         server.listeners[sock] = lst.port
+        _own_options(server, sock, lst)
         if ctx is not None:
             server.tls[sock] = ctx
         if lst.websockets:
@@ -223,6 +227,12 @@ def bind(server: "Server") -> None:
             server.ws[sock] = lst.http_dir
         server.poller.register(sock, _IN)
         server.addresses.append(name)
+
+
+def _own_options(server: "Server", sock: "Any", lst: "Listener") -> None:
+    # per_listener_settings true: the clients of sock are checked against lst's options
+    if hasattr(server, "auth"):
+        server.auth[sock] = lst
 
 
 def start(config: "Config") -> "Optional[Server]":

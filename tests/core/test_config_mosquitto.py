@@ -149,9 +149,3 @@ def test_connection_messages_false() -> None:
     c.recv()
     c.send(encode_simple(DISCONNECT))
     assert not [line for line in hub.lines if "quiet" in line], hub.lines
-
-
-def test_per_listener_settings() -> None:
-    parse("per_listener_settings false\n")
-    msg = error_of("per_listener_settings true\n")
-    assert msg == "broker.conf:1: per_listener_settings true is not supported by this broker (yet)"
