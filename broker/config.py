@@ -63,8 +63,6 @@ _TEXTS = " auto_id_prefix pid_file user log_timestamp_format "
 # What MicroPython cannot do, each with why: refused at start-up there.
 _HOST_ONLY = {
     "log_dest syslog": "MicroPython has no syslog",
-    "log_dest file": "its port logs to stderr only: redirect stderr to the file",
-    "log_dest topic": "its port logs to stderr only",
     "log_timestamp_format": "MicroPython has no strftime",
     "log_facility": "MicroPython has no syslog",
     "pid_file": "MicroPython cannot tell its process id",
@@ -74,15 +72,13 @@ _HOST_ONLY = {
 _MPY = sys.implementation.name == "micropython"
 
 # The parse under way (the parser is not reentrant): "dest_fresh", the next log_dest line
-# replaces the destinations; "including", reading a file of an include_dir; "per_listener",
-# per_listener_settings true; "secured", a security option was given; "default_anonymous",
-# (per_listener_settings) the default listener's allow_anonymous before that listener exists:
-# 1, 0, or -1 when not given.
-_state = {"dest_fresh": True, "including": False, "per_listener": False, "secured": False,
-          "default_anonymous": -1}
-
-# The options per_listener_settings true gives each listener its own of (broker.config_security).
-_SECURITY = " allow_anonymous password_file acl_file allow_zero_length_clientid auto_id_prefix "
+# replaces the destinations; "including", reading a file of an include_dir;
+# "per_listener_settings", 1 when true, plus 2 once a security option was given;
+# "allow_anonymous", with per_listener_settings, the default listener's before that listener
+# exists (1, 0, or -1 when not given). Keys the parser's own names: on a board a new one would
+# be a string kept after the parser is unloaded.
+_state = {"dest_fresh": True, "including": False, "per_listener_settings": 0,
+          "allow_anonymous": -1}
 
 _LOG_TYPES = {
     "none": 0, "error": LOG_ERR, "warning": LOG_WARNING, "notice": LOG_NOTICE,
@@ -240,9 +236,11 @@ def _option(config: Config, words: "list[str]", line: int,
     if why and _MPY:
         raise ConfigError("%s is not supported on MicroPython (%s)" % (" ".join(words[:2])
                           if name == "log_dest" else name, why))
-    if (" %s " % name) in _SECURITY:
-        _state["secured"] = True
-        if _state["per_listener"]:
+    # the security options: what per_listener_settings true gives each listener its own of
+    if (" %s " % name) in " allow_anonymous password_file acl_file allow_zero_length_clientid" \
+            " auto_id_prefix ":
+        _state["per_listener_settings"] |= 2
+        if _state["per_listener_settings"] & 1:
             from broker.config_security import listener_option  # per_listener_settings true
             listener_option(config, words, line, read)
             return
@@ -334,11 +332,12 @@ def _option(config: Config, words: "list[str]", line: int,
         if value not in ("true", "false"):
             raise ConfigError("%s: expected true or false, got '%s'" % (name, value))
         on = value == "true"
-        if _state["secured"] and (on or _state["per_listener"]):
+        was = _state["per_listener_settings"]
+        if was & 2 and (on or was & 1):
             raise ConfigError("per_listener_settings must be set before any other security"
                               " settings (allow_anonymous, password_file, acl_file,"
                               " allow_zero_length_clientid, auto_id_prefix)")
-        _state["per_listener"] = on
+        _state["per_listener_settings"] = (was & 2) | (1 if on else 0)
         if on or hasattr(config, "per_listener_settings"):
             config.per_listener_settings = on
     elif name == "include_dir":
@@ -523,9 +522,8 @@ def parse(text: str, filename: str = "<config>", config: "Config | None" = None,
     cfg = Config() if config is None else config
     cfg._log_fresh = True
     _state["dest_fresh"] = True
-    _state["per_listener"] = getattr(cfg, "per_listener_settings", False)
-    _state["secured"] = False
-    _state["default_anonymous"] = -1
+    _state["per_listener_settings"] = 1 if getattr(cfg, "per_listener_settings", False) else 0
+    _state["allow_anonymous"] = -1
     cfg._lines = {}
     cfg._last = None
     _parse_lines(cfg, text, filename, read)
@@ -548,7 +546,7 @@ def parse(text: str, filename: str = "<config>", config: "Config | None" = None,
         raise ConfigError(msg)
     cfg._lines = {}
     cfg._last = None
-    if _state["per_listener"]:
+    if _state["per_listener_settings"] & 1:
         from broker.config_security import finish
         finish(cfg)
     if cfg.bridges:

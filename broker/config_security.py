@@ -4,7 +4,7 @@ allow_zero_length_clientid and auto_id_prefix, as mosquitto 2.0 scopes them.
 Imported by broker.config only for a file that says `per_listener_settings true`, and dropped
 with it after start-up (broker.cli.unload_parser). The options are kept on the Listener under
 the names the Config uses for them, so that the engine reads a connection's listener
-(conn.auth, set by the port) where it would read the Config. Errors are ConfigErrors whose
+(conn.listener, set by the port) where it would read the Config. Errors are ConfigErrors whose
 message is the reason only; broker.config adds FILE:LINE.
 
 As mosquitto: a security option before the first `listener` line belongs to the default
@@ -33,7 +33,7 @@ def listener_option(config: Config, words: "list[str]", line: int,
             raise ConfigError("%s: expected true or false, got '%s'" % (name, value))
         if lst is None and name == "allow_anonymous" and config._default is None:
             # kept for a `port` line that may follow
-            _state["default_anonymous"] = 1 if value == "true" else 0
+            _state["allow_anonymous"] = 1 if value == "true" else 0
             return
     if lst is None:
         lst = _default_listener(config, line)
@@ -54,7 +54,7 @@ def finish(config: Config) -> None:
     """At the end of the file: every listener gets the options it did not give (mosquitto's
     defaults), and config.acl the first listener's ACL, which routing only tests for None (the
     rules a session is checked against are its own, from its listener's file)."""
-    anonymous = _state["default_anonymous"]
+    anonymous = _state["allow_anonymous"]
     if config._default is not None and anonymous >= 0:
         if not hasattr(config._default, "allow_anonymous"):
             config._default.allow_anonymous = anonymous == 1

@@ -45,7 +45,7 @@ class Conn:
     if TYPE_CHECKING:
         # per_listener_settings true: the Listener it came through (its own allow_anonymous,
         # passwords, acl, client id options), set by the port only then
-        auth: Any
+        listener: Any
     # what chunk() points the port at
     cbuf = NO_OUTPUT  # type: Buffer
     coff = 0

@@ -58,7 +58,7 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         raise
     cfg = b.config
     # the options of the listener conn came through, with per_listener_settings true
-    sec = getattr(conn, "auth", None) or cfg  # type: Any
+    sec = getattr(conn, "listener", None) or cfg  # type: Any
     if not c.supported():
         _refuse(b, conn, _CONNACK_UNACCEPTABLE_PROTOCOL_VERSION,  # [MQTT-3.1.2-2]
                 "Client %s: unsupported protocol '%s' level %d, refused."

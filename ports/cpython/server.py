@@ -21,7 +21,7 @@ from broker.conn import Conn
 from broker.engine import Broker
 from broker.keepalive import TICKS_MASK, ticks_diff
 from broker.lifecycle import LIMIT_ACCEPT
-from ports.cpython.logdest import Log
+from ports.logdest import Log
 from ports.cpython.process import daemonize, drop_privileges, remove_pid_file, write_pid_file
 from ports.loop import drop, event, flush
 from ports.readfile import read_file
@@ -309,7 +309,7 @@ class Server:
                 from ports.websocket import Ws  # only with a websockets listener
                 conn.ws = Ws(self.broker, conn, http_dir)
             if getattr(self.config, "per_listener_settings", False):
-                conn.auth = self.bound[lsock.fileno()]
+                conn.listener = self.bound[lsock.fileno()]
             if unix:
                 self.broker.log(LOG_NOTICE, "New connection from %s." % peer)
             else:

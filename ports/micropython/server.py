@@ -79,6 +79,7 @@ def _log(level: int, msg: str) -> None:
 
 class Server:
     ws = None  # type: Optional[Dict[Any, str]]  # websockets listener socket -> its http_dir
+    logs = None  # type: Any  # log_dest topic: the ports.logdest.Log whose lines it publishes
 
     if TYPE_CHECKING:  # set by ports.micropython.startup.prepare(), which __init__ calls
         config: "Config"
@@ -99,13 +100,15 @@ class Server:
         closed: int
         closed_at: int
         max_sockets: int
-        auth: "Dict[Any, Listener]"  # per_listener_settings true: listener socket -> Listener
+        # per_listener_settings true: listener socket -> its Listener (the options its clients get)
+        per_listener_settings: "Dict[Any, Listener]"
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config,
+                 log: "Optional[Callable[[int, str], None]]" = None) -> None:
         # start-up code, in a module of its own that bind() unloads: a board's heap does not
         # keep it while serving
         from ports.micropython.startup import prepare
-        prepare(self, config)
+        prepare(self, config, log)
 
     def bind(self) -> None:
         """Open every listener (ports.micropython.startup.bind: OSError, ValueError), then
@@ -156,6 +159,9 @@ class Server:
                 self.links.tick(now)
         except MemoryError:
             gc.collect()  # the timers run again at the next turn
+        logs = self.logs
+        if logs is not None and logs.pending:
+            logs.publish(self.broker)  # between two turns: never from inside the routing
         self._flush_all()
         if self.paused or self.closed:
             self._after(now)
@@ -295,8 +301,8 @@ class Server:
             if self.ws is not None and lsock in self.ws:
                 from ports.websocket import Ws  # loaded with the first websockets client
                 conn.ws = Ws(self.broker, conn, self.ws[lsock])
-            if hasattr(self, "auth"):
-                conn.auth = self.auth[lsock]
+            if hasattr(self, "per_listener_settings"):
+                conn.listener = self.per_listener_settings[lsock]
             self.conns[sock] = conn
             if raw is not sock:
                 self.raw[sock] = raw
@@ -368,14 +374,15 @@ def serve(config: "Config", banner: str,
           ready: "Optional[Callable[[List[str]], None]]" = None) -> int:
     """Log the banner, listen, and serve until Ctrl-C (0), or say why the broker cannot
     listen (1). ports.micropython.launch reads the configuration and calls this."""
-    _log(_LOG_NOTICE, banner)
     try:
         from ports.micropython import startup  # unloaded once the server listens (bind())
     except MemoryError:
         from ports.micropython.launch import out_of_memory  # loaded: it loaded this module
         out_of_memory("starting")
         return 1
-    server = startup.start(config)
+    log = startup.logger(config)
+    log(_LOG_NOTICE, banner)
+    server = startup.start(config, log)
     del startup
     gc.collect()  # the start-up code, gone
     if server is None:
@@ -383,5 +390,5 @@ def serve(config: "Config", banner: str,
     if ready is not None:
         ready(server.addresses)
     server.serve()
-    _log(_LOG_NOTICE, "broker terminating")
+    log(_LOG_NOTICE, "broker terminating")
     return 0

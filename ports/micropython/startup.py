@@ -16,7 +16,7 @@ from broker.bytesops import const
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, List, Optional
+    from typing import Any, Callable, List, Optional
     from broker.settings import Config, Listener
     from ports.micropython.server import Server
 
@@ -50,7 +50,18 @@ _SPARE_POLL = const(8)  # poll entries beyond the clients: listeners, bridges, a
 _PRESIZE_MIN = const(32)
 
 
-def prepare(server: "Server", config: "Config") -> None:
+def logger(config: "Config") -> "Callable[[int, str], None]":
+    """What logs a line: the port's _log, unless the configuration names other destinations
+    than stderr or turns log_timestamp off."""
+    if config.log_dest == "stderr" and getattr(config, "log_timestamp", True):
+        from ports.micropython.server import _log  # loaded: it is loading this module
+        return _log
+    from ports.logdest import Log  # only then
+    return Log(config)
+
+
+def prepare(server: "Server", config: "Config",
+            log: "Optional[Callable[[int, str], None]]") -> None:
     """Server.__init__: the engine, the read buffer, and the sockets bounded by
     max_connections (derived from the heap without one in the configuration, or with -1, said
     in one line); every table that grows with them is made at full size now, while the heap
@@ -61,7 +72,11 @@ def prepare(server: "Server", config: "Config") -> None:
     attributes grows too with the first assignment of each."""
     from ports.micropython import server as port  # loaded: it is loading this module
     server.config = config
-    b = Broker(config, port._log, time.ticks_ms())  # type: ignore[attr-defined]
+    if log is None:
+        log = logger(config)
+    b = Broker(config, log, time.ticks_ms())  # type: ignore[attr-defined]
+    if getattr(log, "topic", False):
+        server.logs = log
     server.broker = b
     # The engine sizes a slow subscriber's output cap from max_packet_size alone (up to
     # 256 KB with no limit set); here one connection may not take more than an eighth of the
@@ -85,6 +100,8 @@ def prepare(server: "Server", config: "Config") -> None:
     server._ipoll = None
     server.unix = {}
     server.tls = {}
+    if getattr(config, "per_listener_settings", False):
+        server.per_listener_settings = {}
     # TLS socket -> the socket under it: after a TLS error, closing the first leaves the second
     # open (mbedTLS forgets it), so the server closes both.
     server.raw = {}
@@ -158,8 +175,6 @@ def bind(server: "Server") -> None:
     or unixsock.ListenError for a unix socket; a TLS listener's files or runtime ValueError.
     An IPv6 address gets an IPv6 socket, and "::" takes IPv4 clients too (dual stack); a
     MicroPython without IPv6 listens on IPv4 for "::", and says so."""
-    if getattr(server.config, "per_listener_settings", False):
-        server.auth = {}
     for lst in server.config.listeners:
         if lst.path:
             # only now: a board's configuration has no unix listener, and never loads this
@@ -168,7 +183,8 @@ def bind(server: "Server") -> None:
             sock.setblocking(False)
             server.listeners[sock] = 0
             server.unix[sock] = lst.path
-            _own_options(server, sock, lst)
+            if hasattr(server, "per_listener_settings"):
+                server.per_listener_settings[sock] = lst
             server.poller.register(sock, _IN)
             server.addresses.append("unix:" + lst.path)
             continue
@@ -212,7 +228,8 @@ def bind(server: "Server") -> None:
             raise OSError(name, str(e))
         sock.setblocking(False)
         server.listeners[sock] = lst.port
-        _own_options(server, sock, lst)
+        if hasattr(server, "per_listener_settings"):
+            server.per_listener_settings[sock] = lst
         if ctx is not None:
             server.tls[sock] = ctx
         if lst.websockets:
@@ -229,17 +246,11 @@ def bind(server: "Server") -> None:
         server.addresses.append(name)
 
 
-def _own_options(server: "Server", sock: "Any", lst: "Listener") -> None:
-    # per_listener_settings true: the clients of sock are checked against lst's options
-    if hasattr(server, "auth"):
-        server.auth[sock] = lst
-
-
-def start(config: "Config") -> "Optional[Server]":
+def start(config: "Config", log: "Callable[[int, str], None]") -> "Optional[Server]":
     """The server, listening; or None after saying why not in one line."""
     from ports.micropython.server import Server
     try:
-        server = Server(config)
+        server = Server(config, log)
     except ValueError as e:  # a bridge's TLS files or runtime (ports/micropython/tls.py)
         sys.stderr.write("Error: %s\n" % e)
         return None

@@ -130,8 +130,6 @@ def test_log_dest() -> None:
     # as mosquitto: the first line replaces the default, the next ones add destinations
     assert parse("log_dest stdout\nlog_dest stderr\n").log_dest == "stdout stderr"
     assert parse("log_dest stderr\nlog_dest none\n").log_dest == ""
-    if sys.implementation.name == "micropython":
-        return  # file and topic: CPython only (tests/core/test_config_mosquitto.py)
     assert parse("log_dest topic\nlog_dest topic\n").log_dest == "topic"
     c = parse("log_dest file /var/log/my mqtt.log\nlog_dest stdout\n")
     assert (c.log_dest, c.log_file) == ("file stdout", "/var/log/my mqtt.log")
@@ -141,9 +139,8 @@ def test_log_dest_refused() -> None:
     msg = error_of("log_type all\nlog_dest dlt\n")
     assert msg == ("broker.conf:2: log_dest: expected stderr, stdout, file PATH, syslog, topic or"
                    " none, got 'dlt'"), msg
-    if sys.implementation.name != "micropython":
-        msg = error_of("log_dest file\n")
-        assert msg == "broker.conf:1: log_dest file needs a path", msg
+    msg = error_of("log_dest file\n")
+    assert msg == "broker.conf:1: log_dest file needs a path", msg
     msg = error_of("log_dest\n")
     assert msg == "broker.conf:1: 'log_dest' needs a value", msg
     msg = error_of("log_dest stderr now\n")

@@ -23,9 +23,6 @@ def test_text_options_take_the_rest_of_the_line() -> None:
 
 def test_host_only_options() -> None:
     lines = (("log_dest syslog", "log_dest syslog", "MicroPython has no syslog"),
-             ("log_dest file /var/log/m.log", "log_dest file",
-              "its port logs to stderr only: redirect stderr to the file"),
-             ("log_dest topic", "log_dest topic", "its port logs to stderr only"),
              ("log_timestamp_format %Y-%m-%d %H:%M:%S", "log_timestamp_format",
               "MicroPython has no strftime"),
              ("pid_file /run/mosquitto/mosquitto.pid", "pid_file",

@@ -1,6 +1,6 @@
 """per_listener_settings true: each listener's own allow_anonymous, password_file, acl_file and
 client id options (broker.config_security), mosquitto 2.0's placement rules, and CONNECT
-checked against the options of the listener it came through (conn.auth, set by the port)."""
+checked against the options of the listener it came through (conn.listener, set by the port)."""
 from broker.auth import DEFAULT_ITERATIONS, digest
 from broker.config import default_listener, parse
 from broker.const import CONNACK, PUBLISH
@@ -113,7 +113,7 @@ def _hub() -> Hub:
 
 def _client(hub: Hub, listener: int, cid: str, **kw: object) -> "tuple[object, int]":
     c = hub.client()
-    c.conn.auth = hub.broker.config.listeners[listener]
+    c.conn.listener = hub.broker.config.listeners[listener]
     c.send(encode_connect(cid, **kw))  # type: ignore[arg-type]
     got = c.recv()
     assert got and got[0].type == CONNACK, got

@@ -1,13 +1,15 @@
 """mosquitto's log destinations (log_dest stdout, stderr, file PATH, syslog, topic, none) with
 its line shape: "<unix time>: <message>", or the time as log_timestamp_format says, or no time
 with log_timestamp false. apply() takes a configuration again on SIGHUP, which also reopens the
-log file, so that logrotate can move it away."""
+log file, so that logrotate can move it away.
+
+Both ports' (syslog and log_timestamp_format are CPython's: MicroPython's configuration refuses
+them). The MicroPython port loads it only when the configuration asks for more than its
+timestamped lines on stderr."""
 import sys
 import time
 
-from broker.const import (
-    LOG_DEBUG, LOG_ERR, LOG_INFO, LOG_NOTICE, LOG_SUBSCRIBE, LOG_UNSUBSCRIBE, LOG_WARNING,
-)
+from broker.bytesops import const
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -15,12 +17,20 @@ if TYPE_CHECKING:
     from broker.engine import Broker
     from broker.settings import Config
 
+_LOG_ERR = const(0x01)  # broker.const's
+_LOG_WARNING = const(0x02)
+_LOG_NOTICE = const(0x04)
+_LOG_INFO = const(0x08)
+_LOG_SUBSCRIBE = const(0x10)
+_LOG_UNSUBSCRIBE = const(0x20)
+_LOG_DEBUG = const(0x40)
+
 # log_dest topic: $SYS/broker/log/<severity>, as mosquitto names them; debug lines never go there.
 _TOPICS = {
-    LOG_ERR: b"$SYS/broker/log/E", LOG_WARNING: b"$SYS/broker/log/W",
-    LOG_NOTICE: b"$SYS/broker/log/N", LOG_INFO: b"$SYS/broker/log/I",
-    LOG_SUBSCRIBE: b"$SYS/broker/log/M/subscribe",
-    LOG_UNSUBSCRIBE: b"$SYS/broker/log/M/unsubscribe",
+    _LOG_ERR: b"$SYS/broker/log/E", _LOG_WARNING: b"$SYS/broker/log/W",
+    _LOG_NOTICE: b"$SYS/broker/log/N", _LOG_INFO: b"$SYS/broker/log/I",
+    _LOG_SUBSCRIBE: b"$SYS/broker/log/M/subscribe",
+    _LOG_UNSUBSCRIBE: b"$SYS/broker/log/M/unsubscribe",
 }
 # Lines waiting for the next turn of the loop to be published: a bound, so that a flood of log
 # lines cannot grow the queue; what does not fit is not published (the other destinations
@@ -56,7 +66,12 @@ class Log:
         """Close the log file and open path ("": none), appending; OSError when it cannot be
         opened (the broker was not started, or the previous file is kept on reload)."""
         old = self.file
-        self.file = open(path, "a", buffering=1) if path else None
+        self.file = None
+        if path:
+            try:
+                self.file = open(path, "a", buffering=1)
+            except TypeError:  # MicroPython's open(): its writes are not buffered
+                self.file = open(path, "a")
         if old is not None:
             old.close()
 
@@ -91,12 +106,12 @@ class Log:
 
 
 def _priority(syslog: "Any", level: int) -> int:
-    if level == LOG_ERR:
+    if level == _LOG_ERR:
         return int(syslog.LOG_ERR)
-    if level == LOG_WARNING:
+    if level == _LOG_WARNING:
         return int(syslog.LOG_WARNING)
-    if level == LOG_NOTICE:
+    if level == _LOG_NOTICE:
         return int(syslog.LOG_NOTICE)
-    if level == LOG_DEBUG:
+    if level == _LOG_DEBUG:
         return int(syslog.LOG_DEBUG)
     return int(syslog.LOG_INFO)
