@@ -246,7 +246,8 @@ def bind(server: "Server") -> None:
         server.addresses.append(name)
 
 
-def start(config: "Config", log: "Callable[[int, str], None]") -> "Optional[Server]":
+def start(config: "Config",
+          log: "Optional[Callable[[int, str], None]]" = None) -> "Optional[Server]":
     """The server, listening; or None after saying why not in one line."""
     from ports.micropython.server import Server
     try:
