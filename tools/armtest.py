@@ -62,7 +62,8 @@ def frozen_set() -> list[tuple[Path, str]]:
               (ROOT / "ports" / "cpython" / "passwd.py", "ports/cpython/passwd.py")]
     files += [(p, p.name) for p in sorted(TESTS.glob("*.py"))]
     files += [(ROOT / "tools" / "mptest.py", "mptest.py"),
-              (ROOT / "tools" / "qemu" / "ramfs.py", "ramfs.py")]
+              (ROOT / "tools" / "qemu" / "ramfs.py", "ramfs.py"),
+              (ROOT / "tools" / "qemu" / "armmem.py", "armmem.py")]
     return files
 
 
@@ -90,6 +91,7 @@ class Qemu:
 
     def __init__(self, elf: Path) -> None:
         import serial
+        self.rest = b""
         self.proc = subprocess.Popen(
             ["qemu-system-arm", "-machine", MACHINE, "-nographic", "-monitor", "null",
              "-semihosting", "-serial", "pty", "-kernel", str(elf)],
@@ -104,10 +106,12 @@ class Qemu:
         self.raw_repl()
 
     def read_until(self, marker: bytes, timeout: float, echo=None) -> bytes:  # type: ignore[no-untyped-def]
-        data = b""
-        line = b""
+        """What the firmware wrote up to and including marker; what came after it in the same
+        read is kept for the next call."""
+        data = self.rest
+        line = data  # (echoed too: it came after the last marker)
         deadline = time.monotonic() + timeout
-        while not data.endswith(marker):
+        while marker not in data:
             if time.monotonic() > deadline:
                 raise FirmwareError("no answer from the firmware under QEMU within %.0f s (last "
                                     "output: %r)" % (timeout, data[-200:]))
@@ -118,12 +122,15 @@ class Qemu:
                 while b"\n" in line:
                     one, line = line.split(b"\n", 1)
                     echo(one.decode(errors="replace").rstrip("\r"))
-        return data
+        end = data.index(marker) + len(marker)
+        self.rest = data[end:]
+        return data[:end]
 
     def raw_repl(self) -> None:
         self.ser.write(b"\r\x03\x03")
         time.sleep(0.2)
         self.ser.reset_input_buffer()
+        self.rest = b""
         self.ser.write(b"\r\x01")
         self.read_until(b"raw REPL; CTRL-B to exit\r\n>", BOOT_TIMEOUT)
 
@@ -162,8 +169,50 @@ print('exit', mptest.run_suite(arm_suite.TESTS, %r, %r))
 """
 
 
+# make mem's frozen(ARM) column (tools/qemu/armmem.py): the board's configuration written to the
+# filesystem in the heap before the probe runs, so that its file costs nothing counted.
+MEM_PROBE = """\
+import sys, ramfs
+sys.path[:] = ['.frozen']
+ramfs.mount()
+f = open('/broker.conf', 'w')
+f.write(%r)
+f.close()
+del f
+import armmem
+armmem.run('/broker.conf', %d, %d, %r)
+"""
+
+
+def arm_heap(elf: Path, config: str, k: int = 0, scenario: bool = False) -> dict[str, object]:
+    """One run of the probe in a fresh QEMU: {"import": B, "idle": B} (bytes the broker holds),
+    with scenario "scenario": "" when the standard scenario passed, else why not; k: the heap
+    in KB the broker gets (0: all of HEAP)."""
+    qemu = Qemu(elf)
+    try:
+        out, err = qemu.exec(MEM_PROBE % (config, HEAP, k, scenario), 300)
+    finally:
+        qemu.close()
+    fig = {}  # type: dict[str, object]
+    for name, value in re.findall(r"^MEM (\w+) (\d+)", out, re.M):
+        fig[name] = int(value)
+    m = re.search(r"^SCENARIO (.*?)\r?$", out, re.M)
+    if scenario:
+        lines = err.strip().splitlines()
+        fig["scenario"] = (lines[-1] if lines else "no answer") if m is None else (
+            "" if m.group(1) == "ok" else m.group(1))
+    elif err.strip():
+        raise FirmwareError("the heap probe under QEMU failed: %s" % err.strip().splitlines()[-1])
+    return fig
+
+
+def native() -> bool:
+    """NATIVE=0 in the environment: the frozen modules without @micropython.native."""
+    return os.environ.get("NATIVE", "1") != "0"
+
+
 def test_arm(tree: Path, pattern: "str | None", verbose: bool) -> int:
-    elf = build(tree)
+    elf = build(tree, native())
     say("test-arm", "%s: %s; running the core tests under qemu-system-arm -machine %s"
         % (BOARD, elf.relative_to(ROOT), MACHINE))
     qemu = Qemu(elf)

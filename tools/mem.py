@@ -1,6 +1,6 @@
 """Heap figures of the MicroPython broker, from .py sources and from mpy-cross output.
 
-    .venv/bin/python tools/mem.py [-c CONFIG] [--only py|mpy|romfs|wasm32] [--no-bisect] [-v]
+    .venv/bin/python tools/mem.py [-c CONFIG] [--only py|mpy|romfs|wasm32|arm] [--no-bisect] [-v]
 
 (`make mem` runs it with the defaults.) For each variant it prints, with the board-sized
 configuration (default boards/rp2/broker.conf):
@@ -40,6 +40,16 @@ the same probe protocol and scenario run against it. It has no native emitter ei
 functions run as bytecode. It collects garbage only between two calls from Node.js, which
 serve.mjs makes after every event, so a board, which collects whenever its heap is full, needs
 no more than the figure given.
+
+With MICROPY_DIR set (a MicroPython source tree, as for make test-arm), a column "frozen(ARM)":
+the broker frozen into the firmware of make test-arm (tools/armtest.py: MicroPython's QEMU port,
+a Cortex-M3, NATIVE=0 without `@micropython.native`) under qemu-system-arm, read by
+tools/qemu/armmem.py: heap after import, idle after start-up, and the smallest heap for the
+standard scenario. That port has no sockets: the broker starts as a board's without opening its
+listeners, and the scenario's clients are in-process pipes that ports/loop.py serves as it serves
+sockets (their own few hundred bytes count). Each size is tried on the one firmware, whose heap
+is 2 MB, with a filler allocation made first that leaves the broker the heap of that size.
+Without MICROPY_DIR one line says how to get the column.
 
 It measures, it does not judge: the exit status is 0 whatever the figures, and 1 only when the
 broker could not be started at all (or mpy-cross failed).
@@ -858,9 +868,13 @@ def smallest_heap(variant: Variant, board: Path, tmp: Path, version: int = 4) ->
                                         reason))
         return ok
 
+    variant.fig[key] = bisect(attempt)
+
+
+def bisect(attempt) -> "int | None":
+    """The smallest heap in KB (BISECT_STEP_K steps) for which attempt(k) is true, or None."""
     if not attempt(BISECT_HI_K):
-        variant.fig[key] = None
-        return
+        return None
     lo, hi = BISECT_LO_K - BISECT_STEP_K, BISECT_HI_K  # lo: assumed to fail, hi: passes
     while hi - lo > BISECT_STEP_K:
         mid = lo + (hi - lo) // 2 // BISECT_STEP_K * BISECT_STEP_K
@@ -871,7 +885,7 @@ def smallest_heap(variant: Variant, board: Path, tmp: Path, version: int = 4) ->
     # Confirm: the answer passes CONFIRM runs in a row (fragmentation can make a run lucky).
     while hi < BISECT_HI_K and not all(attempt(hi) for _ in range(CONFIRM)):
         hi += BISECT_STEP_K
-    variant.fig[key] = hi
+    return hi
 
 
 def smallest_import(variant: Variant) -> None:
@@ -897,6 +911,59 @@ def smallest_import(variant: Variant) -> None:
         else:
             lo = mid
     variant.fig["import_k"] = hi
+
+
+# ---------------------------------------------------------------------------------------------
+# The frozen(ARM) column: the firmware of make test-arm under qemu-system-arm (tools/armtest.py)
+
+
+class ArmVariant(Variant):
+    """The broker frozen into MicroPython's QEMU port (Cortex-M3), its figures read by
+    tools/qemu/armmem.py in a fresh emulator each: the port has no sockets, so the broker starts
+    as on a board but without listeners, and the standard scenario's clients are in-process
+    pipes that ports/loop.py serves as sockets. The smallest heap is found on one firmware with
+    a 2 MB heap, a filler allocation made first leaving the broker the heap of K KB."""
+
+    def __init__(self, elf: Path, native: bool):
+        super().__init__("frozen(ARM)", ROOT)
+        self.elf = elf
+        self.native = native
+
+    def measure(self, board: Path, bisecting: bool) -> None:
+        import armtest
+        config = board.read_text()
+        try:
+            fig = armtest.arm_heap(self.elf, config)
+            self.started = True
+            self.fig["import"] = fig.get("import")
+            self.fig["idle"] = fig.get("idle")
+            if bisecting:
+                def attempt(k):
+                    why = armtest.arm_heap(self.elf, config, k, True)["scenario"]
+                    self.trace.append((k, not why, why))
+                    log("%s heap %dK: %s %s" % (self.name, k, "FAIL" if why else "pass", why))
+                    return not why
+                self.fig["heap_k"] = bisect(attempt)
+        except armtest.FirmwareError as e:
+            self.notes.append("figures incomplete: %s" % e)
+        self.notes.append("%s; heap figures in the engine without sockets (in-process pipes)"
+                          % ("@micropython.native kept" if self.native else "NATIVE=0: bytecode"
+                             " only"))
+
+
+def arm_variants() -> "tuple[list, str]":
+    """The frozen(ARM) variant, or ([], how to get it)."""
+    tree = os.environ.get("MICROPY_DIR", "")
+    if not tree:
+        return [], ("set MICROPY_DIR=DIR (a MicroPython source tree, as for make test-arm) for"
+                    " the frozen(ARM) column")
+    import armtest
+    from firmware import FirmwareError, check_tree
+    try:
+        path = check_tree(tree, "qemu", ["arm-none-eabi-gcc", "qemu-system-arm"])
+        return [ArmVariant(armtest.build(path, armtest.native()), armtest.native())], ""
+    except FirmwareError as e:
+        return [], str(e)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1004,8 +1071,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-c", "--config", default=str(ROOT / "boards" / "rp2" / "broker.conf"),
                     help="board configuration (default boards/rp2/broker.conf)")
-    ap.add_argument("--only", choices=("py", "mpy", "romfs", "wasm32"),
-                    help="measure one variant (wasm32: only the 32-bit figures)")
+    ap.add_argument("--only", choices=("py", "mpy", "romfs", "wasm32", "arm"),
+                    help="measure one variant (wasm32: only the 32-bit figures; arm: the"
+                    " frozen(ARM) column, with MICROPY_DIR)")
     ap.add_argument("--no-bisect", action="store_true", help="skip the smallest-heap search")
     ap.add_argument("-v", "--verbose", action="store_true", help="show each step on stderr")
     args = ap.parse_args(argv)
@@ -1035,10 +1103,19 @@ def main(argv=None) -> int:
     if args.only in (None, "wasm32"):
         more, wasm32_skipped = wasm32_variants()
         variants += more
+    arm_skipped = ""
+    if args.only in (None, "arm"):
+        more, arm_skipped = arm_variants()
+        variants += more
     with tempfile.TemporaryDirectory(prefix="mem-") as tmpdir:
         tmp = Path(tmpdir)
         for v in variants:
             print("measuring %s ..." % v.name, file=sys.stderr, flush=True)
+            if isinstance(v, ArmVariant):
+                v.measure(board, not args.no_bisect)
+                if not v.started:
+                    failed = True
+                continue
             measure(v, board, tmp)
             smallest_import(v)
             if not args.no_bisect:
@@ -1050,6 +1127,8 @@ def main(argv=None) -> int:
     report(variants, board, time.monotonic() - t0)
     if wasm32_skipped:
         print("32-bit figures not measured: %s" % wasm32_skipped)
+    if arm_skipped:
+        print("frozen(ARM) not measured: %s" % arm_skipped)
     return 1 if failed else 0
 
 
