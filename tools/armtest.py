@@ -12,8 +12,11 @@ the tests a filesystem in the heap for the files they write.
 
 It runs the firmware under Debian's qemu-system-arm with the serial port on a pseudo-terminal
 (the port's Makefile's `-serial pty`), drives the raw REPL there, and prints the tests' output;
-the exit status is mptest's. Without MICROPY_DIR it says how to get the sources and stops.
-tools/mem.py reads the same firmware for its frozen(ARM) column (arm_heap()).
+the exit status is mptest's. Then, in a fresh emulator, the asyncio front with MicroPython's own
+asyncio (tools/qemu/aio_arm.py: no listener, in-process clients, a second task's cadence). NATIVE=0
+freezes the modules without `@micropython.native`. Without MICROPY_DIR it says how to get the
+sources and stops. tools/mem.py reads the same firmware for its frozen(ARM) column (arm_heap(),
+tools/qemu/armmem.py).
 """
 from __future__ import annotations
 
@@ -63,7 +66,8 @@ def frozen_set() -> list[tuple[Path, str]]:
     files += [(p, p.name) for p in sorted(TESTS.glob("*.py"))]
     files += [(ROOT / "tools" / "mptest.py", "mptest.py"),
               (ROOT / "tools" / "qemu" / "ramfs.py", "ramfs.py"),
-              (ROOT / "tools" / "qemu" / "armmem.py", "armmem.py")]
+              (ROOT / "tools" / "qemu" / "armmem.py", "armmem.py"),
+              (ROOT / "tools" / "qemu" / "aio_arm.py", "aio_arm.py")]
     return files
 
 
@@ -211,6 +215,14 @@ def native() -> bool:
     return os.environ.get("NATIVE", "1") != "0"
 
 
+RUN_AIO = """\
+import sys
+sys.path[:] = ['.frozen']
+import aio_arm
+aio_arm.main()
+"""
+
+
 def test_arm(tree: Path, pattern: "str | None", verbose: bool) -> int:
     elf = build(tree, native())
     say("test-arm", "%s: %s; running the core tests under qemu-system-arm -machine %s"
@@ -224,7 +236,15 @@ def test_arm(tree: Path, pattern: "str | None", verbose: bool) -> int:
     if err.strip():
         raise FirmwareError("the test run under QEMU failed: %s" % err.strip().splitlines()[-1])
     m = re.search(r"^exit (\d+)", out, re.M)
-    return int(m.group(1)) if m else 1
+    status = int(m.group(1)) if m else 1
+    say("test-arm", "the asyncio front with MicroPython's asyncio (tools/qemu/aio_arm.py)")
+    qemu = Qemu(elf)
+    try:
+        out, err = qemu.exec(RUN_AIO, 120)
+    finally:
+        qemu.close()
+    print(out.strip() + err, flush=True)
+    return status or (0 if re.search(r"^aio: ok", out, re.M) else 1)
 
 
 def main(argv: list[str]) -> int:

@@ -1,6 +1,7 @@
 """make firmware BOARD=rp2 and make test-arm: what they say without a MicroPython source tree,
 and, given one (MICROPY_DIR), that the Pico W image holds the frozen broker and that the core
-tests pass on ARM under QEMU. Those two skip without MICROPY_DIR: CI has no source tree."""
+tests and the asyncio front pass on ARM under QEMU, and make mem's frozen(ARM) column. Those
+skip without MICROPY_DIR: CI has no source tree."""
 import os
 import re
 import subprocess
@@ -17,10 +18,20 @@ needs_sources = pytest.mark.skipif(
     "MicroPython source tree (git clone --recursive https://github.com/micropython/micropython)")
 
 
-def tool(name, micropy_dir, timeout=60):
+def tool(name, micropy_dir, timeout=60, args=()):
+    """The tool's run; its output printed (pytest shows it with a failure) also when it
+    times out."""
     env = dict(os.environ, MICROPY_DIR=str(micropy_dir))
-    return subprocess.run([PY, str(ROOT / "tools" / name)], capture_output=True, text=True,
-                          env=env, timeout=timeout, cwd=ROOT)
+    try:
+        r = subprocess.run([PY, str(ROOT / "tools" / name)] + list(args), capture_output=True,
+                           text=True, env=env, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired as e:
+        for part in (e.stdout, e.stderr):
+            print(part.decode(errors="replace") if isinstance(part, bytes) else part or "")
+        raise
+    print(r.stdout)
+    print(r.stderr, file=sys.stderr)
+    return r
 
 
 @pytest.mark.parametrize("name", ["firmware.py", "armtest.py"])
@@ -69,3 +80,22 @@ def test_the_core_tests_pass_on_arm_under_qemu():
     r = tool("armtest.py", MICROPY_DIR, timeout=1800)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr
     assert re.search(r"^\d+ passed, 0 failed", r.stdout, re.M), r.stdout[-3000:]
+    assert re.search(r"^aio: ok", r.stdout, re.M), r.stdout[-3000:]
+
+
+@needs_sources
+@pytest.mark.timeout(600)
+def test_make_mem_has_a_frozen_arm_column():
+    r = tool("mem.py", MICROPY_DIR, timeout=600, args=["--only", "arm", "--no-bisect"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    idle = re.search(r"^idle after start-up +([\d.]+) KB", r.stdout, re.M)
+    assert idle and 0 < float(idle.group(1)) < 24, r.stdout  # the issue's goal
+
+
+def test_make_mem_without_a_source_tree_says_how_to_get_the_arm_column():
+    env = dict(os.environ)
+    env.pop("MICROPY_DIR", None)
+    r = subprocess.run([PY, str(ROOT / "tools" / "mem.py"), "--only", "arm"],
+                       capture_output=True, text=True, env=env, timeout=60, cwd=ROOT)
+    lines = [ln for ln in r.stdout.splitlines() if "frozen(ARM) not measured" in ln]
+    assert len(lines) == 1 and "MICROPY_DIR=DIR" in lines[0], r.stdout
