@@ -93,6 +93,8 @@ class RamFS:
         self.files[new] = self.files.pop(old)
 
     def ilistdir(self, path):
+        if self.stat(path)[0] != _DIR:  # OSError(2) for none, as a real filesystem
+            raise OSError(20)
         prefix = path.rstrip("/") + "/"
         names = []
         for p in self.files:
