@@ -67,6 +67,8 @@ _HOST_ONLY = {
     "log_facility": "MicroPython has no syslog",
     "pid_file": "MicroPython cannot tell its process id",
     "user": "MicroPython cannot change user: start it as that user",
+    "use_identity_as_username": "its tls module does not give the client's certificate",
+    "use_subject_as_username": "its tls module does not give the client's certificate",
 }  # type: dict[str, str]
 
 _MPY = sys.implementation.name == "micropython"
@@ -92,12 +94,12 @@ _UNSUPPORTED = (
     " upgrade_outgoing_qos max_inflight_bytes persistence persistence_file"
     " persistence_location autosave_interval autosave_on_changes"
     " mount_point bind_interface"
-    " websockets_log_level use_identity_as_username use_subject_as_username"
-    " use_username_as_clientid capath ciphers crlfile dhparamfile"
+    " websockets_log_level use_username_as_clientid capath ciphers crlfile dhparamfile"
     " tls_version "
 )
 
-_TLS = ("certfile", "keyfile", "cafile", "require_certificate")
+_TLS = ("certfile", "keyfile", "cafile", "require_certificate", "use_identity_as_username",
+        "use_subject_as_username")
 
 _LOG_DESTS = " stderr stdout syslog topic none "
 
@@ -233,7 +235,7 @@ def _option(config: Config, words: "list[str]", line: int,
         what = "a port" if name == "listener" else "a value"
         raise ConfigError("'%s' needs %s" % (name, what))
     why = _HOST_ONLY.get(name if name != "log_dest" else "log_dest " + words[1], "")
-    if why and _MPY:
+    if why and _MPY and words[1] != "false":
         raise ConfigError("%s is not supported on MicroPython (%s)" % (" ".join(words[:2])
                           if name == "log_dest" else name, why))
     # the security options: what per_listener_settings true gives each listener its own of
@@ -434,10 +436,10 @@ def _tls_option(config: Config, name: str, value: str,
         raise ConfigError("%s applies to a listener: put it after a 'listener PORT' line" % name)
     if last.path:
         raise _not_supported("%s on a unix socket listener" % name)
-    if name == "require_certificate":
+    if name not in ("certfile", "keyfile", "cafile"):  # a boolean
         if value not in ("true", "false"):
             raise ConfigError("%s: expected true or false, got '%s'" % (name, value))
-        last.require_certificate = value == "true"
+        setattr(last, name, value == "true")
         return
     option_file(name, value, read)
     setattr(last, name, value)

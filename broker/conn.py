@@ -5,7 +5,7 @@ from broker.bytesops import const
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Optional, Union
+    from typing import Any, Callable, Optional, Union
     from broker.session import Message, Session
     from broker.spool import Spool
     Buffer = Union[bytes, bytearray]
@@ -46,6 +46,9 @@ class Conn:
         # per_listener_settings true: the Listener it came through (its own allow_anonymous,
         # passwords, acl, client id options), set by the port only then
         listener: Any
+        # use_identity_as_username or use_subject_as_username (a TLS listener, set by the
+        # port): the username the client's certificate gives, "" when it gives none
+        certificate_name: Callable[[], str]
     # what chunk() points the port at
     cbuf = NO_OUTPUT  # type: Buffer
     coff = 0

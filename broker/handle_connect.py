@@ -114,7 +114,18 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
                     "Client %s: keepalive %d above max_keepalive %d, refused."
                     % (cid, c.keepalive, cfg.max_keepalive))
             return
-    if sec.passwords is not None and (c.username is not None or c.password is not None):
+    name = getattr(conn, "certificate_name", None)
+    if name is not None:
+        # use_identity_as_username: the certificate names the client, whatever its CONNECT
+        # says, and no password is asked for (mosquitto 2.0)
+        c.username = name() or None
+        c.password = None
+        if c.username is None:
+            _refuse(b, conn, _CONNACK_BAD_USERNAME_OR_PASSWORD,
+                    "Client %s from %s: its certificate gives no username, refused."
+                    % (cid, conn.peer))
+            return
+    elif sec.passwords is not None and (c.username is not None or c.password is not None):
         from broker.auth import check  # only with a password_file
         if not check(sec.passwords.get(c.username or ""), c.password, sec.password_dummy):
             _refuse(b, conn, _CONNACK_BAD_USERNAME_OR_PASSWORD,

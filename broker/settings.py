@@ -43,6 +43,9 @@ class Listener:
 
     if TYPE_CHECKING:
         v6only: bool  # socket_domain ipv6 on all interfaces: "::" without IPv4 clients
+        # the client certificate's name is the username (CPython: ports/cpython/tls.py)
+        use_identity_as_username: bool  # its CN
+        use_subject_as_username: bool  # its whole subject, as RFC 2253 writes it
         # per_listener_settings true (broker.config_security): the Config's options of these
         # names, this listener's own
         allow_anonymous: bool

@@ -29,7 +29,7 @@ from ports.unixfiles import remove_unix_files
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ssl import SSLContext
+    from ssl import SSLContext, SSLSocket
     from typing import Callable, Dict, List, Optional, TextIO, Union
     from ports.cpython.bridge_link import Links
 
@@ -113,6 +113,16 @@ def open_unix_listener(path: str, mode: int) -> socket.socket:
             os.unlink(path)
         raise OSError(e.errno, e.strerror or str(e), path)
     return sock
+
+
+def _certificate_name(sock: "Union[socket.socket, SSLSocket]",
+                      lst: Listener) -> "Callable[[], str]":
+    import ssl  # loaded: the listener has TLS
+    from ports.cpython.tls import certificate_name
+    # as mosquitto, use_identity_as_username wins when both are true
+    subject = not getattr(lst, "use_identity_as_username", False)
+    assert isinstance(sock, ssl.SSLSocket)
+    return lambda: certificate_name(sock, subject)
 
 
 class Server:
@@ -308,8 +318,12 @@ class Server:
             if http_dir is not None:
                 from ports.websocket import Ws  # only with a websockets listener
                 conn.ws = Ws(self.broker, conn, http_dir)
+            lst = self.bound[lsock.fileno()]
             if getattr(self.config, "per_listener_settings", False):
-                conn.listener = self.bound[lsock.fileno()]
+                conn.listener = lst
+            if ctx is not None and (getattr(lst, "use_identity_as_username", False)
+                                    or getattr(lst, "use_subject_as_username", False)):
+                conn.certificate_name = _certificate_name(sock, lst)
             if unix:
                 self.broker.log(LOG_NOTICE, "New connection from %s." % peer)
             else:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from broker.bridge_settings import BridgeSettings
 
     from _typeshed import ReadableBuffer, WriteableBuffer
+    Rdns = tuple[tuple[tuple[str, str], ...], ...]  # a subject: (name, value) pairs per RDN
 
 _WANT = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
@@ -123,3 +124,53 @@ def handshake(sock: ssl.SSLSocket) -> str:
 
 def _reason(e: Exception) -> str:
     return getattr(e, "strerror", None) or str(e)
+
+
+# OpenSSL's short names of the attributes a subject commonly has (the ssl module gives long
+# names), as mosquitto's RFC 2253 subject writes them; any other keeps its long name.
+_SHORT = {
+    "commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
+    "countryName": "C", "stateOrProvinceName": "ST", "localityName": "L",
+    "streetAddress": "street", "domainComponent": "DC", "userId": "UID", "surname": "SN",
+    "givenName": "GN", "serialNumber": "serialNumber", "title": "title",
+    "emailAddress": "emailAddress",
+}
+
+
+def certificate_name(sock: ssl.SSLSocket, subject: bool) -> str:
+    """The username a client's certificate gives, as mosquitto 2.0 takes it: its commonName
+    (use_identity_as_username), or with subject its whole subject in RFC 2253's form, last
+    attribute first (use_subject_as_username: "CN=dev 1,OU=Prod,O=Acme\\, Inc,C=GB"); "" when
+    the client sent no certificate, or one with no commonName or a NUL in it."""
+    cert = sock.getpeercert()
+    if not cert:
+        return ""
+    # typeshed gives every field of the dict one type
+    rdns = cert["subject"]  # type: Rdns  # type: ignore[assignment]
+    if subject:
+        parts = []
+        for rdn in reversed(rdns):
+            parts.append("+".join(_SHORT.get(k, k) + "=" + _escape(v) for k, v in rdn))
+        return ",".join(parts)
+    for rdn in rdns:
+        for k, v in rdn:
+            if k == "commonName":
+                return "" if "\0" in v else v
+    return ""
+
+
+def _escape(value: str) -> str:
+    """An attribute's value as OpenSSL's RFC 2253 printer writes it: the specials after a
+    backslash, a leading '#' or space and a trailing space too, and each byte of a character
+    beyond ASCII as a backslash and two hex digits."""
+    out = []
+    last = len(value) - 1
+    for i, ch in enumerate(value):
+        if ord(ch) > 0x7E or ord(ch) < 0x20:
+            out.append("".join("\\%02X" % x for x in ch.encode()))
+        elif ch in ',+"\\<>;' or (i == 0 and ch in "# ") or (i == last and ch == " "):
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+

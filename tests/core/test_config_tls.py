@@ -112,3 +112,29 @@ def test_connect_timeout_drops_a_silent_socket_after_the_configured_time() -> No
     assert c.closed
     assert c.recv() == []
     assert "sent no CONNECT in time" in hub.log_text()
+
+
+def test_certificate_name_options() -> None:
+    import sys
+    setup_files()
+    text = ("listener 8883\ncertfile %s\nkeyfile %s\ncafile %s\nrequire_certificate true\n"
+            "use_identity_as_username true\nuse_subject_as_username true\n" % (CERT, KEY, CA))
+    if sys.implementation.name == "micropython":
+        msg = error_of(text)
+        assert msg == ("broker.conf:6: use_identity_as_username is not supported on MicroPython"
+                       " (its tls module does not give the client's certificate)"), msg
+    else:
+        lst = parse(text, "broker.conf", read=read_file).listeners[0]
+        assert lst.use_identity_as_username is True
+        assert lst.use_subject_as_username is True
+    # false is what a board does anyway
+    lst = parse("listener 8883\nuse_identity_as_username false\n").listeners[0]
+    assert lst.use_identity_as_username is False
+    msg = error_of("use_subject_as_username false\n")
+    assert msg == ("broker.conf:1: use_subject_as_username applies to a listener: put it after"
+                   " a 'listener PORT' line"), msg
+    msg = error_of("listener 0 /tmp/broker-tls-test.sock\nuse_identity_as_username false\n")
+    assert msg == ("broker.conf:2: use_identity_as_username on a unix socket listener is not"
+                   " supported by this broker (yet)"), msg
+    msg = error_of("listener 8883\nuse_identity_as_username yes\n")
+    assert msg.startswith("broker.conf:2: use_identity_as_username"), msg

@@ -7,6 +7,8 @@ openssl; a skip locally without it, a failure under CI=true). conftest.py expose
     client.crt        a client certificate signed by ca
     rogue-ca.crt      a CA nobody trusts; rogue.crt is signed by it
     elsewhere.crt     signed by ca for the name elsewhere.example only (a host name mismatch)
+    subject.crt       signed by ca, subject C=GB, O=Acme, Inc, OU=Prod, CN=dev 1
+    nocn.crt          signed by ca, with no commonName (O=no common name)
 
 Each .crt has its .key (EC P-256, unencrypted).
 """
@@ -57,11 +59,12 @@ def pki(tmp_path_factory):
     for name, alt in names.items():
         with open(p(name + ".ext"), "w") as f:
             f.write("subjectAltName=%s\n" % alt)
+    subjects = {"subject": "/C=GB/O=Acme, Inc/OU=Prod/CN=dev 1", "nocn": "/O=no common name"}
     for name, ca in (("server", "ca"), ("elsewhere", "ca"), ("client", "ca"),
-                     ("rogue", "rogue-ca")):
+                     ("rogue", "rogue-ca"), ("subject", "ca"), ("nocn", "ca")):
         ext = ["-extfile", p(name + ".ext")] if name in names else []
         _run(openssl, "req", *ec, "-keyout", p(name + ".key"), "-out", p(name + ".csr"),
-             "-subj", "/CN=%s" % name)
+             "-subj", subjects.get(name, "/CN=%s" % name))
         _run(openssl, "x509", "-req", "-in", p(name + ".csr"), "-CA", p(ca + ".crt"),
              "-CAkey", p(ca + ".key"), "-CAcreateserial", "-out", p(name + ".crt"),
              "-days", "2", *ext)
