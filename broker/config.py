@@ -67,8 +67,6 @@ _HOST_ONLY = {
     "log_facility": "MicroPython has no syslog",
     "pid_file": "MicroPython cannot tell its process id",
     "user": "MicroPython cannot change user: start it as that user",
-    "use_identity_as_username": "its tls module does not give the client's certificate",
-    "use_subject_as_username": "its tls module does not give the client's certificate",
 }  # type: dict[str, str]
 
 _MPY = sys.implementation.name == "micropython"
@@ -98,8 +96,9 @@ _UNSUPPORTED = (
     " tls_version "
 )
 
-_TLS = ("certfile", "keyfile", "cafile", "require_certificate", "use_identity_as_username",
-        "use_subject_as_username")
+# (one string: the names of options a board does not use stay out of its interned strings)
+_TLS = (" certfile keyfile cafile require_certificate use_identity_as_username"
+        " use_subject_as_username ")
 
 _LOG_DESTS = " stderr stdout syslog topic none "
 
@@ -228,14 +227,15 @@ def _option(config: Config, words: "list[str]", line: int,
     known = name in _INTS or (" %s " % name) in _BOOLS or (" %s " % name) in _TEXTS or name in (
         "listener", "port", "bind_address", "log_type", "log_dest", "socket_mode",
         "password_file", "acl_file", "persistent_client_expiration", "include_dir",
-        "socket_domain", "per_listener_settings", "protocol", "http_dir") or name in _TLS
+        "socket_domain", "per_listener_settings", "protocol", "http_dir") or (
+            " %s " % name) in _TLS
     if not known:
         raise ConfigError("unknown option '%s'" % name)
     if n == 0:
         what = "a port" if name == "listener" else "a value"
         raise ConfigError("'%s' needs %s" % (name, what))
     why = _HOST_ONLY.get(name if name != "log_dest" else "log_dest " + words[1], "")
-    if why and _MPY and words[1] != "false":
+    if why and _MPY:
         raise ConfigError("%s is not supported on MicroPython (%s)" % (" ".join(words[:2])
                           if name == "log_dest" else name, why))
     # the security options: what per_listener_settings true gives each listener its own of
@@ -303,7 +303,7 @@ def _option(config: Config, words: "list[str]", line: int,
     elif name == "acl_file":
         from broker import acl_file  # only with an acl_file
         config.acl = acl_file.parse(option_file(name, value, read, True), value)
-    elif name in _TLS:
+    elif (" %s " % name) in _TLS:
         _tls_option(config, name, value, read)
     elif name in ("protocol", "http_dir"):
         _websockets_option(config, name, value)
@@ -439,6 +439,9 @@ def _tls_option(config: Config, name: str, value: str,
     if name not in ("certfile", "keyfile", "cafile"):  # a boolean
         if value not in ("true", "false"):
             raise ConfigError("%s: expected true or false, got '%s'" % (name, value))
+        if _MPY and name[:4] == "use_" and value == "true":
+            raise ConfigError("%s is not supported on MicroPython (its tls module does not give"
+                              " the client's certificate)" % name)
         setattr(last, name, value == "true")
         return
     option_file(name, value, read)
