@@ -47,7 +47,7 @@ def answer(ws: "Ws", req: bytearray, end: int) -> None:
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         refuse(ws, 400)
         return
-    headers = {}
+    headers: "dict[str, str]" = {}
     for line in lines[1:]:
         if not line:
             continue
@@ -89,7 +89,7 @@ def _upgrade(ws: "Ws", method: str, headers: "dict[str, str]") -> None:
             refuse(ws, 400)
             return
     try:
-        from hashlib import sha1  # type: ignore[attr-defined]
+        from hashlib import sha1
         digest = sha1(key.encode() + _GUID).digest()
     except ImportError:  # a MicroPython without SHA-1
         from ports.sha1 import sha1 as sha1_bytes
