@@ -53,10 +53,11 @@ def flush(server: "Server", conn: "Conn") -> None:
     sock = conn.handle
     if server.key(sock) not in server.conns:
         return
-    # over WebSockets, the Ws puts each frame's header before the output and answers HTTP
+    # over WebSockets, the Ws puts each frame's header before the output and answers HTTP;
+    # its chunk() is -1 when a file it serves goes on at the next turn
     src = conn if conn.ws is None else conn.ws  # type: Any
     n = src.chunk()
-    while n:
+    while n > 0:
         try:
             sent = server.send(sock, src.cbuf, src.coff, n)
         except (OSError, ValueError):

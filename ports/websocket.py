@@ -29,6 +29,10 @@ OPEN = const(2)     # upgraded: WebSocket frames both ways
 CLOSING = const(3)  # a Close frame is on its way out; nothing more is read
 
 _REQUEST_MAX = const(2048)  # an HTTP request's head, at most (else 400)
+# A file goes out at most this many pieces (ports.wshttp's 512 bytes) per turn of the loop, so
+# that a large page sent to a fast reader never keeps the other clients waiting, nor makes
+# more in one turn than a board collects (the 32-bit port collects only between two turns).
+_PIECES_PER_TURN = const(8)
 _LOG_NOTICE = const(0x04)
 
 # h: the header of the frame coming in (at most 14 bytes), its masking key, the header going out
@@ -88,6 +92,7 @@ class Ws:
     fbuf = None  # type: Any
     foff = 0
     fend = 0
+    fturn = 0       # the file's pieces sent this turn
     # the frame coming in
     hn = 0          # its header's bytes in h
     left = 0        # its payload bytes still to come
@@ -320,7 +325,8 @@ class Ws:
 
     @micropython.native
     def chunk(self) -> int:
-        """What to send next: cbuf[coff:coff + n], n returned (0: nothing)."""
+        """What to send next: cbuf[coff:coff + n], n returned (0: nothing; -1: more of a file,
+        at the next turn)."""
         if self.roff < len(self.resp):
             self.what = _RESP
             self.cbuf = self.resp
@@ -388,6 +394,10 @@ class Ws:
         f = self.file
         if f is not None:
             if self.foff == self.fend:
+                if self.fturn == _PIECES_PER_TURN:
+                    self.fturn = 0
+                    return -1
+                self.fturn += 1
                 try:
                     k = f.readinto(self.fbuf)
                 except OSError:
@@ -427,6 +437,8 @@ class Ws:
                 self.roff = 0
         else:
             self.foff += k
+            # the connect timeout cuts a client that stopped reading, not a long download
+            self.conn.opened = self.b.now
         self.cbuf = b""
 
     def close(self) -> None:

@@ -175,7 +175,7 @@ const b = mp.pyimport("wasm32_broker");
 const shim = mp.pyimport("socket");
 const fn = {};
 for (const name of ["collect", "base", "import_server", "configure", "load", "loaded", "start",
-  "plan", "listening", "port", "step", "mem", "stop"]) {
+  "plan", "listening", "port", "step", "ready", "mem", "stop"]) {
   fn[name] = b[name];
 }
 for (const name of ["connected", "opened", "refused", "arrived", "unread", "hung_up", "blocked"]) {
@@ -234,9 +234,20 @@ function drain() {
   heap.fill(0, outAddr, outAddr + 4);
 }
 
+// A board's loop steps again at once while its poll finds a socket ready (a connection whose
+// output its socket takes: a file of http_dir goes out a few pieces per step); Node's own
+// events come first, as the other sockets' turns.
+let again = false;
 function step() {
   call("step");
   drain();
+  if (!again && call("ready")) {
+    again = true;
+    setImmediate(() => {
+      again = false;
+      step();
+    });
+  }
 }
 
 function stop(status) {

@@ -11,7 +11,8 @@
 #   outgoing connection (a bridge's), which serve.mjs reports with opened() or refused().
 #
 # Poller stands in for select.poll(): ipoll() never blocks, serve.mjs calls the server's step()
-# whenever something happened, and on a timer.
+# whenever something happened, on a timer, and at once again while a socket is ready (ready()),
+# as a board's loop finds its poll ready.
 import struct
 
 import uctypes
@@ -217,22 +218,30 @@ class Poller:
     def ipoll(self, timeout=-1, flags=0):
         ready = []
         for sock in self.masks:
-            mask = self.masks[sock]
-            if sock is _listener:
-                if _pending:
-                    ready.append((sock, _POLLIN))
-                continue
-            if sock.connecting:
-                continue
-            if sock.failed:
-                ready.append((sock, _POLLERR | _POLLHUP))
-                continue
-            ev = 0
-            unread = sock.avail - sock.off
-            if mask & _POLLIN and (unread or sock.eof):
-                ev |= _POLLIN if unread else _POLLHUP
-            if mask & _POLLOUT and not sock.blocked and _HEAD + _used() + 64 < len(_outbox):
-                ev |= _POLLOUT
+            ev = _events(sock, self.masks[sock])
             if ev:
                 ready.append((sock, ev))
         return ready
+
+    def ready(self):
+        """Whether ipoll() would report a socket now (without making its list)."""
+        for sock in self.masks:
+            if _events(sock, self.masks[sock]):
+                return True
+        return False
+
+
+def _events(sock, mask):
+    if sock is _listener:
+        return _POLLIN if _pending else 0
+    if sock.connecting:
+        return 0
+    if sock.failed:
+        return _POLLERR | _POLLHUP
+    ev = 0
+    unread = sock.avail - sock.off
+    if mask & _POLLIN and (unread or sock.eof):
+        ev |= _POLLIN if unread else _POLLHUP
+    if mask & _POLLOUT and not sock.blocked and _HEAD + _used() + 64 < len(_outbox):
+        ev |= _POLLOUT
+    return ev

@@ -141,6 +141,12 @@ def step():
     gc.collect()
 
 
+def ready():
+    """1 when the server's poll has a socket ready now (a connection with output that its
+    socket takes): a board's loop steps again at once, so serve.mjs does too."""
+    return 1 if _server.poller.ready() else 0
+
+
 def _count(obj, name):
     table = getattr(obj, name, None)
     if table is None:
