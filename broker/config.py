@@ -427,15 +427,21 @@ def _include_order(name: str) -> "list[tuple[str, bool]]":
     return key
 
 
-def _tls_option(config: Config, name: str, value: str,
-                read: "Callable[[str], bytes] | None") -> None:
-    # Per listener, as in mosquitto; only after a `listener` line here, so that a TLS option is
-    # never applied to a listener its author did not mean.
+def _tcp_listener(config: Config, name: str) -> Listener:
+    # The listener a per-listener option (TLS, WebSockets) applies to, as in mosquitto; only
+    # after a `listener` line here, so that it is never applied to a listener its author did
+    # not mean.
     last = config._last
     if last is None:
         raise ConfigError("%s applies to a listener: put it after a 'listener PORT' line" % name)
     if last.path:
         raise _not_supported("%s on a unix socket listener" % name)
+    return last
+
+
+def _tls_option(config: Config, name: str, value: str,
+                read: "Callable[[str], bytes] | None") -> None:
+    last = _tcp_listener(config, name)
     if name not in ("certfile", "keyfile", "cafile"):  # a boolean
         if value not in ("true", "false"):
             raise ConfigError("%s: expected true or false, got '%s'" % (name, value))
@@ -449,13 +455,9 @@ def _tls_option(config: Config, name: str, value: str,
 
 
 def _websockets_option(config: Config, name: str, value: str) -> None:
-    # Per listener, as in mosquitto: `protocol websockets` makes the last listener speak MQTT
-    # over WebSockets, and http_dir has it serve that directory's files over plain HTTP.
-    last = config._last
-    if last is None:
-        raise ConfigError("%s applies to a listener: put it after a 'listener PORT' line" % name)
-    if last.path:
-        raise _not_supported("%s on a unix socket listener" % name)
+    # `protocol websockets` makes the listener speak MQTT over WebSockets, and http_dir has it
+    # serve that directory's files over plain HTTP.
+    last = _tcp_listener(config, name)
     if name == "http_dir":
         if not last.websockets:
             raise ConfigError("http_dir applies to a websockets listener: put it after"

@@ -647,18 +647,24 @@ def mqtt_client():
         c.close()
 
 
+def closed_at_teardown(new, close=lambda made: made.close()):
+    """For a factory fixture (`yield from closed_at_teardown(WsConn)`): it yields new, which
+    keeps what it makes, and then closes each with close()."""
+    made = []
+
+    def make(*args, **kwargs):
+        made.append(new(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for m in made:
+        close(m)
+
+
 @pytest.fixture
 def raw_client():
     """Factory for raw-socket MQTT connections (see raw_mqtt.RawClient); closed at teardown."""
     from raw_mqtt import RawClient
 
-    made = []
-
-    def make(broker, **kwargs):
-        c = RawClient(broker.host, broker.port, **kwargs)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close()
+    yield from closed_at_teardown(
+        lambda broker, **kwargs: RawClient(broker.host, broker.port, **kwargs))

@@ -24,6 +24,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from conftest import closed_at_teardown
 from test_mosquitto_clients import FORMAT, WAIT, LineProcess
 
 pytestmark = pytest.mark.integration
@@ -103,16 +104,7 @@ def paho():
 
 @pytest.fixture
 def pty_procs():
-    made = []
-
-    def make(argv):
-        p = LineProcess(argv)
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.stop()
+    yield from closed_at_teardown(LineProcess, LineProcess.stop)
 
 
 def is_socket(path):

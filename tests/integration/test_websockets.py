@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import closed_at_teardown
 from ws_raw import (ACCEPT, CONNACK, CONNECT, KEY, PINGREQ, PINGRESP, WsConn, accept_value,
                     binary, frame, upgrade_request, ws_lines)
 
@@ -42,16 +43,7 @@ def www():
 
 @pytest.fixture
 def conns():
-    made = []
-
-    def make(broker):
-        c = WsConn(broker)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.close()
+    yield from closed_at_teardown(WsConn)
 
 
 def connected(conns, broker):
