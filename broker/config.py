@@ -92,7 +92,8 @@ _UNSUPPORTED = (
     " upgrade_outgoing_qos max_inflight_bytes persistence persistence_file"
     " persistence_location autosave_interval autosave_on_changes"
     " mount_point bind_interface"
-    " websockets_log_level use_username_as_clientid capath ciphers crlfile dhparamfile"
+    " websockets_log_level websockets_headers_size"
+    " use_username_as_clientid capath ciphers crlfile dhparamfile"
     " tls_version "
 )
 

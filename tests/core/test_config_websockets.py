@@ -54,3 +54,10 @@ def test_protocol_and_http_dir_bad_values() -> None:
     msg = error_of("listener 9001\nprotocol websockets # for the dashboard\n")
     assert msg == ("broker.conf:2: 'protocol' takes one value, got 5 (a comment must be on a"
                    " line of its own)"), msg
+
+
+def test_libwebsockets_options_are_recognised_not_supported() -> None:
+    for line in ("websockets_log_level 255", "websockets_headers_size 4096"):
+        msg = error_of("listener 9001\nprotocol websockets\n" + line + "\n")
+        assert msg == ("broker.conf:3: option '%s' is not supported by this broker (yet)"
+                       % line.split()[0]), msg
