@@ -9,15 +9,17 @@ body of any frame): those tests are own_broker, and say what mosquitto does.
 from __future__ import annotations
 
 import shutil
+import socket
 import struct
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from conftest import closed_at_teardown
-from ws_raw import (ACCEPT, CONNACK, CONNECT, KEY, PINGREQ, PINGRESP, WsConn, accept_value,
-                    binary, frame, upgrade_request, ws_lines)
+from ws_raw import (ACCEPT, CONNACK, CONNECT, KEY, PINGREQ, PINGRESP, WAIT, WsConn,
+                    accept_value, binary, frame, upgrade_request, ws_lines)
 
 # compiled from source, the framer needs more than the suite's 144K on the 64-bit port
 pytestmark = [pytest.mark.integration, pytest.mark.heap("192K")]
@@ -245,3 +247,27 @@ def test_half_sent_request_dropped_at_the_connect_timeout(ws_broker, conns, www)
     fast.send(b"GET /a.txt HTTP/1.1\r\n\r\n")
     assert fast.http_response()[2] == b"a"
     slow.wait_eof(5.0)
+
+
+@pytest.mark.own_broker  # this broker's connect_timeout option
+def test_a_download_longer_than_the_connect_timeout_completes(ws_broker, www):
+    # Each piece sent starts the connect timeout again: what it cuts is a client that stopped
+    # reading, not one reading a large file at its own pace. 8 MB read at 3 MB/s take over
+    # 2 s, of which the kernel's buffers (about 2.5 MB here) hide less than one.
+    body = bytes(range(256)) * (32 * 1024)
+    (www / "big.js").write_bytes(body)
+    broker = ws_broker("http_dir %s" % www, "connect_timeout 1")
+    sock = socket.create_connection((broker.host, broker.port), timeout=WAIT)
+    try:
+        sock.sendall(b"GET /big.js HTTP/1.1\r\nHost: board\r\n\r\n")
+        got = bytearray()
+        start = time.monotonic()
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            got += data
+            time.sleep(max(0.0, start + len(got) / 3e6 - time.monotonic()))
+    finally:
+        sock.close()
+    assert bytes(got).split(b"\r\n\r\n", 1)[1] == body, "%d of %d bytes" % (len(got), len(body))
