@@ -50,6 +50,6 @@ def test_framer_never_raises_and_stays_bounded(fs, cuts):
         assert len(ws.h) == 28 and (ws.ctl is None or len(ws.ctl) == 256)
         assert 0 <= ws.hn < 14 and ws.cn <= 125
         n = ws.chunk()
-        while n:
+        while n > 0:
             ws.sent(n)
             n = ws.chunk()
