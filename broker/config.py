@@ -22,6 +22,7 @@ from broker.const import (
 from broker.settings import (
     DEFAULT_MAX_CONNECTIONS as DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT as DEFAULT_PORT,
     NO_PACKET_LIMIT as NO_PACKET_LIMIT, Config as Config, Listener as Listener,
+    Persistence as Persistence,
 )
 
 TYPE_CHECKING = False
@@ -89,8 +90,7 @@ _LOG_TYPES = {
 # mosquitto options we recognise but do not implement yet (and the prefixes auth_opt_, plugin_opt_).
 _UNSUPPORTED = (
     " psk_file psk_hint plugin auth_plugin"
-    " upgrade_outgoing_qos max_inflight_bytes persistence persistence_file"
-    " persistence_location autosave_interval autosave_on_changes"
+    " upgrade_outgoing_qos max_inflight_bytes"
     " mount_point bind_interface"
     " websockets_log_level websockets_headers_size"
     " use_username_as_clientid capath ciphers crlfile dhparamfile"
@@ -102,6 +102,9 @@ _TLS = (" certfile keyfile cafile require_certificate use_identity_as_username"
         " use_subject_as_username ")
 
 _LOG_DESTS = " stderr stdout syslog topic none "
+
+_PERSISTENCE = (" persistence persistence_location persistence_file autosave_interval"
+                " autosave_on_changes ")
 
 # The longest unix socket path, in bytes: sockaddr_un's sun_path holds 108 on Linux, NUL included.
 _UNIX_PATH_MAX = 107
@@ -229,7 +232,7 @@ def _option(config: Config, words: "list[str]", line: int,
         "listener", "port", "bind_address", "log_type", "log_dest", "socket_mode",
         "password_file", "acl_file", "persistent_client_expiration", "include_dir",
         "socket_domain", "per_listener_settings", "protocol", "http_dir") or (
-            " %s " % name) in _TLS
+            " %s " % name) in _TLS or (" %s " % name) in _PERSISTENCE
     if not known:
         raise ConfigError("unknown option '%s'" % name)
     if n == 0:
@@ -297,6 +300,8 @@ def _option(config: Config, words: "list[str]", line: int,
         config._last = lst
     elif name == "persistent_client_expiration":
         config.persistent_client_expiration = _duration(name, value)
+    elif (" %s " % name) in _PERSISTENCE:
+        _persistence_option(config, name, value)
     elif name == "password_file":
         from broker.passfile import dummy_entry, parse_passwords  # only with a password_file
         config.passwords = parse_passwords(option_file(name, value, read, True), value)
@@ -470,6 +475,28 @@ def _websockets_option(config: Config, name: str, value: str) -> None:
         raise ConfigError("protocol: expected mqtt or websockets, got '%s'" % value)
 
 
+def _persistence_option(config: Config, name: str, value: str) -> None:
+    p = config.persistence
+    if p is None:
+        p = config.persistence = Persistence()
+    if name == "autosave_interval":
+        v = _int(name, value)
+        if not 0 <= v <= _BIG:
+            raise ConfigError("%s: %d is out of range (0..%d)" % (name, v, _BIG))
+        p.autosave_interval = v
+    elif name == "persistence_file":
+        if "/" in value:
+            raise ConfigError("persistence_file: '%s' is a file name, not a path: the directory"
+                              " is persistence_location's" % value)
+        p.persistence_file = value
+    elif name == "persistence_location":
+        p.persistence_location = value if value.endswith("/") else value + "/"
+    else:
+        if value not in ("true", "false"):
+            raise ConfigError("%s: expected true or false, got '%s'" % (name, value))
+        setattr(p, name, value == "true")
+
+
 def option_file(name: str, path: str, read: "Callable[[str], bytes] | None",
                 text: bool = False) -> "Any":
     """The file at path that option `name` names, read with the port's read() (as UTF-8 text
@@ -557,6 +584,8 @@ def parse(text: str, filename: str = "<config>", config: "Config | None" = None,
     if _state["per_listener_settings"] & 1:
         from broker.config_security import finish
         finish(cfg)
+    if cfg.persistence is not None and not cfg.persistence.persistence:
+        cfg.persistence = None  # its options without `persistence true` (as mosquitto)
     if cfg.bridges:
         from broker.config_bridge import check_bridges
         check_bridges(cfg, filename)

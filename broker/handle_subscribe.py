@@ -90,6 +90,8 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
         else:
             r = b.subs.subscribe(s, filt, q | (o & _OPTIONS_KEPT) | kept, share)
             if r >= 0:
+                if b.ledger.changes is not None:  # persistence on
+                    b.ledger.changes.session(s)
                 codes.append(q)
                 if b.log_mask & _LOG_SUBSCRIBE:
                     b.log(_LOG_SUBSCRIBE, "%s %d %s" % (conn.client_id, q, str(filt, "utf-8")))
@@ -160,6 +162,8 @@ def handle_unsubscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: 
             raise MalformedPacket("invalid topic filter")
     s = conn.session
     assert s is not None
+    if b.ledger.changes is not None:  # persistence on
+        b.ledger.changes.session(s)
     codes = []
     for filt in filters:
         codes.append(_RC_SUCCESS if b.subs.unsubscribe(s, filt)

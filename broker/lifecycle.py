@@ -124,6 +124,8 @@ def close(b: "Broker", conn: Conn, why: str, send_will: bool) -> None:
     if s is not None:
         s.conn = None
         s.seen = b.seconds
+        if b.ledger.changes is not None:  # persistence on: when it was seen, its will
+            b.ledger.changes.session(s)
         if s.clean:
             b.discard_session(s)
     will = conn.will
@@ -173,6 +175,8 @@ def discard_session(b: "Broker", s: Session) -> None:
     s.clear()
     if b.sessions.get(s.client_id) is s:
         del b.sessions[s.client_id]
+        if b.ledger.changes is not None:  # persistence on: gone from the saved state too
+            b.ledger.changes.client(s.client_id)
 
 
 def set_will(b: "Broker", conn: Conn, will: "Optional[Message]") -> None:

@@ -61,6 +61,8 @@ class RetainedTable:
                 and (i < 0 or chain[i + 1] != owner):  # type: ignore[index]
             return SHARE
         self.ledger.hold(msg)
+        if self.ledger.changes is not None:  # persistence on: saved at its next save point
+            self.ledger.changes.topic(msg.data, 0, msg.tlen)
         if owner:
             self.owned[owner] = self.owned.get(owner, 0) + 1
         if chain is None:
@@ -97,6 +99,8 @@ class RetainedTable:
         if i < 0:
             return False
         self._forget(chain, i)
+        if self.ledger.changes is not None:
+            self.ledger.changes.topic(buf, ts, te)
         chain.pop(i + 1)
         chain.pop(i)
         if not chain:

@@ -39,6 +39,10 @@ class Ledger:
     (max_queued_bytes), 0 for none. Every table that keeps a message holds a reference through
     hold() and lets it go through release()."""
 
+    # with persistence on, what changed since the last save (broker.persist.Changes), marked
+    # by the tables that keep messages; None: nothing is saved
+    changes = None  # type: Any
+
     def __init__(self, limit: int = 0, queue_limit: int = 0) -> None:
         self.bytes = 0
         self.messages = 0
@@ -179,6 +183,8 @@ class Session:
         self.seq += 1
         self.slot_seq[i] = self.seq
         self.inflight += 1
+        if self.ledger.changes is not None:  # persistence on: saved at its next save point
+            self.ledger.changes.session(self)
         return i
 
     def find_slot(self, mid: int, state: int) -> int:
@@ -201,6 +207,8 @@ class Session:
         if msg is not None:
             self.slot_msg[i] = None
             self.ledger.release(msg)
+        if self.ledger.changes is not None:  # (and release_slot's change of state)
+            self.ledger.changes.session(self)
 
     def inflight_order(self) -> "List[int]":
         """Busy slots in the order their messages were first sent [MQTT-4.6.0-1]."""
@@ -223,6 +231,8 @@ class Session:
         self.queue.append(msg)
         self.queue_flags.append(flags)
         self.queued_bytes += n
+        if self.ledger.changes is not None:
+            self.ledger.changes.session(self)
         return True
 
     def unqueue(self, i: int) -> None:
@@ -231,6 +241,8 @@ class Session:
         self.queue_flags.pop(i)
         self.queued_bytes -= len(msg.data)
         self.ledger.release(msg)
+        if self.ledger.changes is not None:
+            self.ledger.changes.session(self)
 
     def qos2_received(self, mid: int) -> int:
         """Note an incoming QoS 2 packet identifier: QOS2_NEW, QOS2_RESENT if it was already
@@ -244,6 +256,8 @@ class Session:
         elif len(q2) >= self.size + self.max_queued:
             return QOS2_FULL
         q2.add(mid)
+        if self.ledger.changes is not None:
+            self.ledger.changes.session(self)
         return QOS2_NEW
 
     def qos2_released(self, mid: int) -> bool:
@@ -252,6 +266,8 @@ class Session:
         if q2 is None or mid not in q2:
             return False
         q2.remove(mid)
+        if self.ledger.changes is not None:
+            self.ledger.changes.session(self)
         return True
 
     def clear(self) -> None:

@@ -162,6 +162,8 @@ def publish_delayed_will(b: "Broker", s: "Session") -> None:
     m = s.will
     assert m is not None
     s.will = None
+    if b.ledger.changes is not None:  # persistence on: the will is not saved with it again
+        b.ledger.changes.session(s)
     if s.will_expiry >= 0:
         m.expires = b.seconds + s.will_expiry  # counted from its publication [MQTT-3.3.2-5]
     publish_will(b, m, s.client_id)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ssl import SSLContext, SSLSocket
     from typing import Callable, Dict, List, Optional, TextIO, Union
     from ports.cpython.bridge_link import Links
+    from ports.persist import Store
 
 _SCRATCH = 65536
 _POLL_MS = 250
@@ -158,6 +159,10 @@ class Server:
         if config.bridges:
             from ports.cpython.bridge_link import Links  # only with a bridge
             self.links = Links(self.broker, self.poller, self.scratch)
+        self.store = None  # type: Optional[Store]
+        if config.persistence is not None:
+            from ports.persist import open_store  # only with `persistence true`
+            self.store = open_store(self.broker, self.log, self.links)
 
     def bind(self) -> None:
         """Open every listener; raises OSError (the caller reports it)."""
@@ -216,6 +221,8 @@ class Server:
         self.broker.tick(now)
         if self.links is not None:
             self.links.tick(now)
+        if self.store is not None:
+            self.store.tick()
         self._flush_all()
         if self.resting and ticks_diff(now, self.resume_at) >= 0:
             self._listen(True)
@@ -268,6 +275,8 @@ class Server:
             self.step(_POLL_MS)
         self.broker.shutdown()
         self._flush_all()
+        if self.store is not None:
+            self.store.save()
         self.close()
 
     def stop(self) -> None:

@@ -103,6 +103,8 @@ class Server:
         # per_listener_settings true: listener socket -> its Listener (the options its clients get)
         per_listener_settings: "Dict[Any, Listener]"
 
+    store = None  # type: Any  # ports.persist.Store, with `persistence true`
+
     def __init__(self, config: Config,
                  log: "Optional[Callable[[int, str], None]]" = None) -> None:
         # start-up code, in a module of its own that bind() unloads: a board's heap does not
@@ -157,6 +159,8 @@ class Server:
             self.broker.tick(now)
             if self.links is not None:
                 self.links.tick(now)
+            if self.store is not None:
+                self.store.tick()
         except MemoryError:
             gc.collect()  # the timers run again at the next turn
         logs = self.logs
@@ -179,6 +183,8 @@ class Server:
             raise
         self.broker.shutdown()
         self._flush_all()
+        if self.store is not None:
+            self.store.save()
         self.close()
 
     def close(self) -> None:

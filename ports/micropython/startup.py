@@ -156,6 +156,9 @@ def prepare(server: "Server", config: "Config",
     if config.bridges:
         from ports.micropython.bridge_link import links  # only with a bridge
         server.links = links(b, server.poller, server.scratch)
+    if config.persistence is not None:
+        from ports.persist import open_store  # only with `persistence true`
+        server.store = open_store(b, log, server.links)
     if room <= _PRESIZE_MIN:
         return
     # The socket table, and the engine's tables that grow with the clients: its sessions,

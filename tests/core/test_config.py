@@ -305,11 +305,11 @@ def test_max_queued_messages_zero_refused() -> None:
 
 
 def test_not_supported_options() -> None:
-    for line in ("psk_file /etc/mosquitto/psk", "psk_hint hint", "persistence true",
-                 "persistence_location /var/lib/", "capath /etc/ssl/certs", "ciphers HIGH", "tls_version tlsv1.2",
+    for line in ("psk_file /etc/mosquitto/psk", "psk_hint hint",
+                 "capath /etc/ssl/certs", "ciphers HIGH", "tls_version tlsv1.2",
                  "dhparamfile dh.pem",
                  "upgrade_outgoing_qos true", "auth_opt_backend redis",
-                 "plugin_opt_x 1", "persistence"):
+                 "plugin_opt_x 1"):
         name = line.split()[0]
         msg = error_of("\n\n" + line + "\n")
         assert msg == "broker.conf:3: option '%s' is not supported by this broker (yet)" % name, msg
