@@ -658,7 +658,7 @@ def test_config_and_listener_come_from_settings() -> None:
 def test_settings_classes_have_no_methods() -> None:
     # A method would keep broker.settings' globals alive, nothing more; but a parser method on
     # Config would pin broker.config for as long as the engine holds its Config. A class default
-    # (Listener.websockets) is data, which pins nothing.
+    # (Listener.websockets, Config.persistence) is data, which pins nothing.
     for cls in (Config, Listener):
         extra = [n for n in dir(cls) if not n.startswith("__") and callable(getattr(cls, n))]
         assert extra == [], (cls, extra)
