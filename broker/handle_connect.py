@@ -201,7 +201,7 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     conn.session = s
     conn.client_id = cid
     if b.ledger.changes is not None:  # persistence on: a session made, continued, or made clean
-        b.ledger.changes.client(cid)
+        b.ledger.changes.session(s)
     if c.username is not None:
         conn.username = c.username
     if rules is not None:

@@ -176,7 +176,7 @@ def discard_session(b: "Broker", s: Session) -> None:
     if b.sessions.get(s.client_id) is s:
         del b.sessions[s.client_id]
         if b.ledger.changes is not None:  # persistence on: gone from the saved state too
-            b.ledger.changes.client(s.client_id)
+            b.ledger.changes.session(s)
 
 
 def set_will(b: "Broker", conn: Conn, will: "Optional[Message]") -> None:

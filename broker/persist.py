@@ -88,18 +88,14 @@ class Changes:
         self.whole = 0  # its bytes when it was last written whole
 
     def session(self, s: "Session") -> None:
-        """s changed (a clean session's changes are not saved)."""
+        """s changed: saved at the next save point if it is persistent, removed from the
+        journal if it was saved there before."""
         if s.ledger is not self.ledger:
             self.bridges = True  # a bridge's session keeps a ledger of its own
-        elif s.clean:
+        elif s.clean and s.client_id not in self.saved:
             return
         else:
             self.sessions.add(s.client_id)
-        self.count += 1
-
-    def client(self, cid: str) -> None:
-        """The session of cid began, ended, or changed what it is (clean or not)."""
-        self.sessions.add(cid)
         self.count += 1
 
     def topic(self, data: "Buffer", ts: int, te: int) -> None:
