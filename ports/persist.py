@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 _LOG_ERR = const(0x01)
 _LOG_NOTICE = const(0x04)
+_LOG_INFO = const(0x08)
 _CLEAN = const(0)
 _TORN = const(1)
 
@@ -159,6 +160,8 @@ class Store:
             self.failing = False
             self.log(_LOG_NOTICE, "Persistence: saving to %s again." % path)
         persist.saved(b, whole, n)
+        self.log(_LOG_INFO, "Saving in-memory database to %s (%s, %d bytes)."
+                 % (path, "whole" if whole else "changes", n))
 
 
 def open_store(b: "Broker", log: "Callable[[int, str], None]", links: "Any") -> Store:
