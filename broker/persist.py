@@ -506,39 +506,52 @@ def header_ok(head: "Buffer") -> bool:
 
 def check(readinto: "ReadInto", size: int) -> "List[Any]":
     """The first pass: [what follows the last COMMIT (CLEAN, TORN, DAMAGED, FOREIGN), the
-    offset where the last COMMIT ends (0: none), why (a str)]."""
+    offset where the last COMMIT ends (0: none), why (a str), where each session's last
+    record before it begins]: load() applies only that one, so that a journal holding many
+    versions of a session with a long queue loads in the heap one version takes."""
     head = bytearray(HEADER)
     if size < HEADER or readinto(head, 0, HEADER) != HEADER or not header_ok(head):
         why = "an empty file" if size == 0 else (
             "a later format version (%d)" % head[7] if head[:7] == _MAGIC
             else "no journal header")
-        return [FOREIGN, 0, why]
+        return [FOREIGN, 0, why, {}]
     r = _In(readinto, size - HEADER)
     good = HEADER
+    last = {}  # type: Dict[bytes, int]
+    pending = []  # type: List[Any]  # this save's: client id, offset, ...
     while r.remaining():
         at = r.taken
         try:
             t = r.frame()
+            if t == SESSION or t == SESSION_REMOVED:
+                pending.append(r.string())
+                pending.append(at)
             r.skip(r.body)
             r.end()
         except Bad as e:
             ends = r.remaining() == 0 or str(e) == _PAST_END
-            return [TORN if ends else DAMAGED, good, "%s at byte %d" % (e, HEADER + at)]
+            return [TORN if ends else DAMAGED, good, "%s at byte %d" % (e, HEADER + at), last]
         if t == COMMIT:
             good = HEADER + r.taken
+            for i in range(0, len(pending), 2):
+                last[pending[i]] = pending[i + 1]
+            pending = []
     if good != HEADER + r.taken:
-        return [TORN, good, "a save without its COMMIT"]
-    return [CLEAN, good, ""]
+        return [TORN, good, "a save without its COMMIT", last]
+    return [CLEAN, good, "", last]
 
 
-def load(b: "Broker", readinto: "ReadInto", end: int, bridges: "List[Any]") -> "List[int]":
-    """The second pass: apply the records of the file up to `end` (check()'s offset), the
-    header already read; [retained messages, sessions] in the state afterwards."""
-    r = _In(readinto, end - HEADER)
+def load(b: "Broker", readinto: "ReadInto", verdict: "List[Any]",
+         bridges: "List[Any]") -> "List[int]":
+    """The second pass: apply the records of the file up to where check() (verdict) found
+    the last COMMIT, the header already read; [retained messages, sessions] afterwards."""
+    last = verdict[3]
+    r = _In(readinto, verdict[1] - HEADER)
     by_name = {}  # type: Dict[str, Any]
     for br in bridges:
         by_name[br.name] = br
     while r.remaining():
+        at = r.taken
         t = r.frame()
         if t == RETAIN:
             owner = str(r.string(), "utf-8")
@@ -549,7 +562,11 @@ def load(b: "Broker", readinto: "ReadInto", end: int, bridges: "List[Any]") -> "
             r.into(topic, 0, len(topic))
             b.retained.delete(topic, 0, len(topic))
         elif t == SESSION:
-            _read_session(r, b)
+            cid = r.string()
+            if last.get(cid) == at:
+                _read_session(r, b, str(cid, "utf-8"))
+            else:
+                r.skip(r.body)  # a later record stands for it
         elif t == SESSION_REMOVED:
             _drop(b, str(r.string(), "utf-8"))
         elif t == BRIDGE:
@@ -590,9 +607,8 @@ def _drop(b: "Broker", cid: str) -> None:
         b.discard_session(old)
 
 
-def _read_session(r: _In, b: "Broker") -> None:
+def _read_session(r: _In, b: "Broker", cid: str) -> None:
     now = b.seconds
-    cid = str(r.string(), "utf-8")
     _drop(b, cid)
     s = b.new_session(cid, False)
     s.expiry = r.uint() - 1

@@ -79,7 +79,7 @@ class Store:
         except OSError:
             pass  # a read-only file system: NAME.new stays, as it would be read
         size = _size(path)
-        verdict = [_CLEAN, 0, ""]  # type: List[Any]
+        verdict = [_CLEAN, 0, "", {}]  # type: List[Any]
         counts = [0, 0]
         if size >= 0:
             try:
@@ -87,8 +87,10 @@ class Store:
                     verdict = persist.check(_reader(f), size)
                     if verdict[1]:
                         f.seek(persist.HEADER)
-                        counts = persist.load(b, _reader(f), verdict[1], self.bridges)
-            except Exception as e:  # (MemoryError too) whatever was applied stays
+                        counts = persist.load(b, _reader(f), verdict, self.bridges)
+            except MemoryError:  # what fits stays; the file is kept, set aside
+                verdict = [persist.DAMAGED, 0, "not enough memory to load it all"]
+            except Exception as e:  # whatever was applied stays
                 verdict = [persist.DAMAGED, 0, repr(e)]
         c = persist.watch(b)
         persist.bridge_sessions(b, self.bridges)

@@ -1,6 +1,7 @@
 """Heap figures of the MicroPython broker, from .py sources and from mpy-cross output.
 
-    .venv/bin/python tools/mem.py [-c CONFIG] [--only py|mpy|romfs|wasm32|arm] [--no-bisect] [-v]
+    .venv/bin/python tools/mem.py [-c CONFIG] [--only py|mpy|romfs|wasm32|arm] [--no-bisect]
+                                  [--persistence] [-v]
 
 (`make mem` runs it with the defaults.) For each variant it prints, with the board-sized
 configuration (default boards/rp2/broker.conf):
@@ -50,6 +51,10 @@ listeners, and the scenario's clients are in-process pipes that ports/loop.py se
 sockets (their own few hundred bytes count). Each size is tried on the one firmware, whose heap
 is 2 MB, with a filler allocation made first that leaves the broker the heap of that size.
 Without MICROPY_DIR one line says how to get the column.
+
+--persistence adds `persistence true` with `autosave_interval 1` to the configuration, the
+journal beside it (on the 32-bit port, in Emscripten's in-memory filesystem): every figure then
+includes the journal's code, loaded at start-up, and a save each second of the scenario.
 
 It measures, it does not judge: the exit status is 0 whatever the figures, and 1 only when the
 broker could not be started at all (or mpy-cross failed).
@@ -106,6 +111,8 @@ TARGET_HEAP_K = 64
 
 VERBOSE = False
 
+
+PERSISTENCE = False  # --persistence
 
 def log(msg: str) -> None:
     if VERBOSE:
@@ -435,6 +442,11 @@ def board_config(src: Path, port: int, dest: Path) -> Path:
             continue
         lines.append(line)
     lines.append("listener %d %s" % (port, HOST))
+    if PERSISTENCE:  # a fresh journal for each start, beside the configuration
+        for old in dest.parent.glob("broker.db*"):
+            old.unlink()
+        lines += ["persistence true", "persistence_location %s/" % dest.parent,
+                  "autosave_interval 1"]
     dest.write_text("\n".join(lines) + "\n")
     return dest
 
@@ -1067,7 +1079,7 @@ def report(variants, board: Path, elapsed: float) -> None:
 
 
 def main(argv=None) -> int:
-    global VERBOSE
+    global VERBOSE, PERSISTENCE
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-c", "--config", default=str(ROOT / "boards" / "rp2" / "broker.conf"),
                     help="board configuration (default boards/rp2/broker.conf)")
@@ -1075,9 +1087,12 @@ def main(argv=None) -> int:
                     help="measure one variant (wasm32: only the 32-bit figures; arm: the"
                     " frozen(ARM) column, with MICROPY_DIR)")
     ap.add_argument("--no-bisect", action="store_true", help="skip the smallest-heap search")
+    ap.add_argument("--persistence", action="store_true",
+                    help="with persistence true and a save each second")
     ap.add_argument("-v", "--verbose", action="store_true", help="show each step on stderr")
     args = ap.parse_args(argv)
     VERBOSE = args.verbose
+    PERSISTENCE = args.persistence
     board = Path(args.config).resolve()
     if not MICROPYTHON.exists():
         print("error: %s not found (make setup)" % MICROPYTHON, file=sys.stderr)

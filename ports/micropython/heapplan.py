@@ -66,7 +66,8 @@ def _plan(broker: "Broker", config: "Config", heap_free: "Callable[[], int]"
     room = usable - conns * conn
     ledger = broker.ledger
     if not config.memory_limit:
-        ledger.limit = max(room, usable // 2)
+        # (with the messages a journal loaded: they are in the heap already, not in `free`)
+        ledger.limit = max(room, usable // 2) + ledger.bytes
     # One client's queue may take all of it by default: past max_queued_bytes a message is
     # dropped for that client after it was acknowledged, which only a limit the configuration
     # chose may do; past memory_limit it is refused before.
