@@ -22,7 +22,6 @@ from broker.const import (
 from broker.settings import (
     DEFAULT_MAX_CONNECTIONS as DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT as DEFAULT_PORT,
     NO_PACKET_LIMIT as NO_PACKET_LIMIT, Config as Config, Listener as Listener,
-    Persistence as Persistence,
 )
 
 TYPE_CHECKING = False
@@ -473,6 +472,18 @@ def _websockets_option(config: Config, name: str, value: str) -> None:
         last.websockets = value == "websockets"
     else:
         raise ConfigError("protocol: expected mqtt or websockets, got '%s'" % value)
+
+
+class Persistence:
+    """mosquitto's persistence options, defaults on the class: with no method, it keeps no
+    module alive (broker.settings). The journal is persistence_location + persistence_file;
+    autosave_interval counts seconds, or changes with autosave_on_changes (0: only at
+    shutdown)."""
+    persistence = False
+    persistence_location = ""
+    persistence_file = "broker.db"
+    autosave_interval = 1800
+    autosave_on_changes = False
 
 
 def _persistence_option(config: Config, name: str, value: str) -> None:

@@ -12,6 +12,7 @@ _MAX_REMAINING_LENGTH = const(268435455)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
     from broker.acl import Acl
     from broker.bridge_settings import BridgeSettings
 
@@ -61,19 +62,6 @@ class Listener:
         return "Listener(%d, %r)" % (self.port, self.host)
 
 
-class Persistence:
-    """mosquitto's persistence options. The journal is persistence_location +
-    persistence_file; autosave_interval counts seconds, or changes with autosave_on_changes
-    (0: save only at shutdown)."""
-
-    def __init__(self) -> None:
-        self.persistence = False
-        self.persistence_location = ""
-        self.persistence_file = "broker.db"
-        self.autosave_interval = 1800
-        self.autosave_on_changes = False
-
-
 class Config:
     """Limits and listeners. Attribute names are the option names.
 
@@ -97,9 +85,9 @@ class Config:
         config_file: str  # the -c FILE it was read from (reloaded on SIGHUP)
         per_listener_settings: bool
 
-    # `persistence true` and its options (a Persistence); None, the default: nothing is saved.
-    # On the class: a board without persistence does not store the attribute.
-    persistence = None  # type: Persistence | None
+    # `persistence true` and its options (a broker.config.Persistence); None, the default:
+    # nothing is saved. On the class: a board without persistence does not store it.
+    persistence = None  # type: Any
 
     def __init__(self) -> None:
         self.listeners = []  # type: list[Listener]
