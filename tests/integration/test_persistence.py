@@ -235,7 +235,7 @@ def test_killed_while_saving_the_broker_loads_the_last_complete_save(
     size, pause = 500, 0.002
     if broker_kind.name == "micropython":  # its queue within the heap's memory_limit
         extra = ("autosave_on_changes true", "max_queued_messages 2000")
-        size, pause = 100, 0.02
+        size, pause = 50, 0.04
     b = start(broker_factory, broker_kind, tmp_path, *extra)
     sub = raw_client(b)
     sub.connect("sub", clean_session=False)
@@ -255,12 +255,12 @@ def test_killed_while_saving_the_broker_loads_the_last_complete_save(
         t.start()
         # a save that covers the first acknowledged messages, then a kill at a random moment
         b.wait_log(lambda text: len(acked) > 3 and text.count("Saving in-memory") >= 1,
-                   timeout=10)
+                   timeout=20)
         mark = acked[-1]
         # two saves begun after it was acknowledged: the first may be the one whose line was
         # still on its way
         seen = b.log().count("Saving in-memory")
-        b.wait_log(lambda text: text.count("Saving in-memory") > seen + 1, timeout=10)
+        b.wait_log(lambda text: text.count("Saving in-memory") > seen + 1, timeout=20)
         # every other round aims at the next save (one a second), the others anywhere
         time.sleep(1.0 + rng.uniform(-0.04, 0.04) if round_ % 2 else rng.random() * 1.5)
         b.proc.kill()
