@@ -30,6 +30,20 @@ def lines_for(kind, lines):
     return [line for line in lines if not (line == "user root" and kind.name != "mosquitto")]
 
 
+def files_outlive_the_process(kind):
+    if kind.name == "wasm32":
+        pytest.skip("wasm32: serve.mjs keeps its files in Emscripten's in-memory filesystem,"
+                    " which ends with the process (this port has no NODEFS)")
+
+
+def subscribed(raw_client, broker, filters):
+    """The offline persistent session "sub" with these subscriptions."""
+    sub = raw_client(broker)
+    sub.connect("sub", clean_session=False)
+    sub.subscribe(filters)
+    sub.disconnect()
+
+
 def start(broker_factory, kind, folder, *extra, override=False):
     """A broker of the test's kind (with the heap its marker gives), or of `kind`."""
     return broker_factory(lines_for(kind, keep(folder, *extra)),
@@ -69,13 +83,9 @@ def quiet(client, timeout=0.5):
 
 def test_retained_messages_and_sessions_survive_a_restart(broker_factory, broker_kind,
                                                           raw_client, tmp_path):
-    if broker_kind.name == "wasm32":
-        pytest.skip("wasm32: serve.mjs keeps its files in Emscripten's in-memory filesystem")
+    files_outlive_the_process(broker_kind)
     b1 = start(broker_factory, broker_kind, tmp_path)
-    sub = raw_client(b1)
-    sub.connect("sub", clean_session=False)
-    sub.subscribe([("t/#", 1), ("x/#", 2)])
-    sub.disconnect()
+    subscribed(raw_client, b1, [("t/#", 1), ("x/#", 2)])
     pub = raw_client(b1)
     pub.connect("pub")
     pub.publish("r/1", b"state", qos=1, retain=True)
@@ -102,8 +112,7 @@ def test_retained_messages_and_sessions_survive_a_restart(broker_factory, broker
 
 def test_in_flight_state_and_qos2_identifiers_survive_a_restart(broker_factory, broker_kind,
                                                                  raw_client, tmp_path):
-    if broker_kind.name == "wasm32":
-        pytest.skip("wasm32: serve.mjs keeps its files in Emscripten's in-memory filesystem")
+    files_outlive_the_process(broker_kind)
     b1 = start(broker_factory, broker_kind, tmp_path)
     sub = raw_client(b1)
     sub.connect("sub", clean_session=False)
@@ -146,10 +155,7 @@ def test_one_file_for_both_runtimes(broker_factory, raw_client, tmp_path):
     """Saved by CPython, loaded by MicroPython, saved by it, loaded by CPython."""
     kinds = [KINDS["cpython"], micropython_kind(PERSIST_HEAP), KINDS["cpython"]]
     b = start(broker_factory, kinds[0], tmp_path, override=True)
-    sub = raw_client(b)
-    sub.connect("sub", clean_session=False)
-    sub.subscribe([("t/#", 2)])
-    sub.disconnect()
+    subscribed(raw_client, b, [("t/#", 2)])
     for i, kind in enumerate(kinds[1:]):
         pub = raw_client(b)
         pub.connect("pub")
@@ -176,8 +182,7 @@ def test_one_file_for_both_runtimes(broker_factory, raw_client, tmp_path):
 @pytest.mark.own_broker
 def test_a_damaged_file_is_set_aside_and_the_broker_starts(broker_factory, broker_kind,
                                                            tmp_path):
-    if broker_kind.name == "wasm32":
-        pytest.skip("wasm32: serve.mjs keeps its files in Emscripten's in-memory filesystem")
+    files_outlive_the_process(broker_kind)
     (tmp_path / "broker.db").write_bytes(b"MQTTPDB\x07" + b"\x00" * 40)
     b = start(broker_factory, broker_kind, tmp_path)
     log = b.wait_log(lambda text: "cannot be trusted" in text)
@@ -189,8 +194,7 @@ def test_a_damaged_file_is_set_aside_and_the_broker_starts(broker_factory, broke
 @pytest.mark.own_broker
 def test_a_location_it_cannot_write_is_logged_once_and_the_broker_serves(
         broker_factory, broker_kind, raw_client, tmp_path):
-    if broker_kind.name == "wasm32":
-        pytest.skip("wasm32: serve.mjs keeps its files in Emscripten's in-memory filesystem")
+    files_outlive_the_process(broker_kind)
     b = broker_factory(["persistence true", "persistence_location /sys/",
                         "autosave_interval 1"])
     pub = raw_client(b)
@@ -237,10 +241,7 @@ def test_killed_while_saving_the_broker_loads_the_last_complete_save(
         extra = ("autosave_on_changes true", "max_queued_messages 2000")
         size, pause = 50, 0.04
     b = start(broker_factory, broker_kind, tmp_path, *extra)
-    sub = raw_client(b)
-    sub.connect("sub", clean_session=False)
-    sub.subscribe([("t/#", 1)])
-    sub.disconnect()
+    subscribed(raw_client, b, [("t/#", 1)])
     b.stop()
     expected = 0  # the next number the subscriber is due
     saved_upto = -1  # every number up to this one was acknowledged before a complete save
