@@ -145,7 +145,9 @@ def test_in_flight_state_and_qos2_identifiers_survive_a_restart(broker_factory, 
     assert pub.expect(PUBREC).packet_id == 7  # the same exchange: no second delivery
     pub.send(ack_packet(PUBREL, 7))
     assert pub.expect(PUBCOMP).packet_id == 7
-    quiet(watch)
+    if broker_kind.name == "mosquitto":  # it routes a QoS 2 message at PUBREL: now, once
+        assert [p.payload for p in drain(watch, 1)] == [b"once"]
+    quiet(watch)  # this broker routed it when it came, before the restart: not again
     quiet(sub)
 
 
