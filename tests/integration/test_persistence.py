@@ -230,6 +230,7 @@ def _publisher(client, first, stop, acked, size, pause):
 
 @pytest.mark.own_broker
 @pytest.mark.kinds("cpython", "micropython")
+@pytest.mark.timeout(60 + 10 * KILLS)  # (about 6 s a round)
 def test_killed_while_saving_the_broker_loads_the_last_complete_save(
         broker_factory, broker_kind, raw_client, tmp_path):
     """SIGKILL at random moments while a publisher's messages are saved (autosave every
