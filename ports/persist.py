@@ -5,8 +5,9 @@ flushed, and renamed over NAME. A file system that cannot rename over a file (FA
 removed first: the loader then finds only NAME.new, complete, and takes it. A NAME.new beside
 NAME is a compaction cut off before its rename, and goes.
 
-A save that fails (a full or read-only file system) is logged once; the broker keeps serving
-from RAM, keeps its marks, and tries again, whole, at the next save point."""
+A save that fails (a full or read-only file system, or a heap too full) is logged once; the
+broker keeps serving from RAM, keeps its marks, and tries again, whole, at the next save
+point."""
 import os
 
 from broker.bytesops import const
@@ -148,10 +149,10 @@ class Store:
                 with open(path, "ab") as f:
                     n = persist.save(b, _writer(f), False, self.bridges)
                     _sync(f)
-        except BaseException as e:  # (Ctrl-C or the heap, as well as the file system)
+        except BaseException as e:  # (Ctrl-C as well as the file system or the heap)
             c.size = 0  # what an append left behind is not to be appended to
             c.last = b.seconds
-            if not isinstance(e, OSError):
+            if not isinstance(e, (OSError, MemoryError)):
                 raise
             if not self.failing:
                 self.failing = True
