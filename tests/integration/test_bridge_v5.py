@@ -172,6 +172,9 @@ class Cut:
         self.server.close()
 
 
+# a v5 bridge and its clients on the 32-bit port: at 64K the hub sometimes has no room to keep
+# what the remote sends back (seen on commits that changed no broker code), as above
+@pytest.mark.wasm32_heap("66K")
 def test_the_remote_session_outlives_the_link(broker_factory, mqtt_client):
     # cleansession false (the default): the CONNECT's Session Expiry Interval keeps the
     # bridge's session on mosquitto while the link is down [MQTT-3.1.2-23], so that what is

@@ -5,8 +5,11 @@ and expire, and a configuration that cannot fit the heap says so in one line at 
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -95,22 +98,26 @@ def test_persistent_client_expiration(broker_factory):
 
 
 @pytest.mark.kinds("micropython", "wasm32")
-def test_a_heap_too_small_for_the_configuration_is_one_line(broker_kind, tmp_path):
+def test_a_heap_too_small_for_the_configuration_is_one_line(broker_kind):
     # Issue 15: a configuration that cannot fit the heap stops start-up in one line, whether the
     # heap runs out while loading or the heap plan finds no room to serve a client.
-    config = tmp_path / "board.conf"
+    # (a folder whose path has always the same length: the path is in sys.argv, on the heap)
+    config = Path(tempfile.mkdtemp(prefix="heap-", dir="/tmp")) / "board.conf"
     config.write_text("\n".join(["listener %d 127.0.0.1" % free_port(), "allow_anonymous true"]
                                 + board_config_lines()) + "\n")
     if broker_kind.name == "wasm32":
         # (a heap this port runs out of while loading the modules may hang it instead of
         # raising MemoryError, as tools/wasm32/serve.mjs says: this one runs out just after,
         # at 44K and 45K; from 46K it listens, and below 44K it hangs)
-        argv = [a if not a.startswith("heapsize=") else "heapsize=44K"
+        argv = [a if not a.startswith("heapsize=") else "heapsize=45K"
                 for a in conftest._wasm32_prefix()]
     else:
         argv = [conftest._our_micropython(), "-X", "heapsize=96K", "-m", "broker"]
-    r = subprocess.run(argv + ["-c", str(config)], cwd=str(conftest.REPO_ROOT),
-                       capture_output=True, text=True, timeout=30)
+    try:
+        r = subprocess.run(argv + ["-c", str(config)], cwd=str(conftest.REPO_ROOT),
+                           capture_output=True, text=True, timeout=30)
+    finally:
+        shutil.rmtree(config.parent)
     assert r.returncode == 1, (r.returncode, r.stderr)
     errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, r.stderr
