@@ -507,38 +507,60 @@ def header_ok(head: "Buffer") -> bool:
 def check(readinto: "ReadInto", size: int) -> "List[Any]":
     """The first pass: [what follows the last COMMIT (CLEAN, TORN, DAMAGED, FOREIGN), the
     offset where the last COMMIT ends (0: none), why (a str), where each session's last
-    record before it begins]: load() applies only that one, so that a journal holding many
-    versions of a session with a long queue loads in the heap one version takes."""
+    record before it begins, the bytes of what it holds that load() applies]: load() applies
+    only each session's last record, so that a journal holding many versions of a session
+    with a long queue loads in the heap one version takes; the port compacts a journal that
+    holds much more than it applies (Changes.whole)."""
     head = bytearray(HEADER)
     if size < HEADER or readinto(head, 0, HEADER) != HEADER or not header_ok(head):
         why = "an empty file" if size == 0 else (
             "a later format version (%d)" % head[7] if head[:7] == _MAGIC
             else "no journal header")
-        return [FOREIGN, 0, why, {}]
+        return [FOREIGN, 0, why, {}, 0]
     r = _In(readinto, size - HEADER)
     good = HEADER
     last = {}  # type: Dict[bytes, int]
-    pending = []  # type: List[Any]  # this save's: client id, offset, ...
+    kept = {}  # type: Dict[bytes, int]  # the bytes of each session's last record
+    other = 0  # the bytes of the committed records that are not a session's
+    pending = []  # type: List[Any]  # this save's: client id, offset, bytes, ...
+    more = 0
     while r.remaining():
         at = r.taken
         try:
             t = r.frame()
+            n = _FRAME + r.body + _CRC
             if t == SESSION or t == SESSION_REMOVED:
                 pending.append(r.string())
                 pending.append(at)
+                pending.append(n if t == SESSION else 0)
+            elif t != COMMIT:
+                more += n
             r.skip(r.body)
             r.end()
         except Bad as e:
             ends = r.remaining() == 0 or str(e) == _PAST_END
-            return [TORN if ends else DAMAGED, good, "%s at byte %d" % (e, HEADER + at), last]
+            return [TORN if ends else DAMAGED, good, "%s at byte %d" % (e, HEADER + at), last,
+                    _applied(kept, other)]
         if t == COMMIT:
             good = HEADER + r.taken
-            for i in range(0, len(pending), 2):
+            for i in range(0, len(pending), 3):
                 last[pending[i]] = pending[i + 1]
+                kept[pending[i]] = pending[i + 2]
             pending = []
+            other += more
+            more = 0
     if good != HEADER + r.taken:
-        return [TORN, good, "a save without its COMMIT", last]
-    return [CLEAN, good, "", last]
+        return [TORN, good, "a save without its COMMIT", last, _applied(kept, other)]
+    return [CLEAN, good, "", last, _applied(kept, other)]
+
+
+def _applied(kept: "Dict[bytes, int]", other: int) -> int:
+    """About the bytes a whole save of what load() applies takes (a retained message set
+    again or cleared counts each time)."""
+    n = HEADER + other + _FRAME + _CRC
+    for k in kept.values():
+        n += k
+    return n
 
 
 def load(b: "Broker", readinto: "ReadInto", verdict: "List[Any]",

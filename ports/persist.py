@@ -80,7 +80,7 @@ class Store:
         except OSError:
             pass  # a read-only file system: NAME.new stays, as it would be read
         size = _size(path)
-        verdict = [_CLEAN, 0, "", {}]  # type: List[Any]
+        verdict = [_CLEAN, 0, "", {}, 0]  # type: List[Any]
         counts = [0, 0]
         if size >= 0:
             try:
@@ -100,7 +100,8 @@ class Store:
             return
         kind = verdict[0]
         if kind == _CLEAN:
-            c.size = c.whole = size
+            c.size = size
+            c.whole = verdict[4]  # a journal of many versions is compacted at the first save
         elif kind == _TORN:
             self.log(_LOG_NOTICE, "Persistence: the last save to %s was cut off (%s); the save"
                      " before it is loaded." % (path, verdict[2]))

@@ -209,6 +209,27 @@ def test_a_flipped_bit_anywhere_is_never_loaded() -> None:
     assert state(hub) == s1 and verdict[0] == persist.DAMAGED, verdict
 
 
+def test_a_journal_of_many_versions_counts_only_what_it_applies() -> None:
+    """check()'s figure for what a load applies, against which a journal is compacted: a
+    restart does not take the whole file for the state, and the journal does not grow with
+    every run of the broker."""
+    hub = build()
+    out = bytearray()
+    save(hub, out, True)
+    one = persist.check(reader(bytes(out), 0), len(out))  # type: ignore[arg-type]
+    assert one[0] == persist.CLEAN and one[4] == len(out), (one, len(out))
+    sub = hub.broker.sessions["sub"]
+    while len(out) <= 2 * one[4] + persist.COMPACT_MIN:  # the same session, again and again
+        hub.broker.ledger.changes.session(sub)
+        save(hub, out, False)
+    many = persist.check(reader(bytes(out), 0), len(out))  # type: ignore[arg-type]
+    assert many[0] == persist.CLEAN and many[4] == one[4], (many[4], one[4], len(out))
+    c = load(bytes(out))[0].broker.ledger.changes
+    c.size = len(out)
+    c.whole = many[4]
+    assert c.compact_now()
+
+
 def test_an_empty_file_a_later_version_and_garbage_are_refused() -> None:
     data = journal()[0]
     later = bytearray(data)
