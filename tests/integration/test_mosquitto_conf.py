@@ -1,5 +1,5 @@
-"""mosquitto.conf files as distributions ship them, started unchanged (but for the port, and
-for Debian's persistence lines: see there) and used with mosquitto_pub/sub; the log
+"""mosquitto.conf files as distributions ship them, started unchanged (but for the port and
+the paths) and used with mosquitto_pub/sub; Debian's persistence across a restart; the log
 destinations, SIGHUP (reload, logrotate) and pid_file. Run against mosquitto as well, which
 checks the files and what the tests expect."""
 
@@ -46,8 +46,9 @@ log_dest none
 """
 
 # Debian's /etc/mosquitto/mosquitto.conf as the package installs it, paths moved into the
-# test's folder. Its `persistence true` (and persistence_location) is left out: this broker
-# keeps nothing across a restart and refuses the option rather than ignore it.
+# test's folder (persistence_location /var/lib/mosquitto/ is the package's, made by its
+# postinst: the test's folder stands for it). It names no persistence_file: mosquitto keeps
+# mosquitto.db there, this broker broker.db.
 DEBIAN = """\
 # Place your local configuration in /etc/mosquitto/conf.d/
 #
@@ -55,6 +56,9 @@ DEBIAN = """\
 # /usr/share/doc/mosquitto/examples/mosquitto.conf.example
 
 pid_file {dir}/mosquitto.pid
+
+persistence true
+persistence_location {dir}/
 
 log_dest file {dir}/mosquitto.log
 
@@ -141,13 +145,20 @@ def test_debian(start, tmp_path):
     (tmp_path / "conf.d" / "README").write_text("Any files placed in this directory ...\n")
     (tmp_path / "conf.d" / "local.conf").write_text("listener 1883\nallow_anonymous true\n"
                                                     .replace("1883", "%d" % free_port()))
-    p = start(DEBIAN.replace("log_dest", "listener 1883\nallow_anonymous true\nlog_dest"))
+    conf = DEBIAN.replace("log_dest", "listener 1883\nallow_anonymous true\nlog_dest")
+    p = start(conf)
     pid = int((tmp_path / "mosquitto.pid").read_text())
     assert pid == p.proc.pid
     round_trip(p.port)
+    subprocess.run([require_peer("mosquitto_pub"), "-p", str(p.port), "-t", "state", "-m", "on",
+                    "-q", "1", "-r"], check=True, timeout=10)
     p.stop()
     log = (tmp_path / "mosquitto.log").read_text()
     assert "New client connected from 127.0.0.1" in log, log
+    p = start(conf, port=p.port)  # the retained message saved at shutdown, loaded again
+    got = subprocess.run([require_peer("mosquitto_sub"), "-p", str(p.port), "-t", "state", "-C",
+                          "1", "-W", "10"], capture_output=True, timeout=15)
+    assert got.stdout == b"on\n", got
 
 
 def test_log_file_reopened_on_sighup_and_topic(start, tmp_path):
