@@ -212,6 +212,42 @@ def test_remote_restart_reconnects_and_delivers_the_queue_once_in_order(
     assert drain(sub) == []
 
 
+# the unix MicroPython compiles the bridge's and the journal's code from source: 208K is short
+@pytest.mark.heap("256K")
+def test_queue_for_a_remote_that_is_down_survives_the_hub_restart(
+        broker_factory, broker_kind, mqtt_client, tmp_path):
+    if broker_kind.name == "wasm32":
+        pytest.skip("wasm32: serve.mjs keeps its files in Emscripten's in-memory filesystem,"
+                    " which ends with the process")
+    far_dir, near_dir = tmp_path / "far", tmp_path / "near"
+    far_dir.mkdir()
+    near_dir.mkdir()
+    far = remote(broker_factory, persistent(far_dir))
+    sub = mqtt_client(far, "far-sub", clean_session=False)
+    sub.subscribe("q/#", 1)
+    sub.close()
+    port = far.port
+    far.stop()
+    keep = persistent(near_dir) + ["autosave_interval 1"]
+    if broker_kind.name != "mosquitto":
+        keep = [line for line in keep if line != "user root"]
+    near = hub(broker_factory, "hubp", port, ["topic q/# out 1"], keep)
+    pub = mqtt_client(near, "near-pub")
+    for i in range(10):
+        pub.publish("q/%d" % i, b"%d" % i, qos=1)  # acknowledged by the hub, queued for hubp
+    pub.close()
+    near.stop()  # a clean stop saves the queue
+    near = hub(broker_factory, "hubp", port, ["topic q/# out 1"], keep)
+    far = remote(broker_factory, persistent(far_dir), port=port)
+    watch = mqtt_client(near, "watch")
+    watch.subscribe(state_topic("hubp"), 1)
+    wait_payload(watch, state_topic("hubp"), b"1")
+    sub = mqtt_client(far, "far-sub", clean_session=False)
+    got = sub.get_many(10, timeout=WAIT)
+    assert [m.payload for m in got] == [b"%d" % i for i in range(10)]
+    assert drain(sub) == []
+
+
 def test_two_hubs_share_one_mosquitto_without_loops(broker_factory, mqtt_client):
     far = remote(broker_factory)
     a = hub(broker_factory, "hub-a", far.port, ["topic site/# both 1"])
