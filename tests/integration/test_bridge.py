@@ -228,9 +228,7 @@ def test_queue_for_a_remote_that_is_down_survives_the_hub_restart(
     sub.close()
     port = far.port
     far.stop()
-    keep = persistent(near_dir) + ["autosave_interval 1"]
-    if broker_kind.name != "mosquitto":
-        keep = [line for line in keep if line != "user root"]
+    keep = ["persistence true", "persistence_location %s/" % near_dir, "autosave_interval 1"]
     near = hub(broker_factory, "hubp", port, ["topic q/# out 1"], keep)
     pub = mqtt_client(near, "near-pub")
     for i in range(10):
