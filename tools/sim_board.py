@@ -349,11 +349,31 @@ class Board:
                 pass  # a Ctrl-C that came between two reads: start the REPL afresh
 
 
+class Flash:
+    """The board's file system: VfsPosix(DIR), but for rename. The unix port's VfsPosix builds
+    each absolute path in one buffer of its own, so that rename("/a.new", "/a") renamed DIR/a
+    to itself (ENOENT); a board's FAT or littlefs renames as asked, as this does."""
+    def __init__(self, root):
+        self.root = root
+        self.vfs = os.VfsPosix(root)
+        self.host = os.VfsPosix()
+
+    def __getattr__(self, name):
+        return getattr(self.vfs, name)
+
+    def rename(self, old, new):
+        if old.startswith("/"):
+            old = self.root + old
+        if new.startswith("/"):
+            new = self.root + new
+        self.host.rename(old, new)
+
+
 def main():
     flash, mode, ctl = sys.argv[1], sys.argv[2], int(sys.argv[3])
     rom = RomPartition(sys.argv[4]) if len(sys.argv) > 4 else None
     os.umount("/")
-    os.mount(os.VfsPosix(flash), "/")
+    os.mount(Flash(flash), "/")
     os.chdir("/")
     sys.path[:] = ["", ".frozen", "/lib"]
     frozen = os.getenv("SIM_FROZEN")
