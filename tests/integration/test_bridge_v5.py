@@ -84,6 +84,8 @@ def test_properties_cross_both_ways_and_nothing_comes_back(broker_factory, mqtt_
     assert at_near == [("both/a", b"from hub"), ("both/b", b"from far")], at_near
 
 
+# (on the 32-bit port at 64K the hub now and then has no room for the third QoS 2 message)
+@pytest.mark.wasm32_heap("66K")
 @pytest.mark.parametrize("qos", [0, 2])
 def test_qos_0_and_2_cross_with_their_properties(broker_factory, mqtt_client, qos):
     far = remote(broker_factory)
