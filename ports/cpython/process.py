@@ -15,9 +15,13 @@ def write_pid_file(config: "Config") -> str:
     names the file: mosquitto, too, stops when it cannot write it."""
     path = getattr(config, "pid_file", "")
     if path:
+        # written beside it and renamed into place, so that a reader (a service manager, a
+        # logrotate postrotate) never finds it empty or half written
+        tmp = "%s.%d" % (path, os.getpid())
         try:
-            with open(path, "w") as f:
+            with open(tmp, "w") as f:
                 f.write("%d\n" % os.getpid())
+            os.replace(tmp, path)
         except OSError as e:
             raise OSError(e.errno, "cannot write pid_file %s: %s" % (path, e.strerror))
     return path
