@@ -91,8 +91,9 @@ def assert_no_traceback(broker):
     assert "Traceback" not in log, log
 
 
-def closed_without_answer(sock, timeout=WAIT, refusal=b""):
-    """True when the broker closes sock (EOF or reset) having sent nothing but refusal."""
+def closed_without_answer(sock, timeout=WAIT, refusal=b"", *others):
+    """True when the broker closes sock (EOF or reset) having sent nothing but refusal (or
+    one of others)."""
     sock.settimeout(timeout)
     data = b""
     try:
@@ -105,7 +106,7 @@ def closed_without_answer(sock, timeout=WAIT, refusal=b""):
         pass
     except socket.timeout:
         return False
-    return data in (b"", refusal)
+    return data in (b"", refusal) + others
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,8 +361,11 @@ def test_garbage_and_port_scanner_connections(broker_factory):
                 socks.append(s)
                 s.sendall(junk)
             for s, junk in zip(socks, payloads):
-                # a CONNECT for another protocol may get CONNACK 0x01 first [MQTT-3.1.2-2]
-                assert closed_without_answer(s, refusal=bytes([CONNACK << 4, 2, 0, 1])), junk
+                # a CONNECT for another protocol may get CONNACK 0x01 first [MQTT-3.1.2-2];
+                # on MicroPython, a socket accepted while the others' garbage fills the heap
+                # CONNACK 0x03 (server unavailable) before anything of it is read
+                assert closed_without_answer(s, WAIT, bytes([CONNACK << 4, 2, 0, 1]),
+                                             bytes([CONNACK << 4, 2, 0, 3])), junk
         finally:
             for s in socks:
                 s.close()
