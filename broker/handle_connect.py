@@ -222,7 +222,7 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         else:
             data = c.will_topic + c.will_payload
             b.set_will(conn, Message(data, len(c.will_topic), c.will_qos, c.will_retain))
-    if getattr(cfg, "connection_messages", True):
+    if cfg.connection_messages:
         b.log(_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d)."
               % (conn.peer, cid, 1 if conn.level == _PROTOCOL_LEVEL_31 else 2 if not v5 else 5,
                  1 if c.clean_session else 0, keepalive))

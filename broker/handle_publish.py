@@ -138,7 +138,7 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
     elif b.hooks is not None and not b.hooks.may_publish(conn, buf, ts, te):
         b.messages_dropped += 1
         reason = _RC_NOT_AUTHORIZED
-    elif pe - ps > getattr(b.config, "message_size_limit", 0) > 0:
+    elif pe - ps > b.config.message_size_limit > 0:
         # as mosquitto: not forwarded, the QoS exchange completed
         if b.log_mask & _LOG_DEBUG:
             b.log(_LOG_DEBUG, "Dropped too large PUBLISH from %s to '%s' (%d bytes)."

@@ -73,7 +73,7 @@ def lost(b: "Broker", conn: Conn, reason: str = "") -> None:
     if conn.state == CLOSED:
         return
     if reason:
-        if getattr(b.config, "connection_messages", True):
+        if b.config.connection_messages:
             b.log(_LOG_NOTICE, "Socket error on client %s, disconnecting." % name(conn))
         close(b, conn, "", True)
     elif conn.state == CONNECTED:
@@ -132,7 +132,7 @@ def close(b: "Broker", conn: Conn, why: str, send_will: bool) -> None:
     if not conn.in_wq:
         conn.in_wq = True
         b.wq.append(conn)
-    if why and getattr(b.config, "connection_messages", True):
+    if why and b.config.connection_messages:
         b.log(_LOG_NOTICE, why)
     if was_connected and b.hooks is not None:
         b.hooks.disconnected(conn)

@@ -74,13 +74,11 @@ class Config:
         log_timestamp: bool
         log_timestamp_format: str
         log_facility: int
-        connection_messages: bool
         pid_file: str
         user: str
         set_tcp_nodelay: bool
         allow_zero_length_clientid: bool
         auto_id_prefix: str
-        message_size_limit: int
         daemon: bool  # -d
         config_file: str  # the -c FILE it was read from (reloaded on SIGHUP)
         per_listener_settings: bool
@@ -88,6 +86,10 @@ class Config:
     # `persistence true` and its options (a broker.config.Persistence); None, the default:
     # nothing is saved. On the class: a board without persistence does not store it.
     persistence = None  # type: Any
+    # Read on every PUBLISH and every connection's start and end: class defaults rather than
+    # getattr's, one attribute lookup each (the instance stores them only when given).
+    message_size_limit = 0
+    connection_messages = True
 
     def __init__(self) -> None:
         self.listeners = []  # type: list[Listener]
