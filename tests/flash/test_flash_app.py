@@ -7,22 +7,14 @@ import time
 import pytest
 
 from peers import require_peer
-from test_flash_sim import Sim
+from test_flash_sim import flashed
 
 USER = ["-u", "phone", "-P", "change-me-too"]
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    board = Sim(tmp_path_factory.mktemp("flash-app"))
-    r = board.flash("--app", "sensorhub")
-    try:
-        assert r.returncode == 0, r.stdout + r.stderr
-        board.first_output = r.stdout
-        yield board
-    finally:
-        left = board.shut_down()
-        assert not left, "processes left running after sim stop: %s" % left
+    yield from flashed(tmp_path_factory.mktemp("flash-app"), "--app", "sensorhub")
 
 
 def sub(port, *args):

@@ -92,10 +92,11 @@ class Sim:
         return left
 
 
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory):
-    board = Sim(tmp_path_factory.mktemp("flash-sim"))
-    r = board.flash()
+def flashed(folder, *args):
+    """A fixture's body: a virtual board in folder, flashed with make flash's args, yielded,
+    then stopped with nothing of it left running."""
+    board = Sim(folder)
+    r = board.flash(*args)
     try:
         assert r.returncode == 0, r.stdout + r.stderr
         board.first_output = r.stdout
@@ -103,6 +104,11 @@ def sim(tmp_path_factory):
     finally:
         left = board.shut_down()
         assert not left, "processes left running after sim stop: %s" % left
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    yield from flashed(tmp_path_factory.mktemp("flash-sim"))
 
 
 def wait_connectable(port, timeout=15):
