@@ -14,11 +14,13 @@ MYPY_DIRS := $(foreach d,broker ports,$(if $(shell find $(d) -name '*.py' -print
 .PHONY: help setup run test test-wasm32 test-arm typecheck fuzz mem bench flash firmware sim-stop clean distclean
 
 help:
-	@echo "make setup      create .venv with every Python dependency (incl. micropython)"
+	@echo "make setup      create .venv with every Python dependency (incl. micropython), and the"
+	@echo "                core compiled by mypyc into build/mypyc when a C compiler is there"
 	@echo "make run        CPython broker on 127.0.0.1:1883 with the embedded default config"
 	@echo "                (extra arguments: make run ARGS='-v -p 1884')"
-	@echo "make test       typecheck, pytest over tests/, core tests on MicroPython (64-bit unix"
-	@echo "                port, and 32-bit webassembly port when node is there)"
+	@echo "make test       typecheck, pytest over tests/ (the compiled core when built, then the core"
+	@echo "                tests with PURE=1), core tests on MicroPython (64-bit unix port, and"
+	@echo "                32-bit webassembly port when node is there)"
 	@echo "make typecheck  mypy over broker/ and ports/"
 	@echo "make fuzz       property tests (tests/fuzz) at FUZZ_EXAMPLES=20000 examples each"
 	@echo "make mem        heap figures of the MicroPython broker, from .py, .mpy and ROMFS (and"
@@ -34,7 +36,7 @@ help:
 	@echo "make clean      remove caches and build output (keeps .venv)"
 	@echo "make distclean  clean, and remove .venv and the node_modules of tools/wasm32 and MQTT.js"
 
-setup: $(STAMP)
+setup: $(STAMP) $(MYPYC)
 
 # Re-run only when .venv is missing or pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml
@@ -42,6 +44,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -e '.[dev]'
 	touch $@
+
+# The core's routing path compiled by mypyc into build/mypyc, which CPython's broker uses unless
+# PURE=1 (ports/cpython/compiled.py); one line and the pure build when there is no C compiler.
+MYPYC := build/mypyc/.built
+$(MYPYC): $(STAMP) $(wildcard broker/*.py) tools/mypyc_build.py
+	$(PY) tools/mypyc_build.py --quiet
+	@mkdir -p $(@D) && touch $@
 
 run: $(STAMP)
 	$(PY) -m broker $(ARGS)
@@ -54,7 +63,7 @@ typecheck: $(STAMP)
 MPTEST_TIMEOUT ?= 600
 MPTEST_HUNG = { rc=$$?; [ $$rc -ne 124 ] || echo "make test: the core tests on $(1) did not end within $(MPTEST_TIMEOUT) s: one hangs (tools/mptest.py -v names the last to pass)" >&2; exit $$rc; }
 
-test: $(STAMP) typecheck
+test: $(STAMP) $(MYPYC) typecheck
 	timeout $(MPTEST_TIMEOUT) $(VENV)/bin/micropython tools/mptest.py tests/core || $(call MPTEST_HUNG,MicroPython)
 	@if command -v node >/dev/null 2>&1; then $(MAKE) --no-print-directory test-wasm32; \
 	elif [ "$$CI" = true ]; then echo "make test: no node command for the 32-bit core tests" >&2; exit 1; \
@@ -63,6 +72,7 @@ test: $(STAMP) typecheck
 	elif [ "$$CI" = true ]; then echo "make test: no npm command to install MQTT.js" >&2; exit 1; \
 	else echo "make test: no npm command: the MQTT.js tests will be skipped"; fi
 	$(PY) -m pytest -q
+	PURE=1 $(PY) -m pytest -q tests/core  # the pure build too, when the run above was compiled
 
 # The core tests again on a 32-bit MicroPython (the webassembly port, run by Node.js): a board's
 # word size, where an int of 2**30 or more is a heap object the heap-lock tests must not see.

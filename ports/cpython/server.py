@@ -22,6 +22,7 @@ from broker.engine import Broker
 from broker.keepalive import TICKS_MASK, ticks_diff
 from broker.lifecycle import LIMIT_ACCEPT
 from ports.logdest import Log
+from ports.cpython import compiled
 from ports.cpython.process import daemonize, drop_privileges, remove_pid_file, write_pid_file
 from ports.loop import drop, event, flush
 from ports.readfile import read_file
@@ -404,7 +405,7 @@ def main(argv: "List[str]") -> int:
         sys.stderr.write("Error: cannot open the log file %s: %s\n"
                          % (e.filename, e.strerror or e))
         return 1
-    server.log(LOG_NOTICE, banner())
+    server.log(LOG_NOTICE, "%s (%s)" % (banner(), compiled.build))
     try:
         server.bind()
     except ConfigError as e:  # a TLS listener's certfile, keyfile or cafile

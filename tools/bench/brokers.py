@@ -20,10 +20,11 @@ BUILD = os.path.join(REPO, "build", "bench")
 MPY_HEAP = os.environ.get("BENCH_MPY_HEAP") or "256K"  # the issue's heap; BENCH_MPY_HEAP overrides
 READY_TIMEOUT = 15.0
 
-KINDS = ("mosquitto", "cpython", "micropython", "amqtt")
+KINDS = ("mosquitto", "cpython", "cpython-pure", "micropython", "amqtt")
 LABELS = {
     "mosquitto": "mosquitto",
-    "cpython": "ours, CPython",
+    "cpython": "ours, CPython",  # the compiled core when make setup built it (tools/mypyc_build.py)
+    "cpython-pure": "ours, CPython (PURE=1)",
     "micropython": "ours, MicroPython",
     "amqtt": "amqtt",
 }
@@ -96,11 +97,13 @@ def _write(path, text):
 
 def command(kind, port, workdir):
     """(argv, stop signal, ready test) for one broker listening on 127.0.0.1:port."""
-    if kind in ("cpython", "micropython"):
+    if kind in ("cpython", "cpython-pure", "micropython"):
         conf = os.path.join(workdir, "broker.conf")
         _write(conf, _OUR_CONF % port)
-        if kind == "cpython":
+        if kind != "micropython":
             argv = [os.path.join(VENV_BIN, "python"), "-m", "broker", "-c", conf]
+            if kind == "cpython-pure":
+                argv = ["env", "PURE=1"] + argv  # env execs the broker: the same process
             return argv, signal.SIGTERM, "log"
         argv = [os.path.join(VENV_BIN, "micropython"), "-X", "heapsize=" + MPY_HEAP,
                 "-m", "broker", "-c", conf]
@@ -207,11 +210,12 @@ def version(kind):
     if kind == "mosquitto":
         exe = find_mosquitto()
         return _first_line([exe, "-h"]) if exe else "not installed"
-    if kind == "cpython":
-        from_py = _first_line([os.path.join(VENV_BIN, "python"), "-c",
-                               "import sys, broker; print('pico-broker', broker.VERSION, "
-                               "'on CPython', sys.version.split()[0])"])
-        return from_py
+    if kind in ("cpython", "cpython-pure"):
+        env = "PURE=1" if kind == "cpython-pure" else "PURE="
+        return _first_line(["env", env, os.path.join(VENV_BIN, "python"), "-c",
+                            "import sys, broker; from ports.cpython import compiled; "
+                            "print('pico-broker', broker.VERSION, 'on CPython', "
+                            "sys.version.split()[0], compiled.build)"])
     if kind == "micropython":
         return _first_line([os.path.join(VENV_BIN, "micropython"), "-c",
                             "import sys, broker; print('pico-broker', broker.VERSION, "

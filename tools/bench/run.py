@@ -150,7 +150,7 @@ def main(argv):
     ap.add_argument("--no-write", action="store_true", help="do not rewrite docs/benchmarks.md")
     ap.add_argument("--json", help="also save every run's JSON here")
     args = ap.parse_args(argv)
-    kinds = args.brokers.split(",") if args.brokers else ["mosquitto", "cpython", "micropython"]
+    kinds = args.brokers.split(",") if args.brokers else ["mosquitto", "cpython", "cpython-pure", "micropython"]
     if os.environ.get("BENCH_AMQTT") == "1" and "amqtt" not in kinds:
         kinds.append("amqtt")
     scenarios = args.scenarios.split(",")
