@@ -19,7 +19,7 @@ _LOG_WARNING = const(0x02)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Callable, Optional, Union
+    from typing import Any, Callable, Optional, Union
     from broker.engine import Broker
     Handler = Callable[[bytes, bytes, int, bool], None]
     Text = Union[str, bytes]
@@ -80,7 +80,8 @@ class LocalClient:
             raise ValueError("in-process client %r is closed" % self.client_id)
         return self.session
 
-    def receive(self, topic: bytes, payload: bytes, qos: int, retain: bool) -> None:
+    def receive(self, topic: bytes, payload: "Any", qos: int, retain: bool) -> None:
+        # payload: the Message itself for a client that takes them `whole`
         if self.on_message is not None:
             self.on_message(topic, payload, qos, retain)
 
