@@ -72,7 +72,8 @@ test: $(STAMP) $(MYPYC) typecheck
 	elif [ "$$CI" = true ]; then echo "make test: no npm command to install MQTT.js" >&2; exit 1; \
 	else echo "make test: no npm command: the MQTT.js tests will be skipped"; fi
 	$(PY) -m pytest -q
-	PURE=1 $(PY) -m pytest -q tests/core  # the pure build too, when the run above was compiled
+	@# the pure build too, when the run above was the compiled one
+	PURE=1 $(PY) -m pytest -q tests/core
 
 # The core tests again on a 32-bit MicroPython (the webassembly port, run by Node.js): a board's
 # word size, where an int of 2**30 or more is a heap object the heap-lock tests must not see.
