@@ -37,7 +37,7 @@ def smoke(broker, tmp_path):
     return proc, results
 
 
-@pytest.mark.parametrize("broker", ["cpython", "mosquitto"])
+@pytest.mark.parametrize("broker", ["cpython", "cpython-pure", "mosquitto"])
 def test_bench_smoke(broker, tmp_path):
     if broker == "mosquitto":
         require_peer("mosquitto")
