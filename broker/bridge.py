@@ -31,10 +31,11 @@ from broker.const import (
 from broker.delivery import pump, send_stored
 from broker.handle_publish import handle_acknowledgement
 from broker.keepalive import keepalive_ms, ticks_diff
-from broker.lifecycle import LIMIT_MEMORY
+from broker.lifecycle import LIMIT_MEMORY, log_limited
 from broker.local import LocalClient, publish_message
 from broker.session import Ledger, Message, Session
 from broker.topics import Filter, filter_matches, valid_topic_name
+from broker.output import reserve, send_ack, write_publish
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -212,7 +213,7 @@ class Bridge:
             if ka and ticks_diff(now, conn.last_rx) > keepalive_ms(ka // 1000):
                 self._close("the remote broker stopped answering")
             elif ka and ticks_diff(now, self.last_tx) >= ka:
-                pos = self.broker.reserve(conn, 2, False)
+                pos = reserve(self.broker, conn, 2, False)
                 put_pingreq(conn.out, pos)
                 conn.busy = False
                 self.last_tx = now
@@ -231,7 +232,7 @@ class Bridge:
             # (a 0 that cannot go out now: no DISCONNECT, so that the will says it)
             if msg is None or send_stored(self.broker, self.session, msg, msg.flags):
                 conn = self.conn
-                pos = self.broker.reserve(conn, 2, False)
+                pos = reserve(self.broker, conn, 2, False)
                 put_disconnect(conn.out, pos)
         self.must_close = True
 
@@ -261,7 +262,7 @@ class Bridge:
                 c.password = s.remote_password.encode()
         props = self.v5.connect_properties(self) if level == PROTOCOL_LEVEL_5 else b""
         conn = self.conn
-        pos = self.broker.reserve(conn, connect_size(c, props), False)
+        pos = reserve(self.broker, conn, connect_size(c, props), False)
         put_connect(conn.out, pos, c, props)
 
     def _subscribe(self) -> None:
@@ -271,7 +272,7 @@ class Bridge:
         filters = [(t.remote_filter, self.v5.options(self, t.qos) if v5 else t.qos)
                    for f, t in self.in_rules]
         conn = self.conn
-        pos = self.broker.reserve(conn, subscribe_size(filters, v5), False)
+        pos = reserve(self.broker, conn, subscribe_size(filters, v5), False)
         self.sub_mid = self.session.slot_mid[0]
         put_subscribe(conn.out, pos, self.sub_mid, filters, v5)
 
@@ -316,7 +317,7 @@ class Bridge:
         n = len(remote)
         if qos or conn is None:
             self._send(Message(data, n, qos, retain))
-        elif not self.broker.write_publish(conn, 0x31 if retain else 0x30, 0, data, 0, n, n,
+        elif not write_publish(self.broker, conn, 0x31 if retain else 0x30, 0, data, 0, n, n,
                                            len(data), True):
             self._drop()  # past the output cap, as for a slow subscriber
 
@@ -456,22 +457,22 @@ class Bridge:
         s = self.session
         q2 = s.qos2_in
         if qos == 2 and q2 is not None and mid in q2:
-            b.send_ack(self.conn, PUBREC, mid)  # a re-sent PUBLISH: routed once only
+            send_ack(b, self.conn, PUBREC, mid)  # a re-sent PUBLISH: routed once only
             return
         if not self._route_in(b0, buf, v.topic_start, v.topic_end, v.payload_start,
                               v.payload_end, props, expires):
             # no room to keep it here: unacknowledged, the remote broker sends it again
-            b.log_limited(LIMIT_MEMORY, LOG_WARNING, "Bridge %s: no room to keep an incoming"
+            log_limited(b, LIMIT_MEMORY, LOG_WARNING, "Bridge %s: no room to keep an incoming"
                           " message, reconnecting." % self.name)
             self.must_close = True
             return
         if qos == 1:
-            b.send_ack(self.conn, PUBACK, mid)
+            send_ack(b, self.conn, PUBACK, mid)
         elif qos == 2:
             # its identifier kept until its PUBREL (handle_pubrel), as a client's is, within
             # the session's bound (max_inflight_messages and max_queued_messages of them)
             s.qos2_received(mid)
-            b.send_ack(self.conn, PUBREC, mid)
+            send_ack(b, self.conn, PUBREC, mid)
 
     def _route_in(self, b0: int, buf: "Buffer", ts: int, te: int, ps: int, pe: int,
                   props: bytes, expires: int) -> bool:

@@ -18,6 +18,7 @@ from broker.props import (
 )
 from broker.session import Message
 from broker.v5 import State
+from broker.output import reserve, write_publish
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ def disconnected(buf: "Buffer", pos: int, end: int) -> str:
 def refuse(b: "Broker", conn: "Conn", reason: int) -> None:
     """DISCONNECT with the Reason Code of what the remote broker got wrong, before the link
     closes [MQTT-4.13.1-1]."""
-    pos = b.reserve(conn, disconnect5_size(reason, 0), False)
+    pos = reserve(b, conn, disconnect5_size(reason, 0), False)
     if pos >= 0:
         put_disconnect5(conn.out, pos, reason, b"")
 
@@ -188,7 +189,7 @@ def from_local(br: "Bridge", remote: bytes, msg: Message, qos: int, retain: bool
         if not b.v5.publish_to(b, conn, _OPTION_RETAIN_AS_PUBLISHED, retain, msg.expires, data,
                                0, n, n, ps, len(data)):
             br._drop()  # past the remote's Maximum Packet Size, or the output cap
-    elif not b.write_publish(conn, 0x31 if retain else 0x30, 0, data, 0, n, ps, len(data),
+    elif not write_publish(b, conn, 0x31 if retain else 0x30, 0, data, 0, n, ps, len(data),
                              True):
         br._drop()  # (a 3.1.1 remote: the properties stay here)
 

@@ -33,15 +33,18 @@ class MalformedPacket(Exception):
     """The peer broke the framing or the packet format; the connection must be closed
     [MQTT-4.8.0-1]. `reason` is the MQTT 5.0 reason code a DISCONNECT gives for it: 0x81,
     Malformed Packet; 0x82, Protocol Error for a packet that parses but breaks a rule (section
-    4.13: broker.props.ProtocolError, or set on the instance), or a code of its own."""
+    4.13: broker.props.ProtocolError), or a code of its own."""
 
-    reason = 0x81
+    def __init__(self, why: str, reason: int = 0x81) -> None:
+        super().__init__(why)
+        self.reason = reason
 
 
 class PacketTooLarge(MalformedPacket):
     """The declared packet size exceeds max_packet_size; refused before its body is buffered."""
 
-    reason = 0x95
+    def __init__(self, why: str) -> None:
+        super().__init__(why, 0x95)
 
 
 # Expected fixed-header flags per packet type [MQTT-2.2.2-1]; -1 for PUBLISH, whose flags carry

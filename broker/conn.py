@@ -42,13 +42,12 @@ class Conn:
     topic_ok = None  # type: Optional[bytes]  # (CPython) the last short topic name found valid
     spool = None  # type: Optional[Spool]  # a kept message sent from its own buffer
     ws = None  # type: Any  # the port's ports.websocket.Ws, on a websockets listener
-    if TYPE_CHECKING:
-        # per_listener_settings true: the Listener it came through (its own allow_anonymous,
-        # passwords, acl, client id options), set by the port only then
-        listener: Any
-        # use_identity_as_username or use_subject_as_username (a TLS listener, set by the
-        # port): the username the client's certificate gives, "" when it gives none
-        certificate_name: Callable[[], str]
+    # per_listener_settings true: the Listener it came through (its own allow_anonymous,
+    # passwords, acl, client id options), set by the port only then
+    listener: "Any"
+    # use_identity_as_username or use_subject_as_username (a TLS listener, set by the
+    # port): the username the client's certificate gives, "" when it gives none
+    certificate_name: "Callable[[], str]"
     # what chunk() points the port at
     cbuf = NO_OUTPUT  # type: Buffer
     coff = 0

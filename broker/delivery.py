@@ -7,6 +7,7 @@ from broker.codec import publish_size, put_publish
 from broker.session import AWAIT_PUBCOMP, FLAG_QOS_MASK, FLAG_RETAIN
 
 from broker.bytesops import const
+from broker.output import reserve, send_ack
 
 _PUBREL = const(6)
 _LOG_DEBUG = const(0x40)
@@ -69,7 +70,7 @@ def resend(b: "Broker", s: "Session", i: int) -> bool:
     PUBREL of a QoS 2 message already received [MQTT-4.4.0-1]; False: not now."""
     mid = s.slot_mid[i]
     if s.slot_state[i] == AWAIT_PUBCOMP:
-        b.send_ack(s.conn, _PUBREL, mid)
+        send_ack(b, s.conn, _PUBREL, mid)
         return True
     msg = s.slot_msg[i]
     if msg is None:
@@ -91,7 +92,7 @@ def _send(b: "Broker", s: "Session", b0: int, msg: "Message", flags: int, mid: i
     tlen = msg.tlen
     ps = tlen + msg.plen  # (an MQTT 5 publisher's properties are not for a 3.1.1 client)
     size = publish_size(b0, tlen, len(data) - ps)
-    pos = b.reserve(conn, size, True) if size <= b.copy_max else -1
+    pos = reserve(b, conn, size, True) if size <= b.copy_max else -1
     if pos < 0 and conn.spool is not None:
         return False
     if flags & FLAG_QOS_MASK:

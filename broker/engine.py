@@ -15,11 +15,11 @@ with one class and no base class.
 # Larger modules first, for the compile heap (docs/design.md, "MicroPython's ways").
 from broker.subscriptions import SubscriptionTable
 from broker.handle_publish import handle_acknowledgement, handle_publish
-from broker import keepalive, lifecycle, output
+from broker import keepalive, lifecycle
 from broker.bytesops import MPY, const, copy_into, micropython
 from broker.codec import MalformedPacket, Publish, publish_size, put_pingresp
-from broker.conn import CLOSED, NEW, NO_OUTPUT
-from broker.delivery import deliver, enqueue
+from broker.conn import CLOSED, CONNECTED, NEW, NO_OUTPUT
+from broker.delivery import deliver, enqueue, pump
 from broker.handle_connect import handle_connect
 from broker.handle_subscribe import handle_subscribe, handle_unsubscribe
 from broker.keepalive import TICKS_MASK
@@ -81,26 +81,6 @@ class Broker:
     v5 = None  # type: Any
     # An application's hooks (broker.hooks), attached by the application: None until then.
     hooks = None  # type: Any
-
-    # A connection's life (broker.lifecycle), the output (broker.output) and the timers
-    # (broker.keepalive), as methods.
-    accept = lifecycle.accept
-    lost = lifecycle.lost
-    close = lifecycle.close
-    out_of_memory = lifecycle.out_of_memory
-    shutdown = lifecycle.shutdown
-    new_session = lifecycle.new_session
-    add_session = lifecycle.add_session
-    discard_session = lifecycle.discard_session
-    set_will = lifecycle.set_will
-    reserve = output.reserve
-    send_ack = output.send_ack
-    send_connack = output.send_connack
-    write_publish = output.write_publish
-    drained = output.drained
-    next_to_flush = output.next_to_flush
-    tick = keepalive.tick
-    log_limited = lifecycle.log_limited
 
     def __init__(self, config: "Config", log: "Optional[Callable[[int, str], None]]" = None,
                  now: int = 0) -> None:
@@ -168,6 +148,44 @@ class Broker:
         if self._log is not None and self.log_mask & level:
             self._log(level, msg)
 
+    # What a port calls: a connection's life is broker.lifecycle's, the timers broker.keepalive's.
+    def accept(self, handle: "Any", peer: str) -> "Optional[Conn]":
+        return lifecycle.accept(self, handle, peer)
+
+    def lost(self, conn: "Conn", reason: str = "") -> None:
+        lifecycle.lost(self, conn, reason)
+
+    def close(self, conn: "Conn", why: str, send_will: bool) -> None:
+        lifecycle.close(self, conn, why, send_will)
+
+    def out_of_memory(self, conn: "Conn", refuse: bool = False) -> None:
+        lifecycle.out_of_memory(self, conn, refuse)
+
+    def shutdown(self) -> None:
+        lifecycle.shutdown(self)
+
+    def log_limited(self, cond: int, level: int, msg: str) -> None:
+        lifecycle.log_limited(self, cond, level, msg)
+
+    def tick(self, now: int) -> None:
+        keepalive.tick(self, now)
+
+    def next_to_flush(self) -> "Optional[Conn]":
+        """The next connection to flush (conn.chunk(), conn.sent()) or to close, off the write
+        queue; None when it is empty."""
+        wq = self.wq
+        if not wq:
+            return None
+        conn = wq.pop()
+        conn.in_wq = False
+        return conn
+
+    def drained(self, conn: "Conn") -> None:
+        """The port flushed all of conn's output: what waits for it can go out."""
+        s = conn.session
+        if conn.state == CONNECTED and s is not None and (s.queue or s.resend):
+            pump(self, s)
+
     @micropython.native
     def feed(self, conn: "Conn", buf: "Buffer", n: int) -> None:
         """Bytes buf[0:n] arrived on conn."""
@@ -187,11 +205,11 @@ class Broker:
             lifecycle.protocol_error(self, conn, e)
         except MemoryError:
             # on the CONNECT, before its CONNACK: the client is refused, not left unanswered
-            self.out_of_memory(conn, conn.olen == 0 and (
+            lifecycle.out_of_memory(self, conn, conn.olen == 0 and (
                 conn.state == NEW or (reader.ready and reader.b0 >> 4 == _CONNECT)))
-        except Exception as e:  # a defect here must cost one connection, never the broker
+        except Exception as defect:  # it must cost one connection, never the broker
             self.log(_LOG_ERR, "Internal error while serving %s: %r"
-                     % (lifecycle.name(conn), e))
+                     % (lifecycle.name(conn), defect))
             self.close(conn, "", True)
 
     @micropython.native
@@ -224,7 +242,7 @@ class Broker:
                 return
             if end != pos:
                 raise MalformedPacket("DISCONNECT remaining length must be 0")
-            self.set_will(conn, None)  # [MQTT-3.14.4-3]
+            lifecycle.set_will(self, conn, None)  # [MQTT-3.14.4-3]
             self.close(conn, "Client %s disconnected." % conn.client_id, False)
         else:  # a second CONNECT [MQTT-3.1.0-2], AUTH when no Authentication Method was
             # accepted (4.12), or a packet only a server sends

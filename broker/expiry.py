@@ -2,6 +2,7 @@
 Expiry Interval, and making room in a full session table. Imported only when the configuration
 sets an expiration, an MQTT 5 client came, or the session table is full when a new client
 connects."""
+from broker.lifecycle import discard_session
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ def expire(b: "Broker") -> None:
     expired = [s for s in b.sessions.values()
                if s.conn is None and s.local is None and _ended(s, config_limit, now)]
     for s in expired:
-        b.discard_session(s)
+        discard_session(b, s)
         b.sessions_expired += 1
         b.log(_LOG_NOTICE, "Expiring client %s: not seen for %d s (%s)."
               % (s.client_id, now - s.seen, "persistent_client_expiration" if s.expiry < 0
@@ -45,7 +46,7 @@ def evict(b: "Broker", cid: str) -> bool:
             victim = s
     if victim is None:
         return False
-    b.discard_session(victim)
+    discard_session(b, victim)
     b.sessions_evicted += 1
     b.log(_LOG_NOTICE, "Client %s: discarding the session of offline client %s (not seen for %d"
           " s) to make room: max_sessions (%d) reached."

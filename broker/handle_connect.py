@@ -2,12 +2,15 @@
 from broker.codec import MalformedPacket, decode_connect
 from broker.conn import CONNECTED
 from broker.keepalive import keepalive_ms
-from broker.lifecycle import LIMIT_CONNECTIONS, LIMIT_MEMORY
+from broker.lifecycle import (
+    LIMIT_CONNECTIONS, LIMIT_MEMORY, discard_session, log_limited, new_session, set_will,
+)
 from broker.delivery import pump
 from broker.session import Message
 from broker.topics import valid_topic_name
 
 from broker.bytesops import const
+from broker.output import send_connack
 
 _CONNACK_ACCEPTED = const(0)
 _CONNACK_BAD_USERNAME_OR_PASSWORD = const(4)
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
 def _refuse(b: "Broker", conn: "Conn", code: int, why: str) -> None:
     if why:
         b.log(_LOG_NOTICE, why)
-    b.send_connack(conn, False, code)  # session present 0 on refusal [MQTT-3.2.2-4]
+    send_connack(b, conn, False, code)  # session present 0 on refusal [MQTT-3.2.2-4]
     b.close(conn, "", False)
 
 
@@ -154,7 +157,7 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     if c.will_topic is not None:
         why = b.room_for(len(c.will_topic) + len(c.will_payload))
         if why:  # a client is admitted only with what it asks the broker to keep
-            b.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Client %s refused: no room to keep its"
+            log_limited(b, LIMIT_MEMORY, _LOG_WARNING, "Client %s refused: no room to keep its"
                           " will (%s)." % (cid, why))
             _refuse(b, conn, _CONNACK_SERVER_UNAVAILABLE, "")
             return
@@ -173,12 +176,12 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         b.close(old.conn, "", old.clean or c.clean_session)
         old = b.sessions.get(cid)
     if b.connected >= cfg.max_connections:
-        b.log_limited(LIMIT_CONNECTIONS, _LOG_NOTICE, "Client %s refused: max_connections (%d)"
+        log_limited(b, LIMIT_CONNECTIONS, _LOG_NOTICE, "Client %s refused: max_connections (%d)"
                       " reached." % (cid, cfg.max_connections))
         _refuse(b, conn, _CONNACK_SERVER_UNAVAILABLE, "")
         return
     if old is not None and c.clean_session:
-        b.discard_session(old)  # [MQTT-3.1.2-6]
+        discard_session(b, old)  # [MQTT-3.1.2-6]
         old = None
     if old is None and len(b.sessions) >= cfg.max_sessions:
         from broker.expiry import evict  # only when the session table is full
@@ -190,7 +193,7 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     if old is not None and old.will is not None:  # back within its Will Delay [MQTT-3.1.3-9]
         b.ledger.release(old.will)
         old.will = None
-    s = old if old is not None else b.new_session(cid, c.clean_session)
+    s = old if old is not None else new_session(b, cid, c.clean_session)
     s.clean = c.clean_session
     if v5:
         b.v5.start_session(s, conn, c)
@@ -218,16 +221,16 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     conn.keepalive_ms = keepalive_ms(keepalive)
     if c.will_topic is not None:
         if v5:
-            b.set_will(conn, b.v5.will(c))
+            set_will(b, conn, b.v5.will(c))
         else:
             data = c.will_topic + c.will_payload
-            b.set_will(conn, Message(data, len(c.will_topic), c.will_qos, c.will_retain))
+            set_will(b, conn, Message(data, len(c.will_topic), c.will_qos, c.will_retain))
     if cfg.connection_messages:
         b.log(_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d)."
               % (conn.peer, cid, 1 if conn.level == _PROTOCOL_LEVEL_31 else 2 if not v5 else 5,
                  1 if c.clean_session else 0, keepalive))
     # MQTT 3.1 has no session present flag: that byte is reserved there.
-    b.send_connack(conn, present and conn.level != _PROTOCOL_LEVEL_31,
+    send_connack(b, conn, present and conn.level != _PROTOCOL_LEVEL_31,
                    _CONNACK_ACCEPTED)  # [MQTT-3.2.2-2] [MQTT-3.2.2-3]
     if b.hooks is not None:
         b.hooks.connected(conn)

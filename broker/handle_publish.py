@@ -9,12 +9,13 @@ through broker.delivery.
 from broker.bytesops import MPY, const, micropython
 from broker.codec import MalformedPacket, parse_publish
 from broker.delivery import pump
-from broker.lifecycle import LIMIT_MEMORY
+from broker.lifecycle import LIMIT_MEMORY, log_limited
 from broker.retain import FULL as RETAINED_FULL, retained_share
 from broker.session import (
     AWAIT_PUBACK, AWAIT_PUBCOMP, AWAIT_PUBREC, QOS2_FULL, QOS2_NEW, QOS2_RESENT, message_from,
 )
 from broker.topics import valid_topic_name
+from broker.output import send_ack
 
 
 _PUBACK = const(4)
@@ -110,7 +111,7 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
     if qos == 2:
         got = s.qos2_received(mid) if s is not None else QOS2_NEW
         if got == QOS2_RESENT:
-            b.send_ack(conn, _PUBREC, mid)  # a re-sent PUBLISH: deliver once only
+            send_ack(b, conn, _PUBREC, mid)  # a re-sent PUBLISH: deliver once only
             return
         if got == QOS2_FULL:
             # 3.1.1 cannot refuse a PUBLISH; a client that never releases its QoS 2
@@ -185,7 +186,7 @@ def acknowledge(b: "Broker", conn: "Conn", t: int, mid: int, reason: int) -> Non
     if reason and conn.level == _PROTOCOL_LEVEL_5:
         b.v5.send_ack(b, conn, t, mid, reason)
     else:
-        b.send_ack(conn, t, mid)
+        send_ack(b, conn, t, mid)
 
 
 def _must_keep(b: "Broker", n: int, qos: int) -> bool:
@@ -223,11 +224,11 @@ def _keep(b: "Broker", conn: "Conn", buf: "Buffer", n: int) -> "Optional[Message
     topic = str(bytes(buf[ts:te]), "utf-8")
     if v.qos and conn.level == _PROTOCOL_LEVEL_5:
         # MQTT 5 can refuse it: Quota exceeded, and the client decides what to do
-        b.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Client %s: no room to keep a message of %d"
+        log_limited(b, LIMIT_MEMORY, _LOG_WARNING, "Client %s: no room to keep a message of %d"
                       " bytes on '%s' (%s), refused." % (conn.client_id, size, topic, why))
         acknowledge(b, conn, _PUBACK if v.qos == 1 else _PUBREC, v.mid, _RC_QUOTA_EXCEEDED)
         return None
-    b.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Client %s: no room to keep a message of %d"
+    log_limited(b, LIMIT_MEMORY, _LOG_WARNING, "Client %s: no room to keep a message of %d"
                   " bytes on '%s' (%s), disconnecting: it is sent again on reconnection."
                   % (conn.client_id, size, topic, why))
     if conn.level == _PROTOCOL_LEVEL_5:
@@ -304,9 +305,9 @@ def handle_pubrec(b: "Broker", conn: "Conn", mid: int) -> None:
     if i >= 0:
         s.slot_state[i] = AWAIT_PUBCOMP
         s.forget_message(i)  # the message is delivered; only its identifier is kept
-        b.send_ack(conn, _PUBREL, mid)
+        send_ack(b, conn, _PUBREL, mid)
     elif s.find_slot(mid, AWAIT_PUBCOMP) >= 0:
-        b.send_ack(conn, _PUBREL, mid)
+        send_ack(b, conn, _PUBREL, mid)
 
 
 def handle_pubrel(b: "Broker", conn: "Conn", mid: int) -> None:
@@ -316,4 +317,4 @@ def handle_pubrel(b: "Broker", conn: "Conn", mid: int) -> None:
     if (s is None or not s.qos2_released(mid)) and conn.level == _PROTOCOL_LEVEL_5:
         b.v5.send_ack(b, conn, _PUBCOMP, mid, _RC_PACKET_IDENTIFIER_NOT_FOUND)
         return
-    b.send_ack(conn, _PUBCOMP, mid)
+    send_ack(b, conn, _PUBCOMP, mid)

@@ -4,11 +4,12 @@ from broker.codec import (
     MalformedPacket, decode_subscribe, decode_unsubscribe, put_suback, suback_size,
 )
 from broker.delivery import deliver
-from broker.lifecycle import LIMIT_MEMORY
+from broker.lifecycle import LIMIT_MEMORY, log_limited
 from broker.session import FLAG_QOS_MASK, FLAG_RETAIN
 from broker.topics import valid_topic_filter
 
 from broker.bytesops import const
+from broker.output import reserve, send_ack
 
 _UNSUBACK = const(11)
 _SUBACK_FAILURE = const(0x80)
@@ -85,7 +86,7 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
             code = _RC_NOT_AUTHORIZED
         elif b.heap_low is not None and b.heap_low(_SUBSCRIPTION_BYTES + 2 * len(filt)):
             # refused, before the heap runs out under the table
-            b.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Subscription of %s to '%s' refused: the"
+            log_limited(b, LIMIT_MEMORY, _LOG_WARNING, "Subscription of %s to '%s' refused: the"
                           " heap is nearly full." % (conn.client_id, str(filt, "utf-8")))
         else:
             r = b.subs.subscribe(s, filt, q | (o & _OPTIONS_KEPT) | kept, share)
@@ -112,7 +113,7 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
     if v5:
         b.v5.send_suback(b, conn, mid, codes)
     else:
-        p = b.reserve(conn, suback_size(len(codes)), False)
+        p = reserve(b, conn, suback_size(len(codes)), False)
         if p >= 0:  # [MQTT-3.8.4-1] [MQTT-3.8.4-5]
             put_suback(conn.out, p, mid, codes)
         if b.log_mask & _LOG_DEBUG:
@@ -173,4 +174,4 @@ def handle_unsubscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: 
     if conn.level == _PROTOCOL_LEVEL_5:
         b.v5.send_unsuback(b, conn, mid, codes)
     else:
-        b.send_ack(conn, _UNSUBACK, mid)  # [MQTT-3.10.4-4] [MQTT-3.10.4-5]
+        send_ack(b, conn, _UNSUBACK, mid)  # [MQTT-3.10.4-4] [MQTT-3.10.4-5]

@@ -10,6 +10,7 @@ from broker.bytesops import const
 from broker.conn import CLOSED, CONNECTED, Conn
 from broker.retain import retained_share
 from broker.session import FLAG_RETAIN, Session
+from broker.output import send_connack
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def name(conn: Conn) -> str:
 def accept(b: "Broker", handle: "Any", peer: str) -> "Optional[Conn]":
     """A socket was accepted. None means over capacity: the port closes it at once."""
     if len(b.conns) >= b.config.max_connections + _PENDING_CONNECTIONS:
-        b.log_limited(LIMIT_CONNECTIONS, _LOG_WARNING,
+        log_limited(b, LIMIT_CONNECTIONS, _LOG_WARNING,
                       "Refusing connection from %s: too many connections." % peer)
         return None
     conn = Conn(handle, peer, b.config.max_packet_size, b.now)
@@ -90,10 +91,10 @@ def out_of_memory(b: "Broker", conn: Conn, refuse: bool = False) -> None:
     CONNACK 0x03 (server unavailable), never left without an answer."""
     conn.reader.reset()
     if refuse:
-        b.send_connack(conn, False, _CONNACK_SERVER_UNAVAILABLE)
+        send_connack(b, conn, False, _CONNACK_SERVER_UNAVAILABLE)
     try:
         close(b, conn, "", True)
-        b.log_limited(_LIMIT_OUT_OF_MEMORY, _LOG_ERR, "Out of memory while serving %s,"
+        log_limited(b, _LIMIT_OUT_OF_MEMORY, _LOG_ERR, "Out of memory while serving %s,"
                       " disconnecting." % name(conn))
     except MemoryError:
         pass
@@ -127,7 +128,7 @@ def close(b: "Broker", conn: Conn, why: str, send_will: bool) -> None:
         if b.ledger.changes is not None:  # persistence on: when it was seen, its will
             b.ledger.changes.session(s)
         if s.clean:
-            b.discard_session(s)
+            discard_session(b, s)
     will = conn.will
     if not conn.in_wq:
         conn.in_wq = True
@@ -157,7 +158,7 @@ def new_session(b: "Broker", client_id: str, clean: bool) -> Session:
     cfg = b.config
     s = Session(client_id, clean, cfg.max_inflight_messages, cfg.max_queued_messages,
                 b.ledger)
-    b.add_session(client_id, s)
+    add_session(b, client_id, s)
     return s
 
 

@@ -8,7 +8,7 @@ Use a LocalClient from the thread that runs the broker (a board's loop, or betwe
 port's event loop); the engine is not thread-safe.
 """
 from broker.handle_subscribe import send_retained
-from broker.lifecycle import LIMIT_MEMORY
+from broker.lifecycle import LIMIT_MEMORY, discard_session, log_limited, new_session
 from broker.session import FLAG_RETAIN, Message, Session
 from broker.topics import valid_topic_filter, valid_topic_name
 
@@ -35,7 +35,7 @@ def publish_message(b: "Broker", msg: Message) -> bool:
     tlen = msg.tlen
     why = b.room_for(len(data)) if msg.flags else ""
     if why:
-        b.log_limited(LIMIT_MEMORY, _LOG_WARNING, "No room to keep a message of %d bytes on '%s'"
+        log_limited(b, LIMIT_MEMORY, _LOG_WARNING, "No room to keep a message of %d bytes on '%s'"
                       " (%s): not published." % (len(data), str(bytes(data[:tlen]), "utf-8"),
                                                    why))
         return False
@@ -71,7 +71,7 @@ class LocalClient:
         self.broker = broker
         self.client_id = client_id
         self.on_message = on_message
-        s = broker.new_session(client_id, True)
+        s = new_session(broker, client_id, True)
         s.local = self
         self.session = s  # type: Optional[Session]
 
@@ -124,4 +124,4 @@ class LocalClient:
         s = self.session
         if s is not None:
             self.session = None
-            self.broker.discard_session(s)
+            discard_session(self.broker, s)

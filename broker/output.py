@@ -7,12 +7,11 @@ The port asks next_to_flush() for them and writes what Conn.chunk() points at.
 """
 from broker.bytesops import MPY, const, copy_into, micropython
 from broker.codec import publish_size, put_ack, put_connack, put_publish
-from broker.conn import CLOSED, CONNECTED
-from broker.delivery import pump
+from broker.conn import CLOSED
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional, Union
+    from typing import Union
     from broker.conn import Conn
     from broker.engine import Broker
     Buffer = Union[bytes, bytearray]
@@ -23,11 +22,11 @@ _LOG_DEBUG = const(0x40)
 _OUT_INITIAL = const(256)
 _PROTOCOL_LEVEL_5 = const(5)
 
-# The answer to a client refused for want of room: shared by all, and a constant, so that
-# refusing needs no memory (the heap may be what ran out). Never written to: a closed
-# connection gets no more output.
-CONNACK_UNAVAILABLE = b"\x20\x02\x00\x03"
-CONNACK5_UNAVAILABLE = b"\x20\x03\x00\x88\x00"  # MQTT 5: Server unavailable, no properties
+# The answer to a client refused for want of room: shared by all, made once, so that refusing
+# needs no memory (the heap may be what ran out). Never written to: a closed connection gets no
+# more output.
+CONNACK_UNAVAILABLE = bytearray(b"\x20\x02\x00\x03")
+CONNACK5_UNAVAILABLE = bytearray(b"\x20\x03\x00\x88\x00")  # MQTT 5: Server unavailable
 
 
 @micropython.native
@@ -122,7 +121,7 @@ def send_connack(b: "Broker", conn: "Conn", session_present: bool, code: int) ->
         # a refusal, closed next: its whole output is the constant, and needs no memory (for
         # an MQTT 5 client too, when the heap had no room for the v5 code)
         out = CONNACK5_UNAVAILABLE if conn.level == _PROTOCOL_LEVEL_5 else CONNACK_UNAVAILABLE
-        conn.out = out  # type: ignore[assignment]
+        conn.out = out
         conn.ooff = 0
         conn.olen = len(out)
         b.packets_sent += 1
@@ -135,20 +134,3 @@ def send_connack(b: "Broker", conn: "Conn", session_present: bool, code: int) ->
         b.log(_LOG_DEBUG, "Sending CONNACK to %s (%d, %d)"
               % (conn.client_id or conn.peer, 1 if session_present else 0, code))
 
-
-def next_to_flush(b: "Broker") -> "Optional[Conn]":
-    """For the port: the next connection to flush (conn.chunk(), conn.sent()) or to close,
-    off the write queue; None when it is empty."""
-    wq = b.wq
-    if not wq:
-        return None
-    conn = wq.pop()
-    conn.in_wq = False
-    return conn
-
-
-def drained(b: "Broker", conn: "Conn") -> None:
-    """The port flushed all of conn's output: what waits for it can go out."""
-    s = conn.session
-    if conn.state == CONNECTED and s is not None and (s.queue or s.resend):
-        pump(b, s)

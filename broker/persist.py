@@ -15,6 +15,7 @@ a journal is the same on every word size and small for the flash it wears.
 """
 from broker.bytesops import const, copy_into
 from broker.session import Message, Session
+from broker.lifecycle import discard_session, new_session
 
 try:
     from binascii import crc32
@@ -626,13 +627,13 @@ def _drop(b: "Broker", cid: str) -> None:
         if old.will is not None:  # a later record stands for it: no will to publish
             b.ledger.release(old.will)
             old.will = None
-        b.discard_session(old)
+        discard_session(b, old)
 
 
 def _read_session(r: _In, b: "Broker", cid: str) -> None:
     now = b.seconds
     _drop(b, cid)
-    s = b.new_session(cid, False)
+    s = new_session(b, cid, False)
     s.expiry = r.uint() - 1
     s.seen = now - r.uint()
     for _ in range(r.uint()):

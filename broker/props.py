@@ -12,7 +12,8 @@ from broker.topics import valid_topic_name
 class ProtocolError(MalformedPacket):
     """An MQTT 5.0 packet that parses but breaks a rule of the specification (section 4.13)."""
 
-    reason = 0x82
+    def __init__(self, why: str, reason: int = 0x82) -> None:
+        super().__init__(why, reason)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

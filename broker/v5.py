@@ -12,7 +12,7 @@ from broker.codec5 import (
     unsuback5_size,
 )
 from broker.delivery import sent
-from broker.lifecycle import publish_will
+from broker.lifecycle import publish_will, set_will
 from broker.output import reserve
 from broker.props import (
     ASSIGNED_CLIENT_IDENTIFIER, MAXIMUM_PACKET_SIZE, MAXIMUM_QOS, MESSAGE_EXPIRY_INTERVAL,
@@ -95,7 +95,7 @@ def refuse(b: "Broker", conn: "Conn", reason: int, why: str = "") -> None:
         mp = conn.v5.max_packet
         if mp and disconnect5_size(reason, len(props)) > mp:
             props = b""
-    pos = b.reserve(conn, disconnect5_size(reason, len(props)), False)
+    pos = reserve(b, conn, disconnect5_size(reason, len(props)), False)
     if pos >= 0:
         put_disconnect5(conn.out, pos, reason, props)
     if b.log_mask & _LOG_DEBUG:
@@ -183,7 +183,7 @@ def send_connack(b: "Broker", conn: "Conn", present: bool, code: int) -> None:
     accepted client the properties that tell it the broker's limits [MQTT-3.2.2]."""
     reason = _CONNACK_REASON[code] if code < len(_CONNACK_REASON) else code
     props = _connack_properties(b, conn) if reason == _RC_SUCCESS else b""
-    pos = b.reserve(conn, connack5_size(len(props)), False)
+    pos = reserve(b, conn, connack5_size(len(props)), False)
     if pos >= 0:
         put_connack5(conn.out, pos, present, reason, props)
     if b.log_mask & _LOG_DEBUG:
@@ -423,7 +423,7 @@ def send_stored(b: "Broker", s: "Session", b0: int, msg: "Message", f: int, mid:
         conn.dropped += 1
         b.messages_dropped += 1
         return True
-    pos = b.reserve(conn, size, True) if size <= b.copy_max else -1
+    pos = reserve(b, conn, size, True) if size <= b.copy_max else -1
     if pos < 0 and conn.spool is not None:
         return False
     if f & _FLAG_QOS_MASK:
@@ -458,7 +458,7 @@ def _added_properties(props_len: int, plen: int, sid: int, left: int, ids: bytes
 
 def send_ack(b: "Broker", conn: "Conn", t: int, mid: int, reason: int) -> None:
     """PUBACK, PUBREC, PUBREL or PUBCOMP (type t) with a Reason Code [MQTT-3.4.2-1]."""
-    pos = b.reserve(conn, ack5_size(reason, 0), False)
+    pos = reserve(b, conn, ack5_size(reason, 0), False)
     if pos >= 0:
         put_ack5(conn.out, pos, (t << 4) | (2 if t == 6 else 0), mid, reason, b"")
     if b.log_mask & _LOG_DEBUG:
@@ -485,14 +485,14 @@ def unsubscribe_in(buf: "Buffer", pos: int, end: int) -> "Tuple[int, List[bytes]
 
 def send_suback(b: "Broker", conn: "Conn", mid: int, codes: "List[int]") -> None:
     """SUBACK: a Reason Code per filter, in the SUBSCRIBE's order [MQTT-3.9.3-1]."""
-    pos = b.reserve(conn, suback5_size(len(codes), 0), False)
+    pos = reserve(b, conn, suback5_size(len(codes), 0), False)
     if pos >= 0:
         put_suback5(conn.out, pos, mid, codes, b"")
 
 
 def send_unsuback(b: "Broker", conn: "Conn", mid: int, codes: "List[int]") -> None:
     """UNSUBACK: a Reason Code per filter [MQTT-3.11.3-1]."""
-    pos = b.reserve(conn, unsuback5_size(len(codes), 0), False)
+    pos = reserve(b, conn, unsuback5_size(len(codes), 0), False)
     if pos >= 0:
         put_unsuback5(conn.out, pos, mid, codes, b"")
 
@@ -510,7 +510,7 @@ def handle_disconnect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: i
             s.clean = expiry == 0
             s.expiry = -1 if expiry == _NEVER else expiry
     if reason != _RC_DISCONNECT_WITH_WILL:
-        b.set_will(conn, None)
+        set_will(b, conn, None)
     b.close(conn, "Client %s disconnected (0x%02x)." % (conn.client_id, reason),
             reason == _RC_DISCONNECT_WITH_WILL)
 

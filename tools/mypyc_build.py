@@ -31,7 +31,8 @@ OUT = os.path.join(ROOT, "build", "mypyc")
 #   understood); bytesops.py: mypyc takes no class inside an `if`.
 MODULES = [
     "topics", "filtertree", "subscriptions", "routecache", "retain", "local", "handle_connect",
-    "handle_subscribe",
+    "handle_subscribe", "engine", "output", "lifecycle", "keepalive", "delivery", "conn", "session",
+    "codec", "handle_publish", "props",
 ]
 
 

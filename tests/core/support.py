@@ -67,8 +67,16 @@ def raises_exactly(cls: type, f: "object", *args: "object") -> Exception:
     assert False, ("accepted", args)
 
 
+from broker import output  # noqa: E402
+
 if MPY:
     class SkipTest(Exception):
         pass
 else:
     from unittest import SkipTest  # noqa: F401
+
+
+def compiled() -> bool:
+    """The core runs as mypyc compiled it (ports/cpython/compiled.py): its modules' builtins and
+    functions are bound at compile time, and replacing them from a test changes nothing."""
+    return not MPY and type(output.reserve).__name__ == "builtin_function_or_method"

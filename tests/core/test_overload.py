@@ -4,6 +4,7 @@ Plain functions with plain asserts: pytest runs them on CPython, tools/mptest.py
 """
 from broker.codec import Reader
 from broker.const import CONNACK, DISCONNECT, PINGREQ, PINGRESP, PUBACK, PUBLISH, SUBACK
+from broker.hooks import Hooks
 from broker.session import MESSAGE_OVERHEAD
 from harness import Hub
 from packets import (
@@ -268,9 +269,16 @@ def test_refusals_for_room_share_one_constant_connack():
     assert refused[0] is refused[1]
 
 
+class _NoRoom(dict):
+    """A session table whose every insertion finds the heap short."""
+
+    def __setitem__(self, key: object, value: object) -> None:
+        raise MemoryError
+
+
 def test_out_of_memory_on_connect_before_the_session_answers_connack_3():
     hub = Hub()
-    hub.broker.add_session = _raise_memory_error  # type: ignore[method-assign]
+    hub.broker.sessions = _NoRoom()
     c = hub.client()
     c.send(encode_connect("short"))
     assert c.closed
@@ -283,7 +291,7 @@ def test_out_of_memory_on_connect_after_admission_answers_connack_3():
     # the client counted as connected, and its session was made, when the heap ran out
     # before its CONNACK: it gets 0x03 all the same, and nothing of it stays
     hub = Hub()
-    hub.broker.log = _raise_memory_error  # type: ignore[method-assign]
+    hub.broker._log = _raise_memory_error
     c = hub.client()
     c.send(encode_connect("short"))
     assert c.closed
@@ -293,20 +301,17 @@ def test_out_of_memory_on_connect_after_admission_answers_connack_3():
     assert "short" not in hub.broker.sessions
 
 
-class _TableWithNoRoom:
-    # the broker's table but for subscribe (a compiled table's methods cannot be replaced)
-    def __init__(self, table: object) -> None:
-        self.table = table
+class _NoRoomToAuthorize(Hooks):
+    """Hooks whose subscription check finds the heap short: a MemoryError while a SUBSCRIBE is
+    handled, after the CONNACK."""
 
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.table, name)
-
-    subscribe = _raise_memory_error
+    def may_subscribe(self, *args: object) -> bool:
+        raise MemoryError
 
 
 def test_out_of_memory_after_the_connack_sends_no_second_one():
     hub = Hub()
-    hub.broker.subs = _TableWithNoRoom(hub.broker.subs)  # type: ignore[assignment]
+    _NoRoomToAuthorize().attach(hub.broker)
     c = hub.client()
     c.send(encode_connect("short") + encode_subscribe(1, [("a/b", 0)]))
     assert c.closed
