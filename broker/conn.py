@@ -73,7 +73,9 @@ class Conn:
         if sp is not None and self.ooff >= sp.at:
             return sp.chunk(self)
         n = (self.olen if sp is None else sp.at) - self.ooff
-        if n:  # (else cbuf would hold on to a buffer the idle check gives back)
+        # (n and no buffer: a refusal's constant CONNACK, where broker.output pointed cbuf; no
+        # n: cbuf would hold on to a buffer the idle check gives back)
+        if n and len(self.out):
             self.cbuf = self.out
             self.coff = self.ooff
         return n

@@ -3,19 +3,20 @@
 A port hands every connection's bytes to Broker.feed(); the engine parses them in place,
 updates its tables and appends whatever each connection must receive to that connection's
 output (broker.output), which the port takes through Broker.next_to_flush() and Conn.chunk().
-Timers enter through Broker.tick(now_ms) (broker.keepalive).
+Timers enter through broker.keepalive.tick(broker, now_ms).
 
 This module holds the Broker's tables, the one dispatch of a client's packets (_packet) and
 the routing path (collect, deliver_hits). Each packet a client sends is handled in its own module
 (broker.handle_connect, broker.handle_publish for PUBLISH and the acknowledgements,
-broker.handle_subscribe); a connection's life around them is broker.lifecycle's. Broker names
-the functions of those modules that ports and handlers call as its own methods: composition,
-with one class and no base class.
+broker.handle_subscribe); a connection's life around them is broker.lifecycle's (a port calls
+lifecycle.accept(broker, ...), lost(), close(), shutdown()). Those modules are functions of the
+Broker's tables, called as functions, never bound as its methods: composition, with one class
+and no base class, that means the same to mypyc as to an interpreter.
 """
 # Larger modules first, for the compile heap (docs/design.md, "MicroPython's ways").
 from broker.subscriptions import SubscriptionTable
 from broker.handle_publish import handle_acknowledgement, handle_publish
-from broker import keepalive, lifecycle
+from broker import lifecycle
 from broker.bytesops import MPY, const, copy_into, micropython
 from broker.codec import MalformedPacket, Publish, publish_size, put_pingresp
 from broker.conn import CLOSED, CONNECTED, NEW, NO_OUTPUT
@@ -148,28 +149,6 @@ class Broker:
         if self._log is not None and self.log_mask & level:
             self._log(level, msg)
 
-    # What a port calls: a connection's life is broker.lifecycle's, the timers broker.keepalive's.
-    def accept(self, handle: "Any", peer: str) -> "Optional[Conn]":
-        return lifecycle.accept(self, handle, peer)
-
-    def lost(self, conn: "Conn", reason: str = "") -> None:
-        lifecycle.lost(self, conn, reason)
-
-    def close(self, conn: "Conn", why: str, send_will: bool) -> None:
-        lifecycle.close(self, conn, why, send_will)
-
-    def out_of_memory(self, conn: "Conn", refuse: bool = False) -> None:
-        lifecycle.out_of_memory(self, conn, refuse)
-
-    def shutdown(self) -> None:
-        lifecycle.shutdown(self)
-
-    def log_limited(self, cond: int, level: int, msg: str) -> None:
-        lifecycle.log_limited(self, cond, level, msg)
-
-    def tick(self, now: int) -> None:
-        keepalive.tick(self, now)
-
     def next_to_flush(self) -> "Optional[Conn]":
         """The next connection to flush (conn.chunk(), conn.sent()) or to close, off the write
         queue; None when it is empty."""
@@ -210,7 +189,7 @@ class Broker:
         except Exception as defect:  # it must cost one connection, never the broker
             self.log(_LOG_ERR, "Internal error while serving %s: %r"
                      % (lifecycle.name(conn), defect))
-            self.close(conn, "", True)
+            lifecycle.close(self, conn, "", True)
 
     @micropython.native
     def _packet(self, conn: "Conn", b0: int, buf: "Buffer", pos: int, end: int) -> None:
@@ -243,7 +222,7 @@ class Broker:
             if end != pos:
                 raise MalformedPacket("DISCONNECT remaining length must be 0")
             lifecycle.set_will(self, conn, None)  # [MQTT-3.14.4-3]
-            self.close(conn, "Client %s disconnected." % conn.client_id, False)
+            lifecycle.close(self, conn, "Client %s disconnected." % conn.client_id, False)
         else:  # a second CONNECT [MQTT-3.1.0-2], AUTH when no Authentication Method was
             # accepted (4.12), or a packet only a server sends
             e = MalformedPacket("second CONNECT" if t == _CONNECT else

@@ -3,7 +3,7 @@ from broker.codec import MalformedPacket, decode_connect
 from broker.conn import CONNECTED
 from broker.keepalive import keepalive_ms
 from broker.lifecycle import (
-    LIMIT_CONNECTIONS, LIMIT_MEMORY, discard_session, log_limited, new_session, set_will,
+    LIMIT_CONNECTIONS, LIMIT_MEMORY, close, discard_session, log_limited, new_session, set_will,
 )
 from broker.delivery import pump
 from broker.session import Message
@@ -39,7 +39,7 @@ def _refuse(b: "Broker", conn: "Conn", code: int, why: str) -> None:
     if why:
         b.log(_LOG_NOTICE, why)
     send_connack(b, conn, False, code)  # session present 0 on refusal [MQTT-3.2.2-4]
-    b.close(conn, "", False)
+    close(b, conn, "", False)
 
 
 def _use_v5(b: "Broker", conn: "Conn") -> None:
@@ -173,7 +173,7 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         # [MQTT-3.1.4-2]; as mosquitto 2.0, the will goes out only when the session ends with
         # the old connection: a persistent session continued by a persistent connection is
         # the same client coming back (MQTT 5's will delay has the same effect)
-        b.close(old.conn, "", old.clean or c.clean_session)
+        close(b, old.conn, "", old.clean or c.clean_session)
         old = b.sessions.get(cid)
     if b.connected >= cfg.max_connections:
         log_limited(b, LIMIT_CONNECTIONS, _LOG_NOTICE, "Client %s refused: max_connections (%d)"

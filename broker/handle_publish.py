@@ -9,7 +9,7 @@ through broker.delivery.
 from broker.bytesops import MPY, const, micropython
 from broker.codec import MalformedPacket, parse_publish
 from broker.delivery import pump
-from broker.lifecycle import LIMIT_MEMORY, log_limited
+from broker.lifecycle import LIMIT_MEMORY, close, log_limited
 from broker.retain import FULL as RETAINED_FULL, retained_share
 from broker.session import (
     AWAIT_PUBACK, AWAIT_PUBCOMP, AWAIT_PUBREC, QOS2_FULL, QOS2_NEW, QOS2_RESENT, message_from,
@@ -119,7 +119,7 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
             # client went past the CONNACK's Receive Maximum [MQTT-3.3.4-7]).
             if v5:
                 b.v5.refuse(b, conn, _RC_RECEIVE_MAXIMUM_EXCEEDED)
-            b.close(conn, "Client %s has too many QoS 2 messages awaiting PUBREL, "
+            close(b, conn, "Client %s has too many QoS 2 messages awaiting PUBREL, "
                     "disconnecting." % conn.client_id, True)
             return
     acl = b.acl
@@ -233,7 +233,7 @@ def _keep(b: "Broker", conn: "Conn", buf: "Buffer", n: int) -> "Optional[Message
                   % (conn.client_id, size, topic, why))
     if conn.level == _PROTOCOL_LEVEL_5:
         b.v5.refuse(b, conn, _RC_QUOTA_EXCEEDED)
-    b.close(conn, "", True)
+    close(b, conn, "", True)
     return None
 
 

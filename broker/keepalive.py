@@ -5,10 +5,11 @@ the summary of log lines held back in a flood.
 A timer may run when the process is out of file descriptors or of heap (when a flood summary
 is due), so it loads no module on the way, except session expiry at the first second.
 
-Broker.tick(now_ms) is the one entry; the port calls it at least every few hundred ms.
+tick(broker, now_ms) is the one entry; the port calls it at least every few hundred ms.
 """
 from broker.bytesops import const
 from broker.conn import CONNECTED, NO_OUTPUT
+from broker.lifecycle import close
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ def tick(b: "Broker", now: int) -> None:
             if conn.keepalive_ms and ticks_diff(now, conn.last_rx) > conn.keepalive_ms:
                 if conn.level == _PROTOCOL_LEVEL_5:
                     b.v5.refuse(b, conn, _RC_KEEP_ALIVE_TIMEOUT)
-                b.close(conn, "Client %s has exceeded timeout, disconnecting."
+                close(b, conn, "Client %s has exceeded timeout, disconnecting."
                         % conn.client_id, True)
             elif not conn.busy:
                 # Nothing written since the last check: an idle client keeps no buffers,
@@ -78,7 +79,7 @@ def tick(b: "Broker", now: int) -> None:
                     conn.reader.reset()
             conn.busy = False
         elif ticks_diff(now, conn.opened) > connect_ms:
-            b.close(conn, "Client %s sent no CONNECT in time, disconnecting." % conn.peer,
+            close(b, conn, "Client %s sent no CONNECT in time, disconnecting." % conn.peer,
                     False)
 
 

@@ -2,8 +2,9 @@
 accepting a socket, losing it, closing it (with its will), the heap running out while serving
 it, shutdown; a session made, continued or discarded; a will kept until it is published.
 
-None of it is on the routing path. Broker (broker.engine) names these functions as its own
-methods: a port calls broker.accept(), broker.lost(), broker.close(), broker.shutdown(). Floods
+None of it is on the routing path. A port calls accept(broker, ...), lost(), close() and
+shutdown() here, as the core's own modules do: functions of the Broker's tables, not methods, so
+that the one source means the same compiled (mypyc) as interpreted. Floods
 of log lines (a storm of clients, a heap that ran out) are held back here (log_limited).
 """
 from broker.bytesops import const

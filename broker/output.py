@@ -7,7 +7,7 @@ The port asks next_to_flush() for them and writes what Conn.chunk() points at.
 """
 from broker.bytesops import MPY, const, copy_into, micropython
 from broker.codec import publish_size, put_ack, put_connack, put_publish
-from broker.conn import CLOSED
+from broker.conn import CLOSED, NO_OUTPUT
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -22,11 +22,10 @@ _LOG_DEBUG = const(0x40)
 _OUT_INITIAL = const(256)
 _PROTOCOL_LEVEL_5 = const(5)
 
-# The answer to a client refused for want of room: shared by all, made once, so that refusing
-# needs no memory (the heap may be what ran out). Never written to: a closed connection gets no
-# more output.
-CONNACK_UNAVAILABLE = bytearray(b"\x20\x02\x00\x03")
-CONNACK5_UNAVAILABLE = bytearray(b"\x20\x03\x00\x88\x00")  # MQTT 5: Server unavailable
+# The answer to a client refused for want of room: shared by all, and a constant, so that
+# refusing needs no memory (the heap may be what ran out).
+CONNACK_UNAVAILABLE = b"\x20\x02\x00\x03"
+CONNACK5_UNAVAILABLE = b"\x20\x03\x00\x88\x00"  # MQTT 5: Server unavailable, no properties
 
 
 @micropython.native
@@ -118,10 +117,13 @@ def send_connack(b: "Broker", conn: "Conn", session_present: bool, code: int) ->
     if conn.level == _PROTOCOL_LEVEL_5 and b.v5 is not None:
         b.v5.send_connack(b, conn, session_present, code)
     elif code == _CONNACK_SERVER_UNAVAILABLE and conn.olen == 0:
-        # a refusal, closed next: its whole output is the constant, and needs no memory (for
-        # an MQTT 5 client too, when the heap had no room for the v5 code)
+        # a refusal, closed next: its whole output is the constant, which the port is pointed
+        # at directly (Conn.chunk()), and needs no memory (for an MQTT 5 client too, when the
+        # heap had no room for the v5 code); the output buffer stays a bytearray, never written
         out = CONNACK5_UNAVAILABLE if conn.level == _PROTOCOL_LEVEL_5 else CONNACK_UNAVAILABLE
-        conn.out = out
+        conn.out = NO_OUTPUT
+        conn.cbuf = out
+        conn.coff = 0
         conn.ooff = 0
         conn.olen = len(out)
         b.packets_sent += 1

@@ -12,7 +12,7 @@ from broker.codec5 import (
     unsuback5_size,
 )
 from broker.delivery import sent
-from broker.lifecycle import publish_will, set_will
+from broker.lifecycle import close, publish_will, set_will
 from broker.output import reserve
 from broker.props import (
     ASSIGNED_CLIENT_IDENTIFIER, MAXIMUM_PACKET_SIZE, MAXIMUM_QOS, MESSAGE_EXPIRY_INTERVAL,
@@ -511,6 +511,6 @@ def handle_disconnect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: i
             s.expiry = -1 if expiry == _NEVER else expiry
     if reason != _RC_DISCONNECT_WITH_WILL:
         set_will(b, conn, None)
-    b.close(conn, "Client %s disconnected (0x%02x)." % (conn.client_id, reason),
+    close(b, conn, "Client %s disconnected (0x%02x)." % (conn.client_id, reason),
             reason == _RC_DISCONNECT_WITH_WILL)
 

@@ -25,6 +25,7 @@ import sys
 
 import asyncio
 
+from broker import lifecycle
 from broker.hooks import Hooks
 
 TYPE_CHECKING = False
@@ -153,7 +154,7 @@ class Broker:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        server.broker.shutdown()
+        lifecycle.shutdown(server.broker)
         server._flush_all()
         self.front.close()
         server.close()

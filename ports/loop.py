@@ -4,6 +4,7 @@ takes the port's server, which makes the socket calls that differ between the po
 (ports/loop_server.pyi).
 """
 from broker.bytesops import const
+from broker import lifecycle
 from broker.conn import CLOSED
 
 TYPE_CHECKING = False
@@ -31,12 +32,12 @@ def read(server: "Server", conn: "Conn") -> None:
     try:
         n = server.recv(conn.handle, server.scratch)
     except (OSError, ValueError):
-        b.lost(conn, "socket error")
+        lifecycle.lost(b, conn, "socket error")
         return
     if n is None:
         return
     if n == 0:
-        b.lost(conn)
+        lifecycle.lost(b, conn)
         return
     ws = conn.ws
     if ws is None:
@@ -62,7 +63,7 @@ def flush(server: "Server", conn: "Conn") -> None:
             sent = server.send(sock, src.cbuf, src.coff, n)
         except (OSError, ValueError):
             drop(server, conn)
-            server.broker.lost(conn, "socket error")
+            lifecycle.lost(server.broker, conn, "socket error")
             return
         if not sent:
             break

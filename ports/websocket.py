@@ -13,6 +13,7 @@ Out: whatever the engine has queued for the connection when the port flushes goe
 binary frame, its 2 to 10 byte header sent first from the Ws, then the bytes from the
 connection's own output (Conn.chunk()), never copied.
 """
+from broker import lifecycle
 from broker.bytesops import MPY, const, micropython
 
 TYPE_CHECKING = False
@@ -135,9 +136,9 @@ class Ws:
             b.feed(conn, buf, o)
         if self.phase == CLOSING:
             if self.peer_closed:
-                b.lost(conn)
+                lifecycle.lost(b, conn)
             else:
-                b.close(conn, "", True)
+                lifecycle.close(b, conn, "", True)
 
     def _request(self, buf: bytearray, n: int) -> int:
         """Gather the request's head; once it is whole, answer it. Where its bytes end in
@@ -412,7 +413,7 @@ class Ws:
             f.close()
             self.file = self.fbuf = None
         if self.phase == HTTP:
-            self.b.close(self.conn, "", False)
+            lifecycle.close(self.b, self.conn, "", False)
         return 0
 
     @micropython.native

@@ -128,7 +128,8 @@ class Probe(Server):
                 self.asked = False
                 self.running = self.command()
         self.poller.unregister(0)
-        self.broker.shutdown()
+        from broker import lifecycle
+        lifecycle.shutdown(self.broker)
         self._flush_all()
         self.close()
 

@@ -18,17 +18,10 @@ import warnings
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "mypyc")
 
-# The modules whose compiled form passes every core test. The others of the routing path stay
-# interpreted until their source means the same thing to mypyc:
-# - engine.py names functions of lifecycle, output and keepalive as Broker methods; a function
-#   mypyc compiles is a builtin, which a class attribute does not bind, and a native class keeps
-#   such an attribute per instance;
-# - codec.py's exceptions keep `reason` as a class default: a native exception gets none;
-# - conn.py, session.py: class defaults of another type than declared (Conn.out a bytes CONNACK,
-#   Session's `()` for lists not made yet), which a native attribute refuses; output.py,
-#   delivery.py and handle_publish.py read them with the declared types;
-# - handle_publish.py: a QoS 2 message sent again after its PUBCOMP is not delivered (not yet
-#   understood); bytesops.py: mypyc takes no class inside an `if`.
+# The routing path: the codec, the tables, the engine, each packet's handler, the output and the
+# timers (props for ProtocolError, whose base class is compiled). The rest stays interpreted: off
+# the routing path (configuration, MQTT 5's extras, bridges, persistence), or, for bytesops, one
+# call into C each already (and mypyc takes no class inside an `if`).
 MODULES = [
     "topics", "filtertree", "subscriptions", "routecache", "retain", "local", "handle_connect",
     "handle_subscribe", "engine", "output", "lifecycle", "keepalive", "delivery", "conn", "session",

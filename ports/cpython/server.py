@@ -14,6 +14,7 @@ import stat
 import sys
 import time
 
+from broker import keepalive, lifecycle
 from broker.cli import USAGE, UsageError, banner, parse_args
 from broker.config import Config, ConfigError, Listener
 from broker.const import LOG_ERR, LOG_NOTICE
@@ -219,7 +220,7 @@ class Server:
                 continue
             event(self, conn, ev)
         now = ticks_ms()
-        self.broker.tick(now)
+        keepalive.tick(self.broker, now)
         if self.links is not None:
             self.links.tick(now)
         if self.store is not None:
@@ -263,7 +264,7 @@ class Server:
     def _rest(self, e: OSError) -> None:
         """accept() failed, and would again at once: the listeners rest a while. The clients
         already connected are served meanwhile, and the waiting ones stay in the backlog."""
-        self.broker.log_limited(LIMIT_ACCEPT, LOG_ERR, "Error accepting a connection: %s;"
+        lifecycle.log_limited(self.broker, LIMIT_ACCEPT, LOG_ERR, "Error accepting a connection: %s;"
                                 " not accepting for %d ms."
                                 % (e.strerror or e, _ACCEPT_BACKOFF_MS))
         self.resume_at = (ticks_ms() + _ACCEPT_BACKOFF_MS) & TICKS_MASK
@@ -274,7 +275,7 @@ class Server:
         self.running = True
         while self.running:
             self.step(_POLL_MS)
-        self.broker.shutdown()
+        lifecycle.shutdown(self.broker)
         self._flush_all()
         if self.store is not None:
             self.store.save()
@@ -320,7 +321,7 @@ class Server:
             if ctx is not None:
                 # the handshake runs inside the first non-blocking reads (ports/cpython/tls.py)
                 sock = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            conn = self.broker.accept(sock, peer)
+            conn = lifecycle.accept(self.broker, sock, peer)
             if conn is None:
                 sock.close()
                 continue

@@ -12,6 +12,7 @@ import time
 
 import broker.engine  # noqa: F401  # first: the largest modules compile on the emptiest heap
 from ports.loop import drop, event, flush
+from broker import keepalive, lifecycle
 from broker.lifecycle import LIMIT_ACCEPT, LIMIT_MEMORY
 from broker.output import CONNACK_UNAVAILABLE
 
@@ -156,7 +157,7 @@ class Server:
             self._accept_all()
         now = time.ticks_ms()  # type: ignore[attr-defined]
         try:
-            self.broker.tick(now)
+            keepalive.tick(self.broker, now)
             if self.links is not None:
                 self.links.tick(now)
             if self.store is not None:
@@ -181,7 +182,7 @@ class Server:
         except BaseException:
             self.close()
             raise
-        self.broker.shutdown()
+        lifecycle.shutdown(self.broker)
         self._flush_all()
         if self.store is not None:
             self.store.save()
@@ -206,7 +207,7 @@ class Server:
         """The heap ran out while conn was served outside feed() (which sees to its own): the
         engine drops it as it does there, and the port closes it now."""
         gc.collect()
-        self.broker.out_of_memory(conn)
+        lifecycle.out_of_memory(self.broker, conn)
         try:
             flush(self, conn)
         except MemoryError:
@@ -258,7 +259,7 @@ class Server:
             if why != "-":  # failed ("" only at max_sockets): not the next listener either
                 break
         if why and why != "-":
-            self.broker.log_limited(LIMIT_ACCEPT, _LOG_ERR, "Error accepting a connection: %s;"
+            lifecycle.log_limited(self.broker, LIMIT_ACCEPT, _LOG_ERR, "Error accepting a connection: %s;"
                                     " not accepting for %d ms." % (why, _ACCEPT_BACKOFF_MS))
             now = time.ticks_ms()  # type: ignore[attr-defined]
             self.resume_at = time.ticks_add(now, _ACCEPT_BACKOFF_MS)  # type: ignore[attr-defined]
@@ -291,7 +292,7 @@ class Server:
             # a unix client has no address: it is known by the socket it came through
             peer = "unix:" + path if path else _peer(addr)
             if _heap_low(0):
-                self.broker.log_limited(LIMIT_MEMORY, _LOG_WARNING, "Refusing connection from"
+                lifecycle.log_limited(self.broker, LIMIT_MEMORY, _LOG_WARNING, "Refusing connection from"
                                         " %s: the heap is nearly full." % peer)
                 if ctx is None:  # (a TLS client could not read it before its handshake)
                     sock.setblocking(False)
@@ -301,7 +302,7 @@ class Server:
             if ctx is not None:
                 # the handshake runs inside the first non-blocking reads (ports/micropython/tls.py)
                 sock = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            conn = self.broker.accept(sock, peer)
+            conn = lifecycle.accept(self.broker, sock, peer)
             if conn is None:
                 raise OSError(0)
             if self.ws is not None and lsock in self.ws:
@@ -318,7 +319,7 @@ class Server:
             sock.close()
             raw.close()
             if conn is not None:
-                self.broker.close(conn, "", False)  # its bookkeeping needs no memory
+                lifecycle.close(self.broker, conn, "", False)  # its bookkeeping needs no memory
             if isinstance(e, MemoryError):
                 raise
             return ""

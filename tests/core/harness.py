@@ -2,7 +2,7 @@
 
 Plain Python shared by pytest (CPython) and tools/mptest.py (MicroPython).
 """
-from broker import codec
+from broker import codec, keepalive, lifecycle
 from broker.config import default_listener, parse
 from broker.const import CONNACK, PUBLISH, SUBACK
 from broker.engine import CLOSED, Broker
@@ -28,7 +28,7 @@ class Client:
 
     def __init__(self, hub: "Hub", peer: str) -> None:
         self.hub = hub
-        self.conn = hub.broker.accept(self, peer)
+        self.conn = lifecycle.accept(hub.broker, self, peer)
         assert self.conn is not None
         self.reader = codec.Reader(1 << 28)
         self.backlog = []  # type: list
@@ -61,7 +61,7 @@ class Client:
         return self.conn.state == CLOSED
 
     def lose(self) -> None:
-        self.hub.broker.lost(self.conn)
+        lifecycle.lost(self.hub.broker, self.conn)
 
     # Conveniences that check the obvious answer.
     def connect(self, client_id: str = "c", **kw: object) -> packets.Packet:
@@ -105,7 +105,7 @@ class Hub:
         end = self.now + ms
         while self.now < end:
             self.now = min(end, self.now + 250)
-            self.broker.tick(self.now)
+            keepalive.tick(self.broker, self.now)
 
     def log_text(self) -> str:
         return "\n".join(self.lines)

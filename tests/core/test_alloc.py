@@ -4,6 +4,7 @@ With the heap locked, any allocation raises MemoryError; the engine turns that i
 connection, so each test also checks that every connection is still open and that every
 subscriber received every byte it should have.
 """
+from broker import keepalive, lifecycle
 from broker.config import parse
 from broker.const import PUBACK
 from broker.engine import CLOSED, Broker
@@ -53,7 +54,7 @@ def _hub(config: str = "") -> Broker:
 
 def _client(b: Broker, cid: str, filters: "list", level: int = 4) -> object:
     """A client of protocol level 4 (3.1.1) or 5; filters: (filter, QoS or v5 options)."""
-    conn = b.accept(None, "127.0.0.1:1")
+    conn = lifecycle.accept(b, None, "127.0.0.1:1")
     assert conn is not None
     if level == 5:
         data = bytearray(_connect5(cid.encode()))
@@ -109,7 +110,7 @@ def _route_locked(b: Broker, pub: "object", packet: bytes, subs: "list", expect:
     stream = bytearray(packet * BATCH)
     n = len(stream)
     got = [0] * len(subs)
-    b.tick(1000)
+    keepalive.tick(b, 1000)
     feed = b.feed
     locked = False
     try:

@@ -4,6 +4,7 @@ The packets a client sends are built by the small helpers below; what the broker
 is written out byte by byte in each test. Plain functions with plain asserts, so that pytest
 (CPython) and tools/mptest.py (MicroPython) run the same file.
 """
+from broker import lifecycle
 from harness import Hub, drain
 from packets import encode_connect, encode_publish, encode_subscribe
 
@@ -458,7 +459,7 @@ def test_no_room_for_the_v5_code_is_still_refused_in_v5():
     c = hub.client()
     c.conn.level = 5  # as handle_connect sets it before importing broker.v5, which failed
     assert hub.broker.v5 is None
-    hub.broker.out_of_memory(c.conn, True)
+    lifecycle.out_of_memory(hub.broker, c.conn, True)
     assert drain(c.conn) == b"\x20\x03\x00\x88\x00"  # Server unavailable
     assert c.closed
 
@@ -587,7 +588,7 @@ def test_shutdown_tells_v5_clients_0x8b():
     c = v5_client(hub)
     c3 = hub.client("127.0.0.1:7005")
     c3.connect("c3")
-    hub.broker.shutdown()
+    lifecycle.shutdown(hub.broker)
     assert drain(c.conn) == b"\xe0\x01\x8b"
     assert drain(c3.conn) == b""
 

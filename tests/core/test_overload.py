@@ -264,7 +264,7 @@ def test_refusals_for_room_share_one_constant_connack():
         c = hub.client()
         c.send(encode_connect("late-%d" % i))
         assert c.closed
-        refused.append(c.conn.out)
+        refused.append(c.conn.cbuf)
     assert bytes(refused[0][:4]) == b"\x20\x02\x00\x03"
     assert refused[0] is refused[1]
 

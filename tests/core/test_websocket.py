@@ -4,6 +4,7 @@ only) when publisher and subscriber both speak WebSockets; a file of http_dir go
 pieces per turn, and the connect timeout cuts a reader that stopped, not a long download."""
 import os
 
+from broker import keepalive, lifecycle
 from broker.config import parse
 from broker.engine import CLOSED, Broker
 from broker.bytesops import copy_into
@@ -31,7 +32,7 @@ def _hub() -> Broker:
 
 
 def _ws_client(b: Broker, cid: str, filters: "list") -> "Ws":
-    conn = b.accept(None, "127.0.0.1:1")
+    conn = lifecycle.accept(b, None, "127.0.0.1:1")
     ws = Ws(b, conn, "")
     conn.ws = ws
     ws.phase = OPEN  # as after the handshake
@@ -118,7 +119,7 @@ def _turn(ws: "Ws") -> int:
 
 
 def _get(b: Broker, root: str, path: str) -> "Ws":
-    conn = b.accept(None, "127.0.0.1:2")
+    conn = lifecycle.accept(b, None, "127.0.0.1:2")
     ws = Ws(b, conn, root)
     conn.ws = ws
     req = bytearray(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: board\r\n\r\n")
@@ -155,7 +156,7 @@ def test_connect_timeout_cuts_a_stalled_reader_not_a_long_download() -> None:
         got = 0
         while reading.conn.state != CLOSED:
             now += 1500  # a turn every 1.5 s: the download takes 9 s of a 2 s connect timeout
-            b.tick(now)
+            keepalive.tick(b, now)
             got += _turn(reading)
             assert stalled.conn.state == CLOSED or now < 1000 + 2500, now
         assert got >= size and now > 1000 + 6 * 1500, (got, now)

@@ -7,7 +7,7 @@ Broker.next_to_flush() after every step, as the port's flush loop does; a connec
 output is not read keeps it, like a socket whose peer does not read), and it decodes and checks
 everything the broker writes, whether or not a test looks at it.
 """
-from broker import codec
+from broker import codec, keepalive, lifecycle
 from broker.conn import CLOSED, CONNECTED, NEW
 from broker.invariants import check_subscriptions, check_write_queue
 from broker.const import (
@@ -28,7 +28,7 @@ class Peer:
     def __init__(self, world: "World", name: str) -> None:
         self.world = world
         self.name = name
-        self.conn = world.broker.accept(self, name)
+        self.conn = lifecycle.accept(world.broker, self, name)
         self.reader = codec.Reader(1 << 28)   # frames the broker's output
         self.shadow = codec.Reader(1 << 28)   # frames our own input, to see acks we sent
         self.shadow_ok = True
@@ -126,7 +126,7 @@ class Peer:
 
     def lose(self) -> None:
         if self.conn is not None:
-            self.world.broker.lost(self.conn)
+            lifecycle.lost(self.world.broker, self.conn)
             self.world.settle()
 
     def acks(self) -> bytes:
@@ -166,7 +166,7 @@ class World:
 
     def tick(self, ms: int) -> None:
         self.now += ms
-        self.broker.tick(self.now)
+        keepalive.tick(self.broker, self.now)
         self.settle()
 
     def settle(self) -> None:

@@ -3,6 +3,7 @@ lengths past the limit), split anywhere. It never raises, it fails the connectio
 frame or feeds MQTT bytes, and what it holds stays bounded."""
 from hypothesis import given, settings, strategies as st
 
+from broker import lifecycle
 from broker.config import parse
 from broker.engine import Broker
 from ports.websocket import CLOSING, OPEN, Ws
@@ -33,7 +34,7 @@ frames = st.builds(
 @given(st.lists(frames, max_size=8), st.lists(st.integers(1, 64), min_size=1, max_size=8))
 def test_framer_never_raises_and_stays_bounded(fs, cuts):
     b = Broker(parse("allow_anonymous true\nmax_packet_size 4096\n", "<fuzz>"), None, 1000)
-    conn = b.accept(None, "127.0.0.1:1")
+    conn = lifecycle.accept(b, None, "127.0.0.1:1")
     ws = Ws(b, conn, "")
     conn.ws = ws
     ws.phase = OPEN

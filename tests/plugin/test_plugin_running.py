@@ -7,6 +7,7 @@ import threading
 import pytest
 
 import ports.cpython.server as server_module
+from broker import keepalive
 from broker.config import ConfigError, parse
 from broker.settings import Config, Listener
 from ports.cpython.testing import RunningBroker, arunning, make_config, running
@@ -172,12 +173,12 @@ def test_stop_twice_and_stop_without_start():
 
 
 def test_serving_thread_failure_is_reported(monkeypatch):
-    def broken_tick(now):
+    def broken_tick(broker, now):
         raise ValueError("boom")
     fds = open_fds()
     with pytest.raises(RuntimeError, match="broker thread failed") as info:
         with running() as b:
-            monkeypatch.setattr(b.server.broker, "tick", broken_tick)
+            monkeypatch.setattr(keepalive, "tick", broken_tick)
             b.thread.join(10)
     assert isinstance(info.value.__cause__, ValueError)
     assert open_fds() - fds == set()

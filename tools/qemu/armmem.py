@@ -207,6 +207,7 @@ def _expect(topic, payload, qos, retain):
 
 
 def _make_class():
+    from broker import keepalive, lifecycle
     from ports.loop import drop, event
     from ports.micropython.server import Server
 
@@ -238,7 +239,7 @@ def _make_class():
 
         def connect(self, client_id, will=None):
             sock = _Sock(self, client_id, will)
-            conn = self.broker.accept(sock, "pipe")
+            conn = lifecycle.accept(self.broker, sock, "pipe")
             if conn is None:
                 return None
             self.conns[sock] = conn
@@ -255,7 +256,7 @@ def _make_class():
                         moved = True
                         event(self, conn, 1)
                         self._flush_all()
-                self.broker.tick(time.ticks_ms())
+                keepalive.tick(self.broker, time.ticks_ms())
                 self._flush_all()
                 if not moved and until():
                     return True

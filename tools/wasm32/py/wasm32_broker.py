@@ -164,7 +164,8 @@ def mem(label):
 
 
 def stop(probe):
-    _server.broker.shutdown()
+    from broker import lifecycle
+    lifecycle.shutdown(_server.broker)
     _server._flush_all()
     _server.close()
     if not probe:
