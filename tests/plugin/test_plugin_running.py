@@ -7,7 +7,7 @@ import threading
 import pytest
 
 import ports.cpython.server as server_module
-from broker import keepalive
+from broker import keepalive, lifecycle
 from broker.config import ConfigError, parse
 from broker.settings import Config, Listener
 from ports.cpython.testing import RunningBroker, arunning, make_config, running
@@ -173,11 +173,17 @@ def test_stop_twice_and_stop_without_start():
 
 
 def test_serving_thread_failure_is_reported(monkeypatch):
-    def broken_tick(broker, now):
-        raise ValueError("boom")
+    real_tick = keepalive.tick
+    failing = []
+
+    def broken_tick(broker, now):  # this broker's only: the plugin's own brokers run beside it
+        if broker in failing:
+            raise ValueError("boom")
+        real_tick(broker, now)
     fds = open_fds()
     with pytest.raises(RuntimeError, match="broker thread failed") as info:
         with running() as b:
+            failing.append(b.server.broker)
             monkeypatch.setattr(keepalive, "tick", broken_tick)
             b.thread.join(10)
     assert isinstance(info.value.__cause__, ValueError)
@@ -216,7 +222,7 @@ def test_arunning_round_trip_and_no_leaks(slow_poll):
     assert open_fds() - fds == set()
 
 
-def test_arunning_does_not_block_the_event_loop():
+def test_arunning_does_not_block_the_event_loop(monkeypatch):
     async def main():
         ticks = 0
         stopping = True
@@ -231,8 +237,14 @@ def test_arunning_does_not_block_the_event_loop():
         async with arunning() as b:
             # Keep the serving thread busy past the stop request so that astop() must wait.
             hold = threading.Event()
-            real_shutdown = b.server.broker.shutdown
-            b.server.broker.shutdown = lambda: (hold.wait(5), real_shutdown())
+            real_shutdown = lifecycle.shutdown
+            mine = b.server.broker
+
+            def held_shutdown(broker):  # this broker's only, as above
+                if broker is mine:
+                    hold.wait(5)
+                real_shutdown(broker)
+            monkeypatch.setattr(lifecycle, "shutdown", held_shutdown)
             asyncio.get_running_loop().call_later(0.05, hold.set)
             before = ticks
         after = ticks
