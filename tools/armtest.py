@@ -13,7 +13,8 @@ the tests a filesystem in the heap for the files they write.
 It runs the firmware under Debian's qemu-system-arm with the serial port on a pseudo-terminal
 (the port's Makefile's `-serial pty`), drives the raw REPL there, and prints the tests' output;
 the exit status is mptest's. Then, in a fresh emulator, the asyncio front with MicroPython's own
-asyncio (tools/qemu/aio_arm.py: no listener, in-process clients, a second task's cadence). NATIVE=0
+asyncio (tools/qemu/aio_arm.py: no listener, in-process clients, a second task's cadence), and
+the example application boards/examples/sensorhub serving make mem's scenario. NATIVE=0
 freezes the modules without `@micropython.native`. Without MICROPY_DIR it says how to get the
 sources and stops. tools/mem.py reads the same firmware for its frozen(ARM) column (arm_heap(),
 tools/qemu/armmem.py).
@@ -44,6 +45,10 @@ TEST_TIMEOUT = float(os.environ.get("MPTEST_TIMEOUT", "900"))
 # The port's RAM is 4 MB; the core tests expect the heap of the unix port (2 MB on 64-bit), as
 # some of them build packets of 200 KB and more.
 HEAP = 2 * 1024 * 1024
+# The example application (an asyncio main.py with hooks), frozen as sensorhub.py: make mem's
+# app(ARM) column and a run of it here, its clients logging in as one of its users.
+APP = ROOT / "boards" / "examples" / "sensorhub"
+APP_LOGIN = ("phone", b"change-me-too")
 
 
 def suite_module() -> str:
@@ -67,7 +72,9 @@ def frozen_set() -> list[tuple[Path, str]]:
     files += [(ROOT / "tools" / "mptest.py", "mptest.py"),
               (ROOT / "tools" / "qemu" / "ramfs.py", "ramfs.py"),
               (ROOT / "tools" / "qemu" / "armmem.py", "armmem.py"),
-              (ROOT / "tools" / "qemu" / "aio_arm.py", "aio_arm.py")]
+              (ROOT / "tools" / "qemu" / "aio_arm.py", "aio_arm.py"),
+              (APP / "main.py", APP.name + ".py"),
+              (ROOT / "boards" / "common" / "boardmain.py", "boardmain.py")]
     return files
 
 
@@ -173,28 +180,35 @@ print('exit', mptest.run_suite(arm_suite.TESTS, %r, %r))
 """
 
 
-# make mem's frozen(ARM) column (tools/qemu/armmem.py): the board's configuration written to the
-# filesystem in the heap before the probe runs, so that its file costs nothing counted.
+# make mem's frozen(ARM) and app(ARM) columns (tools/qemu/armmem.py): the configuration written
+# to the filesystem in the heap before the probe runs, so that its file costs nothing counted.
 MEM_PROBE = """\
 import sys, ramfs
 sys.path[:] = ['.frozen']
 ramfs.mount()
-f = open('/broker.conf', 'w')
+f = open(%r, 'w')
 f.write(%r)
 f.close()
 del f
 import armmem
-armmem.run('/broker.conf', %d, %d, %r)
+armmem.run(%r, %d, %d, %r, %r, %r)
 """
 
 
-def arm_heap(elf: Path, config: str, k: int = 0, scenario: bool = False) -> dict[str, object]:
+def arm_heap(elf: Path, config: str, k: int = 0, scenario: bool = False,
+             app: bool = False) -> dict[str, object]:
     """One run of the probe in a fresh QEMU: {"import": B, "idle": B} (bytes the broker holds),
     with scenario "scenario": "" when the standard scenario passed, else why not; k: the heap
-    in KB the broker gets (0: all of HEAP)."""
+    in KB the broker gets (0: all of HEAP). app: the example application instead of the bare
+    broker (config its broker.conf; "idle" only, what the application holds once started), the
+    scenario served while its tasks run, then its own checks (armmem.app_checks)."""
     qemu = Qemu(elf)
     try:
-        out, err = qemu.exec(MEM_PROBE % (config, HEAP, k, scenario), 300)
+        # (the application reads broker.conf beside it, as on a board)
+        path = "broker.conf" if app else "/broker.conf"
+        probe = MEM_PROBE % (path, config, path, HEAP, k, scenario, APP.name if app else None,
+                             APP_LOGIN if app else None)
+        out, err = qemu.exec(probe, 300)
     finally:
         qemu.close()
     fig = {}  # type: dict[str, object]
@@ -244,7 +258,12 @@ def test_arm(tree: Path, pattern: "str | None", verbose: bool) -> int:
     finally:
         qemu.close()
     print(out.strip() + err, flush=True)
-    return status or (0 if re.search(r"^aio: ok", out, re.M) else 1)
+    status = status or (0 if re.search(r"^aio: ok", out, re.M) else 1)
+    say("test-arm", "the example application %s served the standard scenario (tools/qemu/"
+        "armmem.py)" % APP.relative_to(ROOT))
+    why = arm_heap(elf, (APP / "broker.conf").read_text(), 0, True, True)["scenario"]
+    print("app: " + ("FAIL %s" % why if why else "ok"), flush=True)
+    return status or (1 if why else 0)
 
 
 def main(argv: list[str]) -> int:

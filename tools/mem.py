@@ -46,7 +46,11 @@ With MICROPY_DIR set (a MicroPython source tree, as for make test-arm), a column
 the broker frozen into the firmware of make test-arm (tools/armtest.py: MicroPython's QEMU port,
 a Cortex-M3, NATIVE=0 without `@micropython.native`) under qemu-system-arm, read by
 tools/qemu/armmem.py: heap after import, idle after start-up, and the smallest heap for the
-standard scenario. That port has no sockets: the broker starts as a board's without opening its
+standard scenario. Beside it "app(ARM)": the example application boards/examples/sensorhub
+(the asyncio front with hooks, its own broker.conf) run from the same firmware as a board runs
+its main.py: idle once started, and the smallest heap for the standard scenario, its clients
+logged in through its authenticate hook, while its tasks publish readings, then its own checks
+(a stranger refused, the LED switched by cmd/led). That port has no sockets: the broker starts as a board's without opening its
 listeners, and the scenario's clients are in-process pipes that ports/loop.py serves as it serves
 sockets (their own few hundred bytes count). Each size is tried on the one firmware, whose heap
 is 2 MB, with a filler allocation made first that leaves the broker the heap of that size.
@@ -934,24 +938,31 @@ class ArmVariant(Variant):
     tools/qemu/armmem.py in a fresh emulator each: the port has no sockets, so the broker starts
     as on a board but without listeners, and the standard scenario's clients are in-process
     pipes that ports/loop.py serves as sockets. The smallest heap is found on one firmware with
-    a 2 MB heap, a filler allocation made first leaving the broker the heap of K KB."""
+    a 2 MB heap, a filler allocation made first leaving the broker the heap of K KB.
 
-    def __init__(self, elf: Path, native: bool):
-        super().__init__("frozen(ARM)", ROOT)
+    With app, the column "app(ARM)": the example application (boards/examples/sensorhub, its
+    own broker.conf, not the board's), its main.py run as a board runs it: the broker is the
+    asyncio front with the application's hooks, whose poller serves the pipes as sockets, while
+    its tasks publish readings; idle once it started, and the smallest heap for the standard
+    scenario followed by its own checks (a stranger refused by its authenticate hook, cmd/led)."""
+
+    def __init__(self, elf: Path, native: bool, app: bool = False):
+        super().__init__("app(ARM)" if app else "frozen(ARM)", ROOT)
         self.elf = elf
         self.native = native
+        self.app = app
 
     def measure(self, board: Path, bisecting: bool) -> None:
         import armtest
-        config = board.read_text()
+        config = (armtest.APP / "broker.conf" if self.app else board).read_text()
         try:
-            fig = armtest.arm_heap(self.elf, config)
+            fig = armtest.arm_heap(self.elf, config, 0, False, self.app)
             self.started = True
             self.fig["import"] = fig.get("import")
             self.fig["idle"] = fig.get("idle")
             if bisecting:
                 def attempt(k):
-                    why = armtest.arm_heap(self.elf, config, k, True)["scenario"]
+                    why = armtest.arm_heap(self.elf, config, k, True, self.app)["scenario"]
                     self.trace.append((k, not why, why))
                     log("%s heap %dK: %s %s" % (self.name, k, "FAIL" if why else "pass", why))
                     return not why
@@ -961,6 +972,10 @@ class ArmVariant(Variant):
         self.notes.append("%s; heap figures in the engine without sockets (in-process pipes)"
                           % ("@micropython.native kept" if self.native else "NATIVE=0: bytecode"
                              " only"))
+        if self.app:
+            self.notes.append("the example application %s (asyncio front + hooks) with its"
+                              " broker.conf: idle and the standard scenario while its tasks run"
+                              % armtest.APP.relative_to(ROOT))
 
 
 def arm_variants() -> "tuple[list, str]":
@@ -973,7 +988,8 @@ def arm_variants() -> "tuple[list, str]":
     from firmware import FirmwareError, check_tree
     try:
         path = check_tree(tree, "qemu", ["arm-none-eabi-gcc", "qemu-system-arm"])
-        return [ArmVariant(armtest.build(path, armtest.native()), armtest.native())], ""
+        elf = armtest.build(path, armtest.native())
+        return [ArmVariant(elf, armtest.native()), ArmVariant(elf, armtest.native(), True)], ""
     except FirmwareError as e:
         return [], str(e)
 
@@ -1085,7 +1101,7 @@ def main(argv=None) -> int:
                     help="board configuration (default boards/rp2/broker.conf)")
     ap.add_argument("--only", choices=("py", "mpy", "romfs", "wasm32", "arm"),
                     help="measure one variant (wasm32: only the 32-bit figures; arm: the"
-                    " frozen(ARM) column, with MICROPY_DIR)")
+                    " frozen(ARM) and app(ARM) columns, with MICROPY_DIR)")
     ap.add_argument("--no-bisect", action="store_true", help="skip the smallest-heap search")
     ap.add_argument("--persistence", action="store_true",
                     help="with persistence true and a save each second")

@@ -7,12 +7,14 @@ bytes (their packets, what they received) are in the same heap, a few hundred by
 
     import armmem
     armmem.run(CONF, HEAP, K, scenario)  # HEAP: the firmware's heap; K: KB the broker gets
+    armmem.run(CONF, HEAP, K, scenario, "sensorhub", (USER, PASSWORD))  # the application
 
 With K, one filler allocation made first leaves the broker K KB of the heap (the share a heap
 of K KB gives its objects, GC tables excluded, as this heap gives), and the server's heap checks
 see K KB, not the heap around the filler. Prints "MEM import N", "MEM idle N" (bytes the broker
 holds, as tools/mem_probe.py counts them) and, with scenario, "SCENARIO ok" or "SCENARIO fail:
-why"; a MemoryError ends the run with its traceback.
+why"; a MemoryError ends the run with its traceback. With an application (run_app()), "MEM
+idle" is what it holds once started, and the scenario is served by its asyncio front.
 """
 import gc
 import sys
@@ -60,11 +62,14 @@ def _mem(base):
     return gc.mem_alloc() - _filler - base
 
 
-def run(conf, heap, k, scenario):
+def run(conf, heap, k, scenario, app=None, login=None):
     filler = _fill(heap, k) if k else None
     sys.modules["socket"] = _NoSocket
     gc.collect()
     base = gc.mem_alloc() - _filler
+    if app:
+        run_app(app, login, base, scenario)
+        return
     from ports.micropython.launch import load
     parsed = load(["-c", conf])
     if parsed is None:
@@ -79,7 +84,7 @@ def run(conf, heap, k, scenario):
     startup.unload()  # as bind() does
     print("MEM idle", _mem(base))
     if scenario:
-        why = server.scenario()
+        why = _drive(server, server.scenario())
         print("SCENARIO " + (why or "ok"))
     del filler
 
@@ -88,7 +93,9 @@ class _Sock:
     """Both ends of a connection: inbox holds what the client sent and the broker has yet to
     read; what the broker sends is parsed as it comes, acknowledged, and counted."""
 
-    def __init__(self, server, client_id, will):
+    code = 0  # a CONNACK's refusal
+
+    def __init__(self, server, client_id, will, login):
         self.server = server
         self.inbox = bytearray()
         self.rx = bytearray()
@@ -105,6 +112,9 @@ class _Sock:
         if will is not None:
             flags |= 0x04 | (1 << 3)
             payload += _field(will[0]) + _field(will[1])
+        if login is not None:
+            flags |= 0xC0
+            payload += _field(login[0]) + _field(login[1])
         self.put(0x10, _field(b"MQTT") + bytes([4, flags, 0, 60]) + payload)
 
     def put(self, b0, body):
@@ -182,6 +192,8 @@ class _Sock:
             self.outgoing -= 1
         else:
             self.acks += 1
+            if kind == 2 and rx[at + 1]:
+                self.code = rx[at + 1]
             if kind == 9:
                 for i in range(at + 2, end):
                     if rx[i] < 0x80:
@@ -214,6 +226,7 @@ def _make_class():
     class Pipes(Server):
         """The server, its sockets the pipes of _Sock."""
 
+
         def key(self, sock):
             return sock
 
@@ -237,8 +250,9 @@ def _make_class():
         def discard(self, sock):
             pass
 
-        def connect(self, client_id, will=None):
-            sock = _Sock(self, client_id, will)
+        def connect(self, client_id, will=None, sock=None):
+            if sock is None:
+                sock = _Sock(self, client_id, will, None)
             conn = lifecycle.accept(self.broker, sock, "pipe")
             if conn is None:
                 return None
@@ -262,11 +276,10 @@ def _make_class():
                     return True
             return until()
 
-        def kill(self, sock):
-            sock.eof = True
-            self.settle(lambda: sock not in self.conns)
-
         def scenario(self):
+            """The standard scenario, as a generator: each value it yields is what it waits
+            for (a function true once it happened), and it is sent back whether it did; it
+            returns "" or what failed."""
             n = 8
             will = ("will/scen-c7", b"gone: scen-c7")
             clients = []
@@ -275,12 +288,12 @@ def _make_class():
                 if c is None:
                     return "client %d not accepted" % i
                 clients.append(c)
-            if not self.settle(lambda: all(c.acks == 1 for c in clients)):
+            if not (yield lambda: all(c.acks == 1 for c in clients)):
                 return "CONNACKs"
             for i, c in enumerate(clients):
                 c.subscribe([("mem/+/c%d" % i, 2), ("mem/all", 1)] + (
                     [("will/#", 1)] if i == 0 else []))
-            if not self.settle(lambda: all(c.acks == 2 for c in clients)):
+            if not (yield lambda: all(c.acks == 2 for c in clients)):
                 return "SUBACKs"
             if sum(c.granted for c in clients) != 2 * n + 1:
                 return "subscriptions refused"
@@ -308,15 +321,17 @@ def _make_class():
                         return False
                 return True
 
-            if not self.settle(arrived):
+            if not (yield arrived):
                 return "the routed messages: %r of %r" % ([c.got for c in clients], count)
             for j in range(n):
                 if clients[j].got != count[j] or clients[j].sum != want[j]:
                     return "client %d got other messages than it should" % j
             watcher = clients[0]
             before = watcher.got
-            self.kill(clients.pop())
-            if not self.settle(lambda: watcher.got > before):
+            victim = clients.pop()
+            victim.eof = True
+            yield lambda: victim not in self.conns
+            if not (yield lambda: watcher.got > before):
                 return "the will"
             if watcher.sum - want[0] != _expect(will[0], will[1], 1, False):
                 return "another message than the will"
@@ -324,7 +339,7 @@ def _make_class():
             if late is None:
                 return "the late client not accepted"
             late.subscribe([("ret/#", 2)])
-            if not self.settle(lambda: late.got >= n and not late.qos2):
+            if not (yield lambda: late.got >= n and not late.qos2):
                 return "the retained messages"
             retained = 0
             for i in range(n):
@@ -333,7 +348,7 @@ def _make_class():
                 return "retained messages differ"
             for c in clients + [late]:
                 c.put(0xE0, b"")
-            if not self.settle(lambda: not self.conns):
+            if not (yield lambda: not self.conns):
                 return "the DISCONNECTs"
             for sock in list(self.conns):
                 drop(self, self.conns[sock])
@@ -342,5 +357,179 @@ def _make_class():
     return Pipes
 
 
+def _drive(server, steps):
+    """Run steps (Pipes.scenario()), serving the pipes whenever it waits; what it returns. A
+    function, not a method of Pipes: that class is made after the figures' base, and counts."""
+    ok = None
+    try:
+        while True:
+            ok = server.settle(steps.send(ok))
+    except StopIteration as e:
+        return e.value
+
+
 def _Pipes(config):
     return _make_class()(config)
+
+
+# The example application (make mem's "app(ARM)" column): its main.py frozen as NAME.py and
+# run as a board runs it, its broker the asyncio front (ports/aio.py) with the pipes of _Sock for
+# sockets, which asyncio's poller watches as it watches a board's sockets (io.IOBase's ioctl).
+_PERIOD_S = 0.1  # the application's readings during the scenario, not every 10 s
+_WAIT_MS = 20000
+
+
+class _Machine:
+    """machine for the application: no ADC nor LED pin (it stands them in), and a soft reset,
+    which would restart the firmware under the probe, stops the run instead."""
+
+    @staticmethod
+    def soft_reset():
+        raise SystemExit("the application stopped")
+
+
+class _Clock:
+    """time for boardmain's default arguments: the QEMU port has no time.time()."""
+    sleep = time.sleep
+    time = time.ticks_ms
+
+
+def _poll_class():
+    import asyncio
+    import io
+    from ports.micropython.server import Server
+
+    class PollSock(io.IOBase, _Sock):
+        def ioctl(self, req, arg):
+            if req == 3:  # MP_STREAM_POLL: readable when there is something to read or EOF
+                return arg & (5 if self.inbox or self.eof else 4)
+            return -1
+
+        def close(self):
+            pass
+
+    class PollPipes(_make_class()):
+        """The pipes served by the asyncio front: registered in its poller as sockets are."""
+        login = None  # (username, password) of the scenario's clients
+        modify = Server.modify
+        discard = Server.discard
+
+        def connect(self, client_id, will=None, login=None):
+            sock = super().connect(client_id, will,
+                                   PollSock(self, client_id, will, login or self.login))
+            if sock is not None:
+                self.poller.register(sock, 1)
+            return sock
+
+        async def drive_async(self, steps, stopped):
+            """_drive(), the pipes served by the front while this task sleeps, until stopped()
+            (the front's loop failed: a heap too small)."""
+            ok = None
+            try:
+                while True:
+                    until = steps.send(ok)
+                    start = time.ticks_ms()
+                    while not until() and not stopped() and time.ticks_diff(
+                            time.ticks_ms(), start) < _WAIT_MS:
+                        await asyncio.sleep_ms(1)
+                    ok = until()
+            except StopIteration as e:
+                return e.value
+
+        def app_checks(self, lit):
+            """The application's own work: a stranger refused by its authenticate hook, the LED
+            switched on by cmd/led (lit()) and told on state/led, its readings published while
+            the scenario ran."""
+            stranger = self.connect("scen-stranger", None, ("mallory", b"x"))
+            if stranger is None:
+                return "the stranger not accepted"
+            if not (yield lambda: stranger not in self.conns):
+                return "the stranger still connected"
+            if stranger.code != 5:
+                return "the stranger not refused by the authenticate hook"
+            c = self.connect("scen-app")
+            if c is None or not (yield lambda: c.acks == 1):
+                return "the application's client"
+            c.subscribe([("state/led", 1), ("sensors/temperature", 1)])
+            if not (yield lambda: c.acks == 2):
+                return "its SUBACK"
+            c.publish("cmd/led", b"on", 1, False)
+            if not (yield lambda: lit() and c.got >= 3 and not c.outgoing):
+                return "cmd/led and the readings: %d messages, the LED %s" % (
+                    c.got, "on" if lit() else "off")
+            c.put(0xE0, b"")
+            if not (yield lambda: not self.conns):
+                return "its DISCONNECT"
+            return ""
+
+    return PollPipes
+
+
+def run_app(name, login, base, scenario):
+    """Run the application NAME until it has served the standard scenario (its clients logging
+    in as login) and app_checks(): "MEM idle N" once it started, then "SCENARIO ..."."""
+    import asyncio
+    from ports.micropython import server as port
+    from ports.micropython import startup
+
+    def start(config, log=None):  # startup.start: the pipes, no listener
+        from ports.micropython import startup  # (unloaded below: no name of it kept)
+        port.gc = startup.gc = _Gc
+        port._log = _log
+        server = _poll_class()(config)
+        server.login = login
+        startup.unload()
+        return server
+
+    startup.start = start
+    del startup
+    sys.modules["machine"] = _Machine
+    sys.modules["time"] = _Clock
+    import boardmain  # noqa: F401  # (its default arguments read _Clock)
+    del sys.modules["time"]
+    asyncio_run = asyncio.run
+
+    async def serve(main):
+        app = sys.modules[name]
+        app.PERIOD_S = _PERIOD_S
+        task = asyncio.create_task(main)
+        hub = app.hub
+        why = ""
+        try:
+            while hub.server is None and not task.done():
+                await asyncio.sleep_ms(1)
+            await asyncio.sleep_ms(50)
+            print("MEM idle", _mem(base))
+            server = hub.server
+            if server is None:
+                why = "the application did not start"
+            elif scenario:
+                def stopped():
+                    return hub.server is None
+
+                why = await server.drive_async(server.scenario(), stopped)
+                if not why:
+                    why = await server.drive_async(
+                        server.app_checks(lambda: app.led.value() == 1), stopped)
+        except Exception as e:
+            sys.print_exception(e)
+            why = repr(e)
+        try:
+            await hub.stop()
+            await task
+        except Exception as e:
+            sys.print_exception(e)
+            why = why or repr(e)
+        if scenario:
+            print("SCENARIO " + (why or "ok"))
+
+    def probe(main):  # asyncio.run for the application
+        asyncio_run(serve(main))
+
+    asyncio.run = probe
+    try:
+        __import__(name)
+    except SystemExit as e:
+        print("SCENARIO fail: %s" % e)
+    finally:
+        asyncio.run = asyncio_run
