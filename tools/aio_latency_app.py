@@ -3,8 +3,10 @@ root: `python|micropython tools/aio_latency_app.py aio|blocking PORT`.
 
 Beside the broker, a second task does 5 ms of work every 10 ms: an asyncio task with the
 asyncio front (ports/aio.py), or the same work between two turns of the blocking loop
-(Server.step(10)). Each turn's gap is counted; a message on app/cadence is answered on
-app/cadence/reply with "turns p50 p99 worst" (ms) since the last question."""
+(Server.step() until the next turn is due). Both keep the same schedule: each turn is due 10 ms
+after the last one began. The gap between the starts of two turns is counted; a message on
+app/cadence is answered on app/cadence/reply with "turns p50 p99 worst" (ms) since the last
+question."""
 import sys
 import time
 
@@ -17,15 +19,20 @@ else:
         return int(time.monotonic() * 1000)
 
 gaps = []
+began = []  # when the last turn began
 
 
-def work(last):
+def work():
+    """One turn: 5 ms of work; when the next one is due."""
     t = ms()
+    if began:
+        gaps.append(t - began[0])
+        began[0] = t
+    else:
+        began.append(t)
     while ms() - t < 5:
         pass
-    now = ms()
-    gaps.append(now - last)
-    return now
+    return t + 10
 
 
 def cadence():
@@ -46,10 +53,9 @@ def aio(port):
         hub.publish("app/cadence/reply", cadence())
 
     async def worker():
-        last = ms()
         while True:
-            last = work(last) - 5
-            await asyncio.sleep(0.005)
+            due = work()
+            await asyncio.sleep(max(0, due - ms()) / 1000)
 
     async def main():
         await hub.start()
@@ -75,13 +81,11 @@ def blocking(port):
     app = server.broker.local_client("$app", lambda t, p, q, r: app.publish(
         "app/cadence/reply", cadence()))
     app.subscribe("app/cadence")
-    last = ms()
-    due = last + 10
+    due = ms()
     while True:
         server.step(max(0, due - ms()))
         if ms() - due >= 0:
-            last = work(last) - 5
-            due = last + 10
+            due = work()
 
 
 (aio if sys.argv[1] == "aio" else blocking)(int(sys.argv[2]))
