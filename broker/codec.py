@@ -17,6 +17,7 @@ _CONNECT_FLAG_WILL_RETAIN = const(0x20)
 _PROTOCOL_LEVEL_31 = const(3)
 _PROTOCOL_LEVEL_311 = const(4)
 _PROTOCOL_LEVEL_5 = const(5)
+_RC_PACKET_TOO_LARGE = const(0x95)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -33,18 +34,12 @@ class MalformedPacket(Exception):
     """The peer broke the framing or the packet format; the connection must be closed
     [MQTT-4.8.0-1]. `reason` is the MQTT 5.0 reason code a DISCONNECT gives for it: 0x81,
     Malformed Packet; 0x82, Protocol Error for a packet that parses but breaks a rule (section
-    4.13: broker.props.ProtocolError), or a code of its own."""
+    4.13: broker.props.ProtocolError); 0x95, Packet too large, for a header declaring more than
+    max_packet_size (refused before its body is buffered); or a code of its own."""
 
     def __init__(self, why: str, reason: int = 0x81) -> None:
         super().__init__(why)
         self.reason = reason
-
-
-class PacketTooLarge(MalformedPacket):
-    """The declared packet size exceeds max_packet_size; refused before its body is buffered."""
-
-    def __init__(self, why: str) -> None:
-        super().__init__(why, 0x95)
 
 
 # Expected fixed-header flags per packet type [MQTT-2.2.2-1]; -1 for PUBLISH, whose flags carry
@@ -110,8 +105,8 @@ class Reader:
                 self.hlen = i - pos
                 total = self.hlen + rl
                 if total > self.max_packet_size:
-                    raise PacketTooLarge("packet of %d bytes exceeds max_packet_size %d"
-                                         % (total, self.max_packet_size))
+                    raise MalformedPacket("packet of %d bytes exceeds max_packet_size %d"
+                                          % (total, self.max_packet_size), _RC_PACKET_TOO_LARGE)
                 return total
             shift += 7
             if shift > 21:

@@ -2,9 +2,7 @@
 from broker.codec import MalformedPacket, decode_connect
 from broker.conn import CONNECTED
 from broker.keepalive import keepalive_ms
-from broker.lifecycle import (
-    LIMIT_CONNECTIONS, LIMIT_MEMORY, close, discard_session, log_limited, new_session, set_will,
-)
+from broker import lifecycle
 from broker.delivery import pump
 from broker.session import Message
 from broker.topics import valid_topic_name
@@ -39,7 +37,7 @@ def _refuse(b: "Broker", conn: "Conn", code: int, why: str) -> None:
     if why:
         b.log(_LOG_NOTICE, why)
     send_connack(b, conn, False, code)  # session present 0 on refusal [MQTT-3.2.2-4]
-    close(b, conn, "", False)
+    lifecycle.close(b, conn, "", False)
 
 
 def _use_v5(b: "Broker", conn: "Conn") -> None:
@@ -157,8 +155,8 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     if c.will_topic is not None:
         why = b.room_for(len(c.will_topic) + len(c.will_payload))
         if why:  # a client is admitted only with what it asks the broker to keep
-            log_limited(b, LIMIT_MEMORY, _LOG_WARNING, "Client %s refused: no room to keep its"
-                          " will (%s)." % (cid, why))
+            lifecycle.log_limited(b, lifecycle.LIMIT_MEMORY, _LOG_WARNING,
+                                  "Client %s refused: no room to keep its will (%s)." % (cid, why))
             _refuse(b, conn, _CONNACK_SERVER_UNAVAILABLE, "")
             return
     old = b.sessions.get(cid)
@@ -173,15 +171,16 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         # [MQTT-3.1.4-2]; as mosquitto 2.0, the will goes out only when the session ends with
         # the old connection: a persistent session continued by a persistent connection is
         # the same client coming back (MQTT 5's will delay has the same effect)
-        close(b, old.conn, "", old.clean or c.clean_session)
+        lifecycle.close(b, old.conn, "", old.clean or c.clean_session)
         old = b.sessions.get(cid)
     if b.connected >= cfg.max_connections:
-        log_limited(b, LIMIT_CONNECTIONS, _LOG_NOTICE, "Client %s refused: max_connections (%d)"
-                      " reached." % (cid, cfg.max_connections))
+        lifecycle.log_limited(b, lifecycle.LIMIT_CONNECTIONS, _LOG_NOTICE,
+                              "Client %s refused: max_connections (%d) reached."
+                              % (cid, cfg.max_connections))
         _refuse(b, conn, _CONNACK_SERVER_UNAVAILABLE, "")
         return
     if old is not None and c.clean_session:
-        discard_session(b, old)  # [MQTT-3.1.2-6]
+        lifecycle.discard_session(b, old)  # [MQTT-3.1.2-6]
         old = None
     if old is None and len(b.sessions) >= cfg.max_sessions:
         from broker.expiry import evict  # only when the session table is full
@@ -193,7 +192,7 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     if old is not None and old.will is not None:  # back within its Will Delay [MQTT-3.1.3-9]
         b.ledger.release(old.will)
         old.will = None
-    s = old if old is not None else new_session(b, cid, c.clean_session)
+    s = old if old is not None else lifecycle.new_session(b, cid, c.clean_session)
     s.clean = c.clean_session
     if v5:
         b.v5.start_session(s, conn, c)
@@ -221,10 +220,10 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
     conn.keepalive_ms = keepalive_ms(keepalive)
     if c.will_topic is not None:
         if v5:
-            set_will(b, conn, b.v5.will(c))
+            lifecycle.set_will(b, conn, b.v5.will(c))
         else:
             data = c.will_topic + c.will_payload
-            set_will(b, conn, Message(data, len(c.will_topic), c.will_qos, c.will_retain))
+            lifecycle.set_will(b, conn, Message(data, len(c.will_topic), c.will_qos, c.will_retain))
     if cfg.connection_messages:
         b.log(_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d)."
               % (conn.peer, cid, 1 if conn.level == _PROTOCOL_LEVEL_31 else 2 if not v5 else 5,

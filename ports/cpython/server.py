@@ -264,9 +264,9 @@ class Server:
     def _rest(self, e: OSError) -> None:
         """accept() failed, and would again at once: the listeners rest a while. The clients
         already connected are served meanwhile, and the waiting ones stay in the backlog."""
-        lifecycle.log_limited(self.broker, LIMIT_ACCEPT, LOG_ERR, "Error accepting a connection: %s;"
-                                " not accepting for %d ms."
-                                % (e.strerror or e, _ACCEPT_BACKOFF_MS))
+        lifecycle.log_limited(self.broker, LIMIT_ACCEPT, LOG_ERR,
+                              "Error accepting a connection: %s; not accepting for %d ms."
+                              % (e.strerror or e, _ACCEPT_BACKOFF_MS))
         self.resume_at = (ticks_ms() + _ACCEPT_BACKOFF_MS) & TICKS_MASK
         self._listen(False)
 

@@ -13,7 +13,6 @@ import time
 import broker.engine  # noqa: F401  # first: the largest modules compile on the emptiest heap
 from ports.loop import drop, event, flush
 from broker import keepalive, lifecycle
-from broker.lifecycle import LIMIT_ACCEPT, LIMIT_MEMORY
 from broker.output import CONNACK_UNAVAILABLE
 
 from broker.bytesops import const
@@ -259,8 +258,9 @@ class Server:
             if why != "-":  # failed ("" only at max_sockets): not the next listener either
                 break
         if why and why != "-":
-            lifecycle.log_limited(self.broker, LIMIT_ACCEPT, _LOG_ERR, "Error accepting a connection: %s;"
-                                    " not accepting for %d ms." % (why, _ACCEPT_BACKOFF_MS))
+            lifecycle.log_limited(self.broker, lifecycle.LIMIT_ACCEPT, _LOG_ERR,
+                                  "Error accepting a connection: %s; not accepting for %d ms."
+                                  % (why, _ACCEPT_BACKOFF_MS))
             now = time.ticks_ms()  # type: ignore[attr-defined]
             self.resume_at = time.ticks_add(now, _ACCEPT_BACKOFF_MS)  # type: ignore[attr-defined]
             self._listen(False)
@@ -292,8 +292,9 @@ class Server:
             # a unix client has no address: it is known by the socket it came through
             peer = "unix:" + path if path else _peer(addr)
             if _heap_low(0):
-                lifecycle.log_limited(self.broker, LIMIT_MEMORY, _LOG_WARNING, "Refusing connection from"
-                                        " %s: the heap is nearly full." % peer)
+                lifecycle.log_limited(self.broker, lifecycle.LIMIT_MEMORY, _LOG_WARNING,
+                                      "Refusing connection from %s: the heap is nearly full."
+                                      % peer)
                 if ctx is None:  # (a TLS client could not read it before its handshake)
                     sock.setblocking(False)
                     sock.write(CONNACK_UNAVAILABLE)

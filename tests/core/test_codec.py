@@ -5,7 +5,6 @@ Expected bytes are written out by hand from the specification, not produced by t
 """
 from broker.codec import (
     MalformedPacket,
-    PacketTooLarge,
     Publish,
     Reader,
     decode_connect,
@@ -21,7 +20,7 @@ from broker.codec import (
 )
 from broker.const import (
     CONNACK, CONNECT, DISCONNECT, MAX_REMAINING_LENGTH, PINGREQ, PINGRESP, PUBACK, PUBCOMP,
-    PUBLISH, PUBREC, PUBREL, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE,
+    PUBLISH, PUBREC, PUBREL, RC_PACKET_TOO_LARGE, SUBACK, SUBSCRIBE, UNSUBACK, UNSUBSCRIBE,
 )
 from packets import (
     decode,
@@ -465,8 +464,8 @@ def test_remaining_length_decoding_big_header_only():
         refused = False
         try:
             r.take(hdr, 0, len(hdr))
-        except PacketTooLarge:
-            refused = True
+        except MalformedPacket as e:
+            refused = e.reason == RC_PACKET_TOO_LARGE
         assert refused, n
 
 
@@ -775,10 +774,9 @@ def test_unsupported_protocol_returns_connect():
     assert c.protocol_name == "MQTX" and c.protocol_level == 4
 
 
-# ---- PacketTooLarge -----------------------------------------------------------------------------
+# ---- Packet too large ---------------------------------------------------------------------------
 
 def test_packet_too_large_before_body():
-    assert issubclass(PacketTooLarge, MalformedPacket)
     limit = 100
     ok = encode_publish(b"t", b"x" * (limit - 5))  # 2 + (2 + 1 + 95) = 100 bytes
     assert len(ok) == limit
@@ -789,8 +787,8 @@ def test_packet_too_large_before_body():
     refused = False
     try:
         r.take(hdr, 0, len(hdr))  # only the header: refused before the body arrives
-    except PacketTooLarge:
-        refused = True
+    except MalformedPacket as e:
+        refused = e.reason == RC_PACKET_TOO_LARGE
     assert refused
     assert r.buffered() <= 5
 
@@ -810,7 +808,8 @@ def test_packet_too_large_header_byte_by_byte():
             for i in range(len(hdr)):
                 try:
                     r.take(hdr, i, i + 1)
-                except PacketTooLarge:
+                except MalformedPacket as e:
+                    assert e.reason == RC_PACKET_TOO_LARGE
                     refused_at = i
                     break
                 assert not r.ready
@@ -832,15 +831,15 @@ def test_packet_too_large_whole_packet():
     refused = False
     try:
         r.take(pkt, 0, len(pkt))
-    except PacketTooLarge:
-        refused = True
+    except MalformedPacket as e:
+        refused = e.reason == RC_PACKET_TOO_LARGE
     assert refused
     assert r.buffered() == 0
     refused = False
     try:
         decode_stream(pkt, len(pkt) - 1)
-    except PacketTooLarge:
-        refused = True
+    except MalformedPacket as e:
+        refused = e.reason == RC_PACKET_TOO_LARGE
     assert refused
     assert len(decode_stream(pkt, len(pkt))) == 1
 

@@ -8,7 +8,7 @@ as the engine does.
 from hypothesis import given, strategies as st
 
 from broker import codec
-from broker.codec import MalformedPacket, PacketTooLarge, Reader
+from broker.codec import MalformedPacket, Reader
 from broker.settings import NO_PACKET_LIMIT
 
 from mqtt_strategies import cuts, examples, fields, mutate, mutations, split, valid_packet
@@ -55,7 +55,7 @@ def feed(pieces: "list[bytes]", max_packet_size: int, decode: bool = True) -> Fr
                     assert held <= max_packet_size, (held, max_packet_size)
                     # Grows only as bytes arrive: never more than twice what it holds.
                     assert held <= max(_KEEP_PENDING, 2 * r.have), (held, r.have)
-    except MalformedPacket as e:  # PacketTooLarge included
+    except MalformedPacket as e:  # Packet too large included
         got.error = e
     return got
 
@@ -64,7 +64,7 @@ def feed(pieces: "list[bytes]", max_packet_size: int, decode: bool = True) -> Fr
 @given(st.binary(max_size=600), cuts, packet_limits)
 def test_arbitrary_bytes_raise_only_malformed(data, cut, limit):
     """Random bytes in random pieces: the framer and decode() raise MalformedPacket (or
-    PacketTooLarge) and nothing else, and never hold more than max_packet_size."""
+    Packet too large) and nothing else, and never hold more than max_packet_size."""
     feed(split(data, cut), limit)
 
 
@@ -96,7 +96,7 @@ def test_mutated_streams_raise_only_malformed(stream, ops, cut, limit):
 @examples()
 @given(st.integers(0, 0x3FFFFFFF), st.integers(1, 14), packet_limits)
 def test_declared_size_is_refused_before_the_body_arrives(rl, b0_type, limit):
-    """A header declaring more than max_packet_size raises PacketTooLarge as soon as the header
+    """A header declaring more than max_packet_size raises MalformedPacket (0x95, Packet too large) as soon as the header
     is complete, before any of the body is buffered; else the Reader waits for the body."""
     b0 = (b0_type << 4) | {3: 0, 6: 2, 8: 2, 10: 2}.get(b0_type, 0)
     if not codec.header_flags_valid(b0):
@@ -108,8 +108,8 @@ def test_declared_size_is_refused_before_the_body_arrives(rl, b0_type, limit):
     r = Reader(limit)
     try:
         pos = r.take(bytes(head), 0, len(head))
-    except PacketTooLarge:
-        assert len(head) + rl > limit
+    except MalformedPacket as e:
+        assert e.reason == 0x95 and len(head) + rl > limit
         return
     assert len(head) + rl <= limit
     assert pos == len(head)

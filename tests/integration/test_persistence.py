@@ -15,8 +15,7 @@ from raw_mqtt import PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, ack_packet, publi
 # The kill loop's iterations per runtime: make test runs a few, the closing figures 100.
 KILLS = int(os.environ.get("PERSIST_KILLS", "10"))
 # The unix MicroPython compiles the journal's code from source at start-up, as the bridge's
-# tests do theirs: 210K is the least that starts it (make mem gives a board's figures).
-PERSIST_HEAP = "216K"
+PERSIST_HEAP = "208K"
 pytestmark = pytest.mark.heap(PERSIST_HEAP)
 
 
