@@ -95,8 +95,9 @@ def _write(path, text):
         f.write(text)
 
 
-def command(kind, port, workdir):
-    """(argv, stop signal, ready test) for one broker listening on 127.0.0.1:port."""
+def command(kind, port, workdir, heap=None):
+    """(argv, stop signal, ready test) for one broker listening on 127.0.0.1:port (heap: the
+    MicroPython broker's -X heapsize, MPY_HEAP when None)."""
     if kind in ("cpython", "cpython-pure", "micropython"):
         conf = os.path.join(workdir, "broker.conf")
         _write(conf, _OUR_CONF % port)
@@ -105,7 +106,7 @@ def command(kind, port, workdir):
             if kind == "cpython-pure":
                 argv = ["env", "PURE=1"] + argv  # env execs the broker: the same process
             return argv, signal.SIGTERM, "log"
-        argv = [os.path.join(VENV_BIN, "micropython"), "-X", "heapsize=" + MPY_HEAP,
+        argv = [os.path.join(VENV_BIN, "micropython"), "-X", "heapsize=" + (heap or MPY_HEAP),
                 "-m", "broker", "-c", conf]
         return argv, signal.SIGINT, "log"
     if kind == "mosquitto":
@@ -125,11 +126,11 @@ def command(kind, port, workdir):
 class Running:
     """One broker process; `with Running(kind, workdir, core) as b:` gives b.port and b.pid."""
 
-    def __init__(self, kind, workdir, core):
+    def __init__(self, kind, workdir, core, heap=None):
         self.kind = kind
         self.port = free_port()
         self.log_path = os.path.join(workdir, "%s-%d.log" % (kind, self.port))
-        argv, self.stop_signal, ready = command(kind, self.port, workdir)
+        argv, self.stop_signal, ready = command(kind, self.port, workdir, heap)
         self.log = open(self.log_path, "w+")
         # ours are started from the repository root, as the launch contract says
         self.proc = subprocess.Popen(pinned(argv, core), cwd=REPO, stdin=subprocess.DEVNULL,

@@ -5,8 +5,8 @@ import statistics
 import subprocess
 import time
 
-from brokers import LABELS, REPO
-from scenarios import METRICS, MPY_ROWS, MPY_SHARE, fmt
+from brokers import LABELS, MPY_HEAP, REPO
+from scenarios import METRICS, MPY_ROWS, MPY_SCENARIO_HEAP, MPY_SHARE, fmt
 
 DOC = os.path.join(REPO, "docs", "benchmarks.md")
 CHART = os.path.join(REPO, "docs", "benchmarks.png")
@@ -99,6 +99,11 @@ def rows(kinds, fig):
 
 def mpy_lines(fig):
     out = []
+    heaps = ["%s %s" % (s, h) for s, h in sorted(MPY_SCENARIO_HEAP.items())
+             if fig.get("micropython", {}).get(s) is not None]
+    if heaps and not os.environ.get("BENCH_MPY_HEAP"):
+        out.append("MicroPython's -X heapsize: %s; %s for the others"
+                   % (", ".join(heaps), MPY_HEAP))
     for key in MPY_ROWS:
         c, u = fig.get("cpython", {}).get(key), fig.get("micropython", {}).get(key)
         if c and u is not None:

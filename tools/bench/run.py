@@ -23,7 +23,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import brokers  # noqa: E402
 import report  # noqa: E402
-from scenarios import CAP, METRICS, MPY_SCENARIOS, SCENARIOS, TOPOLOGY  # noqa: E402
+from scenarios import (  # noqa: E402
+    CAP, METRICS, MPY_SCENARIO_HEAP, MPY_SCENARIOS, SCENARIOS, TOPOLOGY,
+)
 
 GENERATOR = os.path.join(brokers.BUILD, "mqttload")
 GEN_TIMEOUT = 120
@@ -35,13 +37,21 @@ def ensure_generator():
     return GENERATOR
 
 
+def mpy_heap(kind, scenario):
+    """The MicroPython broker's heap for this scenario: BENCH_MPY_HEAP when set, else the
+    scenario's own (MPY_SCENARIO_HEAP) or brokers.MPY_HEAP."""
+    if kind != "micropython" or os.environ.get("BENCH_MPY_HEAP"):
+        return None
+    return MPY_SCENARIO_HEAP.get(scenario)
+
+
 def run_one(kind, scenario, smoke, workdir, pins):
     """One fresh broker, one scenario: the generator's JSON, with "ok" false and "errors" filled
     in for anything that went wrong (the broker dying or exiting uncleanly included)."""
     full, quick = SCENARIOS[scenario]
     broker_core, gen_core = pins if pins else (None, None)
     try:
-        b = brokers.Running(kind, workdir, broker_core)
+        b = brokers.Running(kind, workdir, broker_core, mpy_heap(kind, scenario))
     except brokers.BrokerError as e:
         return {"scenario": scenario, "ok": 0, "errors": [str(e)]}
     with b:
