@@ -132,7 +132,9 @@ def send_retained(b: "Broker", s: "Session", filt: bytes, q: int, sid: int = 0) 
         if rules is None or _may_read(rules, m):
             mq = m.flags & FLAG_QOS_MASK
             deliver(b, s, m, f | (mq if mq < q else q))
-    if b.sys is not None:
+    # only a filter beginning with '$' matches a $SYS topic: a wildcard first level does not
+    # [MQTT-4.7.2-1]
+    if b.sys is not None and filt[0] == 0x24:
         for m in b.sys.matching(filt):
             if rules is None or _may_read(rules, m):
                 deliver(b, s, m, f)
