@@ -14,9 +14,11 @@ import shutil
 import sys
 import sysconfig
 import warnings
+from pathlib import Path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "build", "mypyc")
+SRC = os.path.join(ROOT, "build", "mypyc-src")
 
 # The routing path: the codec, the tables, the engine, each packet's handler, the output and the
 # timers (props for ProtocolError, whose base class is compiled). The rest stays interpreted: off
@@ -39,6 +41,22 @@ def compiler_missing() -> str:
     return ""
 
 
+def stage_source() -> None:
+    """broker/ as mypyc compiles it, into SRC: the same files less `@micropython.native` (as a
+    board's are, tools/mpy_source.py), a decorator that does nothing on CPython but that mypyc
+    cannot see through (each call of a decorated function would go through Python's calling
+    convention), with the project's mypy settings."""
+    from mpy_source import board_source
+    shutil.rmtree(SRC, ignore_errors=True)
+    os.makedirs(os.path.join(SRC, "broker"))
+    src = Path(ROOT) / "broker"
+    for path in sorted(src.glob("*.py")):
+        (Path(SRC) / "broker" / path.name).write_text(board_source(path))
+    config = (Path(ROOT) / "pyproject.toml").read_text()
+    config = config.replace('mypy_path = "stubs"', 'mypy_path = "%s"' % os.path.join(ROOT, "stubs"))
+    (Path(SRC) / "pyproject.toml").write_text(config)
+
+
 def main(argv: "list[str]") -> int:
     quiet = "--quiet" in argv
     why = compiler_missing()
@@ -48,7 +66,8 @@ def main(argv: "list[str]") -> int:
     from mypyc.build import mypycify
     from setuptools import setup
 
-    os.chdir(ROOT)  # mypy names the modules from the paths given
+    stage_source()
+    os.chdir(SRC)  # mypy names the modules from the paths given
     shutil.rmtree(OUT, ignore_errors=True)
     tmp = os.path.join(ROOT, "build", "mypyc-tmp")
     paths = [os.path.join("broker", m + ".py") for m in MODULES]
@@ -58,6 +77,7 @@ def main(argv: "list[str]") -> int:
             ext = mypycify(paths, opt_level="3", target_dir=os.path.join(tmp, "c"),
                            group_name="broker.core")
     finally:
+        os.chdir(ROOT)  # (setuptools would read the copy of pyproject.toml as a project)
         # a class default that is not a literal is set by each instance: as the source means
         for line in said.getvalue().splitlines():
             if "Unsupported default attribute value" not in line:
@@ -67,6 +87,7 @@ def main(argv: "list[str]") -> int:
           script_args=["-q" if quiet else "-v", "build_ext", "--build-lib", OUT,
                        "--build-temp", os.path.join(tmp, "o")])
     shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(SRC, ignore_errors=True)
     print("mypyc build: %d modules of broker/ in %s" % (len(MODULES), os.path.relpath(OUT)))
     return 0
 
