@@ -18,9 +18,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Modules of broker/ that only the host uses: the command line's entry (a board's main.py starts
-# the broker), the password-file tool's name (python -m broker.passwd) and CPython's cache of
-# routed topics.
-HOST_ONLY = {"__main__.py", "invariants.py", "passwd.py", "routecache.py"}
+# the broker), the password-file tool's name (python -m broker.passwd), CPython's cache of
+# routed topics and CPython's forms of the byte primitives.
+HOST_ONLY = {"__main__.py", "bytesops_host.py", "invariants.py", "passwd.py", "routecache.py"}
 
 NATIVE = "@micropython.native"
 VIPER = "@micropython.viper"

@@ -21,13 +21,13 @@ OUT = os.path.join(ROOT, "build", "mypyc")
 SRC = os.path.join(ROOT, "build", "mypyc-src")
 
 # The routing path: the codec, the tables, the engine, each packet's handler, the output and the
-# timers (props for ProtocolError, whose base class is compiled). The rest stays interpreted: off
-# the routing path (configuration, MQTT 5's extras, bridges, persistence), or, for bytesops, one
-# call into C each already (and mypyc takes no class inside an `if`).
+# timers, CPython's byte primitives (bytesops_host), props for ProtocolError (whose base class is
+# compiled). The rest stays interpreted, off the routing path: configuration, MQTT 5's extras,
+# bridges, persistence, $SYS.
 MODULES = [
     "topics", "filtertree", "subscriptions", "routecache", "retain", "local", "handle_connect",
     "handle_subscribe", "engine", "output", "lifecycle", "keepalive", "delivery", "conn", "session",
-    "codec", "handle_publish", "props",
+    "codec", "handle_publish", "props", "bytesops_host",
 ]
 
 
