@@ -318,7 +318,7 @@ class Bridge:
         if qos or conn is None:
             self._send(Message(data, n, qos, retain))
         elif not write_publish(self.broker, conn, 0x31 if retain else 0x30, 0, data, 0, n, n,
-                                           len(data), True):
+                               len(data), True):
             self._drop()  # past the output cap, as for a slow subscriber
 
     def _send(self, msg: Message) -> None:
@@ -463,7 +463,7 @@ class Bridge:
                               v.payload_end, props, expires):
             # no room to keep it here: unacknowledged, the remote broker sends it again
             log_limited(b, LIMIT_MEMORY, LOG_WARNING, "Bridge %s: no room to keep an incoming"
-                          " message, reconnecting." % self.name)
+                        " message, reconnecting." % self.name)
             self.must_close = True
             return
         if qos == 1:

@@ -190,7 +190,7 @@ def from_local(br: "Bridge", remote: bytes, msg: Message, qos: int, retain: bool
                                0, n, n, ps, len(data)):
             br._drop()  # past the remote's Maximum Packet Size, or the output cap
     elif not write_publish(b, conn, 0x31 if retain else 0x30, 0, data, 0, n, ps, len(data),
-                             True):
+                           True):
         br._drop()  # (a 3.1.1 remote: the properties stay here)
 
 

@@ -230,7 +230,7 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
                  1 if c.clean_session else 0, keepalive))
     # MQTT 3.1 has no session present flag: that byte is reserved there.
     send_connack(b, conn, present and conn.level != _PROTOCOL_LEVEL_31,
-                   _CONNACK_ACCEPTED)  # [MQTT-3.2.2-2] [MQTT-3.2.2-3]
+                 _CONNACK_ACCEPTED)  # [MQTT-3.2.2-2] [MQTT-3.2.2-3]
     if b.hooks is not None:
         b.hooks.connected(conn)
     if present:

@@ -120,7 +120,7 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
             if v5:
                 b.v5.refuse(b, conn, _RC_RECEIVE_MAXIMUM_EXCEEDED)
             close(b, conn, "Client %s has too many QoS 2 messages awaiting PUBREL, "
-                    "disconnecting." % conn.client_id, True)
+                  "disconnecting." % conn.client_id, True)
             return
     acl = b.acl
     if buf[ts] == _DOLLAR and _dollar_write_denied(buf, ts, te):
@@ -225,12 +225,12 @@ def _keep(b: "Broker", conn: "Conn", buf: "Buffer", n: int) -> "Optional[Message
     if v.qos and conn.level == _PROTOCOL_LEVEL_5:
         # MQTT 5 can refuse it: Quota exceeded, and the client decides what to do
         log_limited(b, LIMIT_MEMORY, _LOG_WARNING, "Client %s: no room to keep a message of %d"
-                      " bytes on '%s' (%s), refused." % (conn.client_id, size, topic, why))
+                    " bytes on '%s' (%s), refused." % (conn.client_id, size, topic, why))
         acknowledge(b, conn, _PUBACK if v.qos == 1 else _PUBREC, v.mid, _RC_QUOTA_EXCEEDED)
         return None
     log_limited(b, LIMIT_MEMORY, _LOG_WARNING, "Client %s: no room to keep a message of %d"
-                  " bytes on '%s' (%s), disconnecting: it is sent again on reconnection."
-                  % (conn.client_id, size, topic, why))
+                " bytes on '%s' (%s), disconnecting: it is sent again on reconnection."
+                % (conn.client_id, size, topic, why))
     if conn.level == _PROTOCOL_LEVEL_5:
         b.v5.refuse(b, conn, _RC_QUOTA_EXCEEDED)
     close(b, conn, "", True)

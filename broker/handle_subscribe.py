@@ -87,7 +87,7 @@ def handle_subscribe(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: in
         elif b.heap_low is not None and b.heap_low(_SUBSCRIPTION_BYTES + 2 * len(filt)):
             # refused, before the heap runs out under the table
             log_limited(b, LIMIT_MEMORY, _LOG_WARNING, "Subscription of %s to '%s' refused: the"
-                          " heap is nearly full." % (conn.client_id, str(filt, "utf-8")))
+                        " heap is nearly full." % (conn.client_id, str(filt, "utf-8")))
         else:
             r = b.subs.subscribe(s, filt, q | (o & _OPTIONS_KEPT) | kept, share)
             if r >= 0:

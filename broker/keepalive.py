@@ -69,7 +69,7 @@ def tick(b: "Broker", now: int) -> None:
                 if conn.level == _PROTOCOL_LEVEL_5:
                     b.v5.refuse(b, conn, _RC_KEEP_ALIVE_TIMEOUT)
                 close(b, conn, "Client %s has exceeded timeout, disconnecting."
-                        % conn.client_id, True)
+                      % conn.client_id, True)
             elif not conn.busy:
                 # Nothing written since the last check: an idle client keeps no buffers,
                 # while a busy one keeps them and routes without allocating.
@@ -80,7 +80,7 @@ def tick(b: "Broker", now: int) -> None:
             conn.busy = False
         elif ticks_diff(now, conn.opened) > connect_ms:
             close(b, conn, "Client %s sent no CONNECT in time, disconnecting." % conn.peer,
-                    False)
+                  False)
 
 
 def _log_summaries(b: "Broker") -> None:

@@ -62,7 +62,7 @@ def accept(b: "Broker", handle: "Any", peer: str) -> "Optional[Conn]":
     """A socket was accepted. None means over capacity: the port closes it at once."""
     if len(b.conns) >= b.config.max_connections + _PENDING_CONNECTIONS:
         log_limited(b, LIMIT_CONNECTIONS, _LOG_WARNING,
-                      "Refusing connection from %s: too many connections." % peer)
+                    "Refusing connection from %s: too many connections." % peer)
         return None
     conn = Conn(handle, peer, b.config.max_packet_size, b.now)
     b.connections_total += 1
@@ -96,7 +96,7 @@ def out_of_memory(b: "Broker", conn: Conn, refuse: bool = False) -> None:
     try:
         close(b, conn, "", True)
         log_limited(b, _LIMIT_OUT_OF_MEMORY, _LOG_ERR, "Out of memory while serving %s,"
-                      " disconnecting." % name(conn))
+                    " disconnecting." % name(conn))
     except MemoryError:
         pass
 

@@ -512,5 +512,5 @@ def handle_disconnect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: i
     if reason != _RC_DISCONNECT_WITH_WILL:
         set_will(b, conn, None)
     close(b, conn, "Client %s disconnected (0x%02x)." % (conn.client_id, reason),
-            reason == _RC_DISCONNECT_WITH_WILL)
+          reason == _RC_DISCONNECT_WITH_WILL)
 
