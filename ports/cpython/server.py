@@ -32,7 +32,7 @@ from ports.unixfiles import remove_unix_files
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ssl import SSLContext, SSLSocket
-    from typing import Callable, Dict, List, Optional, TextIO, Union
+    from typing import Callable, Dict, List, Optional, TextIO, Tuple, Union
     from ports.cpython.bridge_link import Links
     from ports.persist import Store
 
@@ -204,8 +204,20 @@ class Server:
     def step(self, timeout_ms: int) -> None:
         """One turn of the loop: wait up to timeout_ms for sockets, serve them, run the timers,
         flush. Code embedding the broker (an in-process client) can run between two steps."""
+        events = self.poller.poll(timeout_ms / 1000.0)
+        log = self.log
+        if isinstance(log, Log):  # the turn's log lines written at once, after it
+            log.hold()
+            try:
+                self._turn(events)
+            finally:
+                log.release()
+        else:
+            self._turn(events)
+
+    def _turn(self, events: "List[Tuple[int, int]]") -> None:
         conns = self.conns
-        for fd, ev in self.poller.poll(timeout_ms / 1000.0):
+        for fd, ev in events:
             conn = conns.get(fd)
             if conn is None:
                 lsock = self.listeners.get(fd)
