@@ -83,7 +83,7 @@ MPY_ROWS = ("fanin", "fanout")
 # others) run on MicroPython only when BENCH_MPY_ALL=1 (give it BENCH_MPY_HEAP=4M as well). QoS 1
 # keeps up to CAP messages for its subscriber, about 250 KB: it runs with the heap given here
 # (384K is the least that held it in a trial; a larger one runs it slower: 8.5k msgs/s at 512K,
-# 5.1k at 1M, 2.8k at 2M, its garbage collections sweeping more heap).
+# 5.1k at 1M, 2.8k at 2M).
 MPY_SCENARIOS = ("fanin", "fanout", "latency", "qos1")
 MPY_SCENARIO_HEAP = {"qos1": "512K"}
 
