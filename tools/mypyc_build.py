@@ -21,13 +21,13 @@ OUT = os.path.join(ROOT, "build", "mypyc")
 SRC = os.path.join(ROOT, "build", "mypyc-src")
 
 # The routing path: the codec, the tables, the engine, each packet's handler, the output and the
-# timers, CPython's byte primitives (bytesops_host), props for ProtocolError (whose base class is
-# compiled). The rest stays interpreted, off the routing path: configuration, MQTT 5's extras,
-# bridges, persistence, $SYS.
+# timers, CPython's byte primitives (bytesops_host), MQTT 5's (v5, codec5, props) and bridge5,
+# whose Remote is a v5.State (an interpreted class cannot derive from a compiled one). The rest
+# stays interpreted, off the routing path: configuration, bridges, persistence, $SYS, hooks.
 MODULES = [
     "topics", "filtertree", "subscriptions", "routecache", "retain", "local", "handle_connect",
     "handle_subscribe", "engine", "output", "lifecycle", "keepalive", "delivery", "conn", "session",
-    "codec", "handle_publish", "props", "bytesops_host",
+    "codec", "handle_publish", "props", "bytesops_host", "v5", "codec5", "bridge5",
 ]
 
 

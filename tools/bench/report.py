@@ -104,12 +104,15 @@ def mpy_lines(fig):
     if heaps and not os.environ.get("BENCH_MPY_HEAP"):
         out.append("MicroPython's -X heapsize: %s; %s for the others"
                    % (", ".join(heaps), MPY_HEAP))
+    # against the same source interpreted by CPython when that build ran
+    base = "cpython-pure" if fig.get("cpython-pure") else "cpython"
     for key in MPY_ROWS:
-        c, u = fig.get("cpython", {}).get(key), fig.get("micropython", {}).get(key)
+        c, u = fig.get(base, {}).get(key), fig.get("micropython", {}).get(key)
         if c and u is not None:
             share = u / c
-            out.append("MicroPython / CPython on %s: %.2f (target ≥ %.1f: %s)"
-                       % (key, share, MPY_SHARE, "met" if share >= MPY_SHARE else "not met"))
+            out.append("MicroPython / %s on %s: %.2f (target ≥ %.1f: %s)"
+                       % (LABELS[base].replace("ours, ", ""), key, share, MPY_SHARE,
+                          "met" if share >= MPY_SHARE else "not met"))
     return out
 
 
