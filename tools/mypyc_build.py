@@ -24,10 +24,10 @@ SRC = os.path.join(ROOT, "build", "mypyc-src")
 # timers, CPython's byte primitives (bytesops_host), MQTT 5's (v5, codec5, props) and bridge5,
 # whose Remote is a v5.State (an interpreted class cannot derive from a compiled one). The rest
 # stays interpreted, off the routing path: configuration, bridges, persistence, $SYS, hooks.
-# MQTT 5's, a library of their own: the 3.1.1 path's machine code stays together, and a broker
-# serving 3.1.1 clients touches fewer of its pages (make bench's memory per idle connection counts
-# the pages of code first run while its thousand clients connect: 1,565 bytes with one library,
-# about 1,430 with two).
+# MQTT 5's, a library of their own: the 3.1.1 path's machine code stays together, so that a
+# broker serving 3.1.1 clients touches fewer pages of it (make bench's memory per idle connection
+# counts the pages of code first run while its thousand clients connect, 100 to 250 bytes per
+# client that vary from run to run).
 MQTT5 = ("v5", "codec5", "bridge5", "props")
 MODULES = [
     "topics", "filtertree", "subscriptions", "routecache", "retain", "local", "handle_connect",
