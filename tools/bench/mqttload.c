@@ -696,7 +696,12 @@ static void disconnect_all(void) {
 
 static int first_field = 1;
 static void jnum(const char *k, double v) {
-    printf("%s\"%s\": %.6g", first_field ? "{" : ", ", k, v);
+    /* counts exactly (a million and more deliveries would round in %g), other figures to six
+       significant digits */
+    if (v >= -9e15 && v <= 9e15 && v == (double)(long long)v)
+        printf("%s\"%s\": %lld", first_field ? "{" : ", ", k, (long long)v);
+    else
+        printf("%s\"%s\": %.6g", first_field ? "{" : ", ", k, v);
     first_field = 0;
 }
 static void jstr(const char *k, const char *v) {
