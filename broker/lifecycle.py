@@ -4,8 +4,8 @@ it, shutdown; a session made, continued or discarded; a will kept until it is pu
 
 None of it is on the routing path. A port calls accept(broker, ...), lost(), close() and
 shutdown() here, as the core's own modules do: functions of the Broker's tables, not methods, so
-that the one source means the same compiled (mypyc) as interpreted. Floods
-of log lines (a storm of clients, a heap that ran out) are held back here (log_limited).
+that the one source means the same compiled (mypyc) as interpreted. Floods of log lines (a storm
+of clients, a heap that ran out) are held back here (log_limited).
 """
 from broker.bytesops import const
 from broker.conn import CLOSED, CONNECTED, Conn

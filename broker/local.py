@@ -36,8 +36,7 @@ def publish_message(b: "Broker", msg: Message) -> bool:
     why = b.room_for(len(data)) if msg.flags else ""
     if why:
         log_limited(b, LIMIT_MEMORY, _LOG_WARNING, "No room to keep a message of %d bytes on '%s'"
-                    " (%s): not published." % (len(data), str(bytes(data[:tlen]), "utf-8"),
-                    why))
+                    " (%s): not published." % (len(data), str(bytes(data[:tlen]), "utf-8"), why))
         return False
     if msg.flags & FLAG_RETAIN:
         if len(data) > tlen + msg.plen:
