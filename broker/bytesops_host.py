@@ -24,6 +24,8 @@ class micropython:  # noqa: N801
 
 
 def topic_key(buf: "Buffer", start: int, end: int) -> "Key":
+    if start == 0 and end == len(buf) and isinstance(buf, bytes):
+        return buf  # a whole filter or topic kept as a key: no copy of it beside it
     return bytes(memoryview(buf)[start:end])
 
 

@@ -2,7 +2,7 @@
 debugging): they read the tables' insides, so that no test has to, and change with them. An
 AssertionError says which invariant is broken. Never loaded by the broker; not on a board.
 """
-from broker.subscriptions import _find
+from broker.subscriptions import _find, index_items
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def check_subscriptions(table: "SubscriptionTable") -> "Tuple[int, int]":
     held = 0
     for session, mine in table._by_session.items():
         assert mine, "an empty index kept for a session"
-        for filt, subs in mine.items():
+        for filt, subs in index_items(mine):
             assert subs is table._subs(filt, False) and _find(subs, session) >= 0, filt
             held += 1
     listed = 0

@@ -75,8 +75,7 @@ def tick(b: "Broker", now: int) -> None:
                 # while a busy one keeps them and routes without allocating.
                 if conn.olen == 0:
                     conn.out = NO_OUTPUT
-                if conn.reader.have == 0:
-                    conn.reader.reset()
+                conn.reader.idle()
             conn.busy = False
         elif ticks_diff(now, conn.opened) > connect_ms:
             close(b, conn, "Client %s sent no CONNECT in time, disconnecting." % conn.peer,

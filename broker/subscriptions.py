@@ -4,7 +4,7 @@ Exact filters: a dict keyed by `key(filt, 0, len(filt))` (bytes on CPython, an i
 MicroPython) whose values are chains of nodes, checked byte for byte. Wildcard filters: the tree
 of broker.filtertree, as mosquitto keeps all its filters, walked along the topic's levels: routing
 costs what the topic's levels and the filters sharing them cost, never what the other filters do.
-Per session: a dict filter -> its subscriber list. `collect` works on a buffer plus integer
+Per session: its filters, each with its subscriber list (an index, below). `collect` works on a buffer plus integer
 offsets and allocates nothing on MicroPython. CPython's broker runs broker.routecache's table,
 which remembers what each topic matched. A shared subscription's group is one entry in its
 filter's subscriber list, which picks a member as a message is routed (broker.shared, loaded by
@@ -47,6 +47,47 @@ def _drop(subs: "List[Any]", i: int) -> None:
     subs[i + 1] = subs[-1]
     subs.pop()
     subs.pop()
+
+
+# A session's index of its own filters, each with its filter's subscriber list: a flat list
+# [filt, subs, filt, subs, ...] while it holds up to _INDEX_FLAT of them, a dict filt -> subs past
+# that. Most clients hold a few filters, and an idle one's index is then a list of two items
+# where a dict of one key costs 224 bytes on CPython; a client with many keeps its lookups O(1).
+_INDEX_FLAT = const(8)
+
+
+def _index_get(mine: "Any", filt: bytes) -> "Optional[List[Any]]":
+    """filt's subscriber list, if the index holds filt."""
+    if isinstance(mine, dict):
+        return mine.get(filt)
+    for i in range(0, len(mine), 2):
+        if mine[i] == filt:
+            return mine[i + 1]
+    return None
+
+
+def _index_size(mine: "Any") -> int:
+    """How many filters the index holds."""
+    return len(mine) if isinstance(mine, dict) else len(mine) >> 1
+
+
+def index_items(mine: "Any") -> "List[Tuple[bytes, List[Any]]]":
+    """(filt, subs) for each filter of the index."""
+    if isinstance(mine, dict):
+        return list(mine.items())
+    return [(mine[i], mine[i + 1]) for i in range(0, len(mine), 2)]
+
+
+def _index_pop(mine: "Any", filt: bytes) -> "Optional[List[Any]]":
+    if isinstance(mine, dict):
+        return mine.pop(filt, None)
+    for i in range(0, len(mine), 2):
+        if mine[i] == filt:
+            subs = mine[i + 1]
+            del mine[i + 1]
+            del mine[i]
+            return subs
+    return None
 
 
 def merge_options(a: int, b: int) -> int:
@@ -97,7 +138,7 @@ class SubscriptionTable(FilterTree):
         self.exact_count = 0  # distinct exact filters
         self.wildcard_count = 0  # distinct wildcard filters
         self._exact = {}  # type: Dict[Union[bytes, int], Node]
-        self._by_session = {}  # type: Dict[object, Dict[bytes, List[Any]]]
+        self._by_session = {}  # type: Dict[object, Any]  # session -> its index (above)
 
     def _subs(self, filt: bytes, create: bool) -> "Optional[List[Any]]":
         """The subscriber list of filt (made empty where missing, with create), or None; a
@@ -151,11 +192,11 @@ class SubscriptionTable(FilterTree):
         changed either and MemoryError goes to the caller."""
         mine = self._by_session.get(session)
         if mine is not None:
-            subs = mine.get(filt)
+            subs = _index_get(mine, filt)
             if subs is not None:
                 subs[_find(subs, session) + 1] = qos
                 return 0
-            if share and len(mine) >= share:
+            if share and _index_size(mine) >= share:
                 return -2
         if self.count >= self.capacity:
             return -1
@@ -168,12 +209,18 @@ class SubscriptionTable(FilterTree):
             assert subs is not None
             subs.extend((session, qos))  # (both or neither)
             if mine is None:
-                mine = {}
-                self._by_session[session] = mine
-            mine[filt] = subs
+                self._by_session[session] = [filt, subs]
+            elif isinstance(mine, dict):
+                mine[filt] = subs
+            elif len(mine) < 2 * _INDEX_FLAT:
+                mine.extend((filt, subs))
+            else:
+                grown = {}  # type: Dict[bytes, List[Any]]
+                for i in range(0, len(mine), 2):
+                    grown[mine[i]] = mine[i + 1]
+                grown[filt] = subs
+                self._by_session[session] = grown
         except MemoryError:
-            if mine is not None and not mine:
-                del self._by_session[session]
             subs = self._subs(filt, False)
             if subs is not None and subs[-2:] == [session, qos]:  # (the last pair: it came last)
                 subs.pop()
@@ -204,9 +251,12 @@ class SubscriptionTable(FilterTree):
 
     def unsubscribe(self, session: object, filt: bytes) -> bool:
         mine = self._by_session.get(session)
-        if mine is None or filt not in mine:
+        if mine is None:
             return False
-        self._release(session, filt, mine.pop(filt))
+        subs = _index_pop(mine, filt)
+        if subs is None:
+            return False
+        self._release(session, filt, subs)
         if not mine:
             del self._by_session[session]
         return True
@@ -215,15 +265,16 @@ class SubscriptionTable(FilterTree):
         mine = self._by_session.pop(session, None)
         if mine is None:
             return 0
-        for filt, subs in mine.items():
+        items = index_items(mine)
+        for filt, subs in items:
             self._release(session, filt, subs)
-        return len(mine)
+        return len(items)
 
     def filters_of(self, session: object) -> "List[Tuple[bytes, int]]":
         mine = self._by_session.get(session)
         if mine is None:
             return []
-        return [(filt, subs[_find(subs, session) + 1]) for filt, subs in mine.items()]
+        return [(filt, subs[_find(subs, session) + 1]) for filt, subs in index_items(mine)]
 
     def collect(self, buf: "Buffer", start: int, end: int, hits: "List[Any]", epoch: int) -> int:
         """Put each session with a subscription matching topic buf[start:end] into hits once.

@@ -550,6 +550,39 @@ def test_remove_session() -> None:
     assert check_subscriptions(t) == (0, 0)
 
 
+def test_session_index_many_filters() -> None:
+    # a session's index of its filters is a flat list while short and a dict past 8 filters:
+    # the same answers on both sides of the change
+    t = SubscriptionTable(100)
+    a, b = Sess("a"), Sess("b")
+    filters = [b"f/%d" % i for i in range(20)] + [b"w/%d/+" % i for i in range(5)]
+    for n, f in enumerate(filters):
+        assert t.subscribe(a, f, n % 3) == 1
+        assert t.subscribe(a, f, n % 3) == 0  # [MQTT-3.8.4-3] replaced, not added
+        assert sorted(t.filters_of(a)) == sorted((f, k % 3) for k, f in enumerate(filters[:n + 1]))
+        check_subscriptions(t)
+    assert t.subscribe(b, b"f/3", 1) == 1
+    assert t.subscribe(a, b"f/3", 2) == 0
+    assert t.count == 26 and t.exact_count == 20 and t.wildcard_count == 5
+    assert route(t, b"f/3", 1) == {"a": 2, "b": 1}
+    assert route(t, b"w/4/x", 2) == {"a": 24 % 3}
+    assert t.unsubscribe(a, b"f/0") and not t.unsubscribe(a, b"f/0")
+    assert t.unsubscribe(a, b"w/4/+")
+    assert route(t, b"w/4/x", 3) == {}
+    assert sorted(x for x, q in t.filters_of(a)) == sorted(filters[1:24])
+    assert t.subscribe(a, b"f/0", 1, 24) == 1 and t.subscribe(a, b"g", 1, 24) == -2
+    assert t.remove_session(a) == 24
+    assert t.count == 1 and route(t, b"f/3", 4) == {"b": 1}
+    check_subscriptions(t)
+    # a short index emptied by unsubscribes is gone with its last filter
+    for f in (b"x/1", b"x/2", b"x/3"):
+        assert t.subscribe(a, f, 0) == 1
+    assert t.unsubscribe(a, b"x/2") and sorted(t.filters_of(a)) == [(b"x/1", 0), (b"x/3", 0)]
+    assert t.unsubscribe(a, b"x/1") and t.unsubscribe(a, b"x/3")
+    assert t.filters_of(a) == [] and t.remove_session(a) == 0
+    check_subscriptions(t)
+
+
 def test_filters_of() -> None:
     t = SubscriptionTable(10)
     a = Sess("a")
