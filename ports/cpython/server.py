@@ -141,6 +141,8 @@ class Server:
         self.ws = {}  # type: Dict[int, str]  # listening fd -> http_dir, websockets listeners
         # listening fd -> its Listener, whose options its clients get with per_listener_settings
         self.bound = {}  # type: Dict[int, Listener]
+        # listening fd -> where its clients came: its port, or "unix:PATH" (peer and log lines)
+        self.local = {}  # type: Dict[int, Union[int, str]]
         self.scratch = bytearray(_SCRATCH)
         self.running = False
         self.addresses = []  # type: List[str]
@@ -176,6 +178,7 @@ class Server:
                 usock.setblocking(False)
                 self.listeners[usock.fileno()] = usock
                 self._own_options(usock, lst)
+                self.local[usock.fileno()] = "unix:" + lst.path
                 self.poller.register(usock.fileno(), _IN)
                 self.addresses.append("unix:" + lst.path)
                 continue
@@ -196,7 +199,9 @@ class Server:
             if lst.websockets:
                 self.ws[sock.fileno()] = lst.http_dir
             self.poller.register(sock.fileno(), _IN)
-            self.addresses.append(where(host, sock.getsockname()[1]))
+            port = sock.getsockname()[1]
+            self.local[sock.fileno()] = port
+            self.addresses.append(where(host, port))
 
     def _own_options(self, sock: socket.socket, lst: Listener) -> None:
         self.bound[sock.fileno()] = lst
@@ -315,8 +320,8 @@ class Server:
         self.wake_w.close()
 
     def _accept(self, lsock: socket.socket) -> None:
-        local = lsock.getsockname()  # (host, port), or the path of a unix socket
-        unix = lsock.family == socket.AF_UNIX
+        lfd = lsock.fileno()
+        local = self.local[lfd]
         while True:
             try:
                 sock, addr = lsock.accept()
@@ -328,8 +333,8 @@ class Server:
                 self._rest(e)  # EMFILE, ENFILE, ENOBUFS, ENOMEM
                 return
             # a unix client has no address: it is known by the socket it came through
-            peer = "unix:" + local if unix else "%s:%d" % (addr[0], addr[1])
-            ctx = self.tls.get(lsock.fileno())
+            peer = "%s:%d" % (addr[0], addr[1]) if isinstance(local, int) else local
+            ctx = self.tls.get(lfd)
             if ctx is not None:
                 # the handshake runs inside the first non-blocking reads (ports/cpython/tls.py)
                 sock = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
@@ -337,21 +342,21 @@ class Server:
             if conn is None:
                 sock.close()
                 continue
-            http_dir = self.ws.get(lsock.fileno())
+            http_dir = self.ws.get(lfd)
             if http_dir is not None:
                 from ports.websocket import Ws  # only with a websockets listener
                 conn.ws = Ws(self.broker, conn, http_dir)
-            lst = self.bound[lsock.fileno()]
+            lst = self.bound[lfd]
             if getattr(self.config, "per_listener_settings", False):
                 conn.listener = lst
             if ctx is not None and (getattr(lst, "use_identity_as_username", False)
                                     or getattr(lst, "use_subject_as_username", False)):
                 conn.certificate_name = _certificate_name(sock, lst)
-            if unix:
+            if not isinstance(local, int):
                 self.broker.log(LOG_NOTICE, "New connection from %s." % peer)
             else:
                 self.broker.log(LOG_NOTICE, "New connection from %s on port %d."
-                                % (peer, local[1]))
+                                % (peer, local))
                 if getattr(self.config, "set_tcp_nodelay", True):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setblocking(False)
