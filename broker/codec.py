@@ -180,13 +180,6 @@ class Reader:
         if self.have == 0 and len(self.pending) > _KEEP_PENDING:
             self.pending = _NO_PENDING
 
-    def idle(self) -> None:
-        """Give back the gathering buffer unless a packet is partly gathered in it. (Only what
-        is set is set: an attribute still at its class default stays there, so that an idle
-        connection's instance does not grow by the check meant to shrink it.)"""
-        if self.have == 0 and self.pending is not _NO_PENDING:
-            self.pending = _NO_PENDING
-
     def reset(self) -> None:
         """Forget a partly gathered packet and free its buffer (without allocating)."""
         self.pending = _NO_PENDING

@@ -75,7 +75,11 @@ def tick(b: "Broker", now: int) -> None:
                 # while a busy one keeps them and routes without allocating.
                 if conn.olen == 0:
                     conn.out = NO_OUTPUT
-                conn.reader.idle()
+                r = conn.reader
+                # (a Reader holding a buffer has gathered into it, which set its have and
+                # need: reset() then adds no attribute to an instance that had none)
+                if r.have == 0 and len(r.pending):
+                    r.reset()
             conn.busy = False
         elif ticks_diff(now, conn.opened) > connect_ms:
             close(b, conn, "Client %s sent no CONNECT in time, disconnecting." % conn.peer,

@@ -56,38 +56,11 @@ def _drop(subs: "List[Any]", i: int) -> None:
 _INDEX_FLAT = const(8)
 
 
-def _index_get(mine: "Any", filt: bytes) -> "Optional[List[Any]]":
-    """filt's subscriber list, if the index holds filt."""
-    if isinstance(mine, dict):
-        return mine.get(filt)
-    for i in range(0, len(mine), 2):
-        if mine[i] == filt:
-            return mine[i + 1]
-    return None
-
-
-def _index_size(mine: "Any") -> int:
-    """How many filters the index holds."""
-    return len(mine) if isinstance(mine, dict) else len(mine) >> 1
-
-
 def index_items(mine: "Any") -> "List[Tuple[bytes, List[Any]]]":
     """(filt, subs) for each filter of the index."""
     if isinstance(mine, dict):
         return list(mine.items())
     return [(mine[i], mine[i + 1]) for i in range(0, len(mine), 2)]
-
-
-def _index_pop(mine: "Any", filt: bytes) -> "Optional[List[Any]]":
-    if isinstance(mine, dict):
-        return mine.pop(filt, None)
-    for i in range(0, len(mine), 2):
-        if mine[i] == filt:
-            subs = mine[i + 1]
-            del mine[i + 1]
-            del mine[i]
-            return subs
-    return None
 
 
 def merge_options(a: int, b: int) -> int:
@@ -192,11 +165,20 @@ class SubscriptionTable(FilterTree):
         changed either and MemoryError goes to the caller."""
         mine = self._by_session.get(session)
         if mine is not None:
-            subs = _index_get(mine, filt)
+            if isinstance(mine, dict):
+                subs = mine.get(filt)
+                filters = len(mine)
+            else:
+                subs = None
+                for i in range(0, len(mine), 2):
+                    if mine[i] == filt:
+                        subs = mine[i + 1]
+                        break
+                filters = len(mine) >> 1
             if subs is not None:
                 subs[_find(subs, session) + 1] = qos
                 return 0
-            if share and _index_size(mine) >= share:
+            if share and filters >= share:
                 return -2
         if self.count >= self.capacity:
             return -1
@@ -253,7 +235,16 @@ class SubscriptionTable(FilterTree):
         mine = self._by_session.get(session)
         if mine is None:
             return False
-        subs = _index_pop(mine, filt)
+        if isinstance(mine, dict):
+            subs = mine.pop(filt, None)
+        else:
+            subs = None
+            for i in range(0, len(mine), 2):
+                if mine[i] == filt:
+                    subs = mine[i + 1]
+                    del mine[i + 1]
+                    del mine[i]
+                    break
         if subs is None:
             return False
         self._release(session, filt, subs)
