@@ -23,17 +23,29 @@ class micropython:  # noqa: N801
         return f
 
 
+# Below this many bytes, a slice's copy costs less than the memoryview objects that would spare
+# it (about 90 against 260 ns for 80 bytes, 144 against 308 ns for 1,500; CPython 3.11).
+_VIEW_FROM = 4096
+
+
 def topic_key(buf: "Buffer", start: int, end: int) -> "Key":
-    if start == 0 and end == len(buf) and isinstance(buf, bytes):
-        return buf  # a whole filter or topic kept as a key: no copy of it beside it
-    return bytes(memoryview(buf)[start:end])
+    if isinstance(buf, bytes):
+        if start == 0 and end == len(buf):
+            return buf  # a whole filter or topic kept as a key: no copy of it beside it
+        return buf[start:end]
+    return bytes(buf[start:end])
 
 
 def copy_into(dst: bytearray, dpos: int, src: "Buffer", spos: int, n: int) -> None:
-    dst[dpos:dpos + n] = memoryview(src)[spos:spos + n]
+    if n < _VIEW_FROM:
+        dst[dpos:dpos + n] = src[spos:spos + n]
+    else:
+        dst[dpos:dpos + n] = memoryview(src)[spos:spos + n]
 
 
 def equal_at(a: "Buffer", apos: int, b: "Buffer", bpos: int, n: int) -> bool:
+    if n < _VIEW_FROM:
+        return a[apos:apos + n] == b[bpos:bpos + n]
     return memoryview(a)[apos:apos + n] == memoryview(b)[bpos:bpos + n]
 
 
@@ -42,8 +54,15 @@ def utf8_valid(buf: "Buffer", start: int, end: int) -> bool:
     # [MQTT-1.5.3-1]; U+0000 is the one code point MQTT adds [MQTT-1.5.3-2].
     if buf.find(b"\x00", start, end) >= 0:
         return False
+    if end - start < _VIEW_FROM:
+        s = buf[start:end]
+        return s.isascii() or _decodes(s)
+    return _decodes(memoryview(buf)[start:end])
+
+
+def _decodes(s: "Union[bytes, bytearray, memoryview]") -> bool:
     try:
-        str(memoryview(buf)[start:end], "utf-8")
+        str(s, "utf-8")
     except UnicodeError:
         return False
     return True

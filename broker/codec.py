@@ -42,20 +42,16 @@ class MalformedPacket(Exception):
         self.reason = reason
 
 
-# Expected fixed-header flags per packet type [MQTT-2.2.2-1]; -1 for PUBLISH, whose flags carry
-# DUP, QoS and RETAIN.
-_FLAGS = (-1, 0, 0, -1, 0, 0, 2, 0, 2, 0, 2, 0, 0, 0, 0, -1)
-
-
 def header_flags_valid(b0: int) -> bool:
-    """Fixed-header flag bits as section 2.2.2 requires, and no reserved packet type (0, 15)."""
+    """Fixed-header flag bits as section 2.2.2 requires [MQTT-2.2.2-1]: PUBLISH's carry DUP,
+    QoS and RETAIN; PUBREL, SUBSCRIBE and UNSUBSCRIBE have 0010; every other type 0000. No
+    reserved packet type (0, 15)."""
     t = b0 >> 4
-    if t == 0 or t == 15:
-        return False
-    f = _FLAGS[t]
-    if f < 0:
+    if t == 3:
         return (b0 & 0x06) != 0x06  # QoS 3 is malformed [MQTT-3.3.1-4]
-    return (b0 & 0x0F) == f
+    if t == 6 or t == 8 or t == 10:
+        return (b0 & 0x0F) == 2
+    return 0 < t < 15 and (b0 & 0x0F) == 0
 
 
 def header_flags_valid_31(b0: int) -> bool:

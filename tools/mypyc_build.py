@@ -7,9 +7,11 @@ line and exits 0: the pure build serves.
 
     .venv/bin/python tools/mypyc_build.py [--quiet]
 """
+import ast
 import contextlib
 import io
 import os
+import re
 import shutil
 import sys
 import sysconfig
@@ -26,7 +28,7 @@ SRC = os.path.join(ROOT, "build", "mypyc-src")
 CORE = [
     "topics", "filtertree", "subscriptions", "routecache", "retain", "local", "handle_connect",
     "handle_subscribe", "engine", "output", "lifecycle", "keepalive", "delivery", "conn", "session",
-    "codec", "handle_publish", "bytesops_host",
+    "codec", "handle_publish", "bytesops_host", "const",
 ]
 # MQTT 5's (props for ProtocolError too, whose base class is compiled), and bridge5, whose Remote
 # is a v5.State (an interpreted class cannot derive from a compiled one): a library of their own,
@@ -46,17 +48,54 @@ def compiler_missing() -> str:
     return ""
 
 
+_BYTESOPS = re.compile(r"^from broker\.bytesops import ([^(\n]+)$", re.M)
+_CONST = re.compile(r"^([A-Za-z_][A-Za-z0-9_]* = const\([^()\n]*\))([ \t]*(#[^\n]*)?)$", re.M)
+
+
+def _host_imports(m: "re.Match[str]") -> str:
+    names = [n.strip() for n in m.group(1).split(",")]
+    lines = []
+    host = [n for n in names if n != "MPY"]
+    if host:
+        lines.append("from broker.bytesops_host import %s" % ", ".join(host))
+    if "MPY" in names:
+        lines.append("MPY = False  # type: Final")
+    return "\n".join(lines)
+
+
+def mypyc_source(path: Path) -> str:
+    """A module of broker/ as mypyc compiles it. The same text, less what mypyc cannot see
+    through, each call or read of which would otherwise go through Python's own machinery:
+    - `@micropython.native`, dropped as for a board's .mpy files (tools/mpy_source.py): a
+      decorator that does nothing on CPython, but a decorated function is called as a Python
+      object;
+    - broker.bytesops, which picks its primitives when it is imported: they are imported from
+      broker.bytesops_host (CPython's, compiled with the core), and MPY is the constant False;
+    - each module-level `NAME = const(...)` is declared Final, so that a compiled function
+      reads a C variable instead of looking the name up in its module's dict."""
+    from mpy_source import board_source
+    text = _BYTESOPS.sub(_host_imports, board_source(path))
+    text, n = _CONST.subn(r"\1  # type: Final\2", text)
+    if n or "# type: Final" in text:
+        body = ast.parse(text).body
+        doc = body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+        lines = text.splitlines(keepends=True)
+        at = body[0].end_lineno if doc else 0
+        text = "".join(lines[:at]) + "from typing import Final\n" + "".join(lines[at:])
+    return text
+
+
 def stage_source() -> None:
-    """broker/ as mypyc compiles it, into SRC: the same files less `@micropython.native` (as a
-    board's are, tools/mpy_source.py), a decorator that does nothing on CPython but that mypyc
-    cannot see through (each call of a decorated function would go through Python's calling
-    convention), with the project's mypy settings."""
+    """broker/ as mypyc compiles it (mypyc_source()), into SRC, with the project's mypy
+    settings."""
     from mpy_source import board_source
     shutil.rmtree(SRC, ignore_errors=True)
     os.makedirs(os.path.join(SRC, "broker"))
     src = Path(ROOT) / "broker"
+    compiled = set(CORE + MQTT5)
     for path in sorted(src.glob("*.py")):
-        (Path(SRC) / "broker" / path.name).write_text(board_source(path))
+        text = mypyc_source(path) if path.stem in compiled else board_source(path)
+        (Path(SRC) / "broker" / path.name).write_text(text)
     config = (Path(ROOT) / "pyproject.toml").read_text()
     config = config.replace('mypy_path = "stubs"', 'mypy_path = "%s"' % os.path.join(ROOT, "stubs"))
     (Path(SRC) / "pyproject.toml").write_text(config)

@@ -236,6 +236,8 @@ class Server:
                     self.links.event(fd, ev, ticks_ms())
                 continue
             event(self, conn, ev)
+        # what the events wrote goes out before the timers run: a message's latency
+        self._flush_all()
         now = ticks_ms()
         keepalive.tick(self.broker, now)
         if self.links is not None:
