@@ -58,7 +58,7 @@ def valid_topic_filter(filt: bytes) -> bool:
 
 
 def has_wildcard(filt: bytes) -> bool:
-    return filt.find(b"+") >= 0 or filt.find(b"#") >= 0
+    return b"+" in filt or b"#" in filt
 
 
 class Filter:
