@@ -344,6 +344,15 @@ class Broker:
                 if conn is not None and conn.level == _PROTOCOL_LEVEL_5:
                     plain = o < _OPTION_SEVERAL_IDS\
                         and not (retain and o & _OPTION_RETAIN_AS_PUBLISHED)
+                    if esize5 == 0 and plain and expires < 0:
+                        v = self.pub
+                        if v.start >= 0 and ts == v.topic_start and pe == v.payload_end \
+                                and pps == te + 1:
+                            # the PUBLISH as it came, with nothing to add (as v5.publish_to
+                            # finds it): its bytes are the copy, without a call into broker.v5
+                            enc5 = buf
+                            epos5 = v.start
+                            esize5 = pe - v.start
                     if esize5 and plain and not conn.v5.max_packet:
                         pos = reserve(self, conn, esize5, True)
                         size = 0

@@ -225,7 +225,8 @@ def publish_in(b: "Broker", conn: "Conn", buf: "Buffer", end: int) -> "Optional[
     PUBLISH was refused (and acknowledged with its reason)."""
     v = b.pub
     p = v.payload_start
-    last = conn.v5.props_ok
+    st = conn.v5  # type: State
+    last = st.props_ok
     if last is not None and p + len(last) <= end and buf.startswith(last, p):
         # the Property Length and properties checked last time: nothing the broker acts on
         v.props_start = p + 1
@@ -238,7 +239,7 @@ def publish_in(b: "Broker", conn: "Conn", buf: "Buffer", end: int) -> "Optional[
         ps = scan_publish_props(buf, p, end, v)
         if not MPY and v.fwd and not v.pfi and v.props_start == p + 1:
             # (a copy of up to 128 bytes per new set: not on a board)
-            conn.v5.props_ok = bytes(buf[p:ps])
+            st.props_ok = bytes(buf[p:ps])
     v.payload_start = ps
     ts = v.topic_start
     te = v.topic_end
@@ -248,7 +249,6 @@ def publish_in(b: "Broker", conn: "Conn", buf: "Buffer", end: int) -> "Optional[
         if alias > b.config.max_topic_alias:
             raise error(_RC_TOPIC_ALIAS_INVALID, "Topic Alias %d above the Topic Alias Maximum"
                         " %d" % (alias, b.config.max_topic_alias))  # [MQTT-3.3.2-9]
-        st = conn.v5
         if st.aliases is None:
             st.aliases = {}
         if te == ts:
@@ -376,7 +376,8 @@ def publish_to(b: "Broker", conn: "Conn", o: int, retain: bool, expires: int, bu
             sid = 0
         b0 = 0x31 if retain and o & _OPTION_RETAIN_AS_PUBLISHED else 0x30
         size = publish5_size(b0, te - ts, publish5_props_len(ps - pps, sid, left), pe - ps)
-    mp = conn.v5.max_packet
+    st = conn.v5  # type: State
+    mp = st.max_packet
     if mp and size > mp:
         return 0  # [MQTT-3.1.2-25]
     pos = reserve(b, conn, size, True)
