@@ -216,3 +216,34 @@ def test_sighup_reloads_passwords_keeping_clients(start, tmp_path):
     c = RawClient("127.0.0.1", p.port)
     assert c.connect("again", username="alice", password="two").return_code == 0
     assert kept.is_open()  # connected clients stay through both reloads
+
+
+@pytest.mark.kinds("cpython", "mosquitto")
+def test_sighup_reloads_message_size_limit(start, tmp_path):
+    # mosquitto.conf(5): message_size_limit is reloaded on the reload signal; a PUBLISH above
+    # it is not forwarded (its QoS exchange completed)
+    from raw_mqtt import PUBLISH, RawClient
+    p = start("listener 1883\nallow_anonymous true\nlog_dest file {dir}/b.log\n")
+    sub = RawClient("127.0.0.1", p.port)
+    assert sub.connect("sub").return_code == 0
+    assert sub.subscribe([("size/t", 0)]) == [0]
+    pub = RawClient("127.0.0.1", p.port)
+    assert pub.connect("pub").return_code == 0
+    pub.publish("size/t", b"x" * 100, qos=1)
+    assert sub.expect(PUBLISH).payload == b"x" * 100
+    conf = tmp_path / ("mosquitto-%d.conf" % p.port)
+    conf.write_text(conf.read_text() + "message_size_limit 10\n")
+    p.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while True:  # the reload has happened once a large message is dropped
+        pub.publish("size/t", b"y" * 100, qos=1)
+        pub.publish("size/t", b"small", qos=1)
+        got = sub.expect(PUBLISH).payload
+        if got == b"small":
+            break
+        assert got == b"y" * 100 and sub.expect(PUBLISH).payload == b"small"
+        assert time.monotonic() < deadline, "message_size_limit not reloaded"
+        time.sleep(0.1)
+    pub.publish("size/t", b"z" * 100, qos=1)
+    pub.publish("size/t", b"tiny", qos=1)
+    assert sub.expect(PUBLISH).payload == b"tiny"
