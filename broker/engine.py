@@ -324,7 +324,7 @@ class Broker:
         epos5 = 0
         esize5 = 0
         for i in range(n):
-            s = hits[i]
+            s = hits[i]  # type: Session
             hits[i] = None
             if acl is not None and s.acl is not None and not acl.readable(s.acl, buf, ts, te):
                 continue  # acl_file: this client may not read the topic
@@ -334,7 +334,7 @@ class Broker:
             q = o & _OPTION_QOS
             if qos < q:
                 q = qos
-            conn = s.conn
+            conn = s.conn  # type: Optional[Conn]
             if s.local is not None:
                 if not s.local.whole:
                     got = bytes(buf[ps:pe])  # type: Any
