@@ -4,11 +4,11 @@ Exact filters: a dict keyed by `key(filt, 0, len(filt))` (bytes on CPython, an i
 MicroPython) whose values are chains of nodes, checked byte for byte. Wildcard filters: the tree
 of broker.filtertree, as mosquitto keeps all its filters, walked along the topic's levels: routing
 costs what the topic's levels and the filters sharing them cost, never what the other filters do.
-Per session: its filters, each with its subscriber list (an index, below). `collect` works on a buffer plus integer
-offsets and allocates nothing on MicroPython. CPython's broker runs broker.routecache's table,
-which remembers what each topic matched. A shared subscription's group is one entry in its
-filter's subscriber list, which picks a member as a message is routed (broker.shared, loaded by
-the first one).
+Per session: its filters, each with its subscriber list (an index, below). `collect` works on a
+buffer plus integer offsets and allocates nothing on MicroPython. CPython's broker runs
+broker.routecache's table, which remembers what each topic matched. A shared subscription's group
+is one entry in its filter's subscriber list, which picks a member as a message is routed
+(broker.shared, loaded by the first one).
 """
 from broker.bytesops import const, equal_at, micropython, topic_key
 from broker.filtertree import FilterTree, Node, unchain
