@@ -87,11 +87,6 @@ class Broker:
                  now: int = 0) -> None:
         self.config = config
         self.log_mask = config.log_types
-        # read for each PUBLISH: fields of the engine's own, which compiled code reads without a
-        # lookup in the configuration's dicts (ports/cpython/reload.py sets the last one again)
-        self.max_topic_length = config.max_topic_length
-        self.max_qos = config.max_qos
-        self.message_size_limit = config.message_size_limit
         self._log = log
         self.now = now & TICKS_MASK
         self.last_check = self.now

@@ -78,7 +78,7 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
     ts = v.topic_start
     te = v.topic_end
     qos = v.qos
-    if te - ts > b.max_topic_length:
+    if te - ts > b.config.max_topic_length:
         raise MalformedPacket("topic longer than max_topic_length")
     last = conn.topic_ok
     if last is None or te - ts != len(last) or not buf.startswith(last, ts):
@@ -94,8 +94,8 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
         e = MalformedPacket("RETAIN set but retain_available is false")
         e.reason = _RC_RETAIN_NOT_SUPPORTED
         raise e
-    if qos > b.max_qos:  # MQTT 5: a Protocol Error (3.2.2.3.4); mosquitto closes 3.1.1
-        e = MalformedPacket("QoS %d above max_qos %d" % (qos, b.max_qos))
+    if qos > b.config.max_qos:  # MQTT 5: a Protocol Error (3.2.2.3.4); mosquitto closes 3.1.1
+        e = MalformedPacket("QoS %d above max_qos %d" % (qos, b.config.max_qos))
         e.reason = _RC_QOS_NOT_SUPPORTED
         raise e
     b.messages_received += 1
@@ -139,7 +139,7 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
     elif b.hooks is not None and not b.hooks.may_publish(conn, buf, ts, te):
         b.messages_dropped += 1
         reason = _RC_NOT_AUTHORIZED
-    elif pe - ps > b.message_size_limit > 0:
+    elif pe - ps > b.config.message_size_limit > 0:
         # as mosquitto: not forwarded, the QoS exchange completed
         if b.log_mask & _LOG_DEBUG:
             b.log(_LOG_DEBUG, "Dropped too large PUBLISH from %s to '%s' (%d bytes)."

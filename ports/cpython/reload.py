@@ -45,7 +45,6 @@ def reload(server: "Server", path: str) -> None:
     except OSError as e:
         b.log(LOG_ERR, "Error reopening the log file %s: %s" % (getattr(old, "log_file", ""), e))
     b.log_mask = old.log_types
-    b.message_size_limit = old.message_size_limit
     b.acl = old.acl
     _listeners(server, new)
     for s in b.sessions.values():
