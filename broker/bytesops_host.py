@@ -28,6 +28,13 @@ class micropython:  # noqa: N801
 _VIEW_FROM = 4096
 
 
+def piece(buf: "Buffer", pos: int, n: int) -> "Union[bytes, bytearray, memoryview]":
+    """buf[pos:pos + n] to read once: a copy when small, a view otherwise."""
+    if n < _VIEW_FROM:
+        return buf[pos:pos + n]
+    return memoryview(buf)[pos:pos + n]
+
+
 def topic_key(buf: "Buffer", start: int, end: int) -> "Key":
     if isinstance(buf, bytes):
         if start == 0 and end == len(buf):
@@ -37,16 +44,11 @@ def topic_key(buf: "Buffer", start: int, end: int) -> "Key":
 
 
 def copy_into(dst: bytearray, dpos: int, src: "Buffer", spos: int, n: int) -> None:
-    if n < _VIEW_FROM:
-        dst[dpos:dpos + n] = src[spos:spos + n]
-    else:
-        dst[dpos:dpos + n] = memoryview(src)[spos:spos + n]
+    dst[dpos:dpos + n] = piece(src, spos, n)
 
 
 def equal_at(a: "Buffer", apos: int, b: "Buffer", bpos: int, n: int) -> bool:
-    if n < _VIEW_FROM:
-        return a[apos:apos + n] == b[bpos:bpos + n]
-    return memoryview(a)[apos:apos + n] == memoryview(b)[bpos:bpos + n]
+    return piece(a, apos, n) == piece(b, bpos, n)
 
 
 def utf8_valid(buf: "Buffer", start: int, end: int) -> bool:
@@ -54,13 +56,9 @@ def utf8_valid(buf: "Buffer", start: int, end: int) -> bool:
     # [MQTT-1.5.3-1]; U+0000 is the one code point MQTT adds [MQTT-1.5.3-2].
     if buf.find(b"\x00", start, end) >= 0:
         return False
-    if end - start < _VIEW_FROM:
-        s = buf[start:end]
-        return s.isascii() or _decodes(s)
-    return _decodes(memoryview(buf)[start:end])
-
-
-def _decodes(s: "Union[bytes, bytearray, memoryview]") -> bool:
+    s = piece(buf, start, end - start)
+    if not isinstance(s, memoryview) and s.isascii():
+        return True
     try:
         str(s, "utf-8")
     except UnicodeError:

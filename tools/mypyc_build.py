@@ -75,8 +75,8 @@ def mypyc_source(path: Path) -> str:
       reads a C variable instead of looking the name up in its module's dict."""
     from mpy_source import board_source
     text = _BYTESOPS.sub(_host_imports, board_source(path))
-    text, n = _CONST.subn(r"\1  # type: Final\2", text)
-    if n or "# type: Final" in text:
+    text = _CONST.sub(r"\1  # type: Final\2", text)
+    if "# type: Final" in text:
         body = ast.parse(text).body
         doc = body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
         lines = text.splitlines(keepends=True)

@@ -21,6 +21,7 @@ from broker.const import LOG_ERR, LOG_NOTICE
 from broker.conn import Conn
 from broker.engine import Broker
 from broker.keepalive import TICKS_MASK, ticks_diff
+from broker.bytesops_host import piece
 from broker.lifecycle import LIMIT_ACCEPT
 from ports.logdest import Log
 from ports.cpython import compiled
@@ -178,9 +179,9 @@ class Server:
                 usock.setblocking(False)
                 self.listeners[usock.fileno()] = usock
                 self._own_options(usock, lst)
-                self.local[usock.fileno()] = "unix:" + lst.path
+                self.local[usock.fileno()] = name = "unix:" + lst.path
                 self.poller.register(usock.fileno(), _IN)
-                self.addresses.append("unix:" + lst.path)
+                self.addresses.append(name)
                 continue
             host = lst.host or "0.0.0.0"
             if lst.http_dir and not os.path.isdir(lst.http_dir):  # as mosquitto
@@ -388,8 +389,7 @@ class Server:
     def send(self, sock: socket.socket, buf: "Union[bytes, bytearray]", off: int,
              n: int) -> int:
         try:
-            # (a small slice's copy costs less than the memoryviews: broker/bytesops_host.py)
-            return sock.send(buf[off:off + n] if n < 4096 else memoryview(buf)[off:off + n])
+            return sock.send(piece(buf, off, n))
         except (BlockingIOError, InterruptedError):
             return 0
 
