@@ -5,6 +5,7 @@ property codec (broker.props) and the v5 packets (broker.codec5) it imports.
 A v5 connection keeps its own state in conn.v5 (State). Reason Codes: broker.const RC_*.
 """
 from broker.bytesops import MPY, const, copy_into, micropython, utf8_valid
+from broker.codec import as_it_came
 from broker.codec5 import (
     ack5_size, connack5_size, decode_ack5, decode_disconnect5, decode_subscribe5,
     decode_unsubscribe5, disconnect5_size, publish5_props_len, publish5_size, put_ack5,
@@ -347,19 +348,17 @@ def publish_to(b: "Broker", conn: "Conn", o: int, retain: bool, expires: int, bu
     """A QoS 0 copy to an MQTT 5 client whose subscriptions' options are o: topic buf[ts:te],
     properties buf[pps:ps], payload buf[ps:pe]; the bytes written at the end of its output, 0
     when it is dropped."""
-    v = b.pub
-    start = v.start
     # the PUBLISH that b.pub describes, with nothing to add (no expiry, no Subscription
-    # Identifier): its bytes as they came (b.pub is stale after a 3.1.1 PUBLISH, whose
-    # properties, none, never start at te + 1)
-    if start >= 0 and expires < 0 and o < _OPTION_SEVERAL_IDS and ts == v.topic_start \
-            and pe == v.payload_end and pps == te + 1:
+    # Identifier): its bytes as they came
+    start = -1
+    if expires < 0 and o < _OPTION_SEVERAL_IDS:
+        start = as_it_came(b.pub, ts, te, pps, pe)
+    if start >= 0:
         size = pe - start
         b0 = 0x30
         sid = 0
         left = -1
     else:
-        start = -1
         left = -1 if expires < 0 else expires - b.seconds
         sid = o >> _OPTION_ID_SHIFT
         if o & _OPTION_SEVERAL_IDS:  # before the properties it forwards
