@@ -319,16 +319,6 @@ class Publish:
         self.start = -1  # where it starts when v5 subscribers get it as it came (v5.publish_in)
 
 
-def as_it_came(v: Publish, ts: int, te: int, pps: int, pe: int) -> int:
-    """Where the PUBLISH that v describes starts in its buffer, when it may go out to an MQTT 5
-    subscriber as it came (v5.publish_in set v.start) and topic [ts:te], properties from pps and
-    payload up to pe are its own; else -1. (v is stale after a 3.1.1 PUBLISH, whose properties,
-    none, never start at te + 1.)"""
-    if v.start >= 0 and ts == v.topic_start and pe == v.payload_end and pps == te + 1:
-        return v.start
-    return -1
-
-
 @micropython.native
 def parse_publish(view: Publish, b0: int, buf: "Buffer", pos: int, end: int) -> None:
     if pos + 2 > end:

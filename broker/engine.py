@@ -18,7 +18,7 @@ from broker.subscriptions import SubscriptionTable
 from broker.handle_publish import handle_acknowledgement, handle_publish
 from broker import lifecycle
 from broker.bytesops import MPY, const, copy_into, micropython
-from broker.codec import MalformedPacket, Publish, as_it_came, publish_size, put_pingresp
+from broker.codec import MalformedPacket, Publish, publish_size, put_pingresp
 from broker.conn import CLOSED, CONNECTED, NEW, NO_OUTPUT
 from broker.delivery import deliver, enqueue, pump
 from broker.handle_connect import handle_connect
@@ -345,13 +345,15 @@ class Broker:
                     plain = o < _OPTION_SEVERAL_IDS\
                         and not (retain and o & _OPTION_RETAIN_AS_PUBLISHED)
                     if esize5 == 0 and plain and expires < 0:
-                        # the PUBLISH as it came, with nothing to add: its bytes are the copy,
-                        # without a call into broker.v5
-                        at = as_it_came(self.pub, ts, te, pps, pe)
-                        if at >= 0:
+                        v = self.pub
+                        if v.start >= 0 and ts == v.topic_start and pe == v.payload_end \
+                                and pps == te + 1:
+                            # the PUBLISH as it came, with nothing to add: its bytes are the
+                            # copy (v is stale after a 3.1.1 PUBLISH, whose properties, none,
+                            # never start at te + 1; a held message's start at te)
                             enc5 = buf
-                            epos5 = at
-                            esize5 = pe - at
+                            epos5 = v.start
+                            esize5 = pe - v.start
                     if esize5 and plain and not conn.v5.max_packet:
                         pos = reserve(self, conn, esize5, True)
                         size = 0

@@ -5,7 +5,6 @@ property codec (broker.props) and the v5 packets (broker.codec5) it imports.
 A v5 connection keeps its own state in conn.v5 (State). Reason Codes: broker.const RC_*.
 """
 from broker.bytesops import MPY, const, copy_into, micropython, utf8_valid
-from broker.codec import as_it_came
 from broker.codec5 import (
     ack5_size, connack5_size, decode_ack5, decode_disconnect5, decode_subscribe5,
     decode_unsubscribe5, disconnect5_size, publish5_props_len, publish5_size, put_ack5,
@@ -269,8 +268,8 @@ def publish_in(b: "Broker", conn: "Conn", buf: "Buffer", end: int) -> "Optional[
                      _RC_PAYLOAD_FORMAT_INVALID)
         return None
     if topic is None and v.fwd:
-        # goes to v5 subscribers as it came (publish_to) when it has no flags and its Remaining
-        # Length and Property Length take the fewest bytes (as put_publish5 writes them)
+        # goes to v5 subscribers as it came (Broker.deliver_hits) when it has no flags and its
+        # Remaining Length and Property Length take the fewest bytes (as put_publish5 writes them)
         hlen = conn.reader.hlen
         if v.b0 == 0x30 and v.props_start == te + 1 and hlen == 1 + varint_size(end - ts + 2):
             v.start = ts - 2 - hlen
@@ -348,33 +347,22 @@ def publish_to(b: "Broker", conn: "Conn", o: int, retain: bool, expires: int, bu
     """A QoS 0 copy to an MQTT 5 client whose subscriptions' options are o: topic buf[ts:te],
     properties buf[pps:ps], payload buf[ps:pe]; the bytes written at the end of its output, 0
     when it is dropped."""
-    # the PUBLISH that b.pub describes, with nothing to add (no expiry, no Subscription
-    # Identifier): its bytes as they came
-    start = -1
-    if expires < 0 and o < _OPTION_SEVERAL_IDS:
-        start = as_it_came(b.pub, ts, te, pps, pe)
-    if start >= 0:
-        size = pe - start
-        b0 = 0x30
+    left = -1 if expires < 0 else expires - b.seconds
+    sid = o >> _OPTION_ID_SHIFT
+    if o & _OPTION_SEVERAL_IDS:  # before the properties it forwards
+        s = conn.session
+        assert s is not None
+        ids = identifiers(b, s, buf, ts, te)
+        buf = _insert(buf, ts, te, pps, pe, ids)
+        tlen = te - ts
+        ps = len(buf) - (pe - ps)
+        pe = len(buf)
+        ts = 0
+        te = tlen
+        pps = tlen
         sid = 0
-        left = -1
-    else:
-        left = -1 if expires < 0 else expires - b.seconds
-        sid = o >> _OPTION_ID_SHIFT
-        if o & _OPTION_SEVERAL_IDS:  # before the properties it forwards
-            s = conn.session
-            assert s is not None
-            ids = identifiers(b, s, buf, ts, te)
-            buf = _insert(buf, ts, te, pps, pe, ids)
-            tlen = te - ts
-            ps = len(buf) - (pe - ps)
-            pe = len(buf)
-            ts = 0
-            te = tlen
-            pps = tlen
-            sid = 0
-        b0 = 0x31 if retain and o & _OPTION_RETAIN_AS_PUBLISHED else 0x30
-        size = publish5_size(b0, te - ts, publish5_props_len(ps - pps, sid, left), pe - ps)
+    b0 = 0x31 if retain and o & _OPTION_RETAIN_AS_PUBLISHED else 0x30
+    size = publish5_size(b0, te - ts, publish5_props_len(ps - pps, sid, left), pe - ps)
     st = conn.v5  # type: State
     mp = st.max_packet
     if mp and size > mp:
@@ -382,10 +370,7 @@ def publish_to(b: "Broker", conn: "Conn", o: int, retain: bool, expires: int, bu
     pos = reserve(b, conn, size, True)
     if pos < 0:
         return 0
-    if start >= 0:
-        copy_into(conn.out, pos, buf, start, size)
-    else:
-        put_publish5(conn.out, pos, b0, 0, buf, ts, te, pps, ps, pe, sid, left)
+    put_publish5(conn.out, pos, b0, 0, buf, ts, te, pps, ps, pe, sid, left)
     b.messages_sent += 1
     if b.log_mask & _LOG_DEBUG:
         from broker.logs import trace

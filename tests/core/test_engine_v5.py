@@ -619,6 +619,9 @@ def test_one_copy_encoded_for_every_v5_subscriber_that_adds_nothing():
     small = v5_client(hub, b"small", props=b"\x27\x00\x00\x00\x0c")  # 12 bytes at most
     small.send(subscribe5(1, b"t/#", 0))
     drain(small.conn)
+    big = v5_client(hub, b"big", props=b"\x27\x00\x00\x10\x00")  # 4,096 bytes at most
+    big.send(subscribe5(1, b"t/#", 0))
+    drain(big.conn)
     pub = v5_client(hub, b"p")
     for retain in (False, True):
         pub.send(publish5(b"t/x", b"hello", props=USER_PROPS, retain=retain))
@@ -629,6 +632,7 @@ def test_one_copy_encoded_for_every_v5_subscriber_that_adds_nothing():
                                              + b"hello")
         assert drain(rap.conn) == (want[:1] if not retain else b"\x31") + want[1:]
         assert drain(small.conn) == b""  # larger than its Maximum Packet Size [MQTT-3.1.2-25]
+        assert drain(big.conn) == want
 
 
 def test_an_invalid_topic_filter_gets_suback_0x8f_the_others_their_qos():
