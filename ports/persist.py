@@ -7,7 +7,7 @@ NAME is a compaction cut off before its rename, and goes.
 
 A save that fails (a full or read-only file system, or a heap too full) is logged once; the
 broker keeps serving from RAM, keeps its marks, and tries again, whole, at the next save
-point."""
+point. One that fails at shutdown is logged with what it loses: there is no next one."""
 import os
 
 from broker.bytesops import const
@@ -126,8 +126,9 @@ class Store:
         if c.due(self.b):
             self.save()
 
-    def save(self) -> None:
-        """Write what changed since the last save; nothing when nothing changed."""
+    def save(self, final: bool = False) -> None:
+        """Write what changed since the last save; nothing when nothing changed. final: the
+        save at shutdown, which has no next save point to try again at."""
         from broker import persist
         b = self.b
         c = b.ledger.changes
@@ -155,7 +156,10 @@ class Store:
             c.last = b.seconds
             if not isinstance(e, (OSError, MemoryError)):
                 raise
-            if not self.failing:
+            if final:
+                self.log(_LOG_ERR, "Persistence: cannot save to %s at shutdown (%s): what"
+                         " changed since the last save is lost." % (path, e))
+            elif not self.failing:
                 self.failing = True
                 self.log(_LOG_ERR, "Persistence: cannot save to %s (%s); serving from memory,"
                          " trying again at the next save point." % (path, e))

@@ -184,7 +184,7 @@ class Server:
         lifecycle.shutdown(self.broker)
         self._flush_all()
         if self.store is not None:
-            self.store.save()
+            self.store.save(True)
         self.close()
 
     def close(self) -> None:
