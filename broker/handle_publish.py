@@ -16,6 +16,11 @@ from broker.session import (
 )
 from broker.topics import valid_topic_name
 from broker.output import send_ack
+if not MPY:
+    # On CPython the MQTT 5 code comes with the core (a board loads it with its first MQTT 5
+    # client, through Broker.v5): the compiled build then calls it without Python's calling
+    # convention, each MQTT 5 PUBLISH.
+    from broker.v5 import publish_in
 
 
 _PUBACK = const(4)
@@ -71,10 +76,11 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
     parse_publish(v, b0, buf, pos, end)
     v5 = conn.level == _PROTOCOL_LEVEL_5
     if v5:
-        got = b.v5.publish_in(b, conn, buf, end)  # properties, Topic Alias
-        if got is None:
+        # properties, Topic Alias
+        inb = b.v5.publish_in(b, conn, buf, end) if MPY else publish_in(b, conn, buf, end)
+        if inb is None:
             return
-        buf = got
+        buf = inb
     ts = v.topic_start
     te = v.topic_end
     qos = v.qos
