@@ -19,9 +19,13 @@ from test_bridge import WAIT, bridged, drain, hub, probe, remote, state_topic, w
 from test_mqtt5_clients import RICH, forwarded, publish_properties
 
 # The v5 code and the bridge's on top of the broker's, compiled from source at start-up on the
-# unix MicroPython: more than BRIDGE_HEAP or V5_HEAP. The 32-bit port runs them from ROMFS at
-# its 64K.
-V5_BRIDGE_HEAP = "240K"
+# unix MicroPython: more than BRIDGE_HEAP or V5_HEAP (the file passes from about 237K: 248K
+# leaves room for code to grow). The 32-bit port runs them from ROMFS ...
+V5_BRIDGE_HEAP = "248K"
+# ... where these tests need 64K and a little more: the first below passes at 66K and not at
+# 65K, the last fails half the time at 64K. This leaves 2K for code to grow (at 66K, 0.1 KB
+# more of it failed the first test every time).
+WASM32_BRIDGE_HEAP = "68K"
 pytestmark = [pytest.mark.integration, pytest.mark.own_broker, pytest.mark.heap(V5_BRIDGE_HEAP)]
 
 V5 = "bridge_protocol_version mqttv50"
@@ -38,9 +42,9 @@ def v5(mqtt_client, broker, client_id):
     return mqtt_client(broker, client_id, protocol=mqtt.MQTTv5)
 
 
-# a v5 bridge, two v5 clients and two 3.1.1 ones on the 32-bit port: 64K and a few hundred bytes
-# (at 64K the hub has no room to keep the remote's QoS 1 message, and leaves it unacknowledged)
-@pytest.mark.wasm32_heap("66K")
+# a v5 bridge, two v5 clients and two 3.1.1 ones on the 32-bit port (at 64K the hub has no room
+# to keep the remote's QoS 1 message, and leaves it unacknowledged)
+@pytest.mark.wasm32_heap(WASM32_BRIDGE_HEAP)
 @pytest.mark.parametrize("far_kind", ["mosquitto", "ours"])
 def test_properties_cross_both_ways_and_nothing_comes_back(broker_factory, mqtt_client, far_kind):
     far = far_broker(broker_factory, far_kind)
@@ -85,7 +89,7 @@ def test_properties_cross_both_ways_and_nothing_comes_back(broker_factory, mqtt_
 
 
 # (on the 32-bit port at 64K the hub now and then has no room for the third QoS 2 message)
-@pytest.mark.wasm32_heap("66K")
+@pytest.mark.wasm32_heap(WASM32_BRIDGE_HEAP)
 @pytest.mark.parametrize("qos", [0, 2])
 def test_qos_0_and_2_cross_with_their_properties(broker_factory, mqtt_client, qos):
     far = remote(broker_factory)
@@ -176,7 +180,7 @@ class Cut:
 
 # a v5 bridge and its clients on the 32-bit port: at 64K the hub sometimes has no room to keep
 # what the remote sends back (seen on commits that changed no broker code), as above
-@pytest.mark.wasm32_heap("66K")
+@pytest.mark.wasm32_heap(WASM32_BRIDGE_HEAP)
 def test_the_remote_session_outlives_the_link(broker_factory, mqtt_client):
     # cleansession false (the default): the CONNECT's Session Expiry Interval keeps the
     # bridge's session on mosquitto while the link is down [MQTT-3.1.2-23], so that what is

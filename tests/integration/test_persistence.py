@@ -16,7 +16,7 @@ from raw_mqtt import PUBACK, PUBCOMP, PUBLISH, PUBREC, PUBREL, ack_packet, publi
 KILLS = int(os.environ.get("PERSIST_KILLS", "10"))
 # The unix MicroPython compiles the journal's code from source at start-up, as it does the
 # bridge's: with an empty journal it starts at 208K and not at 200K (a few hundred bytes more
-# of that code were enough to fail at 208K); 224K, V5_HEAP's size, leaves it room.
+# of that code were enough to fail at 208K); 224K leaves it room.
 PERSIST_HEAP = "224K"
 pytestmark = pytest.mark.heap(PERSIST_HEAP)
 
