@@ -58,7 +58,8 @@ def valid_topic_filter(filt: bytes) -> bool:
 
 
 def has_wildcard(filt: bytes) -> bool:
-    return b"+" in filt or b"#" in filt
+    # not `b"+" in filt`: CPython tries the operand as an int first and formats a TypeError
+    return filt.find(b"+") >= 0 or filt.find(b"#") >= 0
 
 
 class Filter:
