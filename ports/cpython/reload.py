@@ -40,12 +40,17 @@ def reload(server: "Server", path: str) -> None:
             setattr(old, name, getattr(new, name))
         elif name in old.__dict__:
             delattr(old, name)  # back to its default
+    apply = getattr(server.log, "apply", None)  # none: an embedding application's own log
     try:
-        server.log.apply(old)  # type: ignore[attr-defined]
+        if apply is not None:
+            apply(old)
     except OSError as e:
         b.log(LOG_ERR, "Error reopening the log file %s: %s" % (getattr(old, "log_file", ""), e))
     b.log_mask = old.log_types
     b.acl = old.acl
+    for fd, sock in server.listeners.items():
+        if isinstance(server.local[fd], int):  # a TCP listener
+            server.nodelay(sock)
     _listeners(server, new)
     for s in b.sessions.values():
         conn = s.conn

@@ -144,6 +144,8 @@ class Server:
         self.bound = {}  # type: Dict[int, Listener]
         # listening fd -> where its clients came: its port, or "unix:PATH" (peer and log lines)
         self.local = {}  # type: Dict[int, Union[int, str]]
+        # listening fd -> its address family, an int (socket.family makes an enum each time)
+        self.family = {}  # type: Dict[int, int]
         self.scratch = bytearray(_SCRATCH)
         self.running = False
         self.addresses = []  # type: List[str]
@@ -178,6 +180,7 @@ class Server:
                 self.unix_files.append((lst.path, st.st_dev, st.st_ino))
                 usock.setblocking(False)
                 self.listeners[usock.fileno()] = usock
+                self.family[usock.fileno()] = socket.AF_UNIX
                 self._own_options(usock, lst)
                 self.local[usock.fileno()] = name = "unix:" + lst.path
                 self.poller.register(usock.fileno(), _IN)
@@ -194,18 +197,26 @@ class Server:
             sock = _tcp_listener(host, lst.port, getattr(lst, "v6only", False))
             sock.setblocking(False)
             self.listeners[sock.fileno()] = sock
+            self.family[sock.fileno()] = int(sock.family)
             self._own_options(sock, lst)
             if ctx is not None:
                 self.tls[sock.fileno()] = ctx
             if lst.websockets:
                 self.ws[sock.fileno()] = lst.http_dir
             self.poller.register(sock.fileno(), _IN)
+            self.nodelay(sock)
             port = sock.getsockname()[1]
             self.local[sock.fileno()] = port
             self.addresses.append(where(host, port))
 
     def _own_options(self, sock: socket.socket, lst: Listener) -> None:
         self.bound[sock.fileno()] = lst
+
+    def nodelay(self, sock: socket.socket) -> None:
+        """set_tcp_nodelay, on a TCP listener: Linux gives each socket accept() returns its
+        listener's TCP_NODELAY, one setsockopt() less per client."""
+        on = getattr(self.config, "set_tcp_nodelay", True)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1 if on else 0)
 
     def step(self, timeout_ms: int) -> None:
         """One turn of the loop: wait up to timeout_ms for sockets, serve them, run the timers,
@@ -325,9 +336,12 @@ class Server:
     def _accept(self, lsock: socket.socket) -> None:
         lfd = lsock.fileno()
         local = self.local[lfd]
+        family = self.family[lfd]
         while True:
             try:
-                sock, addr = lsock.accept()
+                # socket.accept() without what it adds in Python: the family and type turned
+                # into enums, a look at the default timeout
+                fd, addr = lsock._accept()  # type: ignore[attr-defined]
             except (BlockingIOError, InterruptedError):
                 return
             except ConnectionAbortedError:
@@ -335,6 +349,7 @@ class Server:
             except OSError as e:
                 self._rest(e)  # EMFILE, ENFILE, ENOBUFS, ENOMEM
                 return
+            sock = socket.socket(family, socket.SOCK_STREAM, 0, fd)
             # a unix client has no address: it is known by the socket it came through
             peer = "%s:%d" % (addr[0], addr[1]) if isinstance(local, int) else local
             ctx = self.tls.get(lfd)
@@ -360,8 +375,6 @@ class Server:
             else:
                 self.broker.log(LOG_NOTICE, "New connection from %s on port %d."
                                 % (peer, local))
-                if getattr(self.config, "set_tcp_nodelay", True):
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setblocking(False)
             self.conns[sock.fileno()] = conn
             self.poller.register(sock.fileno(), _IN)
