@@ -44,10 +44,10 @@ class Conn:
     ws = None  # type: Any  # the port's ports.websocket.Ws, on a websockets listener
     # per_listener_settings true: the Listener it came through (its own allow_anonymous,
     # passwords, acl, client id options), set by the port only then
-    listener: "Any"
+    listener = None  # type: Any
     # use_identity_as_username or use_subject_as_username (a TLS listener, set by the
     # port): the username the client's certificate gives, "" when it gives none
-    certificate_name: "Callable[[], str]"
+    certificate_name = None  # type: Optional[Callable[[], str]]
     # what chunk() points the port at
     cbuf = NO_OUTPUT  # type: Buffer
     coff = 0

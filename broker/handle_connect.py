@@ -59,7 +59,7 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
         raise
     cfg = b.config
     # the options of the listener conn came through, with per_listener_settings true
-    sec = getattr(conn, "listener", None) or cfg  # type: Any
+    sec = conn.listener or cfg  # type: Any
     if not c.supported():
         _refuse(b, conn, _CONNACK_UNACCEPTABLE_PROTOCOL_VERSION,  # [MQTT-3.1.2-2]
                 "Client %s: unsupported protocol '%s' level %d, refused."
@@ -115,7 +115,7 @@ def handle_connect(b: "Broker", conn: "Conn", buf: "Buffer", pos: int, end: int)
                     "Client %s: keepalive %d above max_keepalive %d, refused."
                     % (cid, c.keepalive, cfg.max_keepalive))
             return
-    name = getattr(conn, "certificate_name", None)
+    name = conn.certificate_name
     if name is not None:
         # use_identity_as_username: the certificate names the client, whatever its CONNECT
         # says, and no password is asked for (mosquitto 2.0)

@@ -56,7 +56,7 @@ def reload(server: "Server", path: str) -> None:
         conn = s.conn
         acl = old.acl
         if conn is not None and getattr(old, "per_listener_settings", False):
-            acl = (getattr(conn, "listener", None) or old).acl
+            acl = (conn.listener or old).acl
         if acl is None:
             s.acl = None
         elif conn is not None and s.local is None:
