@@ -44,6 +44,7 @@ class Log:
         self.syslog = None  # type: Any
         self.pending = []  # type: List[Tuple[bytes, bytes]]
         self.held = None  # type: Optional[List[str]]
+        self.stamped = None  # type: Optional[str]  # the held lines' timestamp, made once
         self.apply(config)
 
     def hold(self) -> None:
@@ -55,8 +56,16 @@ class Log:
     def release(self) -> None:
         held = self.held
         self.held = None
+        self.stamped = None
         if held:
             self._write("".join(held))
+
+    def _stamp(self) -> str:
+        if self.format:
+            return time.strftime(self.format) + ": "
+        if self.stamp:
+            return "%d: " % int(time.time())
+        return ""
 
     def _write(self, text: str) -> None:
         for stream in self.streams:
@@ -97,15 +106,15 @@ class Log:
 
     def __call__(self, level: int, msg: str) -> None:
         if self.streams or self.file is not None:
-            line = msg + "\n"
-            if self.format:
-                line = "%s: %s" % (time.strftime(self.format), line)
-            elif self.stamp:
-                line = "%d: %s" % (int(time.time()), line)
-            if self.held is not None:
-                self.held.append(line)
+            held = self.held
+            if held is not None:
+                # one timestamp for the lines of a turn: a storm of clients logs three each
+                stamp = self.stamped
+                if stamp is None:
+                    stamp = self.stamped = self._stamp()
+                held.append(stamp + msg + "\n")
             else:
-                self._write(line)
+                self._write(self._stamp() + msg + "\n")
         if self.syslog is not None:
             self.syslog.syslog(_priority(self.syslog, level), msg)
         topic = _TOPICS.get(level)
