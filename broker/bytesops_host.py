@@ -54,10 +54,13 @@ def equal_at(a: "Buffer", apos: int, b: "Buffer", bpos: int, n: int) -> bool:
 def utf8_valid(buf: "Buffer", start: int, end: int) -> bool:
     # CPython's strict UTF-8 codec already rejects overlong forms and surrogates
     # [MQTT-1.5.3-1]; U+0000 is the one code point MQTT adds [MQTT-1.5.3-2].
-    if buf.find(b"\x00", start, end) >= 0:
-        return False
     s = piece(buf, start, end - start)
-    if not isinstance(s, memoryview) and s.isascii():
+    if isinstance(s, memoryview):
+        if buf.find(b"\x00", start, end) >= 0:
+            return False
+    elif 0 in s:  # an int: memchr (b"\x00" would be tried as an int first, and fail slowly)
+        return False
+    elif s.isascii():
         return True
     try:
         str(s, "utf-8")
