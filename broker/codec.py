@@ -209,7 +209,7 @@ def read_string(buf: "Buffer", pos: int, end: int) -> str:
         raise MalformedPacket("truncated string")
     if not utf8_valid(buf, pos + 2, pos + 2 + n):
         raise MalformedPacket("invalid UTF-8 string")
-    return str(bytes(buf[pos + 2:pos + 2 + n]), "utf-8")
+    return str(buf[pos + 2:pos + 2 + n], "utf-8")
 
 
 # ---- Decoded packets (connect and subscribe time, and the client side) ----
@@ -252,7 +252,7 @@ def decode_connect(buf: "Buffer", pos: int, end: int) -> Connect:
     n = read_u16(buf, pos, end)
     if pos + 2 + n > end or not utf8_valid(buf, pos + 2, pos + 2 + n):
         raise MalformedPacket("bad protocol name")
-    c.protocol_name = str(bytes(buf[pos + 2:pos + 2 + n]), "utf-8")
+    c.protocol_name = str(buf[pos + 2:pos + 2 + n], "utf-8")
     pos += 2 + n
     if pos + 4 > end:
         raise MalformedPacket("truncated CONNECT variable header")
@@ -279,7 +279,7 @@ def decode_connect(buf: "Buffer", pos: int, end: int) -> Connect:
     if flags & _CONNECT_FLAG_PASSWORD and not flags & _CONNECT_FLAG_USERNAME:
         raise MalformedPacket("password flag without username flag")  # [MQTT-3.1.2-22]
     c.client_id = read_string(buf, pos, end)
-    pos += 2 + len(c.client_id.encode())
+    pos += 2 + read_u16(buf, pos, end)
     if flags & _CONNECT_FLAG_WILL:
         c.will_topic = read_binary(buf, pos, end)
         pos += 2 + len(c.will_topic)
@@ -289,7 +289,7 @@ def decode_connect(buf: "Buffer", pos: int, end: int) -> Connect:
         c.will_retain = bool(flags & _CONNECT_FLAG_WILL_RETAIN)
     if flags & _CONNECT_FLAG_USERNAME:
         c.username = read_string(buf, pos, end)
-        pos += 2 + len(c.username.encode())
+        pos += 2 + read_u16(buf, pos, end)
     if flags & _CONNECT_FLAG_PASSWORD:
         c.password = read_binary(buf, pos, end)
         pos += 2 + len(c.password)
