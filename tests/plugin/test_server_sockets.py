@@ -4,13 +4,12 @@ import socket
 
 import pytest
 
-from broker.config import load
 from ports.cpython.server import Server
-from ports.readfile import read_file
+from ports.cpython.testing import make_config
 
 
 def _server(path):
-    config = load(str(path), read_file)
+    config = make_config(path)  # with no listener in the file: 127.0.0.1, a port the OS picks
     config.config_file = str(path)  # as `-c FILE` sets it: what SIGHUP reads again
     server = Server(config, lambda level, msg: None)
     server.bind()
@@ -27,12 +26,6 @@ def _accepted(server, client):
     raise AssertionError("the broker did not accept the connection")
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _nodelay(sock):
     return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
 
@@ -42,10 +35,10 @@ def test_set_tcp_nodelay_reaches_each_client_and_follows_a_reload(tmp_path, firs
     # set_tcp_nodelay is set on the listener once, and the kernel hands it to every socket
     # accept() returns; a reload (SIGHUP) changes it for the clients that come after
     conf = tmp_path / "broker.conf"
-    port = _free_port()
-    text = "listener %d 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay %%s\n" % port
+    text = "allow_anonymous true\nset_tcp_nodelay %s\n"
     conf.write_text(text % ("true" if first else "false"))
     server = _server(conf)
+    port = int(server.addresses[0].rsplit(":", 1)[1])
     clients = []
     try:
         clients.append(socket.create_connection(("127.0.0.1", port)))
@@ -74,12 +67,8 @@ def test_a_unix_listener_accepts_without_tcp_options(tmp_path):
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         client.connect(str(path))
-        for _ in range(20):
-            server.step(50)
-            if server.conns:
-                break
-        (conn,) = server.conns.values()
-        assert conn.handle.family == socket.AF_UNIX and conn.handle.gettimeout() == 0.0
+        accepted = _accepted(server, client)
+        assert accepted.family == socket.AF_UNIX and accepted.gettimeout() == 0.0
     finally:
         client.close()
         server.close()
