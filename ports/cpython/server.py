@@ -26,7 +26,7 @@ from broker.lifecycle import LIMIT_ACCEPT
 from ports.logdest import Log
 from ports.cpython import compiled
 from ports.cpython.process import daemonize, drop_privileges, remove_pid_file, write_pid_file
-from ports.loop import drop, event, flush, read
+from ports.loop import drop, event, flush
 from ports.readfile import read_file
 from ports.unixfiles import remove_unix_files
 
@@ -247,10 +247,7 @@ class Server:
                 elif self.links is not None:
                     self.links.event(fd, ev, ticks_ms())
                 continue
-            if ev == _IN:
-                read(self, conn)  # (event()'s commonest case, one call less)
-            else:
-                event(self, conn, ev)
+            event(self, conn, ev)
         # what the events wrote goes out before the timers run: a message's latency
         self._flush_all()
         now = ticks_ms()
