@@ -36,6 +36,9 @@ help:
 	@echo "make clean      remove caches and build output (keeps .venv)"
 	@echo "make distclean  clean, and remove .venv and the node_modules of tools/wasm32 and MQTT.js"
 
+# Defined before the first rule that names it: a prerequisite list is expanded when read.
+MYPYC := build/mypyc/.built
+
 setup: $(STAMP) $(MYPYC)
 
 # Re-run only when .venv is missing or pyproject.toml changed since the last install.
@@ -47,7 +50,6 @@ $(STAMP): pyproject.toml
 
 # The core's routing path compiled by mypyc into build/mypyc, which CPython's broker uses unless
 # PURE=1 (ports/cpython/compiled.py); one line and the pure build when there is no C compiler.
-MYPYC := build/mypyc/.built
 $(MYPYC): $(STAMP) $(wildcard broker/*.py) tools/mypyc_build.py
 	$(PY) tools/mypyc_build.py --quiet
 	@mkdir -p $(@D) && touch $@
