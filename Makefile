@@ -109,7 +109,7 @@ $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	touch $@
 
-bench: $(BENCH_STAMP) build/bench/mqttload
+bench: $(BENCH_STAMP) $(MYPYC) build/bench/mqttload
 	$(PY) tools/bench/run.py $(BENCH_ARGS)
 
 # The benchmarks' load generator (C: a Python one cannot keep up with mosquitto).
