@@ -349,7 +349,11 @@ class Server:
             except OSError as e:
                 self._rest(e)  # EMFILE, ENFILE, ENOBUFS, ENOMEM
                 return
-            sock = socket.socket(family, socket.SOCK_STREAM, 0, fd)
+            try:
+                sock = socket.socket(family, socket.SOCK_STREAM, 0, fd)
+            except OSError:
+                os.close(fd)  # nothing owns the descriptor yet
+                continue
             # a unix client has no address: it is known by the socket it came through
             peer = "%s:%d" % (addr[0], addr[1]) if isinstance(local, int) else local
             ctx = self.tls.get(lfd)

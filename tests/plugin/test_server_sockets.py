@@ -1,9 +1,11 @@
 """The CPython port's accepted sockets: what each client's socket gets from its listener, driven
 one loop turn at a time in this thread (ports.cpython.server.Server)."""
+import os
 import socket
 
 import pytest
 
+from ports.cpython import server as server_module
 from ports.cpython.server import Server
 from ports.cpython.testing import make_config
 
@@ -71,4 +73,44 @@ def test_a_unix_listener_accepts_without_tcp_options(tmp_path):
         assert accepted.family == socket.AF_UNIX and accepted.gettimeout() == 0.0
     finally:
         client.close()
+        server.close()
+
+
+def test_a_descriptor_that_cannot_become_a_socket_is_closed_and_the_next_client_served(
+        tmp_path, monkeypatch):
+    # accept() handed a descriptor, and making a socket of it failed (ENOMEM): that one client
+    # is let go, and the loop goes on
+    conf = tmp_path / "broker.conf"
+    conf.write_text("allow_anonymous true\n")
+    server = _server(conf)
+    port = int(server.addresses[0].rsplit(":", 1)[1])
+    real = socket.socket
+    refused = []
+
+    def once(family=-1, type=-1, proto=-1, fileno=None):
+        if fileno is not None and not refused:
+            refused.append(fileno)
+            raise OSError(12, "Cannot allocate memory")
+        return real(family, type, proto, fileno)
+
+    monkeypatch.setattr(server_module.socket, "socket", once)
+    first = socket.create_connection(("127.0.0.1", port))
+    try:
+        for _ in range(20):
+            server.step(50)
+            if refused:
+                break
+        assert refused, "the broker did not accept the first connection"
+        with pytest.raises(OSError):
+            os.fstat(refused[0])  # closed, not leaked
+        first.settimeout(5)
+        assert first.recv(1) == b""  # the client sees its connection end
+        second = socket.create_connection(("127.0.0.1", port))
+        try:
+            assert _accepted(server, second) is not None
+        finally:
+            second.close()
+    finally:
+        first.close()
+        monkeypatch.undo()
         server.close()
