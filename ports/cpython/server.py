@@ -351,38 +351,54 @@ class Server:
                 return
             try:
                 sock = socket.socket(family, socket.SOCK_STREAM, 0, fd)
-            except OSError:
+            except OSError as e:
                 os.close(fd)  # nothing owns the descriptor yet
+                self._refused(e)
                 continue
             # a unix client has no address: it is known by the socket it came through
             peer = "%s:%d" % (addr[0], addr[1]) if isinstance(local, int) else local
             ctx = self.tls.get(lfd)
-            if ctx is not None:
-                # the handshake runs inside the first non-blocking reads (ports/cpython/tls.py)
-                sock = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-            conn = lifecycle.accept(self.broker, sock, peer)
-            if conn is None:
+            conn = None  # type: Optional[Conn]
+            try:
+                if ctx is not None:
+                    # the handshake runs inside the first non-blocking reads (ports/cpython/tls.py)
+                    sock = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                conn = lifecycle.accept(self.broker, sock, peer)
+                if conn is None:
+                    sock.close()
+                    continue
+                http_dir = self.ws.get(lfd)
+                if http_dir is not None:
+                    from ports.websocket import Ws  # only with a websockets listener
+                    conn.ws = Ws(self.broker, conn, http_dir)
+                lst = self.bound[lfd]
+                if getattr(self.config, "per_listener_settings", False):
+                    conn.listener = lst
+                if ctx is not None and (getattr(lst, "use_identity_as_username", False)
+                                        or getattr(lst, "use_subject_as_username", False)):
+                    conn.certificate_name = _certificate_name(sock, lst)
+                sock.setblocking(False)
+                self.poller.register(sock.fileno(), _IN)
+            except OSError as e:
+                # All or nothing: a connection the engine kept but the loop does not poll would
+                # be answered by nobody until its connect timeout.
                 sock.close()
+                if conn is not None:
+                    lifecycle.close(self.broker, conn, "", False)
+                self._refused(e)
                 continue
-            http_dir = self.ws.get(lfd)
-            if http_dir is not None:
-                from ports.websocket import Ws  # only with a websockets listener
-                conn.ws = Ws(self.broker, conn, http_dir)
-            lst = self.bound[lfd]
-            if getattr(self.config, "per_listener_settings", False):
-                conn.listener = lst
-            if ctx is not None and (getattr(lst, "use_identity_as_username", False)
-                                    or getattr(lst, "use_subject_as_username", False)):
-                conn.certificate_name = _certificate_name(sock, lst)
+            self.conns[sock.fileno()] = conn
+            conn.polled = _IN
             if not isinstance(local, int):
                 self.broker.log(LOG_NOTICE, "New connection from %s." % peer)
             else:
                 self.broker.log(LOG_NOTICE, "New connection from %s on port %d."
                                 % (peer, local))
-            sock.setblocking(False)
-            self.conns[sock.fileno()] = conn
-            self.poller.register(sock.fileno(), _IN)
-            conn.polled = _IN
+
+    def _refused(self, e: OSError) -> None:
+        """A connection accept() handed over could not be served; the next one may be."""
+        lifecycle.log_limited(self.broker, LIMIT_ACCEPT, LOG_ERR,
+                              "Error accepting a connection: %s." % (e.strerror or e))
 
     def _flush_all(self) -> None:
         b = self.broker

@@ -76,24 +76,51 @@ def test_a_unix_listener_accepts_without_tcp_options(tmp_path):
         server.close()
 
 
-def test_a_descriptor_that_cannot_become_a_socket_is_closed_and_the_next_client_served(
-        tmp_path, monkeypatch):
-    # accept() handed a descriptor, and making a socket of it failed (ENOMEM): that one client
-    # is let go, and the loop goes on
+
+class _RefusingPoller:
+    """select.epoll, whose register() fails once (ENOSPC: fs.epoll.max_user_watches)."""
+
+    def __init__(self, real):
+        self.real = real
+        self.refused = []
+
+    def register(self, fd, mask):
+        if not self.refused:
+            self.refused.append(fd)
+            raise OSError(28, "No space left on device")
+        self.real.register(fd, mask)
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
+@pytest.mark.parametrize("where", ["socket", "poll"])
+def test_a_client_that_cannot_be_served_is_let_go_and_the_next_one_served(
+        tmp_path, monkeypatch, where):
+    # accept() handed a descriptor, and making a socket of it (ENOMEM) or polling it (ENOSPC)
+    # failed: that client is closed, the engine forgets it, one line is logged, and the loop
+    # goes on
     conf = tmp_path / "broker.conf"
     conf.write_text("allow_anonymous true\n")
-    server = _server(conf)
+    lines = []
+    config = make_config(conf)
+    server = Server(config, lambda level, msg: lines.append(msg))
+    server.bind()
     port = int(server.addresses[0].rsplit(":", 1)[1])
-    real = socket.socket
     refused = []
+    if where == "socket":
+        real = socket.socket
 
-    def once(family=-1, type=-1, proto=-1, fileno=None):
-        if fileno is not None and not refused:
-            refused.append(fileno)
-            raise OSError(12, "Cannot allocate memory")
-        return real(family, type, proto, fileno)
+        def once(family=-1, type=-1, proto=-1, fileno=None):
+            if fileno is not None and not refused:
+                refused.append(fileno)
+                raise OSError(12, "Cannot allocate memory")
+            return real(family, type, proto, fileno)
 
-    monkeypatch.setattr(server_module.socket, "socket", once)
+        monkeypatch.setattr(server_module.socket, "socket", once)
+    else:
+        server.poller = _RefusingPoller(server.poller)
+        refused = server.poller.refused
     first = socket.create_connection(("127.0.0.1", port))
     try:
         for _ in range(20):
@@ -105,6 +132,11 @@ def test_a_descriptor_that_cannot_become_a_socket_is_closed_and_the_next_client_
             os.fstat(refused[0])  # closed, not leaked
         first.settimeout(5)
         assert first.recv(1) == b""  # the client sees its connection end
+        assert len(server.broker.conns) == 0 and not server.conns
+        assert [m for m in lines if m.startswith("Error accepting a connection: ")] \
+            == ["Error accepting a connection: %s." % ("Cannot allocate memory" if where == "socket"
+                                                       else "No space left on device")]
+        monkeypatch.undo()
         second = socket.create_connection(("127.0.0.1", port))
         try:
             assert _accepted(server, second) is not None
