@@ -16,7 +16,8 @@ MYPY_DIRS := $(foreach d,broker ports,$(if $(shell find $(d) -name '*.py' -print
 help:
 	@echo "make setup      create .venv with every Python dependency (incl. micropython), and the"
 	@echo "                core compiled by mypyc into build/mypyc when a C compiler is there"
-	@echo "make run        CPython broker on 127.0.0.1:1883 with the embedded default config"
+	@echo "make run        CPython broker (the compiled core, built first) on 127.0.0.1:1883 with the"
+	@echo "                embedded default config"
 	@echo "                (extra arguments: make run ARGS='-v -p 1884')"
 	@echo "make test       typecheck, pytest over tests/ (the compiled core when built, then the core"
 	@echo "                tests with PURE=1), core tests on MicroPython (64-bit unix port, and"
@@ -54,7 +55,7 @@ $(MYPYC): $(STAMP) $(wildcard broker/*.py) tools/mypyc_build.py
 	$(PY) tools/mypyc_build.py --quiet
 	@mkdir -p $(@D) && touch $@
 
-run: $(STAMP)
+run: $(STAMP) $(MYPYC)
 	$(PY) -m broker $(ARGS)
 
 typecheck: $(STAMP)
