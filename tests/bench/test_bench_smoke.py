@@ -77,3 +77,20 @@ def test_bench_smoke_micropython(tmp_path):
         for count in ("lost", "duplicated", "misrouted", "corrupt"):
             assert r[count] == 0, (scenario, count, r)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_latency_floor_smoke():
+    # tools/bench/floor.py: mosquitto, our broker and the relay that sets the floor (interpreted
+    # and compiled by mypyc) each deliver the latency scenario whole, and the table names them
+    require_peer("gcc")
+    require_peer("make")
+    require_peer("mosquitto")
+    proc = subprocess.run([sys.executable, os.path.join(REPO, "tools", "bench", "floor.py"),
+                           "--smoke"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = proc.stdout.split("median ratio to mosquitto", 1)[1].splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in table if line.strip()}
+    assert sorted(rows) == ["cpython", "mosquitto", "relay", "relay-mypyc"], proc.stdout
+    for name in ("cpython", "relay", "relay-mypyc"):
+        p50, ratio = rows[name]
+        assert float(p50) > 0 and ratio.endswith("x") and float(ratio[:-1]) > 0, proc.stdout

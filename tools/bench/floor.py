@@ -3,13 +3,14 @@
 least a broker can do in a CPython process (tools/bench/relay.py), interpreted and compiled by
 mypyc.
 
-    .venv/bin/python tools/bench/floor.py [--rounds N]
+    .venv/bin/python tools/bench/floor.py [--rounds N] [--smoke]
 
 Each round runs the four one after another, each a fresh process pinned to the first core with the
 generator on the second, as make bench does. Latency at this rate swings from run to run with the
 machine (the median of one broker's runs spans tens of µs here), and more for one broker than
 another when they do not run side by side: each figure is taken as a ratio to mosquitto's in the
-same round, and the median of those ratios is printed.
+same round, and the median of those ratios is printed. --smoke: one round of half a second each
+(the pytest smoke test). A run in which a message is lost or mangled stops it (exit 1).
 """
 import argparse
 import json
@@ -64,7 +65,7 @@ def relay_argv(kind, port):
     return [PYTHON, "-c", code]
 
 
-def latency(kind, workdir, pins, gen):
+def latency(kind, workdir, pins, gen, smoke=False):
     """(p50, p99) in µs of one fresh broker or relay under the latency scenario."""
     broker_core, gen_core = pins if pins else (None, None)
     proc = running = None
@@ -87,7 +88,7 @@ def latency(kind, workdir, pins, gen):
         port, pid = running.port, running.pid
     try:
         argv = [gen, "-s", "latency", "-p", str(port), "-P", str(pid), "-c", str(CAP)]
-        out = subprocess.run(brokers.pinned(argv + SCENARIOS["latency"][0], gen_core),
+        out = subprocess.run(brokers.pinned(argv + SCENARIOS["latency"][1 if smoke else 0], gen_core),
                              capture_output=True, text=True, timeout=60)
         result = json.loads(out.stdout)
         if not result.get("ok"):
@@ -108,7 +109,10 @@ def latency(kind, workdir, pins, gen):
 def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--smoke", action="store_true")
     args = ap.parse_args(argv)
+    if args.smoke:
+        args.rounds = 1
     gen = ensure_generator()
     kinds = ["mosquitto", "cpython", "relay"] + (["relay-mypyc"] if build_compiled_relay() else [])
     pins = brokers.cores()
@@ -117,7 +121,7 @@ def main(argv):
     p50s = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory(prefix="floor-") as workdir:
         for i in range(args.rounds):
-            got = {k: latency(k, workdir, pins, gen) for k in kinds}
+            got = {k: latency(k, workdir, pins, gen, args.smoke) for k in kinds}
             base = got["mosquitto"][0]
             for k in kinds:
                 p50s[k].append(got[k][0])
