@@ -87,18 +87,18 @@ def run_all(kinds, scenarios, runs, smoke, progress=None):
     gen = ensure_generator()
     assert os.path.exists(gen)
     pins = brokers.cores()
-    results = {}
+    results = {kind: {} for kind in kinds}
+    # Run by run, each scenario on every broker in turn: the machine's speed drifts over minutes
+    # (latency most), and a broker whose runs all came before the others' would carry the drift.
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
-        for kind in kinds:
-            results[kind] = {}
+        for i in range(runs):
             for scenario in scenarios:
-                if kind == "micropython" and scenario not in MPY_SCENARIOS \
-                        and os.environ.get("BENCH_MPY_ALL") != "1":
-                    continue
-                results[kind][scenario] = []
-                for i in range(runs):
+                for kind in kinds:
+                    if kind == "micropython" and scenario not in MPY_SCENARIOS \
+                            and os.environ.get("BENCH_MPY_ALL") != "1":
+                        continue
                     r = run_one(kind, scenario, smoke, workdir, pins)
-                    results[kind][scenario].append(r)
+                    results[kind].setdefault(scenario, []).append(r)
                     if progress:
                         progress(kind, scenario, i, r)
     return results
