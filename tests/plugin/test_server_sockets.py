@@ -76,7 +76,6 @@ def test_a_unix_listener_accepts_without_tcp_options(tmp_path):
         server.close()
 
 
-
 class _RefusingPoller:
     """select.epoll, whose register() fails once (ENOSPC: fs.epoll.max_user_watches)."""
 

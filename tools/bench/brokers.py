@@ -17,6 +17,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 BUILD = os.path.join(REPO, "build", "bench")
+HERE = os.path.dirname(os.path.abspath(__file__))
+RELAY_MYPYC = os.path.join(BUILD, "relay-mypyc")
 MPY_HEAP = os.environ.get("BENCH_MPY_HEAP") or "256K"  # the heap; BENCH_MPY_HEAP overrides
 READY_TIMEOUT = 15.0
 
@@ -120,6 +122,13 @@ def command(kind, port, workdir, heap=None):
         conf = os.path.join(workdir, "amqtt.yaml")
         _write(conf, _AMQTT_CONF % port)
         return [amqtt_bin(), "-c", conf], signal.SIGTERM, "tcp"
+    if kind == "relay":  # tools/bench/floor.py's yardstick, interpreted
+        return [os.path.join(VENV_BIN, "python"), os.path.join(HERE, "relay.py"),
+                str(port)], signal.SIGTERM, "tcp"
+    if kind == "relay-mypyc":  # the same, compiled by floor.py into RELAY_MYPYC
+        code = ("import signal, sys; sys.path.insert(0, %r); import relay; "
+                "signal.signal(signal.SIGTERM, relay._stop); relay.serve(%d)" % (RELAY_MYPYC, port))
+        return [os.path.join(VENV_BIN, "python"), "-c", code], signal.SIGTERM, "tcp"
     raise BrokerError("unknown broker %r" % kind)
 
 
