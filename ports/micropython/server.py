@@ -314,7 +314,7 @@ class Server:
             self.conns[sock] = conn
             if raw is not sock:
                 self.raw[sock] = raw
-        except (OSError, MemoryError) as e:  # OSError: refused here, or mbedTLS out of memory
+        except (OSError, MemoryError) as e:  # OSError(0): refused above, and said why there
             self.conns.pop(sock, None)
             self.raw.pop(sock, None)
             sock.close()
@@ -323,6 +323,10 @@ class Server:
                 lifecycle.close(self.broker, conn, "", False)  # its bookkeeping needs no memory
             if isinstance(e, MemoryError):
                 raise
+            if e.args and e.args[0]:  # mbedTLS (code, text), or a socket call's errno
+                lifecycle.log_limited(self.broker, lifecycle.LIMIT_ACCEPT, _LOG_ERR,
+                                      "Error accepting a connection: %s."
+                                      % (e.args[1] if len(e.args) > 1 else e))
             return ""
         # A registration that runs out of memory leaves sock's entry in the poll set empty,
         # and the next ipoll() or unregister() would read through it (SIGSEGV). Registering
