@@ -402,6 +402,7 @@ def publish_size(b0: int, tlen: int, plen: int) -> int:
     return 1 + remaining_length_size(rl) + rl
 
 
+@micropython.native
 def put_publish(out: bytearray, pos: int, b0: int, mid: int, src: "Buffer",
                 ts: int, te: int, ps: int, pe: int) -> int:
     """Write a PUBLISH whose topic is src[ts:te] and payload src[ps:pe]; return the end offset."""
@@ -410,6 +411,7 @@ def put_publish(out: bytearray, pos: int, b0: int, mid: int, src: "Buffer",
     return pos + pe - ps
 
 
+@micropython.native
 def put_publish_head(out: bytearray, pos: int, b0: int, rl: int, mid: int, src: "Buffer",
                      ts: int, te: int) -> int:
     """A PUBLISH up to its packet identifier (QoS > 0): first byte b0, Remaining Length rl less

@@ -6,7 +6,7 @@ message's own buffer (spooled, Conn.chunk), so that delivering never needs a sec
 from broker.codec import publish_size, put_publish
 from broker.session import AWAIT_PUBCOMP, FLAG_QOS_MASK, FLAG_RETAIN
 
-from broker.bytesops import const
+from broker.bytesops import const, micropython
 from broker.output import reserve, send_ack
 
 _PUBREL = const(6)
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     Buffer = Union[bytes, bytearray]
 
 
+@micropython.native
 def deliver(b: "Broker", s: "Session", msg: "Message", flags: int) -> None:
     """A kept message (QoS 1 or 2, or a queued QoS 0 one) for session s: send now if the
     in-flight window has room and nothing waits ahead of it, else queue it (order is kept).
@@ -57,6 +58,7 @@ def _dropped(b: "Broker", s: "Session", why: str) -> None:
               "(%s, %d dropped)." % (s.client_id, why, s.dropped))
 
 
+@micropython.native
 def send_stored(b: "Broker", s: "Session", msg: "Message", flags: int) -> bool:
     """Send kept msg to the connected session s now, if its window and output allow."""
     q = flags & FLAG_QOS_MASK
@@ -80,6 +82,7 @@ def resend(b: "Broker", s: "Session", i: int) -> bool:
     return _send(b, s, b0, msg, 0, mid)
 
 
+@micropython.native
 def _send(b: "Broker", s: "Session", b0: int, msg: "Message", flags: int, mid: int) -> bool:
     """Send kept msg to s as a PUBLISH with first byte b0: copied into its output when that
     fits under out_soft and the heap, else from its own buffer (broker.spool), one message at
@@ -107,6 +110,7 @@ def _send(b: "Broker", s: "Session", b0: int, msg: "Message", flags: int, mid: i
     return True
 
 
+@micropython.native
 def sent(b: "Broker", conn: "Conn", b0: int, mid: int, data: "Buffer", tlen: int,
          plen: int) -> None:
     """Count a kept message's PUBLISH, whose topic is data[0:tlen] and payload plen bytes."""

@@ -187,6 +187,7 @@ def handle_publish(b: "Broker", conn: "Conn", b0: int, buf: "Buffer", pos: int, 
             s.qos2_released(mid)  # a PUBREC of 0x80 or more ends the exchange: no PUBREL
 
 
+@micropython.native
 def acknowledge(b: "Broker", conn: "Conn", t: int, mid: int, reason: int) -> None:
     """PUBACK or PUBREC (packet type t) of mid, with MQTT 5's reason code where it has one."""
     if reason and conn.level == _PROTOCOL_LEVEL_5:
@@ -207,6 +208,7 @@ def _must_keep(b: "Broker", n: int, qos: int) -> bool:
     return False
 
 
+@micropython.native
 def _keep(b: "Broker", conn: "Conn", buf: "Buffer", n: int) -> "Optional[Message]":
     """The kept copy of the PUBLISH in buf that b.pub describes, routed to hits[0:n];
     None when there is no room for it, after closing the publisher's connection (with its
@@ -261,6 +263,7 @@ def _retain(b: "Broker", conn: "Conn", buf: "Buffer", ts: int, te: int,
               % (str(bytes(buf[ts:te]), "utf-8"), limit))
 
 
+@micropython.native
 def handle_acknowledgement(b: "Broker", conn: "Conn", t: int, buf: "Buffer", pos: int,
                            end: int) -> None:
     """PUBACK, PUBREC, PUBREL or PUBCOMP (packet type t) in buf[pos:end]: from a client, or
@@ -285,6 +288,7 @@ def handle_acknowledgement(b: "Broker", conn: "Conn", t: int, buf: "Buffer", pos
         handle_ack(b, conn, t, mid, AWAIT_PUBCOMP)
 
 
+@micropython.native
 def handle_ack(b: "Broker", conn: "Conn", t: int, mid: int, state: int) -> None:
     """PUBACK (QoS 1) or PUBCOMP (QoS 2) ends a delivery: its slot and packet identifier
     are free again, and a queued message can take them."""

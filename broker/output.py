@@ -86,6 +86,7 @@ def reserve(b: "Broker", conn: "Conn", n: int, optional: bool) -> int:
     return pos
 
 
+@micropython.native
 def send_ack(b: "Broker", conn: "Conn", packet_type: int, mid: int) -> None:
     """PUBACK, PUBREC, PUBREL, PUBCOMP or UNSUBACK for packet identifier mid."""
     pos = reserve(b, conn, 4, False)

@@ -2,7 +2,7 @@
 
 A session outlives its connection when the client asked for CleanSession 0 [MQTT-3.1.2-4].
 """
-from broker.bytesops import const, copy_into
+from broker.bytesops import const, copy_into, micropython
 
 
 TYPE_CHECKING = False
@@ -87,6 +87,7 @@ class Message:
         return bytes(self.data[self.tlen + self.plen:])
 
 
+@micropython.native
 def message_from(buf: "Buffer", ts: int, te: int, pps: int, ps: int, pe: int, qos: int,
                  retain: bool) -> Message:
     """The message of topic buf[ts:te], properties buf[pps:ps] and payload buf[ps:pe]."""

@@ -267,6 +267,7 @@ class SubscriptionTable(FilterTree):
             return []
         return [(filt, subs[_find(subs, session) + 1]) for filt, subs in index_items(mine)]
 
+    @micropython.native
     def collect(self, buf: "Buffer", start: int, end: int, hits: "List[Any]", epoch: int) -> int:
         """Put each session with a subscription matching topic buf[start:end] into hits once.
 

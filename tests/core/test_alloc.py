@@ -8,12 +8,15 @@ from broker import keepalive, lifecycle
 from broker.config import parse
 from broker.const import PUBACK
 from broker.engine import CLOSED, Broker
+from broker.session import Message
 from broker.topics import filter_matches_in_place
 from packets import encode_ack, encode_connect, encode_publish, encode_subscribe
 from support import MPY, SkipTest
 
 if MPY:
     import micropython
+else:
+    from broker.bytesops import micropython  # its native decorator, a no-op here
 
 BATCH = 20          # PUBLISH packets per feed() call, as one socket read would bring them
 ROUNDS = 150        # 3,000 messages per test
@@ -69,6 +72,8 @@ def _client(b: Broker, cid: str, filters: "list", level: int = 4) -> object:
     return conn
 
 
+# (native: its frame is over 11 words, see test_routing_puts_no_frame_on_the_heap)
+@micropython.native
 def _sent(conn: "object") -> int:
     """Take everything conn has to send, as a port does (Conn.chunk, Conn.sent), without
     allocating; how many bytes that was."""
@@ -133,6 +138,8 @@ def _route_locked(b: Broker, pub: "object", packet: bytes, subs: "list", expect:
         assert got[i] == want, (i, got[i])
 
 
+# (native: its frame is over 11 words, see test_routing_puts_no_frame_on_the_heap)
+@micropython.native
 def _ack_publishes(b: Broker, conn: "object", acks: bytearray) -> None:
     """PUBACK every QoS 1 PUBLISH conn has to send, as its client would: the packet
     identifiers read off the bytes on their way out, the PUBACKs written into acks (preset
@@ -300,6 +307,59 @@ def test_qos1_routing_allocates_only_the_stored_message() -> None:
     assert pub.state != CLOSED and all(c.state != CLOSED for c in subs)
     # 64-bit unix port: a 4-field object and a bytearray header, each rounded to 32-byte blocks
     assert per_message <= len(topic) + len(payload) + 160, per_message
+
+
+def _native_hot_path() -> bool:
+    """Whether this MicroPython compiled the engine's hot path to machine code (the unix port
+    from source), and counts every allocation (micropython.mem_total)."""
+    def plain() -> None:
+        pass
+    return MPY and hasattr(micropython, "mem_total") and type(Broker.feed) is not type(plain)
+
+
+# (native: its frame is over 11 words, see test_routing_puts_no_frame_on_the_heap)
+@micropython.native
+def _round_trip(b: Broker, pub: "object", stream: bytearray, subs: "list",
+                acks: bytearray) -> None:
+    """pub's stream in, its answers out, and every QoS 1 delivery acknowledged."""
+    b.feed(pub, stream, len(stream))  # type: ignore[arg-type]
+    _sent(pub)
+    for c in subs:
+        _ack_publishes(b, c, acks)
+
+
+def _message_cost(size: int) -> int:
+    """What micropython.mem_total() counts for making one kept message of size bytes."""
+    before = micropython.mem_total()
+    Message(bytearray(size), 0, 1, False)
+    return micropython.mem_total() - before
+
+
+def test_routing_puts_no_frame_on_the_heap() -> None:
+    # A bytecode function whose frame is over 11 words has it allocated at each call and freed
+    # at its return: heap_lock() hides that (the frame falls back to the C stack) and mem_alloc
+    # does not see it, but micropython.mem_total() counts it. Every function a message passes
+    # through with such a frame is native where the hot path is (docs/design.md).
+    if not _native_hot_path():
+        raise SkipTest("a runtime that runs the hot path as bytecode (or counts no allocations)")
+    b = _hub()
+    pub = _client(b, "pub", [])
+    subs = [_client(b, "s%d" % i, [(b"plant/+/temp", 1), (b"plant/line1/temp", 0)])
+            for i in range(4)]
+    topic = b"plant/line1/temp"
+    payload = b"x" * 64
+    for qos, kept in ((0, 0), (1, _message_cost(len(topic) + len(payload)))):
+        stream = bytearray(encode_publish(topic, payload, qos=qos, mid=1) * BATCH)
+        acks = bytearray(encode_ack(PUBACK, 0) * (2 * BATCH))
+        _round_trip(b, pub, stream, subs, acks)
+        before = micropython.mem_total()
+        for _ in range(10):
+            _round_trip(b, pub, stream, subs, acks)
+        per_message = (micropython.mem_total() - before) // (10 * BATCH)
+        assert pub.state != CLOSED and all(c.state != CLOSED for c in subs)
+        # QoS 1: the kept message alone [MQTT-4.3.2-1], as
+        # test_qos1_routing_allocates_only_the_stored_message
+        assert per_message <= kept, (qos, per_message, kept)
 
 
 def test_deep_filter_matched_in_place_allocates_nothing() -> None:
