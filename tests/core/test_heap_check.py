@@ -26,28 +26,33 @@ class _Heap:
         self.collects += 1
 
 
-def _port(heap: _Heap) -> "object":
-    if not MPY:
-        raise SkipTest("the MicroPython port's check")
-    try:
-        from ports.micropython import server
-    except ImportError:  # (tools/wasm32/run.mjs gives no socket module: serve.mjs does)
-        raise SkipTest("no socket module to import the port with")
-    server.gc = heap  # type: ignore[attr-defined]
-    server._room = 0  # type: ignore[attr-defined]
-    return server
+class _Port:
+    """`with _Port(heap) as server:` the port's module, counting `heap` instead of its own."""
 
+    def __init__(self, heap: _Heap) -> None:
+        if not MPY:
+            raise SkipTest("the MicroPython port's check")
+        try:
+            from ports.micropython import server
+        except ImportError:  # (tools/wasm32/run.mjs gives no socket module: serve.mjs does)
+            raise SkipTest("no socket module to import the port with")
+        self.server = server
+        self.heap = heap
 
-def _done(server: "object") -> None:
-    import gc
-    server.gc = gc  # type: ignore[attr-defined]
-    server._room = 0  # type: ignore[attr-defined]
+    def __enter__(self) -> "object":
+        self.server.gc = self.heap  # type: ignore[attr-defined]
+        self.server._room = 0  # type: ignore[attr-defined]
+        return self.server
+
+    def __exit__(self, *exc: "object") -> None:
+        import gc
+        self.server.gc = gc  # type: ignore[attr-defined]
+        self.server._room = 0  # type: ignore[attr-defined]
 
 
 def test_checks_after_a_count_spend_half_the_room_it_found() -> None:
     heap = _Heap(16000, 9000)  # 8,000 above the sixteenth kept free: 4,000 to spend
-    server = _port(heap)
-    try:
+    with _Port(heap) as server:
         assert not server._heap_low(0)  # type: ignore[attr-defined]
         assert heap.counts == 1
         for _ in range(39):
@@ -57,14 +62,11 @@ def test_checks_after_a_count_spend_half_the_room_it_found() -> None:
         assert not server._heap_low(200)  # type: ignore[attr-defined]
         assert heap.counts == 2  # past the room: counted again, 4,000 - 200 above the sixteenth
         assert server._room == (5000 - 200 - 1000) >> 1  # type: ignore[attr-defined]
-    finally:
-        _done(server)
 
 
 def test_a_heap_left_with_less_than_a_sixteenth_free_is_low_after_a_collection() -> None:
     heap = _Heap(16000, 1500)
-    server = _port(heap)
-    try:
+    with _Port(heap) as server:
         assert not server._heap_low(400)  # type: ignore[attr-defined]  # 1,100 left: enough
         assert heap.collects == 0
         assert server._heap_low(600)  # type: ignore[attr-defined]  # 900 left: low
@@ -73,19 +75,14 @@ def test_a_heap_left_with_less_than_a_sixteenth_free_is_low_after_a_collection()
         counts = heap.counts
         assert server._heap_low(600)  # type: ignore[attr-defined]
         assert heap.counts > counts
-    finally:
-        _done(server)
 
 
 def test_an_accepted_connection_has_the_heap_counted_now() -> None:
     # the accept path refuses a connection (CONNACK 0x03) from what the heap holds now, not
     # from the room a count found before the connections accepted since
     heap = _Heap(16000, 9000)
-    server = _port(heap)
-    try:
+    with _Port(heap) as server:
         assert not server._heap_low(0)  # type: ignore[attr-defined]
         heap.free = 900
         assert server._heap_low(0) is False  # type: ignore[attr-defined]  # the room counted
         assert server._heap_low_now(0)  # type: ignore[attr-defined]
-    finally:
-        _done(server)
