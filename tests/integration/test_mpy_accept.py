@@ -5,14 +5,9 @@ import socket
 import subprocess
 
 from conftest import REPO_ROOT, _our_micropython, free_port
+from raw_mqtt import connect_packet
 
 WAIT = 10.0
-
-
-def _connect_packet(client_id):
-    cid = client_id.encode()
-    body = b"\x00\x04MQTT\x04\x02\x00\x3c" + len(cid).to_bytes(2, "big") + cid
-    return bytes([0x10, len(body)]) + body
 
 
 def test_a_client_whose_tls_wrap_fails_is_let_go_and_the_next_one_served(tmp_path):
@@ -31,7 +26,7 @@ def test_a_client_whose_tls_wrap_fails_is_let_go_and_the_next_one_served(tmp_pat
         assert first.recv(4) == b""  # closed: its TLS layer could not be made
         first.close()
         second = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
-        second.sendall(_connect_packet("second"))
+        second.sendall(connect_packet("second"))
         assert second.recv(4) == b"\x20\x02\x00\x00"  # CONNACK, accepted
         second.close()
         assert proc.poll() is None  # still serving
