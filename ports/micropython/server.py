@@ -69,16 +69,19 @@ def _heap_free() -> int:
 # message kept, it took two thirds of the time of QoS 1 on a 512K heap. A count leaves half of
 # the room it found above the sixteenth to the checks after it, the other half for what is
 # allocated meanwhile without a check (a read's buffer, an answer). The heap is counted again
-# when that room is spent, for each connection accepted, and every _RECOUNT_MS.
+# when that room is spent, for each connection accepted, and _RECOUNT_MS after the last count
+# (Server.step). Until the first count the room is 0, so _counted_at needs no start value.
 _room = 0
+_counted_at = 0  # time.ticks_ms() of the last count
 
 
 def _heap_low(n: int) -> bool:
     """True when a new buffer of n bytes would leave less than a sixteenth of the heap free."""
-    global _room
+    global _room, _counted_at
     if n < _room:
         _room -= n
         return False
+    _counted_at = time.ticks_ms()  # type: ignore[attr-defined]
     free = _heap_free()
     total = free + gc.mem_alloc()  # type: ignore[attr-defined]
     if (free - n) * _HEAP_FREE_SHARE < total:
@@ -125,7 +128,6 @@ class Server:
         resume_at: int
         closed: int
         closed_at: int
-        counted_at: int  # when step() last had the heap counted again: see _heap_low
         max_sockets: int
         # per_listener_settings true: listener socket -> its Listener (the options its clients get)
         per_listener_settings: "Dict[Any, Listener]"
@@ -183,9 +185,8 @@ class Server:
         if incoming and not self.paused:  # (a poller that ignores the mask may report them)
             self._accept_all()
         now = time.ticks_ms()  # type: ignore[attr-defined]
-        if time.ticks_diff(now, self.counted_at) >= _RECOUNT_MS:  # type: ignore[attr-defined]
-            _room = 0  # see _heap_low
-            self.counted_at = now
+        if _room and time.ticks_diff(now, _counted_at) >= _RECOUNT_MS:  # type: ignore[attr-defined]
+            _room = 0  # counted again at the next check: see _heap_low
         try:
             keepalive.tick(self.broker, now)
             if self.links is not None:

@@ -114,7 +114,6 @@ def prepare(server: "Server", config: "Config",
     server.resume_at = 0
     server.closed = 0
     server.closed_at = 0
-    server.counted_at = time.ticks_ms()  # type: ignore[attr-defined]
     gc.collect()  # what start-up has made so far and dropped is not the broker's to count
     free = port._heap_free()
     holds = free * 3 // 4 // (_CONN_WORDS * (8 if sys.maxsize > 0x7FFFFFFF else 4))
